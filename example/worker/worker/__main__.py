@@ -1,0 +1,55 @@
+"""Entry point: ``python3 -m worker [--api-url URL] [--interval SECONDS] [--once] [--version]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+from stackcommon import VERSION, configure_logging
+
+from worker.client import SERVICE, run
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="worker", description="Process runs queued in the API."
+    )
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get("API_URL", "http://api-server:8080"),
+        help="base URL of the API (default: $API_URL or http://api-server:8080)",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=0.5,
+        help="seconds to wait when idle (default: 0.5)",
+    )
+    parser.add_argument(
+        "--once", action="store_true", help="process at most one run, then exit"
+    )
+    parser.add_argument("--version", action="version", version=f"{SERVICE} {VERSION}")
+    return parser.parse_args(argv)
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """Exit on SIGTERM (the default action does not apply to PID 1 in a container)."""
+    raise SystemExit(0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    configure_logging()
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        return run(args.api_url, interval=args.interval, once=args.once)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

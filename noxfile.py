@@ -1,0 +1,63 @@
+# /// script
+# dependencies = [
+#   "nox>=2025.02.09",
+#   "python-on-whales>=0.70",
+#   "tenacity>=8.2",
+#   "pydantic>=2.5",
+#   "rich>=13.7",
+#   "filelock>=3.13",
+# ]
+# ///
+"""stagegate sessions: build -> verify -> deploy -> e2e, each gated on the one before.
+
+Sessions only: each one calls into ``tasks`` (see tasks/__init__.py for the map). Pipeline
+sessions take the same options after ``--`` (``nox -s build -- --keep-going``), because nox
+hands posargs to prerequisites too.
+"""
+
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT))  # nox does not put the noxfile's folder on sys.path
+
+from tasks import cli  # noqa: E402
+
+nox.needs_version = ">=2025.02.09"
+nox.options.sessions = ["lint", "tests"]
+
+
+@nox.session(python=False, default=False)
+def preflight(session: nox.Session) -> None:
+    """Check Docker engine, builder and base images before anything runs (seconds)."""
+    if cli.stage("preflight", session.posargs, ROOT):
+        session.error("preflight failed: see .stagegate/error.json")
+
+
+@nox.session(python=False, default=False, requires=["preflight"])
+def build(session: nox.Session) -> None:
+    """Build every configured image: dependency order, in parallel, unchanged ones skipped."""
+    if cli.stage("build", session.posargs, ROOT):
+        session.error("build failed: see .stagegate/error.json")
+
+
+@nox.session(python=False, default=False)
+def doctor(session: nox.Session) -> None:
+    """Print the environment report (the preflight checks); never fails."""
+    cli.doctor(ROOT)
+
+
+@nox.session(reuse_venv=True)
+def tests(session: nox.Session) -> None:
+    """Run the test suite (unit, and integration against the Docker engine when one answers)."""
+    session.install("-e", ".[test]")
+    session.run("pytest", *(session.posargs or ["tests"]))
+
+
+@nox.session(reuse_venv=True)
+def lint(session: nox.Session) -> None:
+    """Lint with ruff."""
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")

@@ -1,0 +1,182 @@
+"""Image builders behind one interface: buildx (BuildKit) when installed, the legacy builder otherwise.
+
+Both go through the ``python_on_whales.DockerClient`` they are given, write the command's
+output to the build log, and turn a failed build into :class:`BuildFailure`, whose
+:func:`parse_build_failure` finds the failing step, its Dockerfile line and the exit code of a
+failed ``RUN``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from tasks.dockerfile import Dockerfile
+
+DAEMON_DOWN = "Cannot connect to the Docker daemon"
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    context: Path
+    dockerfile: Path
+    tags: list[str]
+    build_args: Mapping[str, str]
+    labels: Mapping[str, str]
+
+
+class BuildFailure(Exception):
+    """``docker build`` failed; keeps argv, exit code and the full output."""
+
+    def __init__(self, argv: list[str], exit_code: int, output: str) -> None:
+        self.argv = argv
+        self.exit_code = exit_code
+        self.output = output
+        super().__init__(f"build failed with exit code {exit_code}")
+
+    @property
+    def daemon_down(self) -> bool:
+        return DAEMON_DOWN in self.output
+
+
+class Builder(Protocol):
+    name: str
+
+    def build(self, request: BuildRequest, log: TextIO) -> str:
+        """Build and return the image ID; :class:`BuildFailure` when the build fails."""
+        ...
+
+
+def detect_builder(docker: DockerClient) -> Builder:
+    """buildx when the plugin is installed, else the legacy builder."""
+    if docker.buildx.is_installed():
+        return BuildxBuilder(docker)
+    return LegacyBuilder(docker)
+
+
+@dataclass
+class LegacyBuilder:
+    """``docker build`` without BuildKit: works wherever a Docker engine does."""
+
+    docker: DockerClient
+    name: str = field(default="legacy", init=False)
+
+    def build(self, request: BuildRequest, log: TextIO) -> str:
+        try:
+            # quiet=True is the mode in which python-on-whales captures the output of a
+            # failed build (the legacy builder then prints every step to stderr).
+            image = self.docker.legacy_build(
+                request.context,
+                file=request.dockerfile,
+                tags=request.tags,
+                build_args=dict(request.build_args),
+                labels=dict(request.labels),
+                quiet=True,
+            )
+        except DockerException as exc:
+            output = (exc.stdout or "") + (exc.stderr or "")
+            log.write(f"$ {' '.join(map(str, exc.docker_command))}\n{output}\n[exit code {exc.return_code}]\n")
+            raise BuildFailure([str(a) for a in exc.docker_command], exc.return_code, output) from None
+        log.write(f"docker build (legacy builder) {request.context} -f {request.dockerfile}\n")
+        log.write(f"Successfully built {image.id}\ntags: {', '.join(request.tags)}\n")
+        return image.id
+
+
+@dataclass
+class BuildxBuilder:
+    """``docker buildx build --load`` with plain progress, streamed into the log."""
+
+    docker: DockerClient
+    name: str = field(default="buildx", init=False)
+
+    def build(self, request: BuildRequest, log: TextIO) -> str:
+        try:
+            lines = self.docker.build(
+                request.context,
+                file=request.dockerfile,
+                tags=request.tags,
+                build_args=dict(request.build_args),
+                labels=dict(request.labels),
+                load=True,
+                progress="plain",
+                stream_logs=True,
+            )
+            for line in lines:  # type: ignore[union-attr]
+                log.write(line if line.endswith("\n") else line + "\n")
+        except DockerException as exc:
+            output = (exc.stdout or "") + (exc.stderr or "")
+            log.write(f"\n[exit code {exc.return_code}]\n")
+            raise BuildFailure([str(a) for a in exc.docker_command], exc.return_code, output) from None
+        return self.docker.image.inspect(request.tags[0]).id
+
+
+@dataclass(frozen=True)
+class FailureDetails:
+    """Where a build broke, as far as its output tells."""
+
+    line: int | None = None
+    instruction: str | None = None
+    exit_code: int | None = None  # of a failed RUN
+    reason: str = ""  # the builder's own one-line error
+
+
+_LEGACY_STEP = re.compile(r"^Step (\d+)/\d+ : (.*)$", re.MULTILINE)
+_LEGACY_RUN_EXIT = re.compile(r"returned a non-zero code: (\d+)")
+_BUILDKIT_LOCATION = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+)\n-{4,}$", re.MULTILINE)
+_BUILDKIT_RUN_EXIT = re.compile(r"did not complete successfully: exit code: (\d+)")
+_BUILDKIT_ERROR = re.compile(r"^ERROR: (.*)$", re.MULTILINE)
+
+
+def parse_build_failure(output: str, dockerfile: Dockerfile) -> FailureDetails:
+    """Map a failed build's output back to the Dockerfile: line, instruction, RUN exit code."""
+    location = _BUILDKIT_LOCATION.search(output)
+    if location:  # BuildKit prints the failing instruction's position itself
+        line = int(location.group("line"))
+        instruction = dockerfile.at_line(line)
+        run_exit = _BUILDKIT_RUN_EXIT.search(output)
+        reason = _BUILDKIT_ERROR.findall(output)
+        return FailureDetails(
+            line=line,
+            instruction=instruction.text if instruction else None,
+            exit_code=int(run_exit.group(1)) if run_exit else None,
+            reason=reason[-1].strip() if reason else _last_line(output),
+        )
+    steps = _LEGACY_STEP.findall(output)
+    run_exit = _LEGACY_RUN_EXIT.search(output)
+    if steps:
+        number, text = steps[-1]
+        instruction = dockerfile.find(text) or dockerfile.step(int(number))
+        after = output[output.rfind(f"Step {number}/") :]
+        return FailureDetails(
+            line=instruction.line if instruction else None,
+            instruction=instruction.text if instruction else text,
+            exit_code=int(run_exit.group(1)) if run_exit else None,
+            reason=_reason_after_step(after),
+        )
+    return FailureDetails(reason=_last_line(output))
+
+
+def _reason_after_step(section: str) -> str:
+    """The builder's error line in the output of the failing step."""
+    lines = [ln.strip() for ln in section.splitlines()[1:] if ln.strip()]
+    for ln in reversed(lines):
+        if not ln.startswith(("---> ", "Step ", "Sending build context")):
+            return ln
+    return lines[-1] if lines else ""
+
+
+def _last_line(output: str) -> str:
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def log_excerpt(output: str, lines: int = 20) -> str:
+    """The last ``lines`` non-empty lines of a command's output."""
+    kept = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
+    return "\n".join(kept[-lines:])

@@ -1,0 +1,51 @@
+"""Entry points for ``noxfile.py``: one call per session, returning an exit status."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from python_on_whales import DockerClient
+
+from tasks import pipeline
+from tasks.config import load_config
+from tasks.errors import StagegateError
+from tasks.stages.preflight import Check, environment_checks
+from tasks.ui import Reporter, make_console
+
+
+def stage(name: str, posargs: Sequence[str], root: Path) -> int:
+    """Run the pipeline stage ``name`` with the session's posargs."""
+    _quiet_libraries()
+    return pipeline.run_stage(name, posargs, root=root, reporter=Reporter(make_console()))
+
+
+def doctor(root: Path) -> int:
+    """Print the environment report (preflight's checks); always 0."""
+    _quiet_libraries()
+    console = make_console()
+    checks: list[Check] = []
+    try:
+        config = load_config(root)
+        checks.append(Check("config", True, f"{len(config.images)} image(s) in pyproject.toml"))
+        checks += environment_checks(config, DockerClient(), list(config.images), dict(os.environ), {})
+    except StagegateError as error:
+        checks.append(Check("config", False, error.message, error))
+    for check in checks:
+        mark = "[green]✓[/green]" if check.ok else "[red]✗[/red]"
+        console.print(f"{mark} {check.name}: {check.detail}")
+        if check.error is not None:
+            console.print(f"    [bold]{check.error.code}[/bold] — hint: {check.error.hint}")
+    git = pipeline.git_info(root)
+    console.print(f"[dim]git {git['sha'] or 'not a repository'}{' (dirty)' if git['dirty'] else ''}[/dim]")
+    return 0
+
+
+def _quiet_libraries() -> None:
+    """nox sets the root logger to DEBUG; keep library chatter (every docker argv) out of the
+    terminal unless STAGEGATE_DEBUG is set. The build logs keep the full output."""
+    level = logging.DEBUG if os.environ.get("STAGEGATE_DEBUG") else logging.WARNING
+    for name in ("python_on_whales", "tasks", "filelock"):
+        logging.getLogger(name).setLevel(level)

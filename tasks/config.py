@@ -1,0 +1,337 @@
+"""``[tool.stagegate]`` in pyproject.toml: loaded, validated, resolved.
+
+:func:`load_config` returns a :class:`Config` whose images are :class:`ImageSpec` with absolute
+paths, interpolated build args and complete dependencies (``depends_on`` plus ``FROM`` lines
+naming a configured image). Every problem is a ``CONFIG_INVALID`` error with the key path and
+a hint; nothing half-valid escapes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import pydantic
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks import graph
+from tasks.dockerfile import Dockerfile, DockerfileSyntaxError
+from tasks.errors import StagegateError, config_error
+
+PYPROJECT = "pyproject.toml"
+SECTION = "tool.stagegate"
+ARTIFACTS_ENV = "STAGEGATE_ARTIFACTS"
+DEFAULT_ARTIFACTS = ".stagegate"
+
+# A repository name as Docker accepts it: lowercase path components, optional registry host.
+_IMAGE_NAME = r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class ImageSettings(_Strict):
+    """One ``[[tool.stagegate.images]]`` table, as written."""
+
+    name: Annotated[str, Field(pattern=_IMAGE_NAME)]
+    context: str = "."
+    dockerfile: str | None = None
+    build_args: dict[str, str] = {}
+    depends_on: list[str] = []
+    smoke: list[str] | None = None
+
+
+class Settings(_Strict):
+    """The ``[tool.stagegate]`` table, as written."""
+
+    artifacts: str = DEFAULT_ARTIFACTS
+    images: list[ImageSettings] = []
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """A configured image, resolved: what the build stage needs to build it."""
+
+    name: str
+    context: Path
+    dockerfile: Path
+    build_args: Mapping[str, str]
+    depends_on: tuple[str, ...]
+    smoke: tuple[str, ...] | None
+    parsed: Dockerfile
+    index: int  # position in the config, for key paths in errors
+
+    @property
+    def key(self) -> str:
+        return f"{SECTION}.images[{self.index}]"
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration of one repository."""
+
+    root: Path
+    artifacts: Path
+    images: Mapping[str, ImageSpec]
+
+    def relpath(self, path: Path) -> str:
+        """``path`` relative to the repository root, for messages and error.json."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+    def select(self, only: list[str]) -> list[str]:
+        """Names of the images to work on: ``only`` and what they need, in config order."""
+        if not only:
+            return list(self.images)
+        for name in only:
+            if name not in self.images:
+                raise config_error(
+                    "--only",
+                    f"--only names {name!r}, which is not a configured image",
+                    _did_you_mean(name, self.images) or "configured: " + ", ".join(self.images),
+                    image=name,
+                )
+        wanted = graph.requirements({n: s.depends_on for n, s in self.images.items()}, only)
+        return [n for n in self.images if n in wanted]
+
+
+def artifacts_dir(root: Path, env: Mapping[str, str] = os.environ) -> Path:
+    """The artifacts dir, readable even when the rest of the configuration is broken.
+
+    Errors about the configuration itself must land somewhere: ``STAGEGATE_ARTIFACTS``
+    wins, then a string ``artifacts`` key, then the default.
+    """
+    if env.get(ARTIFACTS_ENV):
+        return (root / env[ARTIFACTS_ENV]).resolve()
+    try:
+        raw = tomllib.loads((root / PYPROJECT).read_text()).get("tool", {}).get("stagegate", {})
+        value = raw.get("artifacts", DEFAULT_ARTIFACTS)
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        value = DEFAULT_ARTIFACTS
+    if not isinstance(value, str) or not _inside(root, root / value):
+        value = DEFAULT_ARTIFACTS
+    return (root / value).resolve()
+
+
+def load_config(root: Path, env: Mapping[str, str] = os.environ) -> Config:
+    """Read, validate and resolve ``[tool.stagegate]`` of the repository at ``root``."""
+    root = root.resolve()
+    raw = _read_section(root)
+    try:
+        settings = Settings.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise _from_validation_error(exc, raw) from None
+
+    if env.get(ARTIFACTS_ENV):
+        artifacts = (root / env[ARTIFACTS_ENV]).resolve()
+    else:
+        artifacts = _path_in_repo(root, settings.artifacts, f"{SECTION}.artifacts", must_exist=False)
+
+    names = [image.name for image in settings.images]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            raise config_error(
+                f"{SECTION}.images[{index}].name",
+                f"image {name!r} is configured twice (images[{names.index(name)}] and images[{index}])",
+                "give every image its own name",
+            )
+
+    images = {
+        image.name: _resolve_image(root, image, index, names, env)
+        for index, image in enumerate(settings.images)
+    }
+    cycle = graph.find_cycle({n: s.depends_on for n, s in images.items()})
+    if cycle:
+        first = images[cycle[0]]
+        raise config_error(
+            f"{first.key}.depends_on",
+            "images depend on each other in a cycle: " + " -> ".join(cycle),
+            "remove one of these dependencies (depends_on or a FROM line naming a configured image)",
+            cycle=cycle,
+        )
+    return Config(root=root, artifacts=artifacts, images=images)
+
+
+def interpolate(value: str, env: Mapping[str, str], key: str) -> str:
+    """Expand ``${VAR}``, ``${VAR:-default}`` and ``${VAR-default}``; ``$$`` is a literal ``$``."""
+
+    def expand(match: re.Match[str]) -> str:
+        if match.group("escaped"):
+            return "$"
+        name, op, default = match.group("name", "op", "default")
+        current = env.get(name)
+        if op == ":-" and not current:
+            return default
+        if op == "-" and current is None:
+            return default
+        if current is None:
+            raise config_error(
+                key,
+                f"{key} uses ${{{name}}}, which is not set",
+                f"set {name} in the environment, or give a default: ${{{name}:-value}}",
+                variable=name,
+            )
+        return current
+
+    return _VARIABLE.sub(expand, value)
+
+
+_VARIABLE = re.compile(
+    r"(?P<escaped>\$\$)|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\}"
+)
+
+
+def _read_section(root: Path) -> dict[str, Any]:
+    path = root / PYPROJECT
+    try:
+        document = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise config_error(
+            SECTION, f"no {PYPROJECT} in {root.name}/", f"run stagegate from a repository with a {PYPROJECT}"
+        ) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise config_error(SECTION, f"{PYPROJECT} is not valid TOML: {exc}", "fix the TOML syntax", file=PYPROJECT) from None
+    section = document.get("tool", {}).get("stagegate")
+    if section is None:
+        raise config_error(
+            SECTION,
+            f"{PYPROJECT} has no [{SECTION}] table",
+            f"add [{SECTION}] with at least one [[{SECTION}.images]] entry (see README)",
+            file=PYPROJECT,
+        )
+    if not isinstance(section, dict):
+        raise config_error(SECTION, f"[{SECTION}] must be a table", "see README for the format", file=PYPROJECT)
+    return section
+
+
+def _resolve_image(root: Path, image: ImageSettings, index: int, names: list[str], env: Mapping[str, str]) -> ImageSpec:
+    key = f"{SECTION}.images[{index}]"
+    context = _path_in_repo(root, image.context, f"{key}.context", must_exist=True, kind="directory")
+    dockerfile = _path_in_repo(
+        root,
+        image.dockerfile or str(Path(image.context) / "Dockerfile"),
+        f"{key}.dockerfile",
+        must_exist=True,
+        kind="file",
+    )
+    build_args = {name: interpolate(value, env, f"{key}.build_args.{name}") for name, value in image.build_args.items()}
+    for position, dependency in enumerate(image.depends_on):
+        if dependency not in names:
+            raise config_error(
+                f"{key}.depends_on[{position}]",
+                f"{image.name} depends on {dependency!r}, which is not a configured image",
+                _did_you_mean(dependency, names) or "configure it under [[tool.stagegate.images]] or remove it",
+            )
+        if dependency == image.name:
+            raise config_error(f"{key}.depends_on[{position}]", f"{image.name} depends on itself", "remove it")
+    try:
+        parsed = Dockerfile.parse(dockerfile.read_text(), path=dockerfile)
+    except (OSError, UnicodeDecodeError, DockerfileSyntaxError) as exc:
+        raise config_error(
+            f"{key}.dockerfile",
+            f"cannot read {dockerfile.relative_to(root).as_posix()}: {exc}",
+            "point dockerfile at a readable Dockerfile",
+            file=dockerfile.relative_to(root).as_posix(),
+        ) from None
+    inferred = [
+        ref.configured_name(names)
+        for ref in parsed.base_refs(build_args)
+        if ref.configured_name(names) not in (None, image.name)
+    ]
+    depends_on = tuple(dict.fromkeys([*image.depends_on, *inferred]))
+    return ImageSpec(
+        name=image.name,
+        context=context,
+        dockerfile=dockerfile,
+        build_args=build_args,
+        depends_on=depends_on,  # type: ignore[arg-type]
+        smoke=tuple(image.smoke) if image.smoke is not None else None,
+        parsed=parsed,
+        index=index,
+    )
+
+
+def _path_in_repo(root: Path, value: str, key: str, *, must_exist: bool, kind: str = "path") -> Path:
+    path = (root / value).resolve()
+    if not _inside(root, path):
+        raise config_error(
+            key,
+            f"{key} = {value!r} leaves the repository",
+            "use a path inside the repository, relative to pyproject.toml",
+            path=value,
+        )
+    if must_exist:
+        exists = path.is_dir() if kind == "directory" else path.is_file()
+        if not exists:
+            raise config_error(key, f"{key}: {kind} {value!r} does not exist", f"create it or fix the path in {PYPROJECT}", path=value)
+    return path
+
+
+def _inside(root: Path, path: Path) -> bool:
+    return path.resolve().is_relative_to(root.resolve())
+
+
+def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return f"did you mean {close[0]!r}?" if close else ""
+
+
+def _from_validation_error(exc: pydantic.ValidationError, raw: Any) -> StagegateError:
+    """The first validation problem as ``CONFIG_INVALID``, with key path and hint."""
+    first = exc.errors()[0]
+    loc = first["loc"]
+    key = SECTION + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    if first["type"] == "extra_forbidden":
+        known = _fields_at(Settings, loc[:-1])
+        hint = _did_you_mean(str(loc[-1]), known) or "known keys: " + ", ".join(sorted(known))
+        return config_error(key, f"unknown key {key}", hint)
+    if first["type"] == "missing":
+        return config_error(key, f"{key} is required", f"add {loc[-1]} = ... to the table")
+    if first["type"] == "string_pattern_mismatch":
+        return config_error(
+            key,
+            f"{key} = {first['input']!r} is not a valid image name",
+            "use a lowercase repository name without a tag, like 'example/api-server'",
+        )
+    expected = first["msg"].removeprefix("Input should be ").removeprefix("a ").removeprefix("an ")
+    return config_error(
+        key,
+        f"{key} has the wrong type: {type(first['input']).__name__} {first['input']!r}",
+        f"it should be {expected}",
+    )
+
+
+def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
+    """Field names of the model found by walking ``loc`` from ``model``."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        annotation = current.model_fields[part].annotation
+        current = next(
+            (arg for arg in _flatten(annotation) if isinstance(arg, type) and issubclass(arg, BaseModel)),
+            None,
+        )
+        if current is None:
+            return []
+    return list(current.model_fields)
+
+
+def _flatten(annotation: Any) -> list[Any]:
+    args = typing.get_args(annotation)
+    if not args:
+        return [annotation]
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in (list, typing.Union):
+        return [leaf for arg in args for leaf in _flatten(arg)]
+    return [leaf for arg in args for leaf in _flatten(arg)]

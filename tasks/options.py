@@ -1,0 +1,66 @@
+"""The one option set every pipeline session understands (``nox -s build -- --keep-going``).
+
+nox hands the same posargs to every prerequisite, so all pipeline sessions parse the same
+options; an unknown option is a ``CONFIG_INVALID`` error, never a silent no-op.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, NoReturn
+
+from tasks.errors import config_error
+
+
+@dataclass(frozen=True)
+class Options:
+    keep_going: bool = False
+    only: tuple[str, ...] = ()
+    jobs: int = 0  # 0: one build per core
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "only": list(self.only)}
+
+    @property
+    def max_parallel(self) -> int:
+        return self.jobs or max(1, os.cpu_count() or 1)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise config_error("options", f"bad option: {message}", f"options are: {_SUMMARY}")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+_parser = _Parser(prog="nox -s <stage> --", add_help=False)
+_parser.add_argument("--keep-going", action="store_true", help="build everything that can be built; report all failures")
+_parser.add_argument("--only", action="append", default=[], metavar="IMAGE", help="work on IMAGE (and what it needs) only; repeatable")
+_parser.add_argument("--jobs", "-j", type=_positive, default=0, metavar="N", help="at most N builds at once (default: one per core)")
+
+_SUMMARY = "--keep-going, --only IMAGE, --jobs N"
+
+
+def parse_options(argv: Sequence[str]) -> Options:
+    namespace, unknown = _parser.parse_known_args(list(argv))
+    if unknown:
+        raise config_error(
+            "options",
+            f"unknown option {unknown[0]!r}",
+            f"pipeline sessions understand {_SUMMARY}",
+            option=unknown[0],
+        )
+    only = tuple(name for value in namespace.only for name in value.split(",") if name)
+    return Options(keep_going=namespace.keep_going, only=only, jobs=namespace.jobs)
+
+
+def options_help() -> str:
+    return _parser.format_help()

@@ -1,0 +1,107 @@
+"""The gate: every pipeline stage runs through :func:`run_stage`.
+
+It opens the stage in the ledger (refusing with ``UPSTREAM_FAILED`` when an earlier stage
+of the run did not pass), times it, and records the outcome: outputs on success; on an
+expected failure exactly one ``error.json``; on anything unexpected ``INTERNAL_ERROR`` with
+the traceback; on Ctrl-C ``INTERRUPTED``. It returns the exit status; it never lets an
+expected failure reach the user as a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from python_on_whales import DockerClient
+
+from tasks import runner
+from tasks.clock import Clock
+from tasks.config import artifacts_dir, load_config
+from tasks.errors import Code, StagegateError
+from tasks.ledger import PIPELINE, Ledger, Status
+from tasks.options import parse_options
+from tasks.stages import StageContext, build, preflight
+from tasks.ui import Reporter
+
+log = logging.getLogger(__name__)
+
+STAGES: dict[str, Callable[[StageContext], None]] = {
+    "preflight": preflight.run,
+    "build": build.run,
+}
+assert tuple(STAGES) == PIPELINE
+
+
+def run_stage(
+    stage: str,
+    argv: Sequence[str],
+    *,
+    root: Path,
+    reporter: Reporter,
+    docker: DockerClient | None = None,
+    clock: Clock | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Run one pipeline stage; 0 when it passed, 1 when it failed."""
+    env = dict(os.environ if env is None else env)
+    clock = clock or Clock()
+    ledger = Ledger(artifacts_dir(root, env), clock)
+    started = clock.monotonic()
+    outputs: dict[str, Any] = {}
+    error: StagegateError | None = None
+    interrupted = False
+    try:
+        run = ledger.begin(stage, git=git_info(root), options={"argv": list(argv)})
+        options = parse_options(argv)
+        config = load_config(root, env)
+        context = StageContext(
+            config=config,
+            options=options,
+            docker=docker or DockerClient(),
+            ledger=ledger,
+            reporter=reporter,
+            clock=clock,
+            run=run,
+            env=env,
+            outputs=outputs,
+        )
+        STAGES[stage](context)
+    except StagegateError as exc:
+        error = exc
+    except KeyboardInterrupt:
+        interrupted = True
+        error = StagegateError(Code.INTERRUPTED, f"{stage} was interrupted", "re-run when ready", {"stage": stage})
+    except Exception as exc:
+        trace = traceback.format_exc()
+        reporter.internal_error(trace)
+        error = StagegateError(
+            Code.INTERNAL_ERROR,
+            f"{stage}: unexpected {type(exc).__name__}: {exc}",
+            "this is a bug in stagegate; please report it with error.json",
+            {"stage": stage},
+            log_excerpt=trace,
+        )
+    duration = clock.monotonic() - started
+    document = None
+    if error is None:
+        ledger.record_pass(stage, duration, outputs, Status.PASSED)
+    else:
+        document = ledger.record_failure(stage, error, duration, outputs, interrupted=interrupted)
+    reporter.summary(ledger.read_run() or {}, document, ledger.artifacts)
+    if interrupted:
+        raise KeyboardInterrupt
+    return 0 if error is None else 1
+
+
+def git_info(root: Path) -> dict[str, Any]:
+    """The repository's revision and whether the work tree has changes (None outside git)."""
+    try:
+        sha = runner.run(["git", "rev-parse", "HEAD"], cwd=root, timeout=10).stdout.strip()
+        status = runner.run(["git", "status", "--porcelain"], cwd=root, timeout=30).stdout
+    except runner.CommandFailed:
+        return {"sha": None, "dirty": None}
+    return {"sha": sha, "dirty": bool(status.strip())}

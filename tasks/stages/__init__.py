@@ -1,0 +1,43 @@
+"""The gated stages. Each is a function ``run(ctx: StageContext) -> None`` that fills
+``ctx.outputs`` as it goes and raises :class:`tasks.errors.StagegateError` when it fails;
+:mod:`tasks.pipeline` runs it, times it and records the result in the ledger."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_on_whales import DockerClient
+
+from tasks.clock import Clock
+from tasks.config import Config
+from tasks.ledger import Ledger
+from tasks.options import Options
+from tasks.ui import Reporter
+
+
+@dataclass
+class StageContext:
+    """What a stage may use. Everything with side effects is injected here."""
+
+    config: Config
+    options: Options
+    docker: DockerClient
+    ledger: Ledger
+    reporter: Reporter
+    clock: Clock
+    run: dict[str, Any]  # run.json as it was when the stage began
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def artifacts(self) -> Path:
+        return self.config.artifacts
+
+    def log_path(self, stage: str, subject: str) -> Path:
+        """``logs/<stage>/<subject>.log`` with the subject made file-name safe."""
+        safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in subject)
+        return self.artifacts / "logs" / stage / f"{safe}.log"

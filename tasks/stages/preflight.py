@@ -1,0 +1,194 @@
+"""preflight: can this run succeed at all? Daemon, builder, base images — in seconds.
+
+The same checks back ``doctor``, which prints them all and never fails.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from tasks.builder import BuildxBuilder, LegacyBuilder
+from tasks.config import Config
+from tasks.errors import Code, StagegateError
+from tasks.stages import StageContext
+
+DAEMON_TIMEOUT_S = 10.0
+REGISTRY_TIMEOUT_S = 20.0
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of the preflight/doctor report."""
+
+    name: str
+    ok: bool
+    detail: str
+    error: StagegateError | None = None
+
+
+def run(ctx: StageContext) -> None:
+    ctx.reporter.stage_started("preflight", "Docker engine, builder, base images")
+    checks = environment_checks(ctx.config, ctx.docker, ctx.config.select(list(ctx.options.only)), ctx.env, ctx.outputs)
+    for check in checks:
+        ctx.reporter.info(("✓ " if check.ok else "✗ ") + f"{check.name}: {check.detail}")
+    errors = [check.error for check in checks if check.error is not None]
+    if errors:
+        first = errors[0]
+        first.others = errors[1:]
+        raise first
+
+
+def environment_checks(
+    config: Config,
+    docker: DockerClient,
+    images: list[str],
+    env: Mapping[str, str],
+    outputs: dict[str, Any],
+) -> list[Check]:
+    """Run every check that can run; later checks are skipped when the daemon is down."""
+    daemon = check_daemon(docker, outputs)
+    if not daemon.ok:
+        return [daemon]
+    return [daemon, check_builder(docker, env, outputs), *check_base_images(config, docker, images, outputs)]
+
+
+def check_daemon(docker: DockerClient, outputs: dict[str, Any]) -> Check:
+    try:
+        version = _within(DAEMON_TIMEOUT_S, docker.version)
+    except TimeoutError:
+        return _daemon_down(f"the Docker daemon did not answer within {DAEMON_TIMEOUT_S:g} s", "")
+    except DockerException as exc:
+        return _daemon_down("cannot reach the Docker daemon", (exc.stderr or str(exc)).strip(), exc.docker_command, exc.return_code)
+    except FileNotFoundError:
+        return Check(
+            "docker",
+            False,
+            "the docker CLI is not installed",
+            StagegateError(
+                Code.TOOL_MISSING,
+                "the docker CLI is not on PATH",
+                "install Docker (engine and CLI): https://docs.docker.com/engine/install/",
+                {"tool": "docker"},
+            ),
+        )
+    server = version.server
+    outputs["docker"] = {
+        "server_version": server.version if server else None,
+        "os": server.os if server else None,
+        "arch": server.arch if server else None,
+    }
+    return Check("docker", True, f"engine {outputs['docker']['server_version']} ({outputs['docker']['os']}/{outputs['docker']['arch']})")
+
+
+def check_builder(docker: DockerClient, env: Mapping[str, str], outputs: dict[str, Any]) -> Check:
+    if docker.buildx.is_installed():
+        outputs["builder"] = BuildxBuilder.name
+        return Check("builder", True, "buildx (BuildKit)")
+    if env.get("DOCKER_BUILDKIT") == "1":
+        return Check(
+            "builder",
+            False,
+            "DOCKER_BUILDKIT=1 but the buildx plugin is missing",
+            StagegateError(
+                Code.TOOL_MISSING,
+                "DOCKER_BUILDKIT=1 asks for BuildKit, but the docker buildx plugin is not installed",
+                "install the buildx plugin (docker-buildx-plugin), or unset DOCKER_BUILDKIT to use the legacy builder",
+                {"tool": "docker-buildx"},
+            ),
+        )
+    outputs["builder"] = LegacyBuilder.name
+    return Check("builder", True, "legacy builder (buildx plugin not installed)")
+
+
+def check_base_images(config: Config, docker: DockerClient, images: list[str], outputs: dict[str, Any]) -> list[Check]:
+    """Every external ``FROM`` image present locally or pullable, with where it is named."""
+    checks: list[Check] = []
+    found: dict[str, str] = {}
+    seen: dict[str, Check] = {}
+    for name in images:
+        spec = config.images[name]
+        for ref in spec.parsed.base_refs(spec.build_args):
+            if ref.internal or ref.configured_name(list(config.images)) is not None:
+                continue
+            if ref.ref in seen and seen[ref.ref].ok:
+                continue
+            file = config.relpath(spec.dockerfile)
+            if not ref.ref or "$" in ref.ref:
+                check = Check(
+                    f"base image of {name}",
+                    False,
+                    f"{file}:{ref.line} FROM {ref.raw} does not resolve",
+                    StagegateError(
+                        Code.BASE_IMAGE_MISSING,
+                        f"{name}: FROM {ref.raw} at {file}:{ref.line} resolves to {ref.ref!r}",
+                        f"give the build arg a value in {spec.key}.build_args or an ARG default",
+                        {"image": ref.ref or ref.raw, "file": file, "line": ref.line, "for_image": name},
+                    ),
+                )
+            elif docker.image.exists(ref.ref):
+                found[ref.ref] = docker.image.inspect(ref.ref).id
+                check = Check(f"base {ref.ref}", True, "present locally")
+            else:
+                check = _pullable(docker, ref.ref, name, file, ref.line, spec.key)
+            seen[ref.ref] = check
+            checks.append(check)
+    outputs["base_images"] = found
+    return checks
+
+
+def _pullable(docker: DockerClient, image: str, for_image: str, file: str, line: int, key: str) -> Check:
+    try:
+        _within(REGISTRY_TIMEOUT_S, lambda: docker.manifest.inspect(image))
+        return Check(f"base {image}", True, "not local, pullable from its registry")
+    except (DockerException, TimeoutError) as exc:
+        reason = (getattr(exc, "stderr", None) or str(exc) or "registry did not answer").strip().splitlines()
+        return Check(
+            f"base {image}",
+            False,
+            f"missing ({file}:{line})",
+            StagegateError(
+                Code.BASE_IMAGE_MISSING,
+                f"base image {image} (FROM at {file}:{line}, for {for_image}) is neither local nor pullable",
+                f"pull or load it (`docker pull {image}`), or point the build arg at a local image in {key}.build_args",
+                {"image": image, "file": file, "line": line, "for_image": for_image, "reason": reason[-1] if reason else ""},
+            ),
+        )
+
+
+def _daemon_down(message: str, stderr: str, argv: list[str] | None = None, exit_code: int | None = None) -> Check:
+    from tasks.errors import CommandEvidence
+
+    host = os.environ.get("DOCKER_HOST", "the default socket (unix:///var/run/docker.sock)")
+    return Check(
+        "docker",
+        False,
+        message,
+        StagegateError(
+            Code.DOCKER_UNAVAILABLE,
+            f"{message} at {host}",
+            "start the Docker engine (e.g. `sudo systemctl start docker` or `dockerd &`), or point DOCKER_HOST at a running one",
+            {"host": host},
+            command=CommandEvidence([str(a) for a in argv], exit_code) if argv else None,
+            log_excerpt=stderr[-2000:],
+        ),
+    )
+
+
+def _within(seconds: float, call: Callable[[], T]) -> T:
+    """``call()`` with a deadline: python-on-whales has no timeouts of its own."""
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(call).result(timeout=seconds)
+    except concurrent.futures.TimeoutError:
+        raise TimeoutError from None
+    finally:
+        pool.shutdown(wait=False)

@@ -1,0 +1,160 @@
+"""Everything stagegate prints: live build lines, stage results, the end-of-run summary.
+
+Stages never print; they report to an object of this module. Colours only on a terminal,
+``NO_COLOR`` honoured (rich does both). Without a terminal (CI logs) live lines become one
+line per change of state.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+_STATUS_STYLE = {
+    "passed": "green",
+    "built": "green",
+    "up to date": "green",
+    "failed": "bold red",
+    "interrupted": "bold red",
+    "running": "cyan",
+    "building": "cyan",
+    "waiting": "dim",
+    "skipped": "yellow",
+    "not started": "yellow",
+    "not-run": "dim",
+}
+
+
+def make_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+@dataclass
+class _Row:
+    state: str
+    started: float | None = None
+    ended: float | None = None
+    detail: str = ""
+
+
+class BuildProgress:
+    """One live line per image while builds run: state and elapsed time."""
+
+    def __init__(self, console: Console, images: list[str]) -> None:
+        self.console = console
+        self.rows = {name: _Row("waiting") for name in images}
+        self._lock = threading.Lock()
+        self._live: Live | None = None
+
+    @contextmanager
+    def shown(self) -> Iterator[BuildProgress]:
+        if self.console.is_terminal:
+            with Live(console=self.console, refresh_per_second=4, get_renderable=self._render) as live:
+                self._live = live
+                yield self
+                live.refresh()
+        else:
+            yield self
+
+    def update(self, image: str, state: str, detail: str = "") -> None:
+        with self._lock:
+            row = self.rows[image]
+            now = time.monotonic()
+            if state == "building" and row.started is None:
+                row.started = now
+            if state in ("built", "up to date", "failed", "skipped", "not started"):
+                row.ended = now
+            row.state, row.detail = state, detail
+            if self._live is None:
+                elapsed = _elapsed(row)
+                suffix = f" ({elapsed})" if elapsed and row.ended else ""
+                extra = f" — {detail}" if detail else ""
+                self.console.print(f"  {image}: {state}{suffix}{extra}", style=_STATUS_STYLE.get(state))
+
+    def _render(self) -> Table:
+        table = Table.grid(padding=(0, 2))
+        with self._lock:
+            for name, row in self.rows.items():
+                table.add_row(
+                    Text(name, style="bold"),
+                    Text(row.state, style=_STATUS_STYLE.get(row.state, "")),
+                    Text(_elapsed(row), style="dim"),
+                    Text(row.detail, style="dim"),
+                )
+        return table
+
+
+def _elapsed(row: _Row) -> str:
+    if row.started is None:
+        return ""
+    end = row.ended if row.ended is not None else time.monotonic()
+    return f"{end - row.started:.1f}s"
+
+
+class Reporter:
+    """Stage-level output: headings, results and the summary of the run so far."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def stage_started(self, stage: str, detail: str = "") -> None:
+        self.console.print(Text.assemble(("stagegate ", "bold"), (stage, "bold cyan"), f"  {detail}" if detail else ""))
+
+    def info(self, message: str) -> None:
+        self.console.print(f"  {message}")
+
+    def build_progress(self, images: list[str]) -> BuildProgress:
+        return BuildProgress(self.console, images)
+
+    def summary(self, run: Mapping[str, Any], error: Mapping[str, Any] | None, artifacts: Path) -> None:
+        """The stage table, and on failure the one-line cause, the hint and the files to read."""
+        table = Table(title=f"run {run.get('run_id', '?')}", title_justify="left", show_edge=False, pad_edge=False)
+        table.add_column("stage")
+        table.add_column("status")
+        table.add_column("duration", justify="right")
+        table.add_column("")
+        for stage, record in run.get("stages", {}).items():
+            status = str(record.get("status"))
+            duration = record.get("duration_s")
+            table.add_row(
+                stage,
+                Text(status, style=_STATUS_STYLE.get(status, "")),
+                f"{duration:.1f}s" if isinstance(duration, (int, float)) else "",
+                _stage_note(record),
+            )
+        parts: list[Any] = [table]
+        if error is not None:
+            parts.append(Text.assemble(("\n✗ ", "bold red"), (f"{error['code']}", "bold red"), f": {error['message']}"))
+            if error.get("hint"):
+                parts.append(Text.assemble(("  hint: ", "bold"), error["hint"]))
+            files = [str(artifacts / "error.json")]
+            if error.get("log_file"):
+                files.append(error["log_file"])
+            parts.append(Text("  see: " + ", ".join(files), style="dim"))
+        self.console.print(Group(*parts))
+
+    def internal_error(self, trace: str) -> None:
+        self.console.print(Text(trace, style="red"))
+
+
+def _stage_note(record: Mapping[str, Any]) -> str:
+    outputs = record.get("outputs") or {}
+    images = outputs.get("images")
+    if isinstance(images, dict) and images:
+        counts: dict[str, int] = {}
+        for image in images.values():
+            counts[image.get("status", "?")] = counts.get(image.get("status", "?"), 0) + 1
+        return ", ".join(f"{n} {state}" for state, n in counts.items())
+    if outputs.get("builder"):
+        return f"builder: {outputs['builder']}"
+    return ""
