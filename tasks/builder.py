@@ -81,7 +81,9 @@ class LegacyBuilder:
             )
         except DockerException as exc:
             output = (exc.stdout or "") + (exc.stderr or "")
-            log.write(f"$ {' '.join(map(str, exc.docker_command))}\n{output}\n[exit code {exc.return_code}]\n")
+            log.write(
+                f"$ {' '.join(map(str, exc.docker_command))}\n{output}\n[exit code {exc.return_code}]\n"
+            )
             raise BuildFailure([str(a) for a in exc.docker_command], exc.return_code, output) from None
         log.write(f"docker build (legacy builder) {request.context} -f {request.dockerfile}\n")
         log.write(f"Successfully built {image.id}\ntags: {', '.join(request.tags)}\n")

@@ -201,7 +201,9 @@ def _read_section(root: Path) -> dict[str, Any]:
             SECTION, f"no {PYPROJECT} in {root.name}/", f"run stagegate from a repository with a {PYPROJECT}"
         ) from None
     except tomllib.TOMLDecodeError as exc:
-        raise config_error(SECTION, f"{PYPROJECT} is not valid TOML: {exc}", "fix the TOML syntax", file=PYPROJECT) from None
+        raise config_error(
+            SECTION, f"{PYPROJECT} is not valid TOML: {exc}", "fix the TOML syntax", file=PYPROJECT
+        ) from None
     section = document.get("tool", {}).get("stagegate")
     if section is None:
         raise config_error(
@@ -211,11 +213,15 @@ def _read_section(root: Path) -> dict[str, Any]:
             file=PYPROJECT,
         )
     if not isinstance(section, dict):
-        raise config_error(SECTION, f"[{SECTION}] must be a table", "see README for the format", file=PYPROJECT)
+        raise config_error(
+            SECTION, f"[{SECTION}] must be a table", "see README for the format", file=PYPROJECT
+        )
     return section
 
 
-def _resolve_image(root: Path, image: ImageSettings, index: int, names: list[str], env: Mapping[str, str]) -> ImageSpec:
+def _resolve_image(
+    root: Path, image: ImageSettings, index: int, names: list[str], env: Mapping[str, str]
+) -> ImageSpec:
     key = f"{SECTION}.images[{index}]"
     context = _path_in_repo(root, image.context, f"{key}.context", must_exist=True, kind="directory")
     dockerfile = _path_in_repo(
@@ -225,16 +231,21 @@ def _resolve_image(root: Path, image: ImageSettings, index: int, names: list[str
         must_exist=True,
         kind="file",
     )
-    build_args = {name: interpolate(value, env, f"{key}.build_args.{name}") for name, value in image.build_args.items()}
+    build_args = {
+        name: interpolate(value, env, f"{key}.build_args.{name}") for name, value in image.build_args.items()
+    }
     for position, dependency in enumerate(image.depends_on):
         if dependency not in names:
             raise config_error(
                 f"{key}.depends_on[{position}]",
                 f"{image.name} depends on {dependency!r}, which is not a configured image",
-                _did_you_mean(dependency, names) or "configure it under [[tool.stagegate.images]] or remove it",
+                _did_you_mean(dependency, names)
+                or "configure it under [[tool.stagegate.images]] or remove it",
             )
         if dependency == image.name:
-            raise config_error(f"{key}.depends_on[{position}]", f"{image.name} depends on itself", "remove it")
+            raise config_error(
+                f"{key}.depends_on[{position}]", f"{image.name} depends on itself", "remove it"
+            )
     try:
         parsed = Dockerfile.parse(dockerfile.read_text(), path=dockerfile)
     except (OSError, UnicodeDecodeError, DockerfileSyntaxError) as exc:
@@ -274,7 +285,12 @@ def _path_in_repo(root: Path, value: str, key: str, *, must_exist: bool, kind: s
     if must_exist:
         exists = path.is_dir() if kind == "directory" else path.is_file()
         if not exists:
-            raise config_error(key, f"{key}: {kind} {value!r} does not exist", f"create it or fix the path in {PYPROJECT}", path=value)
+            raise config_error(
+                key,
+                f"{key}: {kind} {value!r} does not exist",
+                f"create it or fix the path in {PYPROJECT}",
+                path=value,
+            )
     return path
 
 

@@ -44,8 +44,8 @@ class BaseRef:
         """The configured image this reference names (any tag), or None."""
         if self.internal:
             return None
-        repository = _repository(self.ref)
-        return repository if repository in names else None
+        name = repository(self.ref)
+        return name if name in names else None
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def _substitute(text: str, values: Mapping[str, str | None]) -> str:
     return _REFERENCE.sub(expand, text)
 
 
-def _repository(ref: str) -> str:
+def repository(ref: str) -> str:
     """``host:5000/a/b:tag@sha256:...`` -> ``host:5000/a/b``."""
     ref = ref.split("@", 1)[0]
     last = ref.rsplit("/", 1)[-1]

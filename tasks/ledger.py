@@ -110,7 +110,9 @@ class Ledger:
             self._write_run(run)
             return run
 
-    def record_pass(self, stage: str, duration_s: float, outputs: dict[str, Any], status: Status = Status.PASSED) -> None:
+    def record_pass(
+        self, stage: str, duration_s: float, outputs: dict[str, Any], status: Status = Status.PASSED
+    ) -> None:
         with self._locked():
             run = self._current()
             run["stages"][stage].update(status=status, duration_s=round(duration_s, 3), outputs=outputs)
@@ -118,7 +120,13 @@ class Ledger:
             self._write_run(run)
 
     def record_failure(
-        self, stage: str, error: StagegateError, duration_s: float, outputs: dict[str, Any], *, interrupted: bool = False
+        self,
+        stage: str,
+        error: StagegateError,
+        duration_s: float,
+        outputs: dict[str, Any],
+        *,
+        interrupted: bool = False,
     ) -> dict[str, Any]:
         """Mark ``stage`` failed and write the run's one error file; returns it."""
         with self._locked():
@@ -138,7 +146,9 @@ class Ledger:
             return document
 
     # -- internals -----------------------------------------------------------------------
-    def _error_document(self, run: dict[str, Any], stage: str, error: StagegateError, duration_s: float) -> dict[str, Any]:
+    def _error_document(
+        self, run: dict[str, Any], stage: str, error: StagegateError, duration_s: float
+    ) -> dict[str, Any]:
         document: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "run_id": run["run_id"],

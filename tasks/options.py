@@ -42,9 +42,24 @@ def _positive(text: str) -> int:
 
 
 _parser = _Parser(prog="nox -s <stage> --", add_help=False)
-_parser.add_argument("--keep-going", action="store_true", help="build everything that can be built; report all failures")
-_parser.add_argument("--only", action="append", default=[], metavar="IMAGE", help="work on IMAGE (and what it needs) only; repeatable")
-_parser.add_argument("--jobs", "-j", type=_positive, default=0, metavar="N", help="at most N builds at once (default: one per core)")
+_parser.add_argument(
+    "--keep-going", action="store_true", help="build everything that can be built; report all failures"
+)
+_parser.add_argument(
+    "--only",
+    action="append",
+    default=[],
+    metavar="IMAGE",
+    help="work on IMAGE (and what it needs) only; repeatable",
+)
+_parser.add_argument(
+    "--jobs",
+    "-j",
+    type=_positive,
+    default=0,
+    metavar="N",
+    help="at most N builds at once (default: one per core)",
+)
 
 _SUMMARY = "--keep-going, --only IMAGE, --jobs N"
 

@@ -74,7 +74,9 @@ def run_stage(
         error = exc
     except KeyboardInterrupt:
         interrupted = True
-        error = StagegateError(Code.INTERRUPTED, f"{stage} was interrupted", "re-run when ready", {"stage": stage})
+        error = StagegateError(
+            Code.INTERRUPTED, f"{stage} was interrupted", "re-run when ready", {"stage": stage}
+        )
     except Exception as exc:
         trace = traceback.format_exc()
         reporter.internal_error(trace)

@@ -28,7 +28,9 @@ class Result:
 class CommandFailed(Exception):
     """A command exited non-zero, timed out or could not start; keeps the evidence."""
 
-    def __init__(self, argv: Sequence[str], exit_code: int | None, stdout: str = "", stderr: str = "", reason: str = ""):
+    def __init__(
+        self, argv: Sequence[str], exit_code: int | None, stdout: str = "", stderr: str = "", reason: str = ""
+    ):
         self.argv = list(argv)
         self.exit_code = exit_code
         self.stdout = stdout

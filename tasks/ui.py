@@ -108,7 +108,9 @@ class Reporter:
         self.console = console
 
     def stage_started(self, stage: str, detail: str = "") -> None:
-        self.console.print(Text.assemble(("stagegate ", "bold"), (stage, "bold cyan"), f"  {detail}" if detail else ""))
+        self.console.print(
+            Text.assemble(("stagegate ", "bold"), (stage, "bold cyan"), f"  {detail}" if detail else "")
+        )
 
     def info(self, message: str) -> None:
         self.console.print(f"  {message}")
@@ -118,7 +120,9 @@ class Reporter:
 
     def summary(self, run: Mapping[str, Any], error: Mapping[str, Any] | None, artifacts: Path) -> None:
         """The stage table, and on failure the one-line cause, the hint and the files to read."""
-        table = Table(title=f"run {run.get('run_id', '?')}", title_justify="left", show_edge=False, pad_edge=False)
+        table = Table(
+            title=f"run {run.get('run_id', '?')}", title_justify="left", show_edge=False, pad_edge=False
+        )
         table.add_column("stage")
         table.add_column("status")
         table.add_column("duration", justify="right")
@@ -134,7 +138,9 @@ class Reporter:
             )
         parts: list[Any] = [table]
         if error is not None:
-            parts.append(Text.assemble(("\n✗ ", "bold red"), (f"{error['code']}", "bold red"), f": {error['message']}"))
+            parts.append(
+                Text.assemble(("\n✗ ", "bold red"), (f"{error['code']}", "bold red"), f": {error['message']}")
+            )
             if error.get("hint"):
                 parts.append(Text.assemble(("  hint: ", "bold"), error["hint"]))
             files = [str(artifacts / "error.json")]

@@ -36,8 +36,3 @@ class StageContext:
     @property
     def artifacts(self) -> Path:
         return self.config.artifacts
-
-    def log_path(self, stage: str, subject: str) -> Path:
-        """``logs/<stage>/<subject>.log`` with the subject made file-name safe."""
-        safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in subject)
-        return self.artifacts / "logs" / stage / f"{safe}.log"

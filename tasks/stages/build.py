@@ -12,16 +12,27 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from tasks import graph, hashing
-from tasks.builder import Builder, BuildFailure, BuildRequest, LegacyBuilder, detect_builder, log_excerpt, parse_build_failure
+from tasks.builder import (
+    Builder,
+    BuildFailure,
+    BuildRequest,
+    BuildxBuilder,
+    LegacyBuilder,
+    detect_builder,
+    log_excerpt,
+    parse_build_failure,
+)
 from tasks.config import Config, ImageSpec
-from tasks.dockerfile import _repository
+from tasks.dockerfile import repository
 from tasks.errors import Code, CommandEvidence, StagegateError
 from tasks.stages import StageContext
 from tasks.ui import BuildProgress
@@ -32,7 +43,10 @@ LABEL_INPUT_HASH = "dev.stagegate.input-hash"
 LABEL_IMAGE = "dev.stagegate.image"
 LABEL_REVISION = "org.opencontainers.image.revision"
 
+TAG_PREFIX = "sg-"
+
 BUILT, UP_TO_DATE, FAILED, NOT_STARTED, SKIPPED = "built", "up to date", "failed", "not started", "skipped"
+OK = (BUILT, UP_TO_DATE)
 
 
 @dataclass
@@ -60,22 +74,26 @@ class ImageResult:
 def run(ctx: StageContext) -> None:
     names = ctx.config.select(list(ctx.options.only))
     builder = _builder_for(ctx)
-    ctx.reporter.stage_started("build", f"{len(names)} image(s), {builder.name} builder, up to {ctx.options.max_parallel} at a time")
+    ctx.reporter.stage_started(
+        "build", f"{len(names)} image(s), {builder.name} builder, up to {ctx.options.max_parallel} at a time"
+    )
     progress = ctx.reporter.build_progress(names)
+    images = ImageBuilds(
+        config=ctx.config,
+        docker=ctx.docker,
+        builder=builder,
+        progress=progress,
+        git_sha=(ctx.run.get("git") or {}).get("sha"),
+        log_dir=ctx.artifacts / "logs" / "build",
+        clock=ctx.clock.monotonic,
+    )
+    ctx.outputs["images"] = {}
     with progress.shown():
-        results = build_images(
-            ctx.config,
+        results = images.build_all(
             names,
-            ctx.docker,
-            builder,
             keep_going=ctx.options.keep_going,
             max_parallel=ctx.options.max_parallel,
-            progress=progress,
-            git_sha=(ctx.run.get("git") or {}).get("sha"),
-            log_path=lambda name: ctx.log_path("build", name),
-            clock=ctx.clock.monotonic,
-            relpath=ctx.config.relpath,
-            outputs=ctx.outputs,
+            on_result=lambda result: ctx.outputs["images"].__setitem__(result.name, result.to_json()),
         )
     failures = [r.error for r in results.values() if r.error is not None]
     if failures:
@@ -85,153 +103,180 @@ def run(ctx: StageContext) -> None:
 
 
 def _builder_for(ctx: StageContext) -> Builder:
+    """The builder preflight chose for this run (detected again if preflight did not record one)."""
     chosen = ctx.run.get("builder")
     if chosen == LegacyBuilder.name:
         return LegacyBuilder(ctx.docker)
-    if chosen is None:
-        return detect_builder(ctx.docker)
-    from tasks.builder import BuildxBuilder
-
-    return BuildxBuilder(ctx.docker)
+    if chosen == BuildxBuilder.name:
+        return BuildxBuilder(ctx.docker)
+    return detect_builder(ctx.docker)
 
 
-def build_images(
-    config: Config,
-    names: list[str],
-    docker: DockerClient,
-    builder: Builder,
-    *,
-    keep_going: bool,
-    max_parallel: int,
-    progress: BuildProgress,
-    git_sha: str | None,
-    log_path: Any,
-    clock: Any,
-    relpath: Any,
-    outputs: dict[str, Any],
-) -> dict[str, ImageResult]:
-    """Build ``names`` (dependency-closed) and return every image's result, in ``names`` order."""
-    selected = set(names)
-    deps = {n: tuple(d for d in config.images[n].depends_on if d in selected) for n in names}
-    pending = graph.topological_order(deps)
-    results: dict[str, ImageResult] = {}
-    running: dict[concurrent.futures.Future[ImageResult], str] = {}
-    stopping = False
-    outputs["images"] = {}
+@dataclass
+class ImageBuilds:
+    """Builds images of one configuration; ``build_all`` schedules, ``build_one`` builds."""
 
-    def record(result: ImageResult) -> None:
-        results[result.name] = result
-        outputs["images"][result.name] = result.to_json()
-        progress.update(result.name, result.status, result.detail)
+    config: Config
+    docker: DockerClient
+    builder: Builder
+    progress: BuildProgress
+    git_sha: str | None
+    log_dir: Path
+    clock: Callable[[], float]
 
-    with concurrent.futures.ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="build") as pool:
-        while True:
-            if not stopping:
-                for name in list(pending):
-                    blocked = [d for d in deps[name] if d in results and results[d].status not in (BUILT, UP_TO_DATE)]
+    def build_all(
+        self,
+        names: list[str],
+        *,
+        keep_going: bool,
+        max_parallel: int,
+        on_result: Callable[[ImageResult], None] = lambda result: None,
+    ) -> dict[str, ImageResult]:
+        """Build ``names`` (dependency-closed); every image's result, in ``names`` order.
+
+        A build starts as soon as its dependencies are built; each finished build is
+        examined on its own. After a failure nothing new starts unless ``keep_going``, and
+        then only images that do not need a failed one.
+        """
+        selected = set(names)
+        deps = {n: tuple(d for d in self.config.images[n].depends_on if d in selected) for n in names}
+        pending = graph.topological_order(deps)
+        results: dict[str, ImageResult] = {}
+        running: dict[concurrent.futures.Future[ImageResult], str] = {}
+        stopping = False
+
+        def record(result: ImageResult) -> None:
+            results[result.name] = result
+            on_result(result)
+            self.progress.update(result.name, result.status, result.detail)
+
+        with concurrent.futures.ThreadPoolExecutor(
+            max_workers=max_parallel, thread_name_prefix="build"
+        ) as pool:
+            while True:
+                for name in [] if stopping else list(pending):
+                    blocked = [d for d in deps[name] if d in results and results[d].status not in OK]
                     if blocked:
                         pending.remove(name)
-                        record(ImageResult(name, SKIPPED, detail=f"needs {blocked[0]}, which {results[blocked[0]].status.replace('skipped', 'was skipped')}"))
+                        record(
+                            ImageResult(
+                                name,
+                                SKIPPED,
+                                detail=f"needs {blocked[0]}, which {_past(results[blocked[0]].status)}",
+                            )
+                        )
                     elif all(d in results for d in deps[name]) and len(running) < max_parallel:
                         pending.remove(name)
-                        inputs = {d: results[d] for d in deps[name]}
-                        progress.update(name, "building")
+                        self.progress.update(name, "checking")
                         future = pool.submit(
-                            _build_one, config.images[name], inputs, docker, builder, git_sha, log_path(name), clock, relpath
+                            self.build_one, self.config.images[name], {d: results[d] for d in deps[name]}
                         )
                         running[future] = name
-            if not running:
-                break
-            done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                name = running.pop(future)
-                result = future.result()
-                record(result)
-                if result.status == FAILED and not keep_going:
-                    stopping = True
-    for name in pending:
-        record(ImageResult(name, NOT_STARTED, detail="stopped after the first failure (use --keep-going to build the rest)"))
-    return {name: results[name] for name in names}
+                if not running:
+                    break
+                done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                for future in done:
+                    running.pop(future)
+                    result = future.result()  # build_one returns failures, it does not raise them
+                    record(result)
+                    if result.status == FAILED and not keep_going:
+                        stopping = True
+        for name in pending:
+            record(
+                ImageResult(
+                    name, NOT_STARTED, detail="stopped after the first failure (--keep-going builds the rest)"
+                )
+            )
+        return {name: results[name] for name in names}
 
-
-def _build_one(
-    spec: ImageSpec,
-    dependencies: dict[str, ImageResult],
-    docker: DockerClient,
-    builder: Builder,
-    git_sha: str | None,
-    log_file: Any,
-    clock: Any,
-    relpath: Any,
-) -> ImageResult:
-    started = clock()
-    try:
-        return _build_one_unchecked(spec, dependencies, docker, builder, git_sha, log_file, clock, relpath, started)
-    except StagegateError as error:
-        return ImageResult(spec.name, FAILED, duration_s=clock() - started, detail=error.message, error=error)
-    except Exception as exc:  # a bug of ours: keep the traceback, do not take the other builds down
-        trace = traceback.format_exc()
-        log.error("building %s raised %r", spec.name, exc)
-        error = StagegateError(
-            Code.INTERNAL_ERROR,
-            f"{spec.name}: unexpected {type(exc).__name__}: {exc}",
-            "this is a bug in stagegate; the traceback is in log_excerpt",
-            {"image": spec.name},
-            log_excerpt=trace,
-        )
-        return ImageResult(spec.name, FAILED, duration_s=clock() - started, detail=str(exc), error=error)
-
-
-def _build_one_unchecked(
-    spec: ImageSpec,
-    dependencies: dict[str, ImageResult],
-    docker: DockerClient,
-    builder: Builder,
-    git_sha: str | None,
-    log_file: Any,
-    clock: Any,
-    relpath: Any,
-    started: float,
-) -> ImageResult:
-    build_args = _with_dependency_args(spec, dependencies)
-    base_ids: dict[str, str] = {}
-    for ref in spec.parsed.base_refs(build_args):
-        if ref.internal:
-            continue
-        configured = next((d for d in dependencies.values() if d.name == _repository(ref.ref)), None)
-        if configured is not None:
-            base_ids[ref.ref] = configured.image_id or ""
-        else:
-            base_ids[ref.ref] = _local_id(docker, ref.ref)
-    # Explicit depends_on without a FROM line still feed their IDs into the hash.
-    for dep in dependencies.values():
-        base_ids.setdefault(f"depends_on:{dep.name}", dep.image_id or "")
-    digest = hashing.input_hash(spec.context, spec.dockerfile, build_args, base_ids)
-    ref = f"{spec.name}:sg-{digest[:16]}"
-    latest = f"{spec.name}:latest"
-
-    existing = _existing(docker, ref, digest)
-    if existing is not None:
-        docker.image.tag(existing, latest)
-        return ImageResult(spec.name, UP_TO_DATE, ref, existing, digest, clock() - started)
-
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    request = BuildRequest(
-        context=spec.context,
-        dockerfile=spec.dockerfile,
-        tags=[ref, latest],
-        build_args=build_args,
-        labels={LABEL_INPUT_HASH: digest, LABEL_IMAGE: spec.name, LABEL_REVISION: git_sha or "unknown"},
-    )
-    with log_file.open("w") as log_stream:
+    def build_one(self, spec: ImageSpec, dependencies: dict[str, ImageResult]) -> ImageResult:
+        """Build one image whose dependencies are built; failures come back as a result."""
+        started = self.clock()
         try:
-            image_id = builder.build(request, log_stream)
-        except BuildFailure as failure:
-            raise _build_error(spec, failure, relpath, log_file) from None
-    return ImageResult(spec.name, BUILT, ref, image_id, digest, clock() - started)
+            return self._build(spec, dependencies, started)
+        except StagegateError as error:
+            return ImageResult(
+                spec.name, FAILED, duration_s=self.clock() - started, detail=error.message, error=error
+            )
+        except Exception as exc:  # a bug of ours: keep the traceback, let the other builds finish
+            trace = traceback.format_exc()
+            log.error("building %s raised %r", spec.name, exc)
+            error = StagegateError(
+                Code.INTERNAL_ERROR,
+                f"{spec.name}: unexpected {type(exc).__name__}: {exc}",
+                "this is a bug in stagegate; the traceback is in log_excerpt",
+                {"image": spec.name},
+                log_excerpt=trace,
+            )
+            return ImageResult(
+                spec.name, FAILED, duration_s=self.clock() - started, detail=str(exc), error=error
+            )
+
+    def _build(self, spec: ImageSpec, dependencies: dict[str, ImageResult], started: float) -> ImageResult:
+        build_args = dependency_build_args(spec, dependencies)
+        digest = hashing.input_hash(
+            spec.context, spec.dockerfile, build_args, self._base_ids(spec, build_args, dependencies)
+        )
+        ref = f"{spec.name}:{TAG_PREFIX}{digest[:16]}"
+        latest = f"{spec.name}:latest"
+
+        existing = self._existing(ref, digest)
+        if existing is not None:
+            self.docker.image.tag(existing, latest)
+            return ImageResult(spec.name, UP_TO_DATE, ref, existing, digest, self.clock() - started)
+
+        self.progress.update(spec.name, "building")
+        log_file = self.log_dir / f"{_safe(spec.name)}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        request = BuildRequest(
+            context=spec.context,
+            dockerfile=spec.dockerfile,
+            tags=[ref, latest],
+            build_args=build_args,
+            labels={
+                LABEL_INPUT_HASH: digest,
+                LABEL_IMAGE: spec.name,
+                LABEL_REVISION: self.git_sha or "unknown",
+            },
+        )
+        with log_file.open("w") as log_stream:
+            try:
+                image_id = self.builder.build(request, log_stream)
+            except BuildFailure as failure:
+                raise build_error(spec, failure, self.config.relpath, log_file) from None
+        return ImageResult(spec.name, BUILT, ref, image_id, digest, self.clock() - started)
+
+    def _base_ids(
+        self, spec: ImageSpec, build_args: dict[str, str], dependencies: dict[str, ImageResult]
+    ) -> dict[str, str]:
+        """Image IDs of everything ``spec`` builds on: they are inputs of its hash."""
+        ids: dict[str, str] = {}
+        for ref in spec.parsed.base_refs(build_args):
+            if ref.internal:
+                continue
+            dependency = dependencies.get(repository(ref.ref))
+            ids[ref.ref] = dependency.image_id or "" if dependency else self._local_id(ref.ref)
+        for dependency in dependencies.values():  # depends_on without a FROM line
+            ids.setdefault(f"depends_on:{dependency.name}", dependency.image_id or "")
+        return ids
+
+    def _local_id(self, ref: str) -> str:
+        try:
+            return self.docker.image.inspect(ref).id
+        except DockerException:
+            return "absent"
+
+    def _existing(self, ref: str, digest: str) -> str | None:
+        """The ID of ``ref`` when it exists and was built from these very inputs."""
+        try:
+            image = self.docker.image.inspect(ref)
+        except DockerException:
+            return None
+        labels = image.config.labels or {}
+        return image.id if labels.get(LABEL_INPUT_HASH) == digest else None
 
 
-def _with_dependency_args(spec: ImageSpec, dependencies: dict[str, ImageResult]) -> dict[str, str]:
+def dependency_build_args(spec: ImageSpec, dependencies: dict[str, ImageResult]) -> dict[str, str]:
     """Build args whose value names a configured dependency get its exact built reference.
 
     ``ARG BASE=example/base`` + ``FROM ${BASE}`` then builds on the very image of this run.
@@ -239,29 +284,16 @@ def _with_dependency_args(spec: ImageSpec, dependencies: dict[str, ImageResult])
     args = dict(spec.build_args)
     for name, default in spec.parsed.global_args().items():
         value = args.get(name, default)
-        if value and _repository(value) in dependencies and dependencies[_repository(value)].ref:
-            args[name] = dependencies[_repository(value)].ref  # type: ignore[assignment]
+        dependency = dependencies.get(repository(value)) if value else None
+        if dependency is not None and dependency.ref:
+            args[name] = dependency.ref
     return args
 
 
-def _local_id(docker: DockerClient, ref: str) -> str:
-    try:
-        return docker.image.inspect(ref).id
-    except DockerException:
-        return "absent"
-
-
-def _existing(docker: DockerClient, ref: str, digest: str) -> str | None:
-    """The ID of ``ref`` when it exists and was built from these very inputs."""
-    try:
-        image = docker.image.inspect(ref)
-    except DockerException:
-        return None
-    labels = image.config.labels or {}
-    return image.id if labels.get(LABEL_INPUT_HASH) == digest else None
-
-
-def _build_error(spec: ImageSpec, failure: BuildFailure, relpath: Any, log_file: Any) -> StagegateError:
+def build_error(
+    spec: ImageSpec, failure: BuildFailure, relpath: Callable[[Path], str], log_file: Path
+) -> StagegateError:
+    """``BUILD_FAILED`` naming the image, Dockerfile line, instruction and RUN exit code."""
     command = CommandEvidence(failure.argv, failure.exit_code)
     if failure.daemon_down:
         return StagegateError(
@@ -277,7 +309,6 @@ def _build_error(spec: ImageSpec, failure: BuildFailure, relpath: Any, log_file:
     file = relpath(spec.dockerfile)
     where = f"{file}:{details.line}" if details.line else file
     what = f"`{details.instruction}`" if details.instruction else "the build"
-    exit_note = f" with exit code {details.exit_code}" if details.exit_code is not None else ""
     subject: dict[str, Any] = {"image": spec.name, "file": file}
     if details.line:
         subject["line"] = details.line
@@ -287,12 +318,24 @@ def _build_error(spec: ImageSpec, failure: BuildFailure, relpath: Any, log_file:
         subject["exit_code"] = details.exit_code
     if details.reason:
         subject["reason"] = details.reason
+    if details.exit_code is not None:
+        message = f"{spec.name}: {what} failed with exit code {details.exit_code} at {where}"
+    else:
+        message = f"{spec.name}: {what} failed at {where}" + (f": {details.reason}" if details.reason else "")
     return StagegateError(
         Code.BUILD_FAILED,
-        f"{spec.name}: {what} failed{exit_note} at {where}" + (f": {details.reason}" if details.reason and details.exit_code is None else ""),
-        f"fix {where} (context {relpath(spec.context)}/) and re-run; the full build output is in {relpath(log_file)}",
+        message,
+        f"fix {where} (build context {relpath(spec.context)}/); the full build output is in {relpath(log_file)}",
         subject,
         command=command,
         log_excerpt=log_excerpt(failure.output),
         log_file=relpath(log_file),
     )
+
+
+def _past(status: str) -> str:
+    return {FAILED: "failed", SKIPPED: "was skipped", NOT_STARTED: "was not started"}.get(status, status)
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)

@@ -37,7 +37,9 @@ class Check:
 
 def run(ctx: StageContext) -> None:
     ctx.reporter.stage_started("preflight", "Docker engine, builder, base images")
-    checks = environment_checks(ctx.config, ctx.docker, ctx.config.select(list(ctx.options.only)), ctx.env, ctx.outputs)
+    checks = environment_checks(
+        ctx.config, ctx.docker, ctx.config.select(list(ctx.options.only)), ctx.env, ctx.outputs
+    )
     for check in checks:
         ctx.reporter.info(("✓ " if check.ok else "✗ ") + f"{check.name}: {check.detail}")
     errors = [check.error for check in checks if check.error is not None]
@@ -67,7 +69,12 @@ def check_daemon(docker: DockerClient, outputs: dict[str, Any]) -> Check:
     except TimeoutError:
         return _daemon_down(f"the Docker daemon did not answer within {DAEMON_TIMEOUT_S:g} s", "")
     except DockerException as exc:
-        return _daemon_down("cannot reach the Docker daemon", (exc.stderr or str(exc)).strip(), exc.docker_command, exc.return_code)
+        return _daemon_down(
+            "cannot reach the Docker daemon",
+            (exc.stderr or str(exc)).strip(),
+            exc.docker_command,
+            exc.return_code,
+        )
     except FileNotFoundError:
         return Check(
             "docker",
@@ -86,7 +93,11 @@ def check_daemon(docker: DockerClient, outputs: dict[str, Any]) -> Check:
         "os": server.os if server else None,
         "arch": server.arch if server else None,
     }
-    return Check("docker", True, f"engine {outputs['docker']['server_version']} ({outputs['docker']['os']}/{outputs['docker']['arch']})")
+    return Check(
+        "docker",
+        True,
+        f"engine {outputs['docker']['server_version']} ({outputs['docker']['os']}/{outputs['docker']['arch']})",
+    )
 
 
 def check_builder(docker: DockerClient, env: Mapping[str, str], outputs: dict[str, Any]) -> Check:
@@ -109,7 +120,9 @@ def check_builder(docker: DockerClient, env: Mapping[str, str], outputs: dict[st
     return Check("builder", True, "legacy builder (buildx plugin not installed)")
 
 
-def check_base_images(config: Config, docker: DockerClient, images: list[str], outputs: dict[str, Any]) -> list[Check]:
+def check_base_images(
+    config: Config, docker: DockerClient, images: list[str], outputs: dict[str, Any]
+) -> list[Check]:
     """Every external ``FROM`` image present locally or pullable, with where it is named."""
     checks: list[Check] = []
     found: dict[str, str] = {}
@@ -159,12 +172,20 @@ def _pullable(docker: DockerClient, image: str, for_image: str, file: str, line:
                 Code.BASE_IMAGE_MISSING,
                 f"base image {image} (FROM at {file}:{line}, for {for_image}) is neither local nor pullable",
                 f"pull or load it (`docker pull {image}`), or point the build arg at a local image in {key}.build_args",
-                {"image": image, "file": file, "line": line, "for_image": for_image, "reason": reason[-1] if reason else ""},
+                {
+                    "image": image,
+                    "file": file,
+                    "line": line,
+                    "for_image": for_image,
+                    "reason": reason[-1] if reason else "",
+                },
             ),
         )
 
 
-def _daemon_down(message: str, stderr: str, argv: list[str] | None = None, exit_code: int | None = None) -> Check:
+def _daemon_down(
+    message: str, stderr: str, argv: list[str] | None = None, exit_code: int | None = None
+) -> Check:
     from tasks.errors import CommandEvidence
 
     host = os.environ.get("DOCKER_HOST", "the default socket (unix:///var/run/docker.sock)")

@@ -32,9 +32,7 @@ def _is_example_module(name: str) -> bool:
 def api_module() -> Iterator[Any]:
     """Import the example's ``api`` package; undo the sys.path and sys.modules changes afterwards."""
     saved_path = list(sys.path)
-    shadowed = {
-        name: mod for name, mod in sys.modules.items() if _is_example_module(name)
-    }
+    shadowed = {name: mod for name, mod in sys.modules.items() if _is_example_module(name)}
     for name in shadowed:
         del sys.modules[name]
     sys.path[:0] = [str(d) for d in SOURCE_DIRS]
@@ -53,9 +51,7 @@ def api_module() -> Iterator[Any]:
 def api_port(api_module: Any) -> Iterator[int]:
     """A fresh API server (empty store) on 127.0.0.1, stopped after the test."""
     server = api_module.ApiServer(("127.0.0.1", 0))
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server.server_port
@@ -65,17 +61,11 @@ def api_port(api_module: Any) -> Iterator[int]:
         thread.join(timeout=5)
 
 
-def request(
-    port: int, method: str, path: str, body: Any = None, raw: bytes | None = None
-) -> tuple[int, Any]:
+def request(port: int, method: str, path: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
     """Send one request; return the status and the decoded JSON body (None when empty)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
     try:
-        data = (
-            raw
-            if raw is not None
-            else (json.dumps(body).encode() if body is not None else None)
-        )
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
         headers = {"Content-Type": "application/json"} if data is not None else {}
         conn.request(method, path, body=data, headers=headers)
         response = conn.getresponse()
@@ -158,23 +148,15 @@ def test_claim_and_complete_lifecycle(api_port: int) -> None:
     _, second = request(api_port, "POST", "/runs", {"numbers": [2]})
 
     # Not yet claimed: completing it is a conflict.
-    assert (
-        request(api_port, "POST", f"/runs/{first['id']}/complete", {"result": 1})[0]
-        == 409
-    )
+    assert request(api_port, "POST", f"/runs/{first['id']}/complete", {"result": 1})[0] == 409
 
     status, claimed = request(api_port, "POST", "/runs/claim")
     assert status == 200
     assert claimed == {**first, "status": "running"}  # the oldest pending run
 
-    status, done = request(
-        api_port, "POST", f"/runs/{first['id']}/complete", {"result": 1}
-    )
+    status, done = request(api_port, "POST", f"/runs/{first['id']}/complete", {"result": 1})
     assert (status, done) == (200, {**first, "status": "done", "result": 1})
-    assert (
-        request(api_port, "POST", f"/runs/{first['id']}/complete", {"result": 1})[0]
-        == 409
-    )
+    assert request(api_port, "POST", f"/runs/{first['id']}/complete", {"result": 1})[0] == 409
     assert request(api_port, "GET", f"/runs/{first['id']}") == (200, done)
 
     assert request(api_port, "POST", "/runs/claim") == (
@@ -211,9 +193,7 @@ def test_worker_once_tolerates_unreachable_api() -> None:
     assert "Traceback" not in proc.stderr
 
 
-@pytest.mark.parametrize(
-    ("module", "expected"), [("api", "api-server 0.1.0"), ("worker", "worker 0.1.0")]
-)
+@pytest.mark.parametrize(("module", "expected"), [("api", "api-server 0.1.0"), ("worker", "worker 0.1.0")])
 def test_version_flag(module: str, expected: str) -> None:
     proc = run_module(module, "--version")
     assert proc.returncode == 0, proc.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -18,12 +19,8 @@ log = logging.getLogger(SERVICE)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="api", description="Run the example stack's HTTP JSON API."
-    )
-    parser.add_argument(
-        "--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)"
-    )
+    parser = argparse.ArgumentParser(prog="api", description="Run the example stack's HTTP JSON API.")
+    parser.add_argument("--host", default="0.0.0.0", help="address to listen on (default: 0.0.0.0)")
     parser.add_argument(
         "--port",
         type=int,
@@ -44,13 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     signal.signal(signal.SIGTERM, _stop)
     with ApiServer((args.host, args.port)) as server:
-        log.info(
-            "%s %s listening on %s:%d", SERVICE, VERSION, args.host, server.server_port
-        )
-        try:
+        log.info("%s %s listening on %s:%d", SERVICE, VERSION, args.host, server.server_port)
+        with contextlib.suppress(KeyboardInterrupt):
             server.serve_forever()
-        except KeyboardInterrupt:
-            pass
     log.info("stopped")
     return 0
 

@@ -68,9 +68,7 @@ class RunStore:
             if run is None:
                 raise ApiError(HTTPStatus.NOT_FOUND, f"unknown run {run_id}")
             if run["status"] != "running":
-                raise ApiError(
-                    HTTPStatus.CONFLICT, f"run {run_id} is {run['status']}, not running"
-                )
+                raise ApiError(HTTPStatus.CONFLICT, f"run {run_id} is {run['status']}, not running")
             run.update(status="done", result=result)
             return dict(run)
 
@@ -118,9 +116,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         if path == "/runs":
             numbers = self._read_json().get("numbers")
             if not isinstance(numbers, list) or not all(is_number(n) for n in numbers):
-                raise ApiError(
-                    HTTPStatus.BAD_REQUEST, '"numbers" must be a list of numbers'
-                )
+                raise ApiError(HTTPStatus.BAD_REQUEST, '"numbers" must be a list of numbers')
             return HTTPStatus.CREATED, store.create(numbers)
         if path == "/runs/claim":
             run = store.claim()
@@ -139,9 +135,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         except ValueError:
             raise ApiError(HTTPStatus.BAD_REQUEST, "invalid Content-Length") from None
         if not 0 < length <= MAX_BODY_BYTES:
-            raise ApiError(
-                HTTPStatus.BAD_REQUEST, "expected a JSON body of at most 1 MiB"
-            )
+            raise ApiError(HTTPStatus.BAD_REQUEST, "expected a JSON body of at most 1 MiB")
         try:
             body = json.loads(self.rfile.read(length))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:

@@ -15,9 +15,7 @@ from worker.client import SERVICE, run
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="worker", description="Process runs queued in the API."
-    )
+    parser = argparse.ArgumentParser(prog="worker", description="Process runs queued in the API.")
     parser.add_argument(
         "--api-url",
         default=os.environ.get("API_URL", "http://api-server:8080"),
@@ -29,9 +27,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=0.5,
         help="seconds to wait when idle (default: 0.5)",
     )
-    parser.add_argument(
-        "--once", action="store_true", help="process at most one run, then exit"
-    )
+    parser.add_argument("--once", action="store_true", help="process at most one run, then exit")
     parser.add_argument("--version", action="version", version=f"{SERVICE} {VERSION}")
     return parser.parse_args(argv)
 
