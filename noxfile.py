@@ -8,11 +8,9 @@
 #   "filelock>=3.13",
 # ]
 # ///
-"""stagegate sessions: build -> verify -> deploy -> e2e, each gated on the one before.
+"""stagegate: preflight -> build, each stage gated on the one before (`nox -s build`).
 
-Sessions only: each one calls into ``tasks`` (see tasks/__init__.py for the map). Pipeline
-sessions take the same options after ``--`` (``nox -s build -- --keep-going``), because nox
-hands posargs to prerequisites too.
+Pipeline sessions take the same options after `--` (`nox -s build -- --keep-going`).
 """
 
 import sys
@@ -32,15 +30,15 @@ nox.options.sessions = ["lint", "tests"]
 @nox.session(python=False, default=False)
 def preflight(session: nox.Session) -> None:
     """Check Docker engine, builder and base images before anything runs (seconds)."""
-    if cli.stage("preflight", session.posargs, ROOT):
-        session.error("preflight failed: see .stagegate/error.json")
+    if failure := cli.stage("preflight", session.posargs, ROOT):
+        session.error(failure)
 
 
 @nox.session(python=False, default=False, requires=["preflight"])
 def build(session: nox.Session) -> None:
     """Build every configured image: dependency order, in parallel, unchanged ones skipped."""
-    if cli.stage("build", session.posargs, ROOT):
-        session.error("build failed: see .stagegate/error.json")
+    if failure := cli.stage("build", session.posargs, ROOT):
+        session.error(failure)
 
 
 @nox.session(python=False, default=False)

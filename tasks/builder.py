@@ -132,7 +132,7 @@ _LEGACY_STEP = re.compile(r"^Step (\d+)/\d+ : (.*)$", re.MULTILINE)
 _LEGACY_RUN_EXIT = re.compile(r"returned a non-zero code: (\d+)")
 _BUILDKIT_LOCATION = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+)\n-{4,}$", re.MULTILINE)
 _BUILDKIT_RUN_EXIT = re.compile(r"did not complete successfully: exit code: (\d+)")
-_BUILDKIT_ERROR = re.compile(r"^ERROR: (.*)$", re.MULTILINE)
+_BUILDKIT_ERROR = re.compile(r"^(?:ERROR|error): (.*)$", re.MULTILINE)
 
 
 def parse_build_failure(output: str, dockerfile: Dockerfile) -> FailureDetails:

@@ -10,16 +10,22 @@ from pathlib import Path
 from python_on_whales import DockerClient
 
 from tasks import pipeline
-from tasks.config import load_config
+from tasks.config import artifacts_dir, load_config
 from tasks.errors import StagegateError
+from tasks.ledger import Ledger
 from tasks.stages.preflight import Check, environment_checks
 from tasks.ui import Reporter, make_console
 
 
-def stage(name: str, posargs: Sequence[str], root: Path) -> int:
-    """Run the pipeline stage ``name`` with the session's posargs."""
+def stage(name: str, posargs: Sequence[str], root: Path) -> str | None:
+    """Run the pipeline stage ``name`` with the session's posargs; the failure line, or None."""
     _quiet_libraries()
-    return pipeline.run_stage(name, posargs, root=root, reporter=Reporter(make_console()))
+    if pipeline.run_stage(name, posargs, root=root, reporter=Reporter(make_console())) == 0:
+        return None
+    artifacts = artifacts_dir(root)
+    error = Ledger(artifacts).read_error() or {}
+    where = os.path.relpath(artifacts / "error.json")
+    return f"{error.get('code', 'FAILED')}: {error.get('message', name + ' failed')} (see {where})"
 
 
 def doctor(root: Path) -> int:

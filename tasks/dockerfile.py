@@ -146,7 +146,7 @@ def _instructions(text: str) -> list[Instruction]:
         elif stripped.startswith("#"):
             continue  # comment lines inside a continued instruction are dropped
         if stripped.endswith(escape):
-            parts.append(stripped[: -len(escape)])
+            parts.append(stripped[: -len(escape)].rstrip())
             continue
         parts.append(stripped)
         result.append(_make(start, " ".join(p for p in parts if p)))

@@ -41,7 +41,7 @@ def _positive(text: str) -> int:
     return value
 
 
-_parser = _Parser(prog="nox -s <stage> --", add_help=False)
+_parser = _Parser(prog="nox -s <stage> --", add_help=False, allow_abbrev=False)
 _parser.add_argument(
     "--keep-going", action="store_true", help="build everything that can be built; report all failures"
 )

@@ -7,6 +7,7 @@ line per change of state.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -36,7 +37,11 @@ _STATUS_STYLE = {
 
 
 def make_console() -> Console:
-    return Console(stderr=True, highlight=False)
+    """The console for stagegate's output: stderr, like nox's own lines."""
+    console = Console(stderr=True, highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 120  # CI logs: do not wrap at 80 columns
+    return console
 
 
 @dataclass
@@ -143,7 +148,7 @@ class Reporter:
             )
             if error.get("hint"):
                 parts.append(Text.assemble(("  hint: ", "bold"), error["hint"]))
-            files = [str(artifacts / "error.json")]
+            files = [_shown(artifacts / "error.json")]
             if error.get("log_file"):
                 files.append(error["log_file"])
             parts.append(Text("  see: " + ", ".join(files), style="dim"))
@@ -164,3 +169,11 @@ def _stage_note(record: Mapping[str, Any]) -> str:
     if outputs.get("builder"):
         return f"builder: {outputs['builder']}"
     return ""
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the working directory when it is below it."""
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return str(path)

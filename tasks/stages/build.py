@@ -58,6 +58,8 @@ class ImageResult:
     input_hash: str | None = None
     duration_s: float = 0.0
     detail: str = ""
+    started_s: float | None = None  # offsets from the start of the build stage
+    finished_s: float | None = None
     error: StagegateError | None = field(default=None, repr=False)
 
     def to_json(self) -> dict[str, Any]:
@@ -67,6 +69,8 @@ class ImageResult:
             "image_id": self.image_id,
             "input_hash": self.input_hash,
             "duration_s": round(self.duration_s, 3),
+            "started_s": None if self.started_s is None else round(self.started_s, 3),
+            "finished_s": None if self.finished_s is None else round(self.finished_s, 3),
             "detail": self.detail,
         }
 
@@ -95,6 +99,7 @@ def run(ctx: StageContext) -> None:
             max_parallel=ctx.options.max_parallel,
             on_result=lambda result: ctx.outputs["images"].__setitem__(result.name, result.to_json()),
         )
+    ctx.outputs["images"] = {name: results[name].to_json() for name in names}  # config order
     failures = [r.error for r in results.values() if r.error is not None]
     if failures:
         first, *others = failures
@@ -123,6 +128,7 @@ class ImageBuilds:
     git_sha: str | None
     log_dir: Path
     clock: Callable[[], float]
+    _epoch: float = field(default=0.0, init=False)
 
     def build_all(
         self,
@@ -138,6 +144,7 @@ class ImageBuilds:
         examined on its own. After a failure nothing new starts unless ``keep_going``, and
         then only images that do not need a failed one.
         """
+        self._epoch = self.clock()
         selected = set(names)
         deps = {n: tuple(d for d in self.config.images[n].depends_on if d in selected) for n in names}
         pending = graph.topological_order(deps)
@@ -193,11 +200,9 @@ class ImageBuilds:
         """Build one image whose dependencies are built; failures come back as a result."""
         started = self.clock()
         try:
-            return self._build(spec, dependencies, started)
+            result = self._build(spec, dependencies)
         except StagegateError as error:
-            return ImageResult(
-                spec.name, FAILED, duration_s=self.clock() - started, detail=error.message, error=error
-            )
+            result = ImageResult(spec.name, FAILED, detail=error.message, error=error)
         except Exception as exc:  # a bug of ours: keep the traceback, let the other builds finish
             trace = traceback.format_exc()
             log.error("building %s raised %r", spec.name, exc)
@@ -208,11 +213,13 @@ class ImageBuilds:
                 {"image": spec.name},
                 log_excerpt=trace,
             )
-            return ImageResult(
-                spec.name, FAILED, duration_s=self.clock() - started, detail=str(exc), error=error
-            )
+            result = ImageResult(spec.name, FAILED, detail=str(exc), error=error)
+        finished = self.clock()
+        result.duration_s = finished - started
+        result.started_s, result.finished_s = started - self._epoch, finished - self._epoch
+        return result
 
-    def _build(self, spec: ImageSpec, dependencies: dict[str, ImageResult], started: float) -> ImageResult:
+    def _build(self, spec: ImageSpec, dependencies: dict[str, ImageResult]) -> ImageResult:
         build_args = dependency_build_args(spec, dependencies)
         digest = hashing.input_hash(
             spec.context, spec.dockerfile, build_args, self._base_ids(spec, build_args, dependencies)
@@ -223,7 +230,7 @@ class ImageBuilds:
         existing = self._existing(ref, digest)
         if existing is not None:
             self.docker.image.tag(existing, latest)
-            return ImageResult(spec.name, UP_TO_DATE, ref, existing, digest, self.clock() - started)
+            return ImageResult(spec.name, UP_TO_DATE, ref, existing, digest)
 
         self.progress.update(spec.name, "building")
         log_file = self.log_dir / f"{_safe(spec.name)}.log"
@@ -244,7 +251,7 @@ class ImageBuilds:
                 image_id = self.builder.build(request, log_stream)
             except BuildFailure as failure:
                 raise build_error(spec, failure, self.config.relpath, log_file) from None
-        return ImageResult(spec.name, BUILT, ref, image_id, digest, self.clock() - started)
+        return ImageResult(spec.name, BUILT, ref, image_id, digest)
 
     def _base_ids(
         self, spec: ImageSpec, build_args: dict[str, str], dependencies: dict[str, ImageResult]

@@ -1,0 +1,235 @@
+"""preflight and build against the real Docker engine, with tiny busybox images."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+
+from tasks.pipeline import run_stage
+from tasks.ui import Reporter
+from tests.conftest import Repo
+
+pytestmark = pytest.mark.docker
+
+
+def run(repo: Repo, stage: str, *argv: str, docker: DockerClient, reporter: Reporter) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "STAGEGATE_ARTIFACTS"}
+    return run_stage(stage, list(argv), root=repo.root, reporter=reporter, docker=docker, env=env)
+
+
+def pipeline(repo: Repo, *argv: str, docker: DockerClient, reporter: Reporter) -> int:
+    """preflight then build, as ``nox -s build`` runs them."""
+    return run(repo, "preflight", *argv, docker=docker, reporter=reporter) or run(
+        repo, "build", *argv, docker=docker, reporter=reporter
+    )
+
+
+def images(repo: Repo) -> dict[str, dict]:
+    return repo.run_record()["stages"]["build"]["outputs"]["images"]
+
+
+def unique_prefix() -> str:
+    """Image names of one test, so that tests never see each other's tags."""
+    return f"sgtest-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def ns() -> str:
+    return unique_prefix()
+
+
+@pytest.fixture(autouse=True)
+def _remove_test_images(docker: DockerClient, ns: str):
+    yield
+    tagged = [t for image in docker.image.list() for t in image.repo_tags if t.startswith(ns + "/")]
+    if tagged:
+        docker.image.remove(tagged, force=True)
+
+
+def image_table(ns: str, *entries: tuple[str, str]) -> str:
+    return "".join(
+        f'[[tool.stagegate.images]]\nname = "{ns}/{name}"\ncontext = "{context}"\n\n'
+        for name, context in entries
+    )
+
+
+def test_broken_copy_names_the_dockerfile_line(repo, docker, busybox_image, reporter, ns) -> None:
+    repo.write(
+        "app/Dockerfile", f"FROM {busybox_image}\nRUN echo fine\nCOPY does-not-exist.txt /x\nRUN echo never\n"
+    )
+    repo.config(image_table(ns, ("app", "app")))
+    assert pipeline(repo, docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("build", "BUILD_FAILED")
+    assert error["subject"]["image"] == f"{ns}/app"
+    assert error["subject"]["file"] == "app/Dockerfile"
+    assert error["subject"]["line"] == 3
+    assert error["subject"]["instruction"] == "COPY does-not-exist.txt /x"
+    assert "file not found in build context" in error["subject"]["reason"]
+    assert error["command"]["exit_code"] != 0
+    log_file = repo.root / error["log_file"]
+    assert "COPY failed" in log_file.read_text()
+    assert "BUILD_FAILED" in reporter.console.file.getvalue()
+
+
+def test_failed_run_reports_its_exit_code(repo, docker, busybox_image, reporter, ns) -> None:
+    repo.write(
+        "app/Dockerfile",
+        f"# header comment\nFROM {busybox_image}\n\nRUN echo about to fail && \\\n    exit 3\n",
+    )
+    repo.config(image_table(ns, ("app", "app")))
+    assert pipeline(repo, docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert error["subject"]["line"] == 4
+    assert error["subject"]["exit_code"] == 3
+    assert "exit code 3" in error["message"]
+    assert images(repo)[f"{ns}/app"]["status"] == "failed"
+
+
+def test_dependent_waits_for_its_base_and_builds_on_this_runs_image(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    token = secrets.token_hex(8)
+    repo.write("base/token", token)
+    repo.write("base/Dockerfile", f"FROM {busybox_image}\nCOPY token /token\nRUN sleep 1\n")
+    repo.write("app/Dockerfile", f"ARG BASE={ns}/base\nFROM ${{BASE}}\nRUN cp /token /copied\n")
+    repo.config(image_table(ns, ("app", "app"), ("base", "base")))  # dependent listed first on purpose
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    built = images(repo)
+    base, app = built[f"{ns}/base"], built[f"{ns}/app"]
+    assert app["started_s"] >= base["finished_s"]
+    output = docker.run(app["ref"], ["cat", "/copied"], remove=True)
+    assert output.strip() == token
+
+
+def test_independent_images_build_in_parallel(repo, docker, busybox_image, reporter, ns) -> None:
+    for name in ("one", "two"):
+        repo.write(f"{name}/token", secrets.token_hex(8))  # never a cache hit
+        repo.write(f"{name}/Dockerfile", f"FROM {busybox_image}\nCOPY token /token\nRUN sleep 2\n")
+    repo.config(image_table(ns, ("one", "one"), ("two", "two")))
+    assert pipeline(repo, "--jobs", "2", docker=docker, reporter=reporter) == 0
+    one, two = images(repo)[f"{ns}/one"], images(repo)[f"{ns}/two"]
+    assert one["started_s"] < two["finished_s"] and two["started_s"] < one["finished_s"], (one, two)
+
+
+def test_unchanged_images_are_not_rebuilt(repo, docker, busybox_image, reporter, ns) -> None:
+    repo.write("app/Dockerfile", f"FROM {busybox_image}\nCOPY . /src\n")
+    repo.write("app/file.txt", "v1")
+    repo.config(image_table(ns, ("app", "app")))
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    first = images(repo)[f"{ns}/app"]
+    assert first["status"] == "built"
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    second = images(repo)[f"{ns}/app"]
+    assert second["status"] == "up to date"
+    assert (second["ref"], second["image_id"]) == (first["ref"], first["image_id"])
+    assert docker.image.inspect(f"{ns}/app:latest").id == first["image_id"]
+    labels = docker.image.inspect(first["ref"]).config.labels
+    assert labels["dev.stagegate.input-hash"] == first["input_hash"]
+
+
+def test_a_context_change_rebuilds_only_what_depends_on_it(repo, docker, busybox_image, reporter, ns) -> None:
+    repo.write("base/Dockerfile", f"FROM {busybox_image}\nCOPY . /base\n")
+    repo.write("base/data.txt", "base v1")
+    repo.write("app/Dockerfile", f"ARG BASE={ns}/base\nFROM ${{BASE}}\nCOPY . /app\n")
+    repo.write("app/data.txt", "app v1")
+    repo.write("app/.dockerignore", "notes.md\n")
+    repo.write("other/Dockerfile", f"FROM {busybox_image}\nCOPY . /other\n")
+    repo.write("other/data.txt", "other v1")
+    repo.config(image_table(ns, ("base", "base"), ("app", "app"), ("other", "other")))
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+
+    def statuses() -> dict[str, str]:
+        return {name.split("/")[1]: entry["status"] for name, entry in images(repo).items()}
+
+    repo.write("base/data.txt", "base v2")
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    assert statuses() == {"base": "built", "app": "built", "other": "up to date"}
+
+    repo.write("app/data.txt", "app v2")
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    assert statuses() == {"base": "up to date", "app": "built", "other": "up to date"}
+
+    repo.write("app/notes.md", "ignored by .dockerignore")
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    assert statuses() == {"base": "up to date", "app": "up to date", "other": "up to date"}
+
+
+def test_first_failure_stops_new_builds(repo, docker, busybox_image, reporter, ns) -> None:
+    repo.write("bad/Dockerfile", f"FROM {busybox_image}\nRUN exit 7\n")
+    repo.write("good/Dockerfile", f"FROM {busybox_image}\nRUN echo good\n")
+    repo.config(image_table(ns, ("bad", "bad"), ("good", "good")))
+    assert pipeline(repo, "--jobs", "1", docker=docker, reporter=reporter) == 1
+    assert images(repo)[f"{ns}/bad"]["status"] == "failed"
+    assert images(repo)[f"{ns}/good"]["status"] == "not started"  # never "failed"
+    assert "others" not in repo.error()
+
+
+def test_keep_going_builds_the_rest_and_reports_every_failure(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    repo.write("bad1/Dockerfile", f"FROM {busybox_image}\nRUN exit 7\n")
+    repo.write("bad2/Dockerfile", f"FROM {busybox_image}\nRUN exit 8\n")
+    repo.write("good/Dockerfile", f"FROM {busybox_image}\nRUN echo good\n")
+    repo.write("child/Dockerfile", f"FROM {ns}/bad1\nRUN echo child\n")
+    repo.config(image_table(ns, ("bad1", "bad1"), ("bad2", "bad2"), ("good", "good"), ("child", "child")))
+    assert pipeline(repo, "--keep-going", "--jobs", "1", docker=docker, reporter=reporter) == 1
+    statuses = {name.split("/")[1]: entry["status"] for name, entry in images(repo).items()}
+    assert statuses == {"bad1": "failed", "bad2": "failed", "good": "built", "child": "skipped"}
+    error = repo.error()
+    assert error["subject"]["image"] == f"{ns}/bad1" and error["subject"]["exit_code"] == 7
+    assert [other["subject"]["image"] for other in error["others"]] == [f"{ns}/bad2"]
+
+
+def test_only_builds_the_image_and_what_it_needs(repo, docker, busybox_image, reporter, ns) -> None:
+    repo.write("base/Dockerfile", f"FROM {busybox_image}\n")
+    repo.write("app/Dockerfile", f"FROM {ns}/base\nRUN echo app\n")
+    repo.write("other/Dockerfile", f"FROM {busybox_image}\nRUN exit 1\n")
+    repo.config(image_table(ns, ("base", "base"), ("app", "app"), ("other", "other")))
+    assert pipeline(repo, "--only", f"{ns}/app", docker=docker, reporter=reporter) == 0
+    assert set(images(repo)) == {f"{ns}/base", f"{ns}/app"}
+
+
+def test_missing_base_image_fails_preflight_with_the_from_line(repo, docker, reporter, ns) -> None:
+    repo.write("app/Dockerfile", "# comment\nFROM stagegate-test/no-such-image:1\n")
+    repo.config(image_table(ns, ("app", "app")))
+    assert run(repo, "preflight", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("preflight", "BASE_IMAGE_MISSING")
+    assert error["subject"]["image"] == "stagegate-test/no-such-image:1"
+    assert (error["subject"]["file"], error["subject"]["line"]) == ("app/Dockerfile", 2)
+    assert error["not_run"] == ["build"]
+
+
+def test_daemon_down_fails_preflight_at_once(repo, reporter, tmp_path: Path, ns) -> None:
+    repo.write("app/Dockerfile", "FROM scratch\n")
+    repo.config(image_table(ns, ("app", "app")))
+    unreachable = DockerClient(host=f"unix://{tmp_path}/no-docker.sock")
+    assert run(repo, "preflight", docker=unreachable, reporter=reporter) == 1
+    error = repo.error()
+    assert error["code"] == "DOCKER_UNAVAILABLE"
+    assert "Cannot connect to the Docker daemon" in error["log_excerpt"]
+    assert error["duration_s"] < 5  # no long retries when the daemon is down
+
+
+def test_build_started_alone_after_a_failed_preflight_refuses(
+    repo, docker, reporter, tmp_path: Path, ns
+) -> None:
+    repo.write("app/Dockerfile", "FROM scratch\n")
+    repo.config(image_table(ns, ("app", "app")))
+    unreachable = DockerClient(host=f"unix://{tmp_path}/no-docker.sock")
+    assert run(repo, "preflight", docker=unreachable, reporter=reporter) == 1
+    assert run(repo, "build", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("build", "UPSTREAM_FAILED")
+    assert error["subject"]["stage"] == "preflight"
+    assert error["cause"]["code"] == "DOCKER_UNAVAILABLE"
+    assert images_built_none(repo)
+
+
+def images_built_none(repo: Repo) -> bool:
+    return repo.run_record()["stages"]["build"]["outputs"] == {}

@@ -1,0 +1,145 @@
+"""The real nox sessions, run as a user runs them, on scratch repositories and on the example."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+
+from tests.conftest import REQUIRE_DOCKER, ROOT, Repo, validate_error_file
+
+pytestmark = pytest.mark.docker
+
+
+def nox(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if k not in ("STAGEGATE_ARTIFACTS", "NO_COLOR")}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "--no-color", *args],
+        cwd=cwd,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+@pytest.fixture
+def project(repo: Repo, busybox_image: str) -> Repo:
+    """A repository using stagegate: its noxfile and tasks/, plus one busybox image."""
+    shutil.copy(ROOT / "noxfile.py", repo.root / "noxfile.py")
+    shutil.copytree(ROOT / "tasks", repo.root / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
+    name = f"sgtest-{secrets.token_hex(4)}/app"
+    repo.write("app/Dockerfile", f"FROM {busybox_image}\nRUN echo hello > /hello\n")
+    repo.config(f'[[tool.stagegate.images]]\nname = "{name}"\ncontext = "app"\n')
+    repo.image_name = name  # type: ignore[attr-defined]
+    yield repo
+    DockerClient().image.remove([f"{name}:latest"], force=True) if DockerClient().image.exists(
+        f"{name}:latest"
+    ) else None
+
+
+def test_build_session_builds_and_records_the_image(project: Repo) -> None:
+    result = nox(project.root, "-s", "build")
+    assert result.returncode == 0, result.stderr
+    record = project.run_record()
+    assert [record["stages"][s]["status"] for s in ("preflight", "build")] == ["passed", "passed"]
+    image = record["stages"]["build"]["outputs"]["images"][project.image_name]
+    assert image["status"] == "built" and image["image_id"].startswith("sha256:")
+    assert not (project.artifacts / "error.json").exists()
+
+
+def test_broken_dockerfile_fails_without_traceback(project: Repo) -> None:
+    project.write("app/Dockerfile", "FROM stagegate-test/busybox:1\nRUN exit 3\n")
+    result = nox(project.root, "-s", "build")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "BUILD_FAILED" in result.stderr
+    error = validate_error_file(project.artifacts / "error.json")
+    assert (error["code"], error["subject"]["line"], error["subject"]["exit_code"]) == ("BUILD_FAILED", 2, 3)
+
+
+def test_daemon_down_fails_in_preflight_without_traceback(project: Repo, tmp_path: Path) -> None:
+    result = nox(project.root, "-s", "build", env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "Prerequisite session preflight was not successful" in result.stderr
+    error = validate_error_file(project.artifacts / "error.json")
+    assert (error["stage"], error["code"]) == ("preflight", "DOCKER_UNAVAILABLE")
+    assert error["not_run"] == ["build"]
+
+
+def test_build_alone_after_failed_preflight_refuses_with_upstream_failed(
+    project: Repo, tmp_path: Path
+) -> None:
+    nox(project.root, "-s", "preflight", env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    result = nox(project.root, "-s", "build", "--no-dependencies")
+    assert result.returncode == 1
+    error = validate_error_file(project.artifacts / "error.json")
+    assert (error["stage"], error["code"], error["subject"]["stage"]) == (
+        "build",
+        "UPSTREAM_FAILED",
+        "preflight",
+    )
+    assert error["cause"]["code"] == "DOCKER_UNAVAILABLE"
+    assert not (project.artifacts / "logs" / "build").exists()  # nothing was built
+
+
+def test_bad_configuration_and_unknown_options_are_config_invalid(project: Repo) -> None:
+    result = nox(project.root, "-s", "build", "--", "--keep-goin")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert validate_error_file(project.artifacts / "error.json")["code"] == "CONFIG_INVALID"
+
+    project.config(
+        '[[tool.stagegate.images]]\nname = "x/app"\ncontext = "app"\ndokerfile = "app/Dockerfile"\n'
+    )
+    result = nox(project.root, "-s", "build")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    error = validate_error_file(project.artifacts / "error.json")
+    assert error["code"] == "CONFIG_INVALID"
+    assert error["subject"]["key"] == "tool.stagegate.images[0].dokerfile"
+    assert "did you mean 'dockerfile'" in error["hint"]
+
+
+def test_artifacts_dir_follows_stagegate_artifacts(project: Repo, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "ci-artifacts"
+    result = nox(project.root, "-s", "build", env={"STAGEGATE_ARTIFACTS": str(elsewhere)})
+    assert result.returncode == 0, result.stderr
+    assert json.loads((elsewhere / "run.json").read_text())["stages"]["build"]["status"] == "passed"
+    assert not project.artifacts.exists()
+
+
+def test_doctor_reports_and_never_fails(project: Repo, tmp_path: Path) -> None:
+    result = nox(project.root, "-s", "doctor", env={"DOCKER_HOST": f"unix://{tmp_path}/no-docker.sock"})
+    assert result.returncode == 0
+    assert "DOCKER_UNAVAILABLE" in result.stderr
+    assert not (project.artifacts / "error.json").exists()  # doctor writes nothing
+
+
+def test_the_example_stack_builds_and_a_second_run_rebuilds_nothing(
+    tmp_path: Path, docker: DockerClient
+) -> None:
+    base = os.environ.get("BASE_IMAGE", "python:3.12-slim")
+    if not docker.image.exists(base):
+        message = f"the example's base image {base} is not present (see .ci/run for seeding one)"
+        pytest.fail(message) if REQUIRE_DOCKER else pytest.skip(message)
+    artifacts = tmp_path / "artifacts"
+    env = {"STAGEGATE_ARTIFACTS": str(artifacts), "BASE_IMAGE": base}
+    first = nox(ROOT, "-s", "build", env=env)
+    assert first.returncode == 0, first.stderr
+    second = nox(ROOT, "-s", "build", env=env)
+    assert second.returncode == 0, second.stderr
+    built = json.loads((artifacts / "run.json").read_text())["stages"]["build"]["outputs"]["images"]
+    assert set(built) == {"example/base", "example/api-server", "example/worker"}
+    assert {entry["status"] for entry in built.values()} == {"up to date"}
+    version = docker.run(
+        built["example/api-server"]["ref"], ["python3", "-m", "api", "--version"], remove=True
+    )
+    assert version.strip().startswith("api-server ")

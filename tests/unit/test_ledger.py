@@ -1,0 +1,143 @@
+"""run.json / error.json: new runs, the upstream guard, one error file per failed run."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from tasks.clock import Clock
+from tasks.errors import Code, CommandEvidence, StagegateError
+from tasks.ledger import PIPELINE, Ledger, write_json_atomic
+from tests.conftest import SCHEMA
+
+GIT = {"sha": "0123abc", "dirty": False}
+
+
+def fixed_clock() -> Clock:
+    return Clock(now=lambda: datetime(2026, 11, 28, 20, 0, 0, tzinfo=UTC), monotonic=lambda: 0.0)
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Ledger:
+    return Ledger(tmp_path / "artifacts", fixed_clock())
+
+
+def build_failure() -> StagegateError:
+    return StagegateError(
+        Code.BUILD_FAILED,
+        "example/api: `RUN exit 3` failed with exit code 3 at api/Dockerfile:7",
+        "fix api/Dockerfile:7",
+        {"image": "example/api", "file": "api/Dockerfile", "line": 7},
+        command=CommandEvidence(["docker", "build", "."], 3),
+        log_excerpt="The command '/bin/sh -c exit 3' returned a non-zero code: 3",
+        log_file=".stagegate/logs/build/example-api.log",
+    )
+
+
+def test_first_stage_starts_a_new_run_with_every_stage_not_run(ledger: Ledger) -> None:
+    run = ledger.begin("preflight", git=GIT, options={})
+    assert run["git"] == GIT
+    assert list(run["stages"]) == list(PIPELINE)
+    assert run["stages"]["preflight"]["status"] == "running"
+    assert all(run["stages"][s]["status"] == "not-run" for s in PIPELINE[1:])
+    assert json.loads(ledger.run_path.read_text())["run_id"] == run["run_id"]
+
+
+def test_later_stage_continues_the_run_of_its_upstream(ledger: Ledger) -> None:
+    first = ledger.begin("preflight", git=GIT, options={})
+    ledger.record_pass("preflight", 0.5, {"builder": "legacy"})
+    second = ledger.begin("build", git=GIT, options={})
+    assert second["run_id"] == first["run_id"]
+    assert second["builder"] == "legacy"  # run-level output of preflight
+
+
+def test_failure_writes_one_error_file_that_validates(ledger: Ledger) -> None:
+    ledger.begin("preflight", git=GIT, options={})
+    ledger.record_pass("preflight", 0.1, {})
+    ledger.begin("build", git=GIT, options={})
+    document = ledger.record_failure("build", build_failure(), 2.5, {"images": {}})
+    jsonschema.validate(document, SCHEMA)
+    on_disk = json.loads(ledger.error_path.read_text())
+    assert on_disk == document
+    assert on_disk["stage"] == "build" and on_disk["code"] == "BUILD_FAILED"
+    assert on_disk["subject"]["line"] == 7
+    assert on_disk["command"] == {"argv": ["docker", "build", "."], "exit_code": 3}
+    assert on_disk["not_run"] == list(PIPELINE[PIPELINE.index("build") + 1 :])
+    assert on_disk["failed_at"] == "2026-11-28T20:00:00Z"
+    assert ledger.read_run()["stages"]["build"]["status"] == "failed"
+
+
+def test_keep_going_failures_are_listed_in_the_one_error_file(ledger: Ledger) -> None:
+    ledger.begin("preflight", git=GIT, options={})
+    ledger.record_pass("preflight", 0.1, {})
+    ledger.begin("build", git=GIT, options={})
+    first, second = build_failure(), build_failure()
+    second.subject = {"image": "example/worker"}
+    first.others = [second]
+    document = ledger.record_failure("build", first, 1.0, {})
+    assert document["subject"]["image"] == "example/api"
+    assert [o["subject"]["image"] for o in document["others"]] == ["example/worker"]
+    jsonschema.validate(document, SCHEMA)
+
+
+def test_a_new_run_clears_the_previous_runs_error_file(ledger: Ledger) -> None:
+    ledger.begin("preflight", git=GIT, options={})
+    ledger.record_failure("preflight", StagegateError(Code.DOCKER_UNAVAILABLE, "down", "start it"), 0.1, {})
+    assert ledger.error_path.exists()
+    ledger.begin("preflight", git=GIT, options={})
+    assert not ledger.error_path.exists()
+
+
+def test_stage_refuses_when_upstream_failed_and_keeps_the_cause(ledger: Ledger) -> None:
+    ledger.begin("preflight", git=GIT, options={})
+    ledger.record_failure(
+        "preflight", StagegateError(Code.DOCKER_UNAVAILABLE, "daemon down", "start it"), 0.1, {}
+    )
+    with pytest.raises(StagegateError) as caught:
+        ledger.begin("build", git=GIT, options={})
+    assert caught.value.code == Code.UPSTREAM_FAILED
+    assert caught.value.subject == {"stage": "preflight", "status": "failed"}
+    document = ledger.record_failure("build", caught.value, 0.0, {})
+    assert document["cause"]["code"] == "DOCKER_UNAVAILABLE"  # the root cause is not lost
+    assert document["stage"] == "build"
+    jsonschema.validate(document, SCHEMA)
+
+
+def test_stage_refuses_when_upstream_never_ran(ledger: Ledger) -> None:
+    with pytest.raises(StagegateError) as caught:
+        ledger.begin("build", git=GIT, options={})
+    assert caught.value.code == Code.UPSTREAM_FAILED
+    assert "never ran" in caught.value.message
+    assert caught.value.subject["stage"] == "preflight"
+
+
+def test_rerunning_a_failed_stage_removes_its_error_file_when_it_passes(ledger: Ledger) -> None:
+    ledger.begin("preflight", git=GIT, options={})
+    ledger.record_pass("preflight", 0.1, {})
+    ledger.begin("build", git=GIT, options={})
+    ledger.record_failure("build", build_failure(), 1.0, {})
+    ledger.begin("build", git=GIT, options={})
+    assert not ledger.error_path.exists()
+    ledger.record_pass("build", 1.0, {})
+    assert ledger.read_run()["stages"]["build"]["status"] == "passed"
+
+
+def test_atomic_write_leaves_no_temporary_files_and_keeps_the_old_file_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "run.json"
+    write_json_atomic(target, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json_atomic(target, {"not serialisable": object()})
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+
+
+def test_interrupted_stage_is_recorded_as_interrupted(ledger: Ledger) -> None:
+    ledger.begin("preflight", git=GIT, options={})
+    error = StagegateError(Code.INTERRUPTED, "preflight was interrupted", "re-run")
+    document = ledger.record_failure("preflight", error, 0.2, {}, interrupted=True)
+    assert ledger.read_run()["stages"]["preflight"]["status"] == "interrupted"
+    assert document["code"] == "INTERRUPTED"

@@ -1,0 +1,63 @@
+"""The noxfile as users meet it: `nox -l`, and the script block that installs what it needs."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def nox_list() -> list[dict]:
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "nox",
+            "-f",
+            str(ROOT / "noxfile.py"),
+            "-l",
+            "--json",
+            "--sessions",
+            "preflight",
+            "build",
+            "doctor",
+            "tests",
+            "lint",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(completed.stdout)
+
+
+def test_every_session_is_listed_with_a_one_line_description() -> None:
+    sessions = {entry["session"]: entry["description"] for entry in nox_list()}
+    assert set(sessions) == {"preflight", "build", "doctor", "tests", "lint"}
+    for name, description in sessions.items():
+        assert description and "\n" not in description, name
+
+
+def test_bare_nox_runs_tests_and_lint_only() -> None:
+    completed = subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(ROOT / "noxfile.py"), "-l"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    selected = set(re.findall(r"^\* (\w+)", completed.stdout, re.MULTILINE))
+    assert selected == {"tests", "lint"}
+
+
+def test_noxfile_script_block_installs_the_projects_dependencies() -> None:
+    text = (ROOT / "noxfile.py").read_text()
+    block = re.search(r"^# /// script\n(.*?)^# ///$", text, re.MULTILINE | re.DOTALL).group(1)
+    script = tomllib.loads("\n".join(line.removeprefix("#").removeprefix(" ") for line in block.splitlines()))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert sorted(script["dependencies"]) == sorted(project["dependencies"])
