@@ -1,0 +1,272 @@
+"""tasks.dockerfile: instructions with line numbers, global ARGs, FROM images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tasks.dockerfile import Dockerfile, DockerfileSyntaxError, repository
+
+MULTI_LINE = """\
+# syntax=docker/dockerfile:1
+FROM python:3.12-slim
+
+RUN apt-get update \\
+    # a comment inside the continuation
+    && apt-get install -y curl \\
+    && rm -rf /var/lib/apt/lists/*
+# a comment
+COPY . /app
+CMD ["python", "-m", "app"]
+"""
+
+
+def summary(dockerfile: Dockerfile) -> list[tuple[int, str, str]]:
+    """(line, keyword, arguments with whitespace runs collapsed) of every instruction."""
+    return [(i.line, i.keyword, " ".join(i.arguments.split())) for i in dockerfile.instructions]
+
+
+def first_refs(text: str, build_args: dict[str, str] | None = None) -> list[str]:
+    return [ref.ref for ref in Dockerfile.parse(text).base_refs(build_args or {})]
+
+
+# -- instructions ----------------------------------------------------------------------------
+
+
+def test_continuation_lines_keep_the_first_line_number_and_skip_comments() -> None:
+    assert summary(Dockerfile.parse(MULTI_LINE)) == [
+        (2, "FROM", "python:3.12-slim"),
+        (4, "RUN", "apt-get update && apt-get install -y curl && rm -rf /var/lib/apt/lists/*"),
+        (9, "COPY", ". /app"),
+        (10, "CMD", '["python", "-m", "app"]'),
+    ]
+
+
+def test_parse_keeps_the_path() -> None:
+    assert Dockerfile.parse("FROM x\n", path=Path("a/Dockerfile")).path == Path("a/Dockerfile")
+
+
+def test_lowercase_keywords_are_upper_cased() -> None:
+    dockerfile = Dockerfile.parse("from busybox as base\nrun echo hi\n")
+
+    assert summary(dockerfile) == [(1, "FROM", "busybox as base"), (2, "RUN", "echo hi")]
+    assert dockerfile.base_refs({})[0].stage_alias == "base"
+
+
+def test_instruction_text() -> None:
+    instruction = Dockerfile.parse("run   echo hi\n").instructions[0]
+
+    assert instruction.text == "RUN echo hi"
+
+
+def test_escape_directive_changes_the_continuation_character() -> None:
+    text = "# escape=`\nFROM mcr.microsoft.com/windows\nRUN dir C:\\\nRUN echo a `\n    && echo b\n"
+
+    assert summary(Dockerfile.parse(text)) == [
+        (2, "FROM", "mcr.microsoft.com/windows"),
+        (3, "RUN", "dir C:\\"),
+        (4, "RUN", "echo a && echo b"),
+    ]
+
+
+def test_escape_directive_after_an_instruction_is_only_a_comment() -> None:
+    text = "FROM busybox\n# escape=`\nRUN echo a `\nRUN echo b \\\n    c\n"
+
+    assert summary(Dockerfile.parse(text)) == [
+        (1, "FROM", "busybox"),
+        (3, "RUN", "echo a `"),
+        (4, "RUN", "echo b c"),
+    ]
+
+
+def test_escape_directive_after_a_blank_line_is_only_a_comment() -> None:
+    text = "\n# escape=`\nFROM busybox\nRUN echo a `\nRUN echo b\n"
+
+    assert [i.line for i in Dockerfile.parse(text).instructions] == [3, 4, 5]
+
+
+def test_continuation_at_end_of_file() -> None:
+    assert summary(Dockerfile.parse("FROM x\nRUN echo a \\")) == [(1, "FROM", "x"), (2, "RUN", "echo a")]
+
+
+def test_not_an_instruction_is_a_syntax_error() -> None:
+    with pytest.raises(DockerfileSyntaxError, match="line 2"):
+        Dockerfile.parse("FROM x\n&& echo\n")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: an empty line inside a continuation ends the instruction; Docker skips it "
+    "(with an 'empty continuation line' warning), so a Dockerfile Docker builds raises DockerfileSyntaxError",
+)
+def test_empty_line_inside_a_continuation_is_skipped() -> None:
+    text = "FROM x\nRUN echo a \\\n\n    && echo b\nCMD c\n"
+
+    assert summary(Dockerfile.parse(text)) == [(1, "FROM", "x"), (2, "RUN", "echo a && echo b"), (5, "CMD", "c")]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: continuation lines are joined with a space; Docker joins them as written "
+    "('RUN echo foo\\' + 'bar' is 'RUN echo foobar'), so find() misses the step text BuildKit prints",
+)
+def test_continuation_joins_lines_as_docker_does() -> None:
+    dockerfile = Dockerfile.parse("FROM x\nRUN echo foo\\\nbar\n")
+
+    assert dockerfile.find("RUN echo foobar") is dockerfile.instructions[1]
+
+
+# -- step, find, at_line -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("number", "keyword"), [(1, "FROM"), (2, "RUN"), (3, "COPY"), (4, "CMD")])
+def test_step(number: int, keyword: str) -> None:
+    step = Dockerfile.parse(MULTI_LINE).step(number)
+
+    assert step is not None and step.keyword == keyword
+
+
+@pytest.mark.parametrize("number", [0, -1, 5])
+def test_step_out_of_range(number: int) -> None:
+    assert Dockerfile.parse(MULTI_LINE).step(number) is None
+
+
+def test_find_is_whitespace_insensitive() -> None:
+    dockerfile = Dockerfile.parse(MULTI_LINE)
+
+    found = dockerfile.find(
+        "RUN apt-get update   &&  apt-get install -y curl && rm -rf /var/lib/apt/lists/*"
+    )
+
+    assert found is dockerfile.instructions[1]
+    assert dockerfile.find("  COPY   .   /app ") is dockerfile.instructions[2]
+
+
+def test_find_without_a_match() -> None:
+    dockerfile = Dockerfile.parse(MULTI_LINE)
+
+    assert dockerfile.find("RUN apt-get update") is None
+    assert dockerfile.find("COPY . /ap") is None
+
+
+@pytest.mark.parametrize(
+    ("line", "expected_line"),
+    [(1, None), (2, 2), (3, 2), (4, 4), (5, 4), (6, 4), (7, 4), (8, 4), (9, 9), (10, 10), (99, 10)],
+)
+def test_at_line(line: int, expected_line: int | None) -> None:
+    instruction = Dockerfile.parse(MULTI_LINE).at_line(line)
+
+    assert (instruction.line if instruction else None) == expected_line
+
+
+# -- global ARGs and FROM images ---------------------------------------------------------------
+
+
+def test_global_args_are_those_before_the_first_from() -> None:
+    text = 'ARG A=1 B\nARG C="x y"\nARG A=2\nFROM busybox\nARG D=4\n'
+
+    assert Dockerfile.parse(text).global_args() == {"A": "2", "B": None, "C": "x y"}
+
+
+@pytest.mark.parametrize(
+    ("text", "build_args", "expected"),
+    [
+        ("ARG X=example/base\nFROM ${X}\n", {}, "example/base"),
+        ("ARG X=example/base\nFROM $X\n", {}, "example/base"),
+        ("ARG X\nFROM ${X:-example/base}\n", {}, "example/base"),
+        ("ARG X=\nFROM ${X:-example/base}\n", {}, "example/base"),
+        ("ARG X=set\nFROM ${X:-example/base}\n", {}, "set"),
+        ("ARG X=busybox\nFROM ${X}\n", {"X": "example/base"}, "example/base"),
+        ("ARG X\nFROM ${X}\n", {"X": "example/base"}, "example/base"),
+        ("ARG TAG=1.2\nFROM example/base:${TAG}\n", {}, "example/base:1.2"),
+        ("ARG TAG=1.2\nFROM example/base:$TAG\n", {"TAG": "2.0"}, "example/base:2.0"),
+        ("ARG X=1\nFROM base${X:+-extra}\n", {}, "base-extra"),
+        # a build arg not declared by a global ARG does not reach FROM
+        ("FROM ${X:-busybox}\n", {"X": "example/base"}, "busybox"),
+        ("FROM busybox\nARG X=example/base\nFROM ${X:-alpine}\n", {}, "alpine"),
+    ],
+)
+def test_base_refs_resolve_arguments(text: str, build_args: dict[str, str], expected: str) -> None:
+    assert first_refs(text, build_args)[-1] == expected
+
+
+def test_base_ref_keeps_raw_and_line() -> None:
+    ref = Dockerfile.parse("ARG X=example/base\n\nFROM ${X}:1 AS build\n").base_refs({})[0]
+
+    assert (ref.line, ref.raw, ref.ref, ref.stage_alias) == (3, "${X}:1", "example/base:1", "build")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: global ARG defaults are not expanded with earlier ARGs; BuildKit expands them "
+    "(ARG BASE=${REGISTRY}/base gives example/base), here FROM resolves to the literal '${REGISTRY}/base'",
+)
+def test_arg_defaults_refer_to_earlier_args() -> None:
+    text = "ARG REGISTRY=example\nARG BASE=${REGISTRY}/base\nFROM ${BASE}\n"
+
+    assert first_refs(text) == ["example/base"]
+
+
+def test_stage_aliases_scratch_and_platform() -> None:
+    text = (
+        "FROM --platform=$BUILDPLATFORM example/base:1 AS Builder\n"
+        "FROM builder\n"
+        "FROM scratch AS empty\n"
+        "FROM empty\n"
+        "FROM --platform=linux/amd64 busybox\n"
+    )
+
+    refs = Dockerfile.parse(text).base_refs({})
+
+    assert [(r.ref, r.stage_alias, r.internal) for r in refs] == [
+        ("example/base:1", "Builder", False),
+        ("builder", None, True),
+        ("scratch", "empty", True),
+        ("empty", None, True),
+        ("busybox", None, False),
+    ]
+
+
+def test_a_stage_alias_only_covers_later_from_lines() -> None:
+    refs = Dockerfile.parse("FROM builder\nFROM busybox AS builder\n").base_refs({})
+
+    assert [r.internal for r in refs] == [False, False]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("FROM example/base:1.0\n", ["example/base"]),
+        ("FROM example/base@sha256:" + "0" * 64 + "\n", ["example/base"]),
+        ("FROM example/basement\n", [None]),
+        ("FROM example/base AS builder\nFROM builder\n", ["example/base", None]),
+        ("FROM scratch\n", [None]),
+    ],
+)
+def test_configured_name(text: str, expected: list[str | None]) -> None:
+    refs = Dockerfile.parse(text).base_refs({})
+
+    assert [r.configured_name(["example/base", "builder", "scratch"]) for r in refs] == expected
+
+
+def test_from_without_an_image_is_a_syntax_error() -> None:
+    with pytest.raises(DockerfileSyntaxError, match="line 2"):
+        Dockerfile.parse("# c\nFROM --platform=linux/amd64\n").base_refs({})
+
+
+@pytest.mark.parametrize(
+    ("ref", "expected"),
+    [
+        ("busybox", "busybox"),
+        ("python:3.12-slim", "python"),
+        ("example/api-server:abc123", "example/api-server"),
+        ("localhost:5000/team/app", "localhost:5000/team/app"),
+        ("localhost:5000/team/app:1.0", "localhost:5000/team/app"),
+        ("localhost:5000/app@sha256:" + "f" * 64, "localhost:5000/app"),
+        ("localhost:5000/app:1.0@sha256:" + "f" * 64, "localhost:5000/app"),
+        ("ghcr.io/org/img:latest", "ghcr.io/org/img"),
+    ],
+)
+def test_repository(ref: str, expected: str) -> None:
+    assert repository(ref) == expected
