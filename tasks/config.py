@@ -117,7 +117,7 @@ def artifacts_dir(root: Path, env: Mapping[str, str] = os.environ) -> Path:
     try:
         raw = tomllib.loads((root / PYPROJECT).read_text()).get("tool", {}).get("stagegate", {})
         value = raw.get("artifacts", DEFAULT_ARTIFACTS)
-    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
         value = DEFAULT_ARTIFACTS
     if not isinstance(value, str) or not _inside(root, root / value):
         value = DEFAULT_ARTIFACTS
@@ -200,9 +200,9 @@ def _read_section(root: Path) -> dict[str, Any]:
         raise config_error(
             SECTION, f"no {PYPROJECT} in {root.name}/", f"run stagegate from a repository with a {PYPROJECT}"
         ) from None
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise config_error(
-            SECTION, f"{PYPROJECT} is not valid TOML: {exc}", "fix the TOML syntax", file=PYPROJECT
+            SECTION, f"{PYPROJECT} is not valid TOML: {exc}", "fix the TOML syntax (UTF-8)", file=PYPROJECT
         ) from None
     section = document.get("tool", {}).get("stagegate")
     if section is None:
@@ -246,19 +246,19 @@ def _resolve_image(
             raise config_error(
                 f"{key}.depends_on[{position}]", f"{image.name} depends on itself", "remove it"
             )
+    relative = dockerfile.relative_to(root).as_posix()
     try:
         parsed = Dockerfile.parse(dockerfile.read_text(), path=dockerfile)
+        refs = parsed.base_refs(build_args)
     except (OSError, UnicodeDecodeError, DockerfileSyntaxError) as exc:
         raise config_error(
             f"{key}.dockerfile",
-            f"cannot read {dockerfile.relative_to(root).as_posix()}: {exc}",
-            "point dockerfile at a readable Dockerfile",
-            file=dockerfile.relative_to(root).as_posix(),
+            f"cannot read {relative}: {exc}",
+            f"fix {relative}, or point dockerfile at another file",
+            file=relative,
         ) from None
     inferred = [
-        ref.configured_name(names)
-        for ref in parsed.base_refs(build_args)
-        if ref.configured_name(names) not in (None, image.name)
+        ref.configured_name(names) for ref in refs if ref.configured_name(names) not in (None, image.name)
     ]
     depends_on = tuple(dict.fromkeys([*image.depends_on, *inferred]))
     return ImageSpec(
@@ -320,11 +320,9 @@ def _from_validation_error(exc: pydantic.ValidationError, raw: Any) -> Stagegate
             f"{key} = {first['input']!r} is not a valid image name",
             "use a lowercase repository name without a tag, like 'example/api-server'",
         )
-    expected = first["msg"].removeprefix("Input should be ").removeprefix("a ").removeprefix("an ")
+    expected = first["msg"].replace("Input should be", "it should be", 1)
     return config_error(
-        key,
-        f"{key} has the wrong type: {type(first['input']).__name__} {first['input']!r}",
-        f"it should be {expected}",
+        key, f"{key} has the wrong type: {type(first['input']).__name__} {first['input']!r}", expected
     )
 
 

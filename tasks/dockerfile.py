@@ -59,8 +59,10 @@ class Dockerfile:
     def parse(cls, text: str, path: Path | None = None) -> Dockerfile:
         return cls(path=path, instructions=tuple(_instructions(text)))
 
-    def global_args(self) -> dict[str, str | None]:
-        """``ARG`` declarations before the first ``FROM``, with their defaults."""
+    def global_args(self, build_args: Mapping[str, str] | None = None) -> dict[str, str | None]:
+        """``ARG`` declarations before the first ``FROM``: their values with ``build_args``
+        applied (a default may use earlier ARGs, as in ``ARG BASE=${REGISTRY}/base``)."""
+        build_args = build_args or {}
         args: dict[str, str | None] = {}
         for instruction in self.instructions:
             if instruction.keyword == "FROM":
@@ -68,12 +70,15 @@ class Dockerfile:
             if instruction.keyword == "ARG":
                 for token in shlex.split(instruction.arguments):
                     name, sep, default = token.partition("=")
-                    args[name] = default if sep else None
+                    if name in build_args:
+                        args[name] = build_args[name]
+                    else:
+                        args[name] = _substitute(default, args) if sep else None
         return args
 
     def base_refs(self, build_args: Mapping[str, str]) -> list[BaseRef]:
         """Every ``FROM`` line's image, resolved with the global ARG defaults and ``build_args``."""
-        values = {name: build_args.get(name, default) for name, default in self.global_args().items()}
+        values = self.global_args(build_args)
         refs: list[BaseRef] = []
         aliases: set[str] = set()
         for instruction in self.instructions:
@@ -143,21 +148,22 @@ def _instructions(text: str) -> list[Instruction]:
             if not stripped or stripped.startswith("#"):
                 continue
             start = number
-        elif stripped.startswith("#"):
-            continue  # comment lines inside a continued instruction are dropped
+        elif not stripped or stripped.startswith("#"):
+            continue  # Docker drops comment and empty lines inside a continued instruction
         if stripped.endswith(escape):
-            parts.append(stripped[: -len(escape)].rstrip())
+            parts.append(line.rstrip()[: -len(escape)])  # joined as written, like Docker
             continue
-        parts.append(stripped)
-        result.append(_make(start, " ".join(p for p in parts if p)))
+        parts.append(line)
+        result.append(_make(start, "".join(parts)))
         start, parts = None, []
     if start is not None:
-        result.append(_make(start, " ".join(p for p in parts if p)))
+        result.append(_make(start, "".join(parts)))
     return result
 
 
 def _make(line: int, text: str) -> Instruction:
-    keyword, _, arguments = text.partition(" ")
+    """One instruction; whitespace runs are collapsed (the text is for matching and messages)."""
+    keyword, _, arguments = " ".join(text.split()).partition(" ")
     if not re.fullmatch(r"[A-Za-z]+", keyword):
         raise DockerfileSyntaxError(f"line {line}: {keyword!r} is not an instruction")
     return Instruction(line=line, keyword=keyword.upper(), arguments=arguments.strip())

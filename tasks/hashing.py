@@ -37,8 +37,10 @@ class DockerIgnore:
     def __init__(self, lines: list[str]) -> None:
         self.patterns: list[_Pattern] = []
         for line in lines:
+            if line.startswith("#"):  # only a '#' in the first column starts a comment
+                continue
             text = line.strip()
-            if not text or text.startswith("#"):
+            if not text:
                 continue
             exclusion = text.startswith("!")
             if exclusion:
@@ -91,7 +93,11 @@ def context_files(context: Path) -> Iterator[str]:
 
 
 def file_digest(path: Path) -> str:
-    """Digest of one context entry: content and executable bit; a symlink by its target."""
+    """Digest of one context entry: content and executable bit; a symlink by its target.
+
+    Other mode bits are left out on purpose: they follow the umask of each checkout, while
+    git itself records only the executable bit.
+    """
     info = path.lstat()
     digest = hashlib.sha256()
     if stat.S_ISLNK(info.st_mode):

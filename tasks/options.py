@@ -73,7 +73,9 @@ def parse_options(argv: Sequence[str]) -> Options:
             f"pipeline sessions understand {_SUMMARY}",
             option=unknown[0],
         )
-    only = tuple(name for value in namespace.only for name in value.split(",") if name)
+    only = tuple(name.strip() for value in namespace.only for name in value.split(",") if name.strip())
+    if namespace.only and not only:
+        raise config_error("--only", "--only names no image", "give an image name: --only example/api-server")
     return Options(keep_going=namespace.keep_going, only=only, jobs=namespace.jobs)
 
 

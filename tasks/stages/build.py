@@ -289,8 +289,7 @@ def dependency_build_args(spec: ImageSpec, dependencies: dict[str, ImageResult])
     ``ARG BASE=example/base`` + ``FROM ${BASE}`` then builds on the very image of this run.
     """
     args = dict(spec.build_args)
-    for name, default in spec.parsed.global_args().items():
-        value = args.get(name, default)
+    for name, value in spec.parsed.global_args(spec.build_args).items():
         dependency = dependencies.get(repository(value)) if value else None
         if dependency is not None and dependency.ref:
             args[name] = dependency.ref

@@ -95,22 +95,16 @@ def test_not_an_instruction_is_a_syntax_error() -> None:
         Dockerfile.parse("FROM x\n&& echo\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: an empty line inside a continuation ends the instruction; Docker skips it "
-    "(with an 'empty continuation line' warning), so a Dockerfile Docker builds raises DockerfileSyntaxError",
-)
 def test_empty_line_inside_a_continuation_is_skipped() -> None:
     text = "FROM x\nRUN echo a \\\n\n    && echo b\nCMD c\n"
 
-    assert summary(Dockerfile.parse(text)) == [(1, "FROM", "x"), (2, "RUN", "echo a && echo b"), (5, "CMD", "c")]
+    assert summary(Dockerfile.parse(text)) == [
+        (1, "FROM", "x"),
+        (2, "RUN", "echo a && echo b"),
+        (5, "CMD", "c"),
+    ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: continuation lines are joined with a space; Docker joins them as written "
-    "('RUN echo foo\\' + 'bar' is 'RUN echo foobar'), so find() misses the step text BuildKit prints",
-)
 def test_continuation_joins_lines_as_docker_does() -> None:
     dockerfile = Dockerfile.parse("FROM x\nRUN echo foo\\\nbar\n")
 
@@ -135,9 +129,7 @@ def test_step_out_of_range(number: int) -> None:
 def test_find_is_whitespace_insensitive() -> None:
     dockerfile = Dockerfile.parse(MULTI_LINE)
 
-    found = dockerfile.find(
-        "RUN apt-get update   &&  apt-get install -y curl && rm -rf /var/lib/apt/lists/*"
-    )
+    found = dockerfile.find("RUN apt-get update   &&  apt-get install -y curl && rm -rf /var/lib/apt/lists/*")
 
     assert found is dockerfile.instructions[1]
     assert dockerfile.find("  COPY   .   /app ") is dockerfile.instructions[2]
@@ -197,15 +189,18 @@ def test_base_ref_keeps_raw_and_line() -> None:
     assert (ref.line, ref.raw, ref.ref, ref.stage_alias) == (3, "${X}:1", "example/base:1", "build")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: global ARG defaults are not expanded with earlier ARGs; BuildKit expands them "
-    "(ARG BASE=${REGISTRY}/base gives example/base), here FROM resolves to the literal '${REGISTRY}/base'",
+@pytest.mark.parametrize(
+    ("build_args", "expected"),
+    [
+        ({}, "example/base"),
+        ({"REGISTRY": "other"}, "other/base"),
+        ({"BASE": "busybox"}, "busybox"),
+    ],
 )
-def test_arg_defaults_refer_to_earlier_args() -> None:
+def test_arg_defaults_refer_to_earlier_args(build_args: dict[str, str], expected: str) -> None:
     text = "ARG REGISTRY=example\nARG BASE=${REGISTRY}/base\nFROM ${BASE}\n"
 
-    assert first_refs(text) == ["example/base"]
+    assert first_refs(text, build_args) == [expected]
 
 
 def test_stage_aliases_scratch_and_platform() -> None:

@@ -1,0 +1,128 @@
+"""tasks.options: the option set of every pipeline session; every mistake is CONFIG_INVALID."""
+
+from __future__ import annotations
+
+import pytest
+
+from tasks import options as options_module
+from tasks.errors import Code, StagegateError
+from tasks.options import Options, parse_options
+
+
+def option_error(argv: list[str]) -> StagegateError:
+    with pytest.raises(StagegateError) as info:
+        parse_options(argv)
+    assert info.value.code == Code.CONFIG_INVALID
+    assert info.value.subject["key"] == "options"
+    return info.value
+
+
+def test_defaults() -> None:
+    options = parse_options([])
+
+    assert (options.keep_going, options.only, options.jobs) == (False, (), 0)
+
+
+def test_keep_going() -> None:
+    assert parse_options(["--keep-going"]).keep_going is True
+
+
+@pytest.mark.parametrize(
+    ("argv", "only"),
+    [
+        (["--only", "example/app"], ("example/app",)),
+        (["--only", "a", "--only", "b"], ("a", "b")),
+        (["--only", "a,b", "--only", "c"], ("a", "b", "c")),
+        (["--only=a,,b,"], ("a", "b")),
+    ],
+)
+def test_only(argv: list[str], only: tuple[str, ...]) -> None:
+    assert parse_options(argv).only == only
+
+
+@pytest.mark.parametrize(
+    ("argv", "jobs"), [(["--jobs", "4"], 4), (["--jobs=2"], 2), (["-j", "3"], 3), (["-j1"], 1)]
+)
+def test_jobs(argv: list[str], jobs: int) -> None:
+    assert parse_options(argv).jobs == jobs
+
+
+def test_all_options_together() -> None:
+    options = parse_options(["--only", "a", "--keep-going", "-j", "2"])
+
+    assert options == Options(keep_going=True, only=("a",), jobs=2)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "x", "1.5", ""])
+def test_bad_jobs_value(value: str) -> None:
+    error = option_error(["--jobs", value])
+
+    assert "--jobs" in error.message
+    assert "--jobs N" in error.hint
+
+
+@pytest.mark.parametrize("argv", [["--only"], ["--jobs"], ["--keep-going", "--only"]])
+def test_option_without_its_value_is_config_invalid_not_system_exit(argv: list[str]) -> None:
+    error = option_error(argv)
+
+    assert "expected one argument" in error.message
+
+
+def test_flag_with_a_value() -> None:
+    option_error(["--keep-going=yes"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"),
+    [
+        (["--frobnicate"], "--frobnicate"),
+        (["--keep-going", "--dry-run", "--also"], "--dry-run"),
+        (["--force=1"], "--force=1"),
+        (["example/app"], "example/app"),
+        (["-x"], "-x"),
+    ],
+)
+def test_unknown_option(argv: list[str], option: str) -> None:
+    error = option_error(argv)
+
+    assert error.subject["option"] == option
+    assert repr(option) in error.message
+    assert "--keep-going" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("argv", "option"), [(["--keep"], "--keep"), (["--on", "a"], "--on"), (["--job", "2"], "--job")]
+)
+def test_abbreviations_are_unknown_options(argv: list[str], option: str) -> None:
+    assert option_error(argv).subject["option"] == option
+
+
+def test_to_json() -> None:
+    assert parse_options(["--only", "a,b", "-j", "3", "--keep-going"]).to_json() == {
+        "keep_going": True,
+        "only": ["a", "b"],
+        "jobs": 3,
+    }
+
+
+def test_max_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(options_module.os, "cpu_count", lambda: 6)
+    assert Options(jobs=2).max_parallel == 2
+    assert Options().max_parallel == 6
+
+    monkeypatch.setattr(options_module.os, "cpu_count", lambda: None)
+    assert Options().max_parallel == 1
+
+
+def test_help_lists_every_option() -> None:
+    text = options_module.options_help()
+
+    assert all(flag in text for flag in ("--keep-going", "--only", "--jobs"))
+
+
+@pytest.mark.parametrize("argv", [["--only", ""], ["--only", ","], ["--only", " , "]])
+def test_only_naming_no_image_is_config_invalid(argv: list[str]) -> None:
+    with pytest.raises(StagegateError) as caught:
+        parse_options(argv)
+    assert caught.value.code == Code.CONFIG_INVALID
+    assert caught.value.subject["key"] == "--only"
