@@ -45,6 +45,7 @@ def run_stage(
     docker: DockerClient | None = None,
     clock: Clock | None = None,
     env: Mapping[str, str] | None = None,
+    stages: Mapping[str, Callable[[StageContext], None]] = STAGES,
 ) -> int:
     """Run one pipeline stage; 0 when it passed, 1 when it failed."""
     env = dict(os.environ if env is None else env)
@@ -69,7 +70,7 @@ def run_stage(
             env=env,
             outputs=outputs,
         )
-        STAGES[stage](context)
+        stages[stage](context)
     except StagegateError as exc:
         error = exc
     except KeyboardInterrupt:

@@ -94,7 +94,7 @@ class BuildProgress:
                     Text(name, style="bold"),
                     Text(row.state, style=_STATUS_STYLE.get(row.state, "")),
                     Text(_elapsed(row), style="dim"),
-                    Text(row.detail, style="dim"),
+                    Text(row.detail, style="dim", no_wrap=True, overflow="ellipsis"),
                 )
         return table
 
@@ -165,7 +165,11 @@ def _stage_note(record: Mapping[str, Any]) -> str:
         counts: dict[str, int] = {}
         for image in images.values():
             counts[image.get("status", "?")] = counts.get(image.get("status", "?"), 0) + 1
-        return ", ".join(f"{n} {state}" for state, n in counts.items())
+        order = ["built", "up to date", "failed", "skipped", "not started"]
+        ranked = sorted(
+            counts.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)
+        )
+        return ", ".join(f"{n} {state}" for state, n in ranked)
     if outputs.get("builder"):
         return f"builder: {outputs['builder']}"
     return ""

@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
@@ -34,6 +35,7 @@ from tasks.builder import (
 from tasks.config import Config, ImageSpec
 from tasks.dockerfile import repository
 from tasks.errors import Code, CommandEvidence, StagegateError
+from tasks.retry import retry_transient
 from tasks.stages import StageContext
 from tasks.ui import BuildProgress
 
@@ -42,6 +44,8 @@ log = logging.getLogger(__name__)
 LABEL_INPUT_HASH = "dev.stagegate.input-hash"
 LABEL_IMAGE = "dev.stagegate.image"
 LABEL_REVISION = "org.opencontainers.image.revision"
+
+T = TypeVar("T")
 
 TAG_PREFIX = "sg-"
 
@@ -90,6 +94,7 @@ def run(ctx: StageContext) -> None:
         git_sha=(ctx.run.get("git") or {}).get("sha"),
         log_dir=ctx.artifacts / "logs" / "build",
         clock=ctx.clock.monotonic,
+        sleep=ctx.clock.sleep,
     )
     ctx.outputs["images"] = {}
     with progress.shown():
@@ -128,6 +133,7 @@ class ImageBuilds:
     git_sha: str | None
     log_dir: Path
     clock: Callable[[], float]
+    sleep: Callable[[float], None] = time.sleep
     _epoch: float = field(default=0.0, init=False)
 
     def build_all(
@@ -229,7 +235,7 @@ class ImageBuilds:
 
         existing = self._existing(ref, digest)
         if existing is not None:
-            self.docker.image.tag(existing, latest)
+            self._docker(lambda: self.docker.image.tag(existing, latest))
             return ImageResult(spec.name, UP_TO_DATE, ref, existing, digest)
 
         self.progress.update(spec.name, "building")
@@ -267,16 +273,20 @@ class ImageBuilds:
             ids.setdefault(f"depends_on:{dependency.name}", dependency.image_id or "")
         return ids
 
+    def _docker(self, call: Callable[[], T]) -> T:
+        """A Docker call other than the build itself: retried while it fails transiently."""
+        return retry_transient(call, sleep=self.sleep)
+
     def _local_id(self, ref: str) -> str:
         try:
-            return self.docker.image.inspect(ref).id
+            return self._docker(lambda: self.docker.image.inspect(ref).id)
         except DockerException:
             return "absent"
 
     def _existing(self, ref: str, digest: str) -> str | None:
         """The ID of ``ref`` when it exists and was built from these very inputs."""
         try:
-            image = self.docker.image.inspect(ref)
+            image = self._docker(lambda: self.docker.image.inspect(ref))
         except DockerException:
             return None
         labels = image.config.labels or {}

@@ -16,7 +16,8 @@ from python_on_whales.exceptions import DockerException
 
 from tasks.builder import BuildxBuilder, LegacyBuilder
 from tasks.config import Config
-from tasks.errors import Code, StagegateError
+from tasks.errors import Code, CommandEvidence, StagegateError
+from tasks.retry import retry_transient
 from tasks.stages import StageContext
 
 DAEMON_TIMEOUT_S = 10.0
@@ -147,8 +148,8 @@ def check_base_images(
                         {"image": ref.ref or ref.raw, "file": file, "line": ref.line, "for_image": name},
                     ),
                 )
-            elif docker.image.exists(ref.ref):
-                found[ref.ref] = docker.image.inspect(ref.ref).id
+            elif retry_transient(lambda r=ref.ref: docker.image.exists(r)):
+                found[ref.ref] = retry_transient(lambda r=ref.ref: docker.image.inspect(r)).id
                 check = Check(f"base {ref.ref}", True, "present locally")
             else:
                 check = _pullable(docker, ref.ref, name, file, ref.line, spec.key)
@@ -160,7 +161,7 @@ def check_base_images(
 
 def _pullable(docker: DockerClient, image: str, for_image: str, file: str, line: int, key: str) -> Check:
     try:
-        _within(REGISTRY_TIMEOUT_S, lambda: docker.manifest.inspect(image))
+        _within(REGISTRY_TIMEOUT_S, lambda: retry_transient(lambda: docker.manifest.inspect(image)))
         return Check(f"base {image}", True, "not local, pullable from its registry")
     except (DockerException, TimeoutError) as exc:
         reason = (getattr(exc, "stderr", None) or str(exc) or "registry did not answer").strip().splitlines()
@@ -186,8 +187,6 @@ def _pullable(docker: DockerClient, image: str, for_image: str, file: str, line:
 def _daemon_down(
     message: str, stderr: str, argv: list[str] | None = None, exit_code: int | None = None
 ) -> Check:
-    from tasks.errors import CommandEvidence
-
     host = os.environ.get("DOCKER_HOST", "the default socket (unix:///var/run/docker.sock)")
     return Check(
         "docker",
