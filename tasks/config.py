@@ -48,13 +48,23 @@ class ImageSettings(_Strict):
     build_args: dict[str, str] = {}
     depends_on: list[str] = []
     smoke: list[str] | None = None
+    smoke_timeout: Annotated[float, Field(gt=0)] = 30.0
+
+
+class DeploySettings(_Strict):
+    """``[tool.stagegate.deploy]``: the manifests and the images they may use besides ours."""
+
+    manifests: str
+    external_images: list[str] = []
 
 
 class Settings(_Strict):
     """The ``[tool.stagegate]`` table, as written."""
 
     artifacts: str = DEFAULT_ARTIFACTS
+    platform: Annotated[str, Field(pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")] | None = None
     images: list[ImageSettings] = []
+    deploy: DeploySettings | None = None
 
 
 @dataclass(frozen=True)
@@ -67,6 +77,7 @@ class ImageSpec:
     build_args: Mapping[str, str]
     depends_on: tuple[str, ...]
     smoke: tuple[str, ...] | None
+    smoke_timeout: float
     parsed: Dockerfile
     index: int  # position in the config, for key paths in errors
 
@@ -76,12 +87,20 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class DeployConfig:
+    manifests: Path
+    external_images: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Config:
     """The validated configuration of one repository."""
 
     root: Path
     artifacts: Path
     images: Mapping[str, ImageSpec]
+    platform: str | None = None  # None: the Docker engine's own os/arch
+    deploy: DeployConfig | None = None
 
     def relpath(self, path: Path) -> str:
         """``path`` relative to the repository root, for messages and error.json."""
@@ -160,7 +179,13 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ) -> Config:
             "remove one of these dependencies (depends_on or a FROM line naming a configured image)",
             cycle=cycle,
         )
-    return Config(root=root, artifacts=artifacts, images=images)
+    deploy = None
+    if settings.deploy is not None:
+        deploy = DeployConfig(
+            manifests=_path_in_repo(root, settings.deploy.manifests, f"{SECTION}.deploy.manifests", must_exist=True),
+            external_images=tuple(settings.deploy.external_images),
+        )
+    return Config(root=root, artifacts=artifacts, images=images, platform=settings.platform, deploy=deploy)
 
 
 def interpolate(value: str, env: Mapping[str, str], key: str) -> str:
@@ -268,6 +293,7 @@ def _resolve_image(
         build_args=build_args,
         depends_on=depends_on,  # type: ignore[arg-type]
         smoke=tuple(image.smoke) if image.smoke is not None else None,
+        smoke_timeout=image.smoke_timeout,
         parsed=parsed,
         index=index,
     )
@@ -283,7 +309,7 @@ def _path_in_repo(root: Path, value: str, key: str, *, must_exist: bool, kind: s
             path=value,
         )
     if must_exist:
-        exists = path.is_dir() if kind == "directory" else path.is_file()
+        exists = {"directory": path.is_dir, "file": path.is_file}.get(kind, path.exists)()
         if not exists:
             raise config_error(
                 key,

@@ -12,6 +12,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.references import repository
+
 
 class DockerfileSyntaxError(ValueError):
     """The Dockerfile cannot be read as a sequence of instructions."""
@@ -184,12 +186,3 @@ def _substitute(text: str, values: Mapping[str, str | None]) -> str:
         return value or ""
 
     return _REFERENCE.sub(expand, text)
-
-
-def repository(ref: str) -> str:
-    """``host:5000/a/b:tag@sha256:...`` -> ``host:5000/a/b``."""
-    ref = ref.split("@", 1)[0]
-    last = ref.rsplit("/", 1)[-1]
-    if ":" in last:
-        ref = ref[: len(ref) - len(last)] + last.split(":", 1)[0]
-    return ref

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks.dockerfile import Dockerfile, DockerfileSyntaxError, repository
+from tasks.dockerfile import Dockerfile, DockerfileSyntaxError
+from tasks.references import repository
 
 MULTI_LINE = """\
 # syntax=docker/dockerfile:1

