@@ -6,9 +6,10 @@
 #   "pydantic>=2.5",
 #   "rich>=13.7",
 #   "filelock>=3.13",
+#   "pyyaml>=6.0",
 # ]
 # ///
-"""stagegate: preflight -> build, each stage gated on the one before (`nox -s build`).
+"""stagegate: preflight -> build -> verify, each stage gated on the one before (`nox -s verify`).
 
 Pipeline sessions take the same options after `--` (`nox -s build -- --keep-going`).
 """
@@ -38,6 +39,13 @@ def preflight(session: nox.Session) -> None:
 def build(session: nox.Session) -> None:
     """Build every configured image: dependency order, in parallel, unchanged ones skipped."""
     if failure := cli.stage("build", session.posargs, ROOT):
+        session.error(failure)
+
+
+@nox.session(python=False, default=False, requires=["build"])
+def verify(session: nox.Session) -> None:
+    """Prove the images right: present, current, platform, smoke command, manifests' image references."""
+    if failure := cli.stage("verify", session.posargs, ROOT):
         session.error(failure)
 
 

@@ -182,7 +182,9 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ) -> Config:
     deploy = None
     if settings.deploy is not None:
         deploy = DeployConfig(
-            manifests=_path_in_repo(root, settings.deploy.manifests, f"{SECTION}.deploy.manifests", must_exist=True),
+            manifests=_path_in_repo(
+                root, settings.deploy.manifests, f"{SECTION}.deploy.manifests", must_exist=True
+            ),
             external_images=tuple(settings.deploy.external_images),
         )
     return Config(root=root, artifacts=artifacts, images=images, platform=settings.platform, deploy=deploy)

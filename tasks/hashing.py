@@ -110,6 +110,89 @@ def file_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True)
+class Inputs:
+    """Everything that decides an image's content; its :meth:`digest` is the input hash.
+
+    Kept next to the ledger after each build, so that verify can say *which* input changed.
+    """
+
+    dockerfile: str
+    build_args: dict[str, str]
+    bases: dict[str, str]  # base reference -> image ID
+    files: dict[str, str]  # context-relative path -> file digest
+
+    def digest(self) -> str:
+        digest = hashlib.sha256()
+
+        def feed(*parts: str) -> None:
+            for part in parts:
+                digest.update(part.encode())
+                digest.update(b"\0")
+
+        feed("stagegate-input-hash", HASH_VERSION)
+        feed("dockerfile", self.dockerfile)
+        for name in sorted(self.build_args):
+            feed("arg", name, self.build_args[name])
+        for ref in sorted(self.bases):
+            feed("from", ref, self.bases[ref])
+        for relpath in sorted(self.files):
+            feed("file", relpath, self.files[relpath])
+        return digest.hexdigest()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "dockerfile": self.dockerfile,
+            "build_args": self.build_args,
+            "bases": self.bases,
+            "files": self.files,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, object]) -> Inputs:
+        return cls(
+            dockerfile=str(data["dockerfile"]),
+            build_args=dict(data["build_args"]),  # type: ignore[call-overload]
+            bases=dict(data["bases"]),  # type: ignore[call-overload]
+            files=dict(data["files"]),  # type: ignore[call-overload]
+        )
+
+    def changes_since(self, before: Inputs) -> list[str]:
+        """What differs from ``before``, most telling first: files, Dockerfile, args, bases."""
+        changes: list[str] = []
+        for path in sorted(set(before.files) | set(self.files)):
+            if path not in self.files:
+                changes.append(f"{path} was removed")
+            elif path not in before.files:
+                changes.append(f"{path} was added")
+            elif before.files[path] != self.files[path]:
+                changes.append(f"{path} changed")
+        if before.dockerfile != self.dockerfile:
+            changes.append("the Dockerfile changed")
+        for name in sorted(set(before.build_args) | set(self.build_args)):
+            if before.build_args.get(name) != self.build_args.get(name):
+                changes.append(f"build arg {name} changed")
+        for ref in sorted(set(before.bases) | set(self.bases)):
+            if before.bases.get(ref) != self.bases.get(ref):
+                changes.append(f"base image {ref} changed")
+        return changes
+
+
+def collect_inputs(
+    context: Path,
+    dockerfile: Path,
+    build_args: Mapping[str, str],
+    base_image_ids: Mapping[str, str],
+) -> Inputs:
+    """Read the inputs of one image from disk."""
+    return Inputs(
+        dockerfile=file_digest(dockerfile),
+        build_args=dict(build_args),
+        bases=dict(base_image_ids),
+        files={relpath: file_digest(context / relpath) for relpath in context_files(context)},
+    )
+
+
 def input_hash(
     context: Path,
     dockerfile: Path,
@@ -117,22 +200,7 @@ def input_hash(
     base_image_ids: Mapping[str, str],
 ) -> str:
     """The input hash of one image (hex sha256)."""
-    digest = hashlib.sha256()
-
-    def feed(*parts: str) -> None:
-        for part in parts:
-            digest.update(part.encode())
-            digest.update(b"\0")
-
-    feed("stagegate-input-hash", HASH_VERSION)
-    feed("dockerfile", file_digest(dockerfile))
-    for name in sorted(build_args):
-        feed("arg", name, build_args[name])
-    for ref in sorted(base_image_ids):
-        feed("from", ref, base_image_ids[ref])
-    for relpath in context_files(context):
-        feed("file", relpath, file_digest(context / relpath))
-    return digest.hexdigest()
+    return collect_inputs(context, dockerfile, build_args, base_image_ids).digest()
 
 
 def _parents(relpath: str) -> list[str]:

@@ -28,7 +28,7 @@ from tasks.errors import Code, StagegateError
 SCHEMA_VERSION = 1
 
 # The gated stages, in order. A stage may run only when all before it passed.
-PIPELINE: tuple[str, ...] = ("preflight", "build")
+PIPELINE: tuple[str, ...] = ("preflight", "build", "verify")
 
 
 class Status(enum.StrEnum):
@@ -43,20 +43,24 @@ class Status(enum.StrEnum):
 OK = (Status.PASSED, Status.SKIPPED)
 
 
-def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    """Write ``document`` to ``path`` so that readers see the old file or the new, never half."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as stream:
-            json.dump(document, stream, indent=2, sort_keys=False)
-            stream.write("\n")
+            stream.write(text)
             stream.flush()
             os.fsync(stream.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    """``document`` as indented JSON, written atomically."""
+    write_text_atomic(path, json.dumps(document, indent=2) + "\n")
 
 
 class Ledger:

@@ -8,7 +8,8 @@ objects). A kustomize directory is rendered with ``kubectl kustomize``; plain YA
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator, Mapping
+import difflib
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import yaml
 
 from tasks import runner
 from tasks.errors import Code, StagegateError
-from tasks.references import repository
+from tasks.references import repository, tag_of
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
@@ -148,6 +149,112 @@ def rewrite_images(objects: list[ManifestObject], built: Mapping[str, str]) -> l
 
 def to_yaml(objects: list[ManifestObject]) -> str:
     return yaml.safe_dump_all([obj.doc for obj in objects], sort_keys=False)
+
+
+def check_references(
+    objects: list[ManifestObject], *, root: Path, configured: list[str], external: Iterable[str]
+) -> tuple[list[StagegateError], list[dict[str, Any]]]:
+    """Every container image is a configured image or in ``external``; configured ones are
+    not sent to a registry by their pull policy. Returns the problems and the references."""
+    external = list(external)
+    errors: list[StagegateError] = []
+    references: list[dict[str, Any]] = []
+    for ref in container_images(objects):
+        name = repository(ref.image)
+        known = name in configured or _is_external(ref.image, external)
+        references.append(
+            {"resource": ref.resource, "container": ref.container, "image": ref.image, "known": known}
+        )
+        file, line = _locate(root, ref.source, ref.image)
+        subject: dict[str, Any] = {
+            "file": file,
+            "resource": ref.resource,
+            "container": ref.container,
+            "image": ref.image,
+        }
+        if line is not None:
+            subject["line"] = line
+        if not known:
+            close = difflib.get_close_matches(
+                name, configured + [repository(e) for e in external], n=1, cutoff=0.5
+            )
+            if close:
+                subject["suggestion"] = close[0]
+            errors.append(
+                StagegateError(
+                    Code.MANIFEST_IMAGE_UNKNOWN,
+                    f"{ref.resource} container {ref.container!r} uses image {ref.image!r}, which this run does not build"
+                    + (f" (did you mean {close[0]}?)" if close else ""),
+                    f"fix the image in {file}, or list it in [tool.stagegate.deploy] external_images",
+                    subject,
+                )
+            )
+        elif name in configured:
+            problem = _pull_policy_problem(ref.image, ref.pull_policy)
+            if problem:
+                errors.append(
+                    StagegateError(
+                        Code.PULL_POLICY_INVALID,
+                        f"{ref.resource} container {ref.container!r}: {problem}",
+                        f"set `imagePullPolicy: IfNotPresent` on that container in {file}",
+                        {**subject, "pull_policy": ref.pull_policy or "(default)"},
+                    )
+                )
+    return errors, references
+
+
+def _pull_policy_problem(image: str, policy: str | None) -> str | None:
+    if policy == "Always":
+        return (
+            f"imagePullPolicy: Always makes Kubernetes pull {image} from a registry, "
+            "but this run's image exists only on the node"
+        )
+    if policy is None and "@" not in image and tag_of(image) in (None, "latest"):
+        return (
+            f"{image} has {'the :latest tag' if tag_of(image) else 'no tag'} and no imagePullPolicy, "
+            "so Kubernetes defaults to Always and pulls it from a registry instead of using the built image"
+        )
+    return None
+
+
+def _is_external(image: str, external: Iterable[str]) -> bool:
+    """Listed in external_images: exactly, or by repository when the entry has no tag/digest."""
+    for entry in external:
+        if "@" in entry or tag_of(entry) is not None:
+            if _normalised(entry) == _normalised(image):
+                return True
+        elif repository(entry) == repository(image):
+            return True
+    return False
+
+
+def _normalised(ref: str) -> str:
+    tag = tag_of(ref)
+    digest = ref.split("@", 1)[1] if "@" in ref else None
+    return repository(ref) + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
+
+
+def _locate(root: Path, source: str, image: str) -> tuple[str, int | None]:
+    """The YAML file and line that write ``image`` (searching a kustomize dir's files)."""
+    path = root / source
+    candidates = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
+    for candidate in candidates:
+        try:
+            lines = candidate.read_text().splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for number, line in enumerate(lines, start=1):
+            stripped = line.strip().lstrip("- ").strip()
+            if stripped.startswith("image:") and stripped[len("image:") :].strip().strip("'\"") == image:
+                return _relative(root, candidate), number
+    return source, None
+
+
+def _relative(root: Path, path: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def _containers(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

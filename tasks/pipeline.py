@@ -24,7 +24,7 @@ from tasks.config import artifacts_dir, load_config
 from tasks.errors import Code, StagegateError
 from tasks.ledger import PIPELINE, Ledger, Status
 from tasks.options import parse_options
-from tasks.stages import StageContext, build, preflight
+from tasks.stages import StageContext, build, preflight, verify
 from tasks.ui import Reporter
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 STAGES: dict[str, Callable[[StageContext], None]] = {
     "preflight": preflight.run,
     "build": build.run,
+    "verify": verify.run,
 }
 assert tuple(STAGES) == PIPELINE
 

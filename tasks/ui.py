@@ -164,8 +164,9 @@ def _stage_note(record: Mapping[str, Any]) -> str:
     if isinstance(images, dict) and images:
         counts: dict[str, int] = {}
         for image in images.values():
-            counts[image.get("status", "?")] = counts.get(image.get("status", "?"), 0) + 1
-        order = ["built", "up to date", "failed", "skipped", "not started"]
+            state = image.get("status") or ("failed" if image.get("failed") else "verified")
+            counts[state] = counts.get(state, 0) + 1
+        order = ["built", "up to date", "verified", "failed", "skipped", "not started"]
         ranked = sorted(
             counts.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)
         )

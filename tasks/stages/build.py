@@ -10,10 +10,11 @@ already exists with the same input hash is "up to date" and not rebuilt.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -35,6 +36,7 @@ from tasks.builder import (
 from tasks.config import Config, ImageSpec
 from tasks.dockerfile import repository
 from tasks.errors import Code, CommandEvidence, StagegateError
+from tasks.ledger import write_json_atomic
 from tasks.retry import retry_transient
 from tasks.stages import StageContext
 from tasks.ui import BuildProgress
@@ -93,6 +95,7 @@ def run(ctx: StageContext) -> None:
         progress=progress,
         git_sha=(ctx.run.get("git") or {}).get("sha"),
         log_dir=ctx.artifacts / "logs" / "build",
+        inputs_dir=ctx.artifacts / "inputs",
         clock=ctx.clock.monotonic,
         sleep=ctx.clock.sleep,
     )
@@ -132,6 +135,7 @@ class ImageBuilds:
     progress: BuildProgress
     git_sha: str | None
     log_dir: Path
+    inputs_dir: Path
     clock: Callable[[], float]
     sleep: Callable[[float], None] = time.sleep
     _epoch: float = field(default=0.0, init=False)
@@ -226,12 +230,14 @@ class ImageBuilds:
         return result
 
     def _build(self, spec: ImageSpec, dependencies: dict[str, ImageResult]) -> ImageResult:
-        build_args = dependency_build_args(spec, dependencies)
-        digest = hashing.input_hash(
-            spec.context, spec.dockerfile, build_args, self._base_ids(spec, build_args, dependencies)
-        )
+        built = {
+            name: BuiltImage(result.ref or "", result.image_id or "") for name, result in dependencies.items()
+        }
+        build_args, inputs = image_inputs(spec, built, self._local_id)
+        digest = inputs.digest()
         ref = f"{spec.name}:{TAG_PREFIX}{digest[:16]}"
         latest = f"{spec.name}:latest"
+        save_inputs(self.inputs_dir, spec.name, inputs)
 
         existing = self._existing(ref, digest)
         if existing is not None:
@@ -239,7 +245,7 @@ class ImageBuilds:
             return ImageResult(spec.name, UP_TO_DATE, ref, existing, digest)
 
         self.progress.update(spec.name, "building")
-        log_file = self.log_dir / f"{_safe(spec.name)}.log"
+        log_file = self.log_dir / f"{safe_name(spec.name)}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         request = BuildRequest(
             context=spec.context,
@@ -259,29 +265,12 @@ class ImageBuilds:
                 raise build_error(spec, failure, self.config.relpath, log_file) from None
         return ImageResult(spec.name, BUILT, ref, image_id, digest)
 
-    def _base_ids(
-        self, spec: ImageSpec, build_args: dict[str, str], dependencies: dict[str, ImageResult]
-    ) -> dict[str, str]:
-        """Image IDs of everything ``spec`` builds on: they are inputs of its hash."""
-        ids: dict[str, str] = {}
-        for ref in spec.parsed.base_refs(build_args):
-            if ref.internal:
-                continue
-            dependency = dependencies.get(repository(ref.ref))
-            ids[ref.ref] = dependency.image_id or "" if dependency else self._local_id(ref.ref)
-        for dependency in dependencies.values():  # depends_on without a FROM line
-            ids.setdefault(f"depends_on:{dependency.name}", dependency.image_id or "")
-        return ids
-
     def _docker(self, call: Callable[[], T]) -> T:
         """A Docker call other than the build itself: retried while it fails transiently."""
         return retry_transient(call, sleep=self.sleep)
 
     def _local_id(self, ref: str) -> str:
-        try:
-            return self._docker(lambda: self.docker.image.inspect(ref).id)
-        except DockerException:
-            return "absent"
+        return local_image_id(self.docker, ref, sleep=self.sleep)
 
     def _existing(self, ref: str, digest: str) -> str | None:
         """The ID of ``ref`` when it exists and was built from these very inputs."""
@@ -293,17 +282,60 @@ class ImageBuilds:
         return image.id if labels.get(LABEL_INPUT_HASH) == digest else None
 
 
-def dependency_build_args(spec: ImageSpec, dependencies: dict[str, ImageResult]) -> dict[str, str]:
-    """Build args whose value names a configured dependency get its exact built reference.
+@dataclass(frozen=True)
+class BuiltImage:
+    """What the ledger records of a built image: enough to build or check its dependents."""
 
-    ``ARG BASE=example/base`` + ``FROM ${BASE}`` then builds on the very image of this run.
+    ref: str
+    image_id: str
+    input_hash: str = ""
+
+
+def image_inputs(
+    spec: ImageSpec, dependencies: Mapping[str, BuiltImage], local_id: Callable[[str], str]
+) -> tuple[dict[str, str], hashing.Inputs]:
+    """The build args and the inputs of ``spec``, given its built dependencies.
+
+    Build args whose value names a configured dependency get its exact built reference
+    (``ARG BASE=example/base`` + ``FROM ${BASE}`` builds on the very image of this run); the
+    image IDs of everything it builds on are inputs too (``local_id`` looks up external ones).
     """
-    args = dict(spec.build_args)
+    build_args = dict(spec.build_args)
     for name, value in spec.parsed.global_args(spec.build_args).items():
         dependency = dependencies.get(repository(value)) if value else None
         if dependency is not None and dependency.ref:
-            args[name] = dependency.ref
-    return args
+            build_args[name] = dependency.ref
+    bases: dict[str, str] = {}
+    for ref in spec.parsed.base_refs(build_args):
+        if not ref.internal:
+            dependency = dependencies.get(repository(ref.ref))
+            bases[ref.ref] = dependency.image_id if dependency else local_id(ref.ref)
+    for name, dependency in dependencies.items():  # depends_on without a FROM line
+        bases.setdefault(f"depends_on:{name}", dependency.image_id)
+    return build_args, hashing.collect_inputs(spec.context, spec.dockerfile, build_args, bases)
+
+
+def local_image_id(docker: DockerClient, ref: str, *, sleep: Callable[[float], None] = time.sleep) -> str:
+    """The ID of a local image, or ``"absent"``."""
+    try:
+        return retry_transient(lambda: docker.image.inspect(ref).id, sleep=sleep)
+    except DockerException:
+        return "absent"
+
+
+def inputs_path(inputs_dir: Path, name: str) -> Path:
+    return inputs_dir / f"{safe_name(name)}.json"
+
+
+def save_inputs(inputs_dir: Path, name: str, inputs: hashing.Inputs) -> None:
+    write_json_atomic(inputs_path(inputs_dir, name), inputs.to_json())
+
+
+def load_inputs(inputs_dir: Path, name: str) -> hashing.Inputs | None:
+    try:
+        return hashing.Inputs.from_json(json.loads(inputs_path(inputs_dir, name).read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def build_error(
@@ -353,5 +385,6 @@ def _past(status: str) -> str:
     return {FAILED: "failed", SKIPPED: "was skipped", NOT_STARTED: "was not started"}.get(status, status)
 
 
-def _safe(name: str) -> str:
+def safe_name(name: str) -> str:
+    """An image name as a file name: ``example/api-server`` -> ``example-api-server``."""
     return "".join(c if c.isalnum() or c in "-_." else "-" for c in name)

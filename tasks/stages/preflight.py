@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import os
+import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -14,6 +15,7 @@ from typing import Any, TypeVar
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from tasks import manifests
 from tasks.builder import BuildxBuilder, LegacyBuilder
 from tasks.config import Config
 from tasks.errors import Code, CommandEvidence, StagegateError
@@ -61,7 +63,50 @@ def environment_checks(
     daemon = check_daemon(docker, outputs)
     if not daemon.ok:
         return [daemon]
-    return [daemon, check_builder(docker, env, outputs), *check_base_images(config, docker, images, outputs)]
+    return [
+        daemon,
+        check_builder(docker, env, outputs),
+        *check_tools(config),
+        *check_base_images(config, docker, images, outputs),
+        *check_manifest_references(config),
+    ]
+
+
+def check_manifest_references(config: Config) -> list[Check]:
+    """The manifests' image references, checked before anything is built: a typo in an
+    image name must not cost a whole build first. (verify checks them again.)"""
+    if config.deploy is None:
+        return []
+    source = config.relpath(config.deploy.manifests)
+    if manifests.is_kustomization(config.deploy.manifests) and shutil.which("kubectl") is None:
+        return []  # check_tools reports it
+    try:
+        objects = manifests.render(config.deploy.manifests, config.root)
+    except StagegateError as error:
+        return [Check("manifests", False, error.message, error)]
+    errors, references = manifests.check_references(
+        objects, root=config.root, configured=list(config.images), external=config.deploy.external_images
+    )
+    if not errors:
+        return [Check("manifests", True, f"{len(references)} image reference(s) in {source}, all known")]
+    return [Check("manifests", False, error.message, error) for error in errors]
+
+
+def check_tools(config: Config) -> list[Check]:
+    """CLIs that later stages of the run will need: missing ones fail now, not later."""
+    if config.deploy is None or not manifests.is_kustomization(config.deploy.manifests):
+        return []
+    path = shutil.which("kubectl")
+    if path is None:
+        return [
+            Check(
+                "kubectl",
+                False,
+                "not on PATH",
+                manifests.kubectl_missing(config.relpath(config.deploy.manifests)),
+            )
+        ]
+    return [Check("kubectl", True, f"{path} (renders the kustomize manifests)")]
 
 
 def check_daemon(docker: DockerClient, outputs: dict[str, Any]) -> Check:

@@ -9,10 +9,12 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import queue
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -75,23 +77,35 @@ def request(port: int, method: str, path: str, body: Any = None, raw: bytes | No
         conn.close()
 
 
-def example_env() -> dict[str, str]:
-    """The environment for the example's entry points: its sources on PYTHONPATH, no proxies."""
+def example_env(**extra: str) -> dict[str, str]:
+    """The environment for the example's entry points: its sources on PYTHONPATH, no proxies.
+
+    ``READY_FILE`` is empty (the worker writes no ready file) unless a test passes one.
+    """
     env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
     env["PYTHONPATH"] = os.pathsep.join(str(d) for d in SOURCE_DIRS)
     env.pop("API_URL", None)
+    env["READY_FILE"] = ""
+    env.update(extra)
     return env
 
 
-def run_module(*args: str) -> subprocess.CompletedProcess[str]:
+def run_module(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", *args],
         check=False,
-        env=example_env(),
+        env=env if env is not None else example_env(),
         capture_output=True,
         text=True,
         timeout=15,
     )
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def test_healthz_and_version(api_port: int) -> None:
@@ -184,9 +198,7 @@ def test_worker_once_without_pending_runs(api_port: int) -> None:
 
 
 def test_worker_once_tolerates_unreachable_api() -> None:
-    with socket.socket() as sock:  # a loopback port that nothing listens on
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     proc = run_module("worker", "--once", "--api-url", f"http://127.0.0.1:{port}")
     assert proc.returncode == 1
     assert "unavailable" in proc.stderr
@@ -198,3 +210,104 @@ def test_version_flag(module: str, expected: str) -> None:
     proc = run_module(module, "--version")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == expected
+
+
+def _wait_for(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def test_worker_writes_ready_file_after_first_successful_claim(api_module: Any, tmp_path: Path) -> None:
+    """Not ready while the API is unreachable; ready once the API answers a claim."""
+    ready = tmp_path / "state" / "worker-ready"  # the parent directory does not exist yet
+    port = free_port()
+    worker = subprocess.Popen(
+        [
+            sys.executable,
+            *("-m", "worker", "--api-url", f"http://127.0.0.1:{port}"),
+            *("--interval", "0.05", "--ready-file", str(ready)),
+        ],
+        env=example_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(line) for line in worker.stderr], daemon=True)
+    reader.start()
+    server = None
+    try:
+        # Several failed attempts (connection refused), and still no ready file.
+        failures = 0
+        while failures < 3:
+            line = lines.get(timeout=10)
+            assert "Traceback" not in line
+            failures += "unavailable" in line
+        assert worker.poll() is None, "the worker must keep retrying"
+        assert not ready.exists()
+
+        server = api_module.ApiServer(("127.0.0.1", port))
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        _wait_for(ready.exists, 10, f"the worker to write {ready}")
+        assert worker.poll() is None
+    finally:
+        worker.terminate()
+        worker.wait(timeout=10)
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+    reader.join(timeout=5)
+    assert worker.returncode == 0  # SIGTERM is a clean stop
+    assert ready.exists()
+    assert not ready.with_name(ready.name + ".partial").exists()
+
+
+@pytest.mark.parametrize(
+    ("pending", "path", "returncode", "ready_after"),
+    [
+        pytest.param(True, "", 0, True, id="claim-200"),
+        pytest.param(False, "", 0, True, id="claim-204"),
+        pytest.param(False, "/nope", 1, False, id="claim-404"),
+    ],
+)
+def test_worker_once_ready_file(
+    api_port: int, tmp_path: Path, pending: bool, path: str, returncode: int, ready_after: bool
+) -> None:
+    """Only a claim answered 200 or 204 makes the worker ready; a stale file is removed first."""
+    if pending:
+        request(api_port, "POST", "/runs", {"numbers": [1, 2]})
+    ready = tmp_path / "worker-ready"
+    ready.write_text("left over from an earlier run\n")
+    proc = run_module(
+        *("worker", "--once", "--api-url", f"http://127.0.0.1:{api_port}{path}"),
+        *("--ready-file", str(ready)),
+    )
+    assert proc.returncode == returncode, proc.stderr
+    assert ready.exists() is ready_after
+    if ready_after:
+        assert ready.read_text() == "ready\n"
+
+
+def test_worker_once_unreachable_api_is_not_ready(tmp_path: Path) -> None:
+    ready = tmp_path / "worker-ready"
+    ready.write_text("left over from an earlier run\n")
+    proc = run_module(
+        "worker", "--once", "--api-url", f"http://127.0.0.1:{free_port()}", "--ready-file", str(ready)
+    )
+    assert proc.returncode == 1
+    assert not ready.exists()
+
+
+def test_worker_ready_file_defaults_to_env(api_port: int, tmp_path: Path) -> None:
+    ready = tmp_path / "from-env"
+    proc = run_module(
+        "worker",
+        "--once",
+        "--api-url",
+        f"http://127.0.0.1:{api_port}",
+        env=example_env(READY_FILE=str(ready)),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert ready.read_text() == "ready\n"

@@ -1,4 +1,7 @@
-"""Entry point: ``python3 -m worker [--api-url URL] [--interval SECONDS] [--once] [--version]``."""
+"""Entry point of the worker.
+
+``python3 -m worker [--api-url URL] [--interval SECONDS] [--ready-file PATH] [--once] [--version]``
+"""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ from types import FrameType
 
 from stackcommon import VERSION, configure_logging
 
-from worker.client import SERVICE, run
+from worker.client import DEFAULT_READY_FILE, SERVICE, run
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -26,6 +29,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.5,
         help="seconds to wait when idle (default: 0.5)",
+    )
+    parser.add_argument(
+        "--ready-file",
+        default=os.environ.get("READY_FILE", DEFAULT_READY_FILE),
+        help="file written after the first successful contact with the API, for a readiness"
+        f" probe; an empty value disables it (default: $READY_FILE or {DEFAULT_READY_FILE})",
     )
     parser.add_argument("--once", action="store_true", help="process at most one run, then exit")
     parser.add_argument("--version", action="version", version=f"{SERVICE} {VERSION}")
@@ -42,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging()
     signal.signal(signal.SIGTERM, _stop)
     try:
-        return run(args.api_url, interval=args.interval, once=args.once)
+        return run(args.api_url, interval=args.interval, once=args.once, ready_file=args.ready_file or None)
     except KeyboardInterrupt:
         return 0
 

