@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import json
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,14 +205,17 @@ def check_references(
 
 
 def _pull_policy_problem(image: str, policy: str | None) -> str | None:
+    """Kubernetes defaults the policy to Always for ``:latest`` (even with a digest) and for
+    references with neither tag nor digest."""
     if policy == "Always":
         return (
             f"imagePullPolicy: Always makes Kubernetes pull {image} from a registry, "
             "but this run's image exists only on the node"
         )
-    if policy is None and "@" not in image and tag_of(image) in (None, "latest"):
+    tag = tag_of(image)
+    if policy is None and (tag == "latest" or (tag is None and "@" not in image)):
         return (
-            f"{image} has {'the :latest tag' if tag_of(image) else 'no tag'} and no imagePullPolicy, "
+            f"{image} has {'the :latest tag' if tag else 'no tag'} and no imagePullPolicy, "
             "so Kubernetes defaults to Always and pulls it from a registry instead of using the built image"
         )
     return None
@@ -258,11 +262,6 @@ def _relative(root: Path, path: Path) -> str:
 
 
 def _containers(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    if doc.get("kind") == "List":
-        for item in doc.get("items") or []:
-            if isinstance(item, dict):
-                yield from _containers(item)
-        return
     path = POD_SPEC_PATHS.get(str(doc.get("kind", "")))
     if path is None:
         return
@@ -278,8 +277,20 @@ def _containers(doc: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _documents(text: str, source: str) -> list[dict[str, Any]]:
+    """The objects of one file; list kinds (``List``, ``DeploymentList``, …) are unpacked
+    into their items, as ``kubectl apply`` does."""
     try:
-        docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+        if source.endswith(".json"):
+            docs = [json.loads(text)] if text.strip() else []
+        else:
+            docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except json.JSONDecodeError as exc:
+        raise StagegateError(
+            Code.CONFIG_INVALID,
+            f"{source} is not valid JSON (line {exc.lineno}): {exc.msg}",
+            f"fix the JSON in {source}",
+            {"key": "tool.stagegate.deploy.manifests", "file": source, "line": exc.lineno},
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -299,7 +310,22 @@ def _documents(text: str, source: str) -> list[dict[str, Any]]:
                 "every document must be a mapping with apiVersion and kind",
                 {"key": "tool.stagegate.deploy.manifests", "file": source},
             )
-    return docs
+    return [item for doc in docs for item in _unpacked(doc, source)]
+
+
+def _unpacked(doc: dict[str, Any], source: str) -> Iterator[dict[str, Any]]:
+    if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
+        for item in doc["items"]:
+            if not isinstance(item, dict):
+                raise StagegateError(
+                    Code.CONFIG_INVALID,
+                    f"{source}: an item of {doc['kind']} is not a Kubernetes object",
+                    "every item must be a mapping with apiVersion and kind",
+                    {"key": "tool.stagegate.deploy.manifests", "file": source},
+                )
+            yield from _unpacked(item, source)
+    else:
+        yield doc
 
 
 def _last_line(text: str) -> str:
