@@ -7,9 +7,10 @@
 #   "rich>=13.7",
 #   "filelock>=3.13",
 #   "pyyaml>=6.0",
+#   "junitparser>=3.1",
 # ]
 # ///
-"""stagegate: preflight -> build -> verify, each stage gated on the one before (`nox -s verify`).
+"""stagegate: preflight -> build -> verify -> cluster -> deploy -> e2e, each gated on the one before.
 
 Pipeline sessions take the same options after `--` (`nox -s build -- --keep-going`).
 """
@@ -46,6 +47,36 @@ def build(session: nox.Session) -> None:
 def verify(session: nox.Session) -> None:
     """Prove the images right: present, current, platform, smoke command, manifests' image references."""
     if failure := cli.stage("verify", session.posargs, ROOT):
+        session.error(failure)
+
+
+@nox.session(python=False, default=False, requires=["verify"])
+def cluster(session: nox.Session) -> None:
+    """Create or reuse the kind cluster and load this run's images onto its nodes."""
+    if failure := cli.stage("cluster", session.posargs, ROOT):
+        session.error(failure)
+
+
+@nox.session(python=False, default=False, requires=["cluster"])
+def deploy(session: nox.Session) -> None:
+    """Apply the manifests at the built tags; wait for readiness, failing fast on pod errors."""
+    if failure := cli.stage("deploy", session.posargs, ROOT):
+        session.error(failure)
+
+
+@nox.session(default=False, requires=["deploy"], reuse_venv=True)
+def e2e(session: nox.Session) -> None:
+    """Run the e2e tests against the deployment (the whole chain: nox -s e2e)."""
+    if requirements := cli.e2e_requirements(ROOT):
+        session.install(*requirements)
+    if failure := cli.stage("e2e", session.posargs, ROOT, bin_dir=session.bin):
+        session.error(failure)
+
+
+@nox.session(python=False, default=False)
+def teardown(session: nox.Session) -> None:
+    """Remove what stagegate created: its cluster, or what it applied to yours."""
+    if failure := cli.teardown(ROOT):
         session.error(failure)
 
 

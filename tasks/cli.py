@@ -14,18 +14,58 @@ from tasks.config import artifacts_dir, load_config
 from tasks.errors import StagegateError
 from tasks.ledger import Ledger
 from tasks.stages.preflight import Check, environment_checks
+from tasks.targets.kind import KindTarget
 from tasks.ui import Reporter, make_console
 
 
-def stage(name: str, posargs: Sequence[str], root: Path) -> str | None:
-    """Run the pipeline stage ``name`` with the session's posargs; the failure line, or None."""
+def stage(name: str, posargs: Sequence[str], root: Path, *, bin_dir: str | None = None) -> str | None:
+    """Run the pipeline stage ``name`` with the session's posargs; the failure line, or None.
+
+    ``bin_dir`` (a session's virtualenv) goes first on the PATH of the programs it runs.
+    """
     _quiet_libraries()
-    if pipeline.run_stage(name, posargs, root=root, reporter=Reporter(make_console())) == 0:
+    env = dict(os.environ)
+    if bin_dir:
+        env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+    if pipeline.run_stage(name, posargs, root=root, reporter=Reporter(make_console()), env=env) == 0:
         return None
     artifacts = artifacts_dir(root)
     error = Ledger(artifacts).read_error() or {}
     where = os.path.relpath(artifacts / "error.json")
     return f"{error.get('code', 'FAILED')}: {error.get('message', name + ' failed')} (see {where})"
+
+
+def e2e_requirements(root: Path) -> list[str]:
+    """What the e2e session installs into its virtualenv (none when the config is broken:
+    the e2e stage then reports the configuration error itself)."""
+    try:
+        config = load_config(root)
+    except StagegateError:
+        return []
+    return list(config.e2e.requirements) if config.e2e else []
+
+
+def teardown(root: Path) -> str | None:
+    """Remove what stagegate created; the failure line, or None."""
+    _quiet_libraries()
+    console = make_console()
+    try:
+        config = load_config(root)
+        ledger = Ledger(config.artifacts)
+        record = ledger.read_run() or {}
+        cluster = ((record.get("stages") or {}).get("cluster") or {}).get("outputs", {}).get("cluster") or {}
+        target = KindTarget(
+            cluster=cluster.get("cluster") or config.cluster.name,
+            artifacts=config.artifacts,
+            docker=DockerClient(),
+        )
+        outcome = target.teardown(delete=target.created_by_stagegate())
+        ledger.note("teardown", outcome)
+    except StagegateError as error:
+        console.print(f"[bold red]✗ {error.code}[/bold red]: {error.message}\n  hint: {error.hint}")
+        return f"{error.code}: {error.message}"
+    console.print(f"✓ teardown of cluster {outcome['cluster']}: removed {outcome['deleted']}")
+    return None
 
 
 def doctor(root: Path) -> int:

@@ -15,9 +15,9 @@ import tomllib
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks import graph
 from tasks.dockerfile import Dockerfile, DockerfileSyntaxError
 from tasks.errors import StagegateError, config_error
+from tasks.readiness import ReadinessPolicy
 
 PYPROJECT = "pyproject.toml"
 SECTION = "tool.stagegate"
@@ -51,11 +52,32 @@ class ImageSettings(_Strict):
     smoke_timeout: Annotated[float, Field(gt=0)] = 30.0
 
 
+class ClusterSettings(_Strict):
+    """``[tool.stagegate.cluster]``: the kind cluster the run deploys to."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")] = "stagegate"
+    kind_config: str | None = None
+    node_image: str | None = None
+
+
 class DeploySettings(_Strict):
-    """``[tool.stagegate.deploy]``: the manifests and the images they may use besides ours."""
+    """``[tool.stagegate.deploy]``: the manifests, the images they may use besides ours, and
+    the readiness policy."""
 
     manifests: str
     external_images: list[str] = []
+    timeout: Annotated[float, Field(gt=0)] = 300.0
+    poll_interval: Annotated[float, Field(gt=0)] = 2.0
+    crashloop_restarts: Annotated[int, Field(ge=0)] = 1
+    unschedulable_grace: Annotated[float, Field(ge=0)] = 30.0
+
+
+class E2ESettings(_Strict):
+    """``[tool.stagegate.e2e]``: the end-to-end test command and what it needs installed."""
+
+    command: Annotated[list[str], Field(min_length=1)]
+    requirements: list[str] = []
+    timeout: Annotated[float, Field(gt=0)] = 1800.0
 
 
 class Settings(_Strict):
@@ -63,8 +85,11 @@ class Settings(_Strict):
 
     artifacts: str = DEFAULT_ARTIFACTS
     platform: Annotated[str, Field(pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")] | None = None
+    target: Literal["auto", "kind"] = "auto"
     images: list[ImageSettings] = []
+    cluster: ClusterSettings = ClusterSettings()
     deploy: DeploySettings | None = None
+    e2e: E2ESettings | None = None
 
 
 @dataclass(frozen=True)
@@ -87,9 +112,24 @@ class ImageSpec:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    name: str = "stagegate"
+    kind_config: Path | None = None
+    node_image: str | None = None
+
+
+@dataclass(frozen=True)
 class DeployConfig:
     manifests: Path
     external_images: tuple[str, ...]
+    policy: ReadinessPolicy = field(default_factory=ReadinessPolicy)
+
+
+@dataclass(frozen=True)
+class E2EConfig:
+    command: tuple[str, ...]
+    requirements: tuple[str, ...] = ()
+    timeout: float = 1800.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +141,9 @@ class Config:
     images: Mapping[str, ImageSpec]
     platform: str | None = None  # None: the Docker engine's own os/arch
     deploy: DeployConfig | None = None
+    target: str = "auto"
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
+    e2e: E2EConfig | None = None
 
     def relpath(self, path: Path) -> str:
         """``path`` relative to the repository root, for messages and error.json."""

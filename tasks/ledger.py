@@ -28,7 +28,7 @@ from tasks.errors import Code, StagegateError
 SCHEMA_VERSION = 1
 
 # The gated stages, in order. A stage may run only when all before it passed.
-PIPELINE: tuple[str, ...] = ("preflight", "build", "verify")
+PIPELINE: tuple[str, ...] = ("preflight", "build", "verify", "cluster", "deploy", "e2e")
 
 
 class Status(enum.StrEnum):
@@ -149,6 +149,14 @@ class Ledger:
             self._write_run(run)
             return document
 
+    def note(self, key: str, value: Any) -> None:
+        """Record something outside the stages (teardown) in run.json."""
+        with self._locked():
+            run = self.read_run()
+            if run is not None:
+                run[key] = value
+                self._write_run(run)
+
     # -- internals -----------------------------------------------------------------------
     def _error_document(
         self, run: dict[str, Any], stage: str, error: StagegateError, duration_s: float
@@ -211,7 +219,7 @@ def _blank_stage() -> dict[str, Any]:
 
 
 def _run_level(outputs: dict[str, Any]) -> dict[str, Any]:
-    """Outputs that describe the whole run (the builder chosen by preflight)."""
+    """Outputs that describe the whole run (the builder, the target)."""
     return {key: outputs[key] for key in ("builder", "target") if key in outputs}
 
 

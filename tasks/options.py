@@ -20,6 +20,9 @@ class Options:
     keep_going: bool = False
     only: tuple[str, ...] = ()
     jobs: int = 0  # 0: one build per core
+    target: str | None = None  # None: [tool.stagegate] target
+    keep_cluster: bool = False
+    recreate: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "only": list(self.only)}
@@ -61,7 +64,17 @@ _parser.add_argument(
     help="at most N builds at once (default: one per core)",
 )
 
-_SUMMARY = "--keep-going, --only IMAGE, --jobs N"
+_parser.add_argument(
+    "--target", choices=["auto", "kind"], help="where to deploy (default: [tool.stagegate] target)"
+)
+_parser.add_argument(
+    "--keep-cluster",
+    action="store_true",
+    help="keep a cluster stagegate created, also after a passing e2e run",
+)
+_parser.add_argument("--recreate", action="store_true", help="delete and create the cluster again")
+
+_SUMMARY = "--keep-going, --only IMAGE, --jobs N, --target auto|kind, --keep-cluster, --recreate"
 
 
 def parse_options(argv: Sequence[str]) -> Options:
@@ -76,7 +89,14 @@ def parse_options(argv: Sequence[str]) -> Options:
     only = tuple(name.strip() for value in namespace.only for name in value.split(",") if name.strip())
     if namespace.only and not only:
         raise config_error("--only", "--only names no image", "give an image name: --only example/api-server")
-    return Options(keep_going=namespace.keep_going, only=only, jobs=namespace.jobs)
+    return Options(
+        keep_going=namespace.keep_going,
+        only=only,
+        jobs=namespace.jobs,
+        target=namespace.target,
+        keep_cluster=namespace.keep_cluster,
+        recreate=namespace.recreate,
+    )
 
 
 def options_help() -> str:

@@ -24,7 +24,7 @@ from tasks.config import artifacts_dir, load_config
 from tasks.errors import Code, StagegateError
 from tasks.ledger import PIPELINE, Ledger, Status
 from tasks.options import parse_options
-from tasks.stages import StageContext, build, preflight, verify
+from tasks.stages import StageContext, build, cluster, deploy, e2e, preflight, verify
 from tasks.ui import Reporter
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,9 @@ STAGES: dict[str, Callable[[StageContext], None]] = {
     "preflight": preflight.run,
     "build": build.run,
     "verify": verify.run,
+    "cluster": cluster.run,
+    "deploy": deploy.run,
+    "e2e": e2e.run,
 }
 assert tuple(STAGES) == PIPELINE
 

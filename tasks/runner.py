@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import subprocess
-from collections.abc import Mapping, Sequence
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,3 +79,130 @@ def _write_log(path: Path | None, argv: list[str], exit_code: int | None, stdout
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as stream:
         stream.write(f"$ {' '.join(argv)}\n{stdout}{stderr}[exit code {exit_code}]\n")
+
+
+class Background:
+    """A program running in the background (``kubectl port-forward``, a test suite).
+
+    A reader thread moves its output lines (stdout and stderr merged) into a queue, copying
+    them to the log file; :meth:`readline` takes them with a timeout. Always :meth:`stop` it.
+    """
+
+    def __init__(self, argv: list[str], process: subprocess.Popen[str], log_file: Path | None) -> None:
+        self.argv = argv
+        self.process = process
+        self.log_file = log_file
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self._reader = threading.Thread(target=self._read, name=f"read-{Path(argv[0]).name}", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        log_stream = self.log_file.open("a") if self.log_file is not None else None
+        try:
+            for line in self.process.stdout:
+                if log_stream is not None:
+                    log_stream.write(line)
+                    log_stream.flush()
+                self._lines.put(line)
+        finally:
+            if log_stream is not None:
+                log_stream.close()
+            self._lines.put(None)  # end of output
+
+    def readline(self, timeout: float) -> str | None:
+        """The next output line; None when none came within ``timeout`` or the output ended."""
+        try:
+            line = self._lines.get(timeout=timeout)
+        except queue.Empty:
+            return None
+        if line is None:
+            self._lines.put(None)  # keep reporting the end
+        return line
+
+    def finished(self) -> bool:
+        """The program exited and all its output has been read."""
+        return self.process.poll() is not None and not self._reader.is_alive() and self._lines.qsize() <= 1
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, grace: float = 3.0) -> int:
+        """Terminate (then kill) it if it still runs; its exit code."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._reader.join(grace)
+        return self.process.returncode
+
+
+def start(
+    argv: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    log_file: Path | None = None,
+) -> Background:
+    """Start ``argv`` in the background, stdout and stderr merged; stop it with ``.stop()``."""
+    argv = [str(a) for a in argv]
+    log.debug("start %s", argv)
+    if log_file is not None:
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.write_text(f"$ {' '.join(argv)}\n")
+    full_env = {**os.environ, **env} if env is not None else None
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+        )
+    except FileNotFoundError:
+        raise CommandFailed(argv, None, reason=f"{argv[0]} not found on PATH") from None
+    return Background(argv, process, log_file)
+
+
+def stream(
+    argv: Sequence[str],
+    *,
+    on_line: Callable[[str], None],
+    cwd: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 3600.0,
+    log_file: Path | None = None,
+) -> Result:
+    """Run ``argv`` to its end, handing every output line to ``on_line`` as it comes.
+
+    Returns the result whatever the exit code (the caller decides what a failure means);
+    :class:`CommandFailed` only when it cannot start or outlives ``timeout`` (then killed).
+    """
+    process = start(argv, cwd=cwd, env=env, log_file=log_file)
+    deadline = time.monotonic() + timeout
+    lines: list[str] = []
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CommandFailed(
+                    process.argv, None, "".join(lines), reason=f"timed out after {timeout:g} s"
+                )
+            line = process.readline(min(remaining, 1.0))
+            if line is not None:
+                lines.append(line)
+                on_line(line.rstrip("\n"))
+            elif process.finished():
+                break
+    finally:
+        exit_code = process.stop()
+    if log_file is not None:
+        with log_file.open("a") as out:
+            out.write(f"[exit code {exit_code}]\n")
+    return Result(process.argv, exit_code, "".join(lines), "")

@@ -102,7 +102,16 @@ def test_to_json() -> None:
         "keep_going": True,
         "only": ["a", "b"],
         "jobs": 3,
+        "target": None,
+        "keep_cluster": False,
+        "recreate": False,
     }
+
+
+def test_cluster_options() -> None:
+    parsed = parse_options(["--target", "kind", "--keep-cluster", "--recreate"])
+    assert (parsed.target, parsed.keep_cluster, parsed.recreate) == ("kind", True, True)
+    assert option_error(["--target", "nowhere"]).code == Code.CONFIG_INVALID
 
 
 def test_max_parallel(monkeypatch: pytest.MonkeyPatch) -> None:

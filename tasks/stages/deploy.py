@@ -1,0 +1,78 @@
+"""deploy: apply the manifests, rewritten to this run's tags, and wait for readiness —
+failing within one poll of a fatal pod state, with diagnostics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tasks import manifests
+from tasks.errors import Code, StagegateError
+from tasks.manifests import ManifestObject
+from tasks.readiness import Assessment, ImageFacts
+from tasks.stages import StageContext
+from tasks.stages.build import OK
+from tasks.stages.cluster import target_of_run
+from tasks.targets import Target
+
+
+def run(ctx: StageContext) -> None:
+    if ctx.config.deploy is None:
+        raise StagegateError(
+            Code.CONFIG_INVALID,
+            "nothing to deploy: [tool.stagegate.deploy] manifests is not configured",
+            'add [tool.stagegate.deploy] manifests = "path/to/k8s" to pyproject.toml',
+            {"key": "tool.stagegate.deploy"},
+        )
+    target = target_of_run(ctx)
+    objects = rendered_objects(ctx)
+    policy = ctx.config.deploy.policy
+    ctx.reporter.stage_started(
+        "deploy",
+        f"{len(objects)} object(s) to {target.name}, ready within {policy.timeout:g} s (poll {policy.poll_interval:g} s)",
+    )
+    try:
+        ctx.outputs["apply"] = target.apply(objects)
+        last: list[str] = []
+
+        def progress(assessment: Assessment, elapsed: float) -> None:
+            if assessment.not_ready != last:
+                last[:] = assessment.not_ready
+                for line in assessment.not_ready:
+                    ctx.reporter.info(f"… {elapsed:5.1f}s {line}")
+
+        ctx.outputs["readiness"] = target.wait_ready(objects, policy, image_facts(ctx), progress)
+        ctx.reporter.info(f"✓ ready after {ctx.outputs['readiness']['ready_after_s']:.1f}s")
+    except StagegateError as error:
+        error.subject.setdefault("diagnostics", collect(ctx, target, objects))
+        raise
+
+
+def rendered_objects(ctx: StageContext) -> list[ManifestObject]:
+    """The manifests as this run deploys them: rendered, configured images at their built tags."""
+    assert ctx.config.deploy is not None
+    objects = manifests.render(ctx.config.deploy.manifests, ctx.config.root)
+    return manifests.rewrite_images(objects, built_refs(ctx))
+
+
+def built_refs(ctx: StageContext) -> dict[str, str]:
+    images = ctx.run["stages"]["build"]["outputs"].get("images") or {}
+    return {
+        name: entry["ref"] for name, entry in images.items() if entry.get("status") in OK and entry.get("ref")
+    }
+
+
+def image_facts(ctx: StageContext) -> ImageFacts:
+    load = ctx.run["stages"]["cluster"]["outputs"].get("load") or {}
+    loaded = frozenset(entry["ref"] for entry in (load.get("images") or {}).values())
+    return ImageFacts(
+        built=built_refs(ctx), loaded=loaded, target=ctx.run["stages"]["cluster"]["outputs"]["target"]
+    )
+
+
+def collect(ctx: StageContext, target: Target, objects: list[ManifestObject]) -> str:
+    """Diagnostics into ``diagnostics/``; returns its path for error.json."""
+    dest: Path = ctx.artifacts / "diagnostics"
+    ctx.reporter.info(f"collecting diagnostics into {ctx.config.relpath(dest)}/ …")
+    written = target.collect_diagnostics(objects, dest)
+    ctx.outputs["diagnostics"] = {"dir": ctx.config.relpath(dest), "files": len(written)}
+    return ctx.config.relpath(dest)

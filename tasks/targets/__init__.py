@@ -1,0 +1,104 @@
+"""Targets: where the images run. One small interface; stages never know which target.
+
+- :mod:`tasks.targets.kind` — a kind cluster, driven through the ``kind`` and ``kubectl`` CLIs.
+
+``select_target`` picks one from the option, the configuration and what is installed, and
+says why.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from tasks.errors import Code, StagegateError
+from tasks.manifests import ManifestObject
+from tasks.readiness import ImageFacts, ReadinessPolicy
+
+
+@dataclass(frozen=True)
+class ImageToLoad:
+    name: str
+    ref: str
+    image_id: str
+
+
+class Target(Protocol):
+    """What the cluster, deploy, e2e and teardown stages need from a place to run images."""
+
+    name: str
+
+    def up(self, *, recreate: bool) -> dict[str, Any]:
+        """Create or reuse the target; outputs for the ledger (name, created, ...)."""
+        ...
+
+    def load_images(self, images: list[ImageToLoad]) -> dict[str, Any]:
+        """Make ``images`` available to the target, only where they are missing; check them."""
+        ...
+
+    def apply(self, objects: list[ManifestObject]) -> dict[str, Any]:
+        """Create or update ``objects`` (manifests already rewritten to the built tags)."""
+        ...
+
+    def wait_ready(
+        self, objects: list[ManifestObject], policy: ReadinessPolicy, images: ImageFacts, on_progress: Any
+    ) -> dict[str, Any]:
+        """Wait until the workloads of ``objects`` are ready; raise the fatal error early."""
+        ...
+
+    def endpoints(self, objects: list[ManifestObject]) -> AbstractContextManager[dict[str, str]]:
+        """Environment variables that let tests on this machine reach the Services."""
+        ...
+
+    def collect_diagnostics(self, objects: list[ManifestObject], dest: Path) -> list[str]:
+        """Everything a person needs to see why (pods, describe, events, logs); never raises."""
+        ...
+
+    def teardown(self, *, delete: bool) -> dict[str, Any]:
+        """Remove what stagegate created: the whole target when ``delete``, else the objects."""
+        ...
+
+
+def select_target(requested: str, *, which: Any = shutil.which) -> tuple[str, str]:
+    """The target to use and why: ``(name, reason)``."""
+    if requested == "kind":
+        return "kind", "requested"
+    if which("kind"):
+        return "kind", "auto: kind is on PATH"
+    raise StagegateError(
+        Code.TOOL_MISSING,
+        "target auto needs kind, and kind is not on PATH",
+        "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) and kubectl",
+        {"tool": "kind"},
+    )
+
+
+def env_name(text: str) -> str:
+    """``api-server`` -> ``API_SERVER``: a Service name as part of an environment variable."""
+    return "".join(c if c.isalnum() else "_" for c in text).upper()
+
+
+def endpoint_env(service: str, port: int, host_port: str, first: bool) -> dict[str, str]:
+    """The documented variables for one forwarded Service port."""
+    env = {f"STAGEGATE_HOSTPORT_{env_name(service)}_{port}": host_port}
+    if first:
+        env[f"STAGEGATE_URL_{env_name(service)}"] = f"http://{host_port}"
+    return env
+
+
+def services(objects: list[ManifestObject]) -> Iterator[tuple[str, str, list[int]]]:
+    """``(namespace, name, ports)`` of every Service in ``objects``."""
+    for obj in objects:
+        if obj.kind == "Service":
+            ports = [int(p["port"]) for p in (obj.doc.get("spec") or {}).get("ports") or [] if "port" in p]
+            yield obj.namespace or "default", obj.name, ports
+
+
+def namespaces(objects: list[ManifestObject]) -> list[str]:
+    """The namespaces the workloads of ``objects`` live in."""
+    found = {obj.namespace or "default" for obj in objects if obj.kind not in ("Namespace",)}
+    return sorted(found)

