@@ -229,8 +229,30 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ) -> Config:
                 root, settings.deploy.manifests, f"{SECTION}.deploy.manifests", must_exist=True
             ),
             external_images=tuple(settings.deploy.external_images),
+            policy=ReadinessPolicy(
+                poll_interval=settings.deploy.poll_interval,
+                timeout=settings.deploy.timeout,
+                crashloop_restarts=settings.deploy.crashloop_restarts,
+                unschedulable_grace=settings.deploy.unschedulable_grace,
+            ),
         )
-    return Config(root=root, artifacts=artifacts, images=images, platform=settings.platform, deploy=deploy)
+    kind_config = None
+    if settings.cluster.kind_config is not None:
+        key = f"{SECTION}.cluster.kind_config"
+        kind_config = _path_in_repo(root, settings.cluster.kind_config, key, must_exist=True, kind="file")
+    e2e = None
+    if settings.e2e is not None:
+        e2e = E2EConfig(tuple(settings.e2e.command), tuple(settings.e2e.requirements), settings.e2e.timeout)
+    return Config(
+        root=root,
+        artifacts=artifacts,
+        images=images,
+        platform=settings.platform,
+        deploy=deploy,
+        target=settings.target,
+        cluster=ClusterConfig(settings.cluster.name, kind_config, settings.cluster.node_image),
+        e2e=e2e,
+    )
 
 
 def interpolate(value: str, env: Mapping[str, str], key: str) -> str:

@@ -29,6 +29,13 @@ from tasks.manifests import ManifestObject, to_yaml
 from tasks.readiness import WORKLOAD_KINDS, ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
 from tasks.targets import ImageToLoad, endpoint_env, namespaces, services
 
+_PLURALS = {
+    "Deployment": "deployments",
+    "StatefulSet": "statefulsets",
+    "DaemonSet": "daemonsets",
+    "ReplicaSet": "replicasets",
+    "Job": "jobs",
+}
 _FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)")
 KUBECTL_GET_TIMEOUT = 30.0
 
@@ -219,8 +226,10 @@ class KindTarget:
             pods: list[dict[str, Any]] = []
             events: list[dict[str, Any]] = []
             for namespace in spaces:
-                kinds = "deployments,statefulsets,daemonsets,replicasets,jobs"
-                for item in self._get_json([kinds], namespace):
+                kinds = sorted(
+                    {_PLURALS[kind] for kind, ns, _ in wanted if ns == namespace and kind in _PLURALS}
+                )
+                for item in self._get_json([",".join(kinds)], namespace) if kinds else []:
                     if (item.get("kind"), namespace, item["metadata"]["name"]) in wanted:
                         workloads.append(item)
                 live_pods = self._get_json(["pods"], namespace)
@@ -239,7 +248,7 @@ class KindTarget:
             return list(json.loads(result.stdout).get("items") or [])
         except runner.CommandFailed as exc:
             raise StagegateError(
-                Code.READINESS_TIMEOUT,
+                Code.CLUSTER_UNREACHABLE,
                 f"kubectl get {' '.join(what)} failed while waiting for readiness: {_last_line(exc.stderr)}",
                 "is the cluster's API server up? `kubectl --kubeconfig .stagegate/kubeconfig get nodes`",
                 {"namespace": namespace},
@@ -320,19 +329,12 @@ class KindTarget:
             written.append(str(path))
             return result.stdout
 
+        applied_kinds = (
+            ",".join(sorted({_PLURALS[o.kind] for o in objects if o.kind in _PLURALS})) or "deployments"
+        )
         for namespace in namespaces(objects):
             save(f"{namespace}/pods.json", ["get", "pods", "-n", namespace, "-o", "json"])
-            save(
-                f"{namespace}/workloads.json",
-                [
-                    "get",
-                    "deployments,statefulsets,daemonsets,replicasets,jobs",
-                    "-n",
-                    namespace,
-                    "-o",
-                    "json",
-                ],
-            )
+            save(f"{namespace}/workloads.json", ["get", applied_kinds, "-n", namespace, "-o", "json"])
             save(f"{namespace}/events.json", ["get", "events", "-n", namespace, "-o", "json"])
             save(f"{namespace}/describe-pods.txt", ["describe", "pods", "-n", namespace])
             pods_text = dest / namespace / "pods.json"

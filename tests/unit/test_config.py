@@ -650,3 +650,34 @@ def test_select_unknown_name_without_a_close_match_lists_the_images(three_images
         load_config(three_images, env={}).select(["zzz"])
 
     assert "example/base" in info.value.hint and "example/tool" in info.value.hint
+
+
+def test_cluster_deploy_and_e2e_tables_are_resolved(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path,
+        '[tool.stagegate]\ntarget = "kind"\n'
+        '[tool.stagegate.cluster]\nname = "dev"\nkind_config = "kind.yaml"\nnode_image = "kindest/node:v1.32.2"\n'
+        '[tool.stagegate.deploy]\nmanifests = "k8s"\ntimeout = 60\npoll_interval = 0.5\n'
+        "crashloop_restarts = 2\nunschedulable_grace = 5\n"
+        '[tool.stagegate.e2e]\ncommand = ["pytest", "e2e"]\nrequirements = ["pytest>=8"]\ntimeout = 90\n',
+        files={"kind.yaml": "kind: Cluster\n", "k8s/app.yaml": "kind: Namespace\n"},
+    )
+    config = load_config(root, env={})
+    assert config.target == "kind"
+    assert (config.cluster.name, config.cluster.kind_config, config.cluster.node_image) == (
+        "dev",
+        root.resolve() / "kind.yaml",
+        "kindest/node:v1.32.2",
+    )
+    policy = config.deploy.policy
+    assert (policy.timeout, policy.poll_interval, policy.crashloop_restarts, policy.unschedulable_grace) == (
+        60,
+        0.5,
+        2,
+        5,
+    )
+    assert (config.e2e.command, config.e2e.requirements, config.e2e.timeout) == (
+        ("pytest", "e2e"),
+        ("pytest>=8",),
+        90,
+    )

@@ -1,0 +1,490 @@
+"""The kind target through the real stages, against the fake kind and kubectl of
+tests/fakes (no cluster can run here). Each scenario scripts the pods over time; the tests
+assert the error code, its subject, how fast the failure was seen, and the diagnostics."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+
+from tests.conftest import ROOT, Repo
+from tests.integration.conftest import image_table, pipeline, run
+
+pytestmark = pytest.mark.docker
+
+FAKES = ROOT / "tests" / "fakes" / "bin"
+POLL = 0.3
+
+MANIFEST = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: demo
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: api}}
+  template:
+    metadata:
+      labels: {{app: api}}
+    spec:
+      initContainers:
+        - name: migrate
+          image: {image}
+          imagePullPolicy: IfNotPresent
+      containers:
+        - name: api
+          image: {image}
+          imagePullPolicy: IfNotPresent
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: {service}
+  namespace: demo
+spec:
+  selector: {{app: api}}
+  ports:
+    - port: 8080
+"""
+
+
+class Fake:
+    """The fake cluster's state dir and scenario."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+
+    def scenario(self, **scenario) -> None:
+        (self.state / "scenario.json").write_text(json.dumps(scenario))
+
+    def calls(self, tool: str, *words: str) -> list[list[str]]:
+        lines = (
+            (self.state / "calls.jsonl").read_text().splitlines()
+            if (self.state / "calls.jsonl").exists()
+            else []
+        )
+        calls = [json.loads(line) for line in lines]
+        return [c["argv"] for c in calls if c["tool"] == tool and all(w in c["argv"] for w in words)]
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker: DockerClient, busybox_image: str):
+    state = tmp_path / "fake-k8s"
+    state.mkdir()
+    monkeypatch.setenv("FAKE_K8S_STATE", str(state))
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_KIND_NODE_IMAGE", busybox_image)
+    yield Fake(state)
+    for container in docker.container.list(all=True, filters=[("label", "io.x-k8s.kind.cluster")]):
+        if str(state) in json.dumps(container.host_config.binds or []):
+            docker.container.remove(container, force=True)
+
+
+def stack(
+    repo: Repo,
+    ns: str,
+    busybox_image: str,
+    *,
+    cluster: str,
+    e2e: str = "",
+    timeout: float = 20,
+    service: str = "api",
+) -> None:
+    repo.write("app/Dockerfile", f"FROM {busybox_image}\nCOPY . /app\n")
+    repo.write("app/version.txt", ns)
+    repo.write("k8s/app.yaml", MANIFEST.format(image=f"{ns}/app", service=service))
+    repo.config(
+        'target = "kind"\n'
+        + image_table(ns, ("app", "app"))
+        + f'[tool.stagegate.cluster]\nname = "{cluster}"\n'
+        + f'[tool.stagegate.deploy]\nmanifests = "k8s"\npoll_interval = {POLL}\ntimeout = {timeout}\n'
+        + "unschedulable_grace = 1.5\n"
+        + (f"[tool.stagegate.e2e]\ncommand = {e2e}\n" if e2e else "")
+    )
+
+
+def chain(repo: Repo, docker, reporter, *stages: str, argv: tuple[str, ...] = ()) -> int:
+    code = pipeline(repo, *argv, docker=docker, reporter=reporter)
+    for stage in ("verify", *stages):
+        if code:
+            return code
+        code = run(repo, stage, *argv, docker=docker, reporter=reporter)
+    return code
+
+
+@pytest.fixture
+def cluster_name(ns: str) -> str:
+    return ns.replace("sgtest-", "sg")
+
+
+def deploy_scenario(fake: Fake, timeline: list[dict], **extra) -> None:
+    fake.scenario(workloads={"Deployment/api": timeline}, **extra)
+
+
+def test_healthy_rollout_creates_the_cluster_loads_the_image_and_passes(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    deploy_scenario(
+        fake,
+        [
+            {"at": 0, "phase": "Pending", "waiting": "ContainerCreating"},
+            {"at": 0.6, "phase": "Running", "ready": True},
+        ],
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 0, reporter.console.file.getvalue()
+    record = repo.run_record()
+    cluster = record["stages"]["cluster"]["outputs"]
+    assert (cluster["target"], cluster["cluster"]["action"], cluster["cluster"]["created_by_stagegate"]) == (
+        "kind",
+        "created",
+        True,
+    )
+    assert cluster["load"]["images"][f"{ns}/app"]["loaded_to"] == [f"{cluster_name}-control-plane"]
+    assert record["target"] == "kind"
+    assert record["stages"]["deploy"]["outputs"]["readiness"]["ready_after_s"] >= 0.6
+    kubeconfig = repo.artifacts / "kubeconfig"
+    assert f"kind-{cluster_name}" in kubeconfig.read_text()
+    applied = (repo.artifacts / "applied.yaml").read_text()
+    assert record["stages"]["build"]["outputs"]["images"][f"{ns}/app"]["ref"] in applied
+
+
+def test_a_reused_cluster_gets_no_second_load_of_an_image_it_has(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    deploy_scenario(fake, [{"at": 0, "phase": "Running", "ready": True}])
+    assert chain(repo, docker, reporter, "cluster") == 0
+    assert chain(repo, docker, reporter, "cluster") == 0
+    cluster = repo.run_record()["stages"]["cluster"]["outputs"]
+    assert cluster["cluster"]["action"] == "reused"
+    assert cluster["load"]["images"][f"{ns}/app"] == {
+        "ref": cluster["load"]["images"][f"{ns}/app"]["ref"],
+        "loaded_to": [],
+        "already_on": [f"{cluster_name}-control-plane"],
+    }
+    assert len(fake.calls("kind", "load")) == 1
+    assert len(fake.calls("kind", "create")) == 1
+
+
+def test_kind_load_failing_once_is_retried(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    ref = repo.run_record()["stages"]["build"]["outputs"]["images"][f"{ns}/app"]["ref"]
+    fake.scenario(load_failures={ref: 1})
+    assert run(repo, "verify", docker=docker, reporter=reporter) == 0
+    assert run(repo, "cluster", docker=docker, reporter=reporter) == 0
+    assert len(fake.calls("kind", "load")) == 2
+
+
+def assert_fast(error: dict, fatal_at: float) -> None:
+    """Seen within one poll of the fatal state (plus the time one poll of the fakes takes)."""
+    detected = error["subject"]["detected_after_s"]
+    assert fatal_at <= detected + POLL, error
+    assert detected <= fatal_at + POLL + 1.5, error
+
+
+def assert_diagnostics(repo: Repo, error: dict) -> Path:
+    diagnostics = repo.root / error["subject"]["diagnostics"]
+    for name in ("pods.json", "workloads.json", "events.json", "describe-pods.txt"):
+        assert (diagnostics / "demo" / name).stat().st_size > 0, name
+    assert (diagnostics / "kind").is_dir()
+    return diagnostics
+
+
+def test_err_image_pull_then_backoff_fails_within_a_poll(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    deploy_scenario(
+        fake,
+        [
+            {"at": 0, "phase": "Pending", "waiting": "ContainerCreating"},
+            {"at": 1.0, "phase": "Pending", "waiting": "ErrImagePull", "message": "pull access denied"},
+            {"at": 2.0, "phase": "Pending", "waiting": "ImagePullBackOff"},
+        ],
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("deploy", "IMAGE_PULL_ERROR")
+    assert error["subject"]["reason"] in ("ErrImagePull", "ImagePullBackOff")
+    assert error["subject"]["pod"].startswith("api-")
+    # loaded, yet pulled: the explanation names the likely cause rather than only the reason
+    assert "imagePullPolicy" in error["subject"]["root_cause"]
+    assert_fast(error, 1.0)
+    assert error["duration_s"] < 20  # not the deadline
+    assert_diagnostics(repo, error)
+
+
+def test_crashloop_with_rising_restarts(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    deploy_scenario(
+        fake,
+        [
+            {"at": 0, "phase": "Running", "ready": False},
+            {
+                "at": 0.8,
+                "phase": "Running",
+                "waiting": "CrashLoopBackOff",
+                "restarts": 1,
+                "last_exit_code": 3,
+                "container": "api",
+            },
+            {
+                "at": 2.0,
+                "phase": "Running",
+                "waiting": "CrashLoopBackOff",
+                "restarts": 2,
+                "last_exit_code": 3,
+                "container": "api",
+            },
+        ],
+        logs={"api:previous": "Traceback (most recent call last):\nValueError: boom"},
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "CONTAINER_CRASHLOOP"
+    assert (error["subject"]["container"], error["subject"]["exit_code"]) == ("api", 3)
+    assert_fast(error, 0.8)
+    diagnostics = assert_diagnostics(repo, error)
+    previous = list((diagnostics / "demo" / "logs").rglob("api.previous.log"))
+    assert previous and "ValueError: boom" in previous[0].read_text()
+
+
+def test_missing_secret_is_container_config_error(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    deploy_scenario(
+        fake,
+        [
+            {
+                "at": 0,
+                "phase": "Pending",
+                "waiting": "CreateContainerConfigError",
+                "message": 'secret "db-credentials" not found',
+            }
+        ],
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "CONTAINER_CONFIG_ERROR"
+    assert error["subject"]["detail"] == 'secret "db-credentials" not found'
+    assert_fast(error, 0)
+
+
+def test_failing_init_container(repo, docker, busybox_image, reporter, ns, fake, cluster_name) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    deploy_scenario(
+        fake,
+        [
+            {
+                "at": 0,
+                "phase": "Pending",
+                "init": {"waiting": "CrashLoopBackOff", "restarts": 1, "last_exit_code": 2},
+            }
+        ],
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "CONTAINER_CRASHLOOP"
+    assert (error["subject"]["container"], error["subject"]["init_container"]) == ("migrate", True)
+
+
+def test_unschedulable_that_resolves_within_the_grace_period_passes(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    deploy_scenario(
+        fake,
+        [
+            {
+                "at": 0,
+                "phase": "Pending",
+                "scheduled": False,
+                "message": "0/1 nodes are available: 1 Insufficient cpu.",
+            },
+            {"at": 0.8, "phase": "Running", "ready": True},
+        ],
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 0
+
+
+def test_unschedulable_forever_fails_after_the_grace_period(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    deploy_scenario(
+        fake,
+        [
+            {
+                "at": 0,
+                "phase": "Pending",
+                "scheduled": False,
+                "message": "0/1 nodes are available: 1 Insufficient cpu.",
+            }
+        ],
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "POD_UNSCHEDULABLE"
+    assert "Insufficient cpu" in error["subject"]["detail"]
+    assert 1.5 <= error["subject"]["detected_after_s"] <= 1.5 + POLL + 1.5
+
+
+def test_a_slow_healthy_rollout_is_waited_for(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    deploy_scenario(
+        fake, [{"at": 0, "phase": "Running", "ready": False}, {"at": 2.5, "phase": "Running", "ready": True}]
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 0
+    assert repo.run_record()["stages"]["deploy"]["outputs"]["readiness"]["ready_after_s"] >= 2.5
+
+
+def test_the_deadline_is_honoured_and_names_what_is_not_ready(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name, timeout=2)
+    deploy_scenario(fake, [{"at": 0, "phase": "Running", "ready": False}])
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "READINESS_TIMEOUT"
+    assert error["subject"]["not_ready"][0].startswith("Deployment/api: 0/1 ready")
+    assert 2 <= repo.run_record()["stages"]["deploy"]["duration_s"] < 10
+
+
+def test_cluster_create_failure(repo, docker, busybox_image, reporter, ns, fake, cluster_name) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    fake.scenario(
+        create_cluster_error='could not find a log line that matches "Reached target .*Multi-User System.*"'
+    )
+    assert chain(repo, docker, reporter, "cluster") == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("cluster", "CLUSTER_CREATE_FAILED")
+    assert "Multi-User System" in error["message"]
+
+
+def test_apply_failure_keeps_kubectls_message(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    fake.scenario(apply_error='error validating "applied.yaml": unknown field "replica"')
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "APPLY_FAILED"
+    assert 'unknown field "replica"' in error["message"]
+
+
+def test_kind_missing_is_tool_missing(
+    repo, docker, busybox_image, reporter, ns, tmp_path, monkeypatch
+) -> None:
+    stack(repo, ns, busybox_image, cluster="nowhere")
+    assert chain(repo, docker, reporter) == 0  # up to verify, with the machine's PATH
+    only_docker = tmp_path / "bin"
+    only_docker.mkdir()
+    (only_docker / "docker").symlink_to(
+        subprocess.run(["which", "docker"], capture_output=True, text=True).stdout.strip()
+    )
+    monkeypatch.setenv("PATH", str(only_docker))
+    assert run(repo, "cluster", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"], error["subject"]["tool"]) == ("cluster", "TOOL_MISSING", "kind")
+    assert "kind.sigs.k8s.io" in error["hint"]
+
+
+def test_target_auto_without_kind_says_so(
+    repo, docker, busybox_image, reporter, ns, tmp_path, monkeypatch
+) -> None:
+    stack(repo, ns, busybox_image, cluster="nowhere")
+    assert chain(repo, docker, reporter) == 0
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert run(repo, "cluster", "--target", "auto", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert error["code"] == "TOOL_MISSING" and "target auto needs kind" in error["message"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def local_api(tmp_path: Path):
+    """The example API and worker, run on this machine: the backend the fake port-forward reaches."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{ROOT / 'example/base'}:{ROOT / 'example/api'}:{ROOT / 'example/worker'}",
+    }
+    api = subprocess.Popen([sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)], env=env)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "worker", "--api-url", f"http://127.0.0.1:{port}", "--ready-file", ""], env=env
+    )
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    yield f"127.0.0.1:{port}"
+    for process in (worker, api):
+        process.terminate()
+        process.wait(5)
+
+
+def test_e2e_reaches_the_service_through_port_forward_and_deletes_the_cluster_after(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name, local_api
+) -> None:
+    suite = (
+        f'["{sys.executable}", "-m", "pytest", "{ROOT / "example" / "e2e"}", "-q", "-p", "no:cacheprovider"]'
+    )
+    stack(repo, ns, busybox_image, cluster=cluster_name, e2e=suite, service="api-server")
+    fake.scenario(port_forward={"service/api-server": local_api})
+    assert chain(repo, docker, reporter, "cluster", "deploy", "e2e") == 0, reporter.console.file.getvalue()
+    outputs = repo.run_record()["stages"]["e2e"]["outputs"]
+    assert outputs["tests"]["exit_code"] == 0
+    assert (repo.artifacts / "e2e-junit.xml").exists()
+    assert outputs["teardown"]["deleted"] == "cluster"
+    assert fake.calls("kind", "delete", "cluster")
+    forwards = fake.calls("kubectl", "port-forward")
+    assert forwards and all("service/api-server" in argv for argv in forwards)
+    assert "passed" in (repo.artifacts / "logs" / "e2e" / "tests.log").read_text()
+
+
+def test_failing_e2e_names_the_tests_and_keeps_the_cluster(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    repo.write("e2e/test_smoke.py", "def test_fine():\n    pass\n\ndef test_broken():\n    assert 1 == 2\n")
+    suite = f'["{sys.executable}", "-m", "pytest", "e2e", "-q", "-p", "no:cacheprovider"]'
+    stack(repo, ns, busybox_image, cluster=cluster_name, e2e=suite)
+    fake.scenario()
+    assert chain(repo, docker, reporter, "cluster", "deploy", "e2e") == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("e2e", "E2E_FAILED")
+    assert [name.split("::")[-1] for name in error["subject"]["failed_tests"]] == ["test_broken"]
+    assert "test_broken" in error["message"]
+    assert_diagnostics(repo, error)
+    assert not fake.calls("kind", "delete")  # kept for debugging
