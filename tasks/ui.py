@@ -155,6 +155,9 @@ class Reporter:
             files = [_shown(artifacts / "error.json")]
             if error.get("log_file"):
                 files.append(error["log_file"])
+            diagnostics = (error.get("subject") or {}).get("diagnostics")
+            if diagnostics:
+                files.append(f"{diagnostics}/")
             parts.append(Text("  see: " + ", ".join(files), style="dim"))
         self.console.print(Group(*parts))
 
@@ -177,6 +180,19 @@ def _stage_note(record: Mapping[str, Any]) -> str:
         return ", ".join(f"{n} {state}" for state, n in ranked)
     if outputs.get("builder"):
         return f"builder: {outputs['builder']}"
+    cluster = outputs.get("cluster")
+    if isinstance(cluster, dict) and cluster.get("cluster"):
+        return f"{outputs.get('target', '')} {cluster['cluster']} {cluster.get('action', '')}".strip()
+    readiness = outputs.get("readiness")
+    if isinstance(readiness, dict) and "ready_after_s" in readiness:
+        return f"ready after {readiness['ready_after_s']:.1f}s"
+    tests = outputs.get("tests")
+    if isinstance(tests, dict):
+        return (
+            "tests passed"
+            if tests.get("exit_code") == 0
+            else f"{len(tests.get('failed') or [])} test(s) failed"
+        )
     return ""
 
 

@@ -3,6 +3,7 @@ failing within one poll of a fatal pod state, with diagnostics."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from tasks import manifests
@@ -44,6 +45,7 @@ def run(ctx: StageContext) -> None:
         ctx.reporter.info(f"✓ ready after {ctx.outputs['readiness']['ready_after_s']:.1f}s")
     except StagegateError as error:
         error.subject.setdefault("diagnostics", collect(ctx, target, objects))
+        attach_container_log(ctx, error)
         raise
 
 
@@ -72,7 +74,23 @@ def image_facts(ctx: StageContext) -> ImageFacts:
 def collect(ctx: StageContext, target: Target, objects: list[ManifestObject]) -> str:
     """Diagnostics into ``diagnostics/``; returns its path for error.json."""
     dest: Path = ctx.artifacts / "diagnostics"
+    shutil.rmtree(dest, ignore_errors=True)  # only this failure's evidence
     ctx.reporter.info(f"collecting diagnostics into {ctx.config.relpath(dest)}/ …")
     written = target.collect_diagnostics(objects, dest)
     ctx.outputs["diagnostics"] = {"dir": ctx.config.relpath(dest), "files": len(written)}
     return ctx.config.relpath(dest)
+
+
+def attach_container_log(ctx: StageContext, error: StagegateError) -> None:
+    """Put the failing container's own last words (its previous run's log when it restarted)
+    into error.json, so that the cause is readable without opening the diagnostics."""
+    subject = error.subject
+    if error.log_excerpt or not {"pod", "container", "namespace", "diagnostics"} <= subject.keys():
+        return
+    logs = ctx.config.root / subject["diagnostics"] / subject["namespace"] / "logs" / subject["pod"]
+    for name in (f"{subject['container']}.previous.log", f"{subject['container']}.log"):
+        path = logs / name
+        if path.is_file() and path.read_text().strip():
+            error.log_excerpt = "\n".join(path.read_text().splitlines()[-30:])
+            error.log_file = ctx.config.relpath(path)
+            return
