@@ -42,7 +42,10 @@ def ns() -> str:
 @pytest.fixture(autouse=True)
 def _remove_test_images(docker: DockerClient, ns: str):
     yield
-    tagged = [t for image in docker.image.list() for t in image.repo_tags if t.startswith(ns + "/")]
+    # `docker image ls` by reference pattern: only this test's images, whatever else the
+    # engine is doing meanwhile.
+    listed = docker.image.list(filters=[("reference", f"{ns}/*")])
+    tagged = [tag for image in listed for tag in image.repo_tags if tag.startswith(ns + "/")]
     if tagged:
         docker.image.remove(tagged, force=True)
 

@@ -159,7 +159,7 @@ def test_missing_base_image_fails_preflight_with_the_from_line(repo, docker, rep
     assert (error["stage"], error["code"]) == ("preflight", "BASE_IMAGE_MISSING")
     assert error["subject"]["image"] == "stagegate-test/no-such-image:1"
     assert (error["subject"]["file"], error["subject"]["line"]) == ("app/Dockerfile", 2)
-    assert error["not_run"] == ["build", "verify"]
+    assert error["not_run"] == ["build", "verify", "cluster", "deploy", "e2e"]
 
 
 def test_daemon_down_fails_preflight_at_once(repo, reporter, tmp_path: Path, ns) -> None:

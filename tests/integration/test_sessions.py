@@ -73,7 +73,7 @@ def test_daemon_down_fails_in_preflight_without_traceback(project: Repo, tmp_pat
     assert "Prerequisite session preflight was not successful" in result.stderr
     error = validate_error_file(project.artifacts / "error.json")
     assert (error["stage"], error["code"]) == ("preflight", "DOCKER_UNAVAILABLE")
-    assert error["not_run"] == ["build", "verify"]
+    assert error["not_run"] == ["build", "verify", "cluster", "deploy", "e2e"]
 
 
 def test_build_alone_after_failed_preflight_refuses_with_upstream_failed(
