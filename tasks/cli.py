@@ -14,6 +14,8 @@ from tasks.config import artifacts_dir, load_config
 from tasks.errors import StagegateError
 from tasks.ledger import Ledger
 from tasks.stages.preflight import Check, environment_checks
+from tasks.targets import select_target
+from tasks.targets.docker import DockerTarget
 from tasks.targets.kind import KindTarget
 from tasks.ui import Reporter, make_console
 
@@ -46,25 +48,30 @@ def e2e_requirements(root: Path) -> list[str]:
 
 
 def teardown(root: Path) -> str | None:
-    """Remove what stagegate created; the failure line, or None."""
+    """Remove what stagegate created on the run's target; the failure line, or None."""
     _quiet_libraries()
     console = make_console()
     try:
         config = load_config(root)
         ledger = Ledger(config.artifacts)
         record = ledger.read_run() or {}
-        cluster = ((record.get("stages") or {}).get("cluster") or {}).get("outputs", {}).get("cluster") or {}
-        target = KindTarget(
-            cluster=cluster.get("cluster") or config.cluster.name,
-            artifacts=config.artifacts,
-            docker=DockerClient(),
-        )
-        outcome = target.teardown(delete=target.created_by_stagegate())
+        outputs = ((record.get("stages") or {}).get("cluster") or {}).get("outputs") or {}
+        name = outputs.get("target") or select_target(config.target)[0]
+        cluster = (outputs.get("cluster") or {}).get("cluster") or config.cluster.name
+        target: KindTarget | DockerTarget
+        if name == "docker":
+            target = DockerTarget(
+                project=config.cluster.name, artifacts=config.artifacts, docker=DockerClient()
+            )
+            outcome = target.teardown(delete=True)
+        else:
+            target = KindTarget(cluster=cluster, artifacts=config.artifacts, docker=DockerClient())
+            outcome = target.teardown(delete=target.created_by_stagegate())
         ledger.note("teardown", outcome)
     except StagegateError as error:
         console.print(f"[bold red]✗ {error.code}[/bold red]: {error.message}\n  hint: {error.hint}")
         return f"{error.code}: {error.message}"
-    console.print(f"✓ teardown of cluster {outcome['cluster']}: removed {outcome['deleted']}")
+    console.print(f"✓ teardown ({name} target, {outcome['cluster']}): removed {outcome['deleted']}")
     return None
 
 

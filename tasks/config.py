@@ -85,7 +85,7 @@ class Settings(_Strict):
 
     artifacts: str = DEFAULT_ARTIFACTS
     platform: Annotated[str, Field(pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")] | None = None
-    target: Literal["auto", "kind"] = "auto"
+    target: Literal["auto", "kind", "docker"] = "auto"
     images: list[ImageSettings] = []
     cluster: ClusterSettings = ClusterSettings()
     deploy: DeploySettings | None = None

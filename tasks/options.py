@@ -65,7 +65,7 @@ _parser.add_argument(
 )
 
 _parser.add_argument(
-    "--target", choices=["auto", "kind"], help="where to deploy (default: [tool.stagegate] target)"
+    "--target", choices=["auto", "kind", "docker"], help="where to deploy (default: [tool.stagegate] target)"
 )
 _parser.add_argument(
     "--keep-cluster",
@@ -74,7 +74,7 @@ _parser.add_argument(
 )
 _parser.add_argument("--recreate", action="store_true", help="delete and create the cluster again")
 
-_SUMMARY = "--keep-going, --only IMAGE, --jobs N, --target auto|kind, --keep-cluster, --recreate"
+_SUMMARY = "--keep-going, --only IMAGE, --jobs N, --target auto|kind|docker, --keep-cluster, --recreate"
 
 
 def parse_options(argv: Sequence[str]) -> Options:

@@ -204,6 +204,9 @@ def _pull_error(subject: dict[str, Any], reason: str, message: str, images: Imag
     elif built not in images.loaded:
         cause = f"{image} was built by this run but not loaded onto the cluster's nodes"
         hint = "run the cluster stage (it loads the images); did it run for this build?"
+        if images.target == "docker":
+            cause = f"{image} was built by this run but is no longer in the Docker engine"
+            hint = "something removed the image after the build; run `nox -s build` again"
     else:
         cause = (
             f"{image} was built and loaded onto the nodes, yet the kubelet tries to pull it: "

@@ -7,6 +7,7 @@ from typing import Any
 from tasks.stages import StageContext
 from tasks.stages.build import OK
 from tasks.targets import ImageToLoad, Target, select_target
+from tasks.targets.docker import DockerTarget
 from tasks.targets.kind import KindTarget
 
 
@@ -15,7 +16,7 @@ def run(ctx: StageContext) -> None:
     name, reason = select_target(requested)
     ctx.outputs.update(target=name, target_reason=reason)
     target = make_target(ctx, name)
-    ctx.reporter.stage_started("cluster", f"target {name} ({reason}), cluster {ctx.config.cluster.name!r}")
+    ctx.reporter.stage_started("cluster", f"target {name} ({reason}), name {ctx.config.cluster.name!r}")
     up = target.up(recreate=ctx.options.recreate)
     ctx.outputs["cluster"] = up
     ctx.reporter.info(
@@ -33,6 +34,10 @@ def run(ctx: StageContext) -> None:
 def make_target(ctx: StageContext, name: str, cluster: dict[str, Any] | None = None) -> Target:
     """The target of this run (``name`` as chosen by the cluster stage)."""
     settings = ctx.config.cluster
+    if name == "docker":
+        return DockerTarget(
+            project=settings.name, artifacts=ctx.artifacts, docker=ctx.docker, clock=ctx.clock
+        )
     return KindTarget(
         cluster=(cluster or {}).get("cluster") or settings.name,
         artifacts=ctx.artifacts,

@@ -1,6 +1,7 @@
 """Targets: where the images run. One small interface; stages never know which target.
 
 - :mod:`tasks.targets.kind` — a kind cluster, driven through the ``kind`` and ``kubectl`` CLIs.
+- :mod:`tasks.targets.docker` — the same manifests as containers on the Docker engine.
 
 ``select_target`` picks one from the option, the configuration and what is installed, and
 says why.
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tasks.errors import Code, StagegateError
 from tasks.manifests import ManifestObject
 from tasks.readiness import ImageFacts, ReadinessPolicy
 
@@ -65,16 +65,11 @@ class Target(Protocol):
 
 def select_target(requested: str, *, which: Any = shutil.which) -> tuple[str, str]:
     """The target to use and why: ``(name, reason)``."""
-    if requested == "kind":
-        return "kind", "requested"
+    if requested in ("kind", "docker"):
+        return requested, "requested"
     if which("kind"):
         return "kind", "auto: kind is on PATH"
-    raise StagegateError(
-        Code.TOOL_MISSING,
-        "target auto needs kind, and kind is not on PATH",
-        "install kind (https://kind.sigs.k8s.io/docs/user/quick-start/#installation) and kubectl",
-        {"tool": "kind"},
-    )
+    return "docker", "auto: kind is not on PATH"
 
 
 def env_name(text: str) -> str:
