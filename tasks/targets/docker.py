@@ -106,7 +106,7 @@ class ContainerPlan:
     ports: list[int]
     aliases: list[str]
     mounts: list[tuple[str, str, str]]
-    tmpfs: list[str]
+    volumes: list[tuple[str, str]]  # emptyDir: (pod-scoped volume suffix, mount path)
     readiness: dict[str, Any] | None
     config_error: str | None = None  # a missing ConfigMap/Secret key: reported as the kubelet would
     secret_env: set[str] = field(default_factory=set)  # names of env vars that came from Secrets
@@ -126,7 +126,7 @@ class ContainerPlan:
             "ports": self.ports,
             "network_aliases": self.aliases,
             "mounts": [list(m) for m in self.mounts],
-            "tmpfs": self.tmpfs,
+            "empty_dirs": [list(v) for v in self.volumes],
             "readiness_probe": self.readiness,
             "config_error": self.config_error,
         }
@@ -400,12 +400,18 @@ class DockerTarget:
             networks=[self.network],
             network_aliases=plan.aliases,
             publish=[("127.0.0.1:", port) for port in plan.ports],
-            volumes=plan.mounts,
-            tmpfs=plan.tmpfs,
+            volumes=[*plan.mounts, *((self._volume(plan.pod, name), path) for name, path in plan.volumes)],
             labels=labels,
             pull="never",
         )
         run.running[plan.name] = container
+
+    def _volume(self, pod: str, name: str) -> str:
+        """The Docker volume behind an emptyDir: shared by the pod's containers, like Kubernetes'."""
+        volume = f"{self.network}-{pod}-{name}"
+        if not self.docker.volume.exists(volume):
+            self.docker.volume.create(volume, labels=self.labels)
+        return volume
 
     def _image_present(self, image: str) -> bool:
         if self.docker.image.exists(image):
@@ -612,17 +618,22 @@ class DockerTarget:
             base = dest / "containers" / f"{labels.get(LABEL_POD)}_{labels.get(LABEL_CONTAINER)}"
             base.parent.mkdir(parents=True, exist_ok=True)
             try:
-                inspect = self.docker.container.inspect(container.id)
-                base.with_suffix(".inspect.json").write_text(inspect.model_dump_json(indent=2))
+                inspected = self.docker.container.inspect(container.id)._get_inspect_result()
+                base.with_suffix(".inspect.json").write_text(
+                    json.dumps(inspected.model_dump(mode="json", by_alias=True), indent=2)
+                )
                 base.with_suffix(".log").write_text(self.docker.container.logs(container, timestamps=True))
                 written += [str(base.with_suffix(".inspect.json")), str(base.with_suffix(".log"))]
-            except DockerException as exc:
-                (dest / "problems.txt").open("a").write(f"{container.name}: {exc}\n")
+            except Exception as exc:  # diagnostics never fail the report they are for
+                with (dest / "problems.txt").open("a") as problems:
+                    problems.write(f"{container.name}: {type(exc).__name__}: {exc}\n")
         return written
 
     def teardown(self, *, delete: bool) -> dict[str, Any]:
+        had_network = self.docker.network.exists(self.network)
         removed = self._remove_everything()
-        return {"cluster": self.network, "deleted": f"{removed} container(s) and network {self.network}"}
+        what = f"{removed} container(s)" + (f" and network {self.network}" if had_network else "")
+        return {"cluster": self.network, "deleted": what}
 
     def _containers(self) -> list[Container]:
         return self.docker.container.list(
@@ -638,6 +649,11 @@ class DockerTarget:
 
     def _remove_everything(self) -> int:
         removed = self._remove_containers()
+        volumes = self.docker.volume.list(
+            filters=[("label", f"{LABEL_TARGET}=docker"), ("label", f"{LABEL_PROJECT}={self.project}")]
+        )
+        if volumes:
+            self.docker.volume.remove(volumes)
         if self.docker.network.exists(self.network):
             self.docker.network.remove(self.network)
         shutil.rmtree(self.artifacts / "docker-target", ignore_errors=True)
@@ -714,13 +730,14 @@ def _container_plan(
             secret_env.add(key)
     command = list(container.get("command") or [])
     args = list(container.get("args") or [])
-    mounts, tmpfs = [], []
+    mounts: list[tuple[str, str, str]] = []
+    empty_dirs: list[tuple[str, str]] = []
     for mount in container.get("volumeMounts") or []:
         volume = volumes.get(mount.get("name"))
         if volume is None:
             problems.append(f"{where}: volumeMount {mount.get('name')!r} names no supported volume")
         elif volume[0] == "emptyDir":
-            tmpfs.append(str(mount["mountPath"]))
+            empty_dirs.append((str(mount.get("name")), str(mount["mountPath"])))
         else:
             mounts.append((volume[1], str(mount["mountPath"]), "ro"))
     probe = container.get("readinessProbe")
@@ -741,7 +758,7 @@ def _container_plan(
         ports=ports,
         aliases=aliases,
         mounts=mounts,
-        tmpfs=tmpfs,
+        volumes=empty_dirs,
         readiness=probe,
         config_error=config_error,
         secret_env=secret_env,

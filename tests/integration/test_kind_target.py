@@ -413,17 +413,6 @@ def test_kind_missing_is_tool_missing(
     assert "kind.sigs.k8s.io" in error["hint"]
 
 
-def test_target_auto_without_kind_says_so(
-    repo, docker, busybox_image, reporter, ns, tmp_path, monkeypatch
-) -> None:
-    stack(repo, ns, busybox_image, cluster="nowhere")
-    assert chain(repo, docker, reporter) == 0
-    monkeypatch.setenv("PATH", str(tmp_path))
-    assert run(repo, "cluster", "--target", "auto", docker=docker, reporter=reporter) == 1
-    error = repo.error()
-    assert error["code"] == "TOOL_MISSING" and "target auto needs kind" in error["message"]
-
-
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -1,0 +1,263 @@
+"""The docker target through the real stages on the real engine, with busybox workloads:
+busybox `httpd` as a web server, Services as network aliases, probes, Secrets."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+
+import pytest
+from python_on_whales import DockerClient
+
+from tests.conftest import Repo
+from tests.integration.conftest import image_table, pipeline, run
+
+pytestmark = pytest.mark.docker
+
+WEB = """\
+apiVersion: v1
+kind: Namespace
+metadata: {{name: demo}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: settings, namespace: demo}}
+data: {{GREETING: hello from a configmap}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {{name: creds, namespace: demo}}
+stringData: {{TOKEN: s3cret}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: web, namespace: demo}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  template:
+    metadata: {{labels: {{app: web}}}}
+    spec:
+      volumes:
+        - name: www
+          emptyDir: {{}}
+      initContainers:
+        - name: page
+          image: {image}
+          imagePullPolicy: IfNotPresent
+          command: ["sh", "-c", "echo \\"$GREETING\\" > /www/index.html"]
+          env:
+            - name: GREETING
+              valueFrom: {{configMapKeyRef: {{name: settings, key: GREETING}}}}
+          volumeMounts: [{{name: www, mountPath: /www}}]
+      containers:
+        - name: web
+          image: {image}
+          imagePullPolicy: IfNotPresent
+          command: {web_command}
+          env:
+            - name: TOKEN
+              valueFrom: {{secretKeyRef: {{name: creds, key: {secret_key}}}}}
+          ports: [{{name: http, containerPort: 8080}}]
+          readinessProbe:
+            {probe}
+            periodSeconds: 1
+          volumeMounts: [{{name: www, mountPath: /www}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: demo}}
+spec:
+  selector: {{app: web}}
+  ports: [{{port: 8080, targetPort: http}}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: client, namespace: demo}}
+spec:
+  selector: {{matchLabels: {{app: client}}}}
+  template:
+    metadata: {{labels: {{app: client}}}}
+    spec:
+      containers:
+        - name: client
+          image: {image}
+          imagePullPolicy: IfNotPresent
+          command: ["sleep", "3600"]
+          readinessProbe:
+            exec: {{command: ["sh", "-c", "wget -qO- http://web:8080/index.html | grep -q configmap"]}}
+            periodSeconds: 1
+"""
+
+HTTPD = '["httpd", "-f", "-p", "8080", "-h", "/www"]'
+HTTP_PROBE = "httpGet: {path: /index.html, port: http}"
+E2E = [
+    sys.executable,
+    "-c",
+    "import os, urllib.request; body = urllib.request.urlopen(os.environ['STAGEGATE_URL_WEB'] + '/index.html').read();"
+    " assert b'hello from a configmap' in body, body",
+]
+
+
+def stack(repo: Repo, ns: str, busybox_image: str, *, timeout: float = 30, **changes: str) -> None:
+    values = {
+        "image": f"{ns}/app",
+        "web_command": HTTPD,
+        "probe": HTTP_PROBE,
+        "secret_key": "TOKEN",
+        **changes,
+    }
+    repo.write("app/Dockerfile", f"FROM {busybox_image}\nRUN mkdir /www\n")
+    repo.write("k8s/app.yaml", WEB.format(**values))
+    e2e = "[" + ", ".join(f"'{a}'" if "'" not in a else f'"{a}"' for a in E2E) + "]"
+    repo.config(
+        'target = "docker"\n'
+        + image_table(ns, ("app", "app"))
+        + f'[tool.stagegate.cluster]\nname = "{ns}"\n'
+        + '[tool.stagegate.deploy]\nmanifests = "k8s"\nexternal_images = ["stagegate-test/absent"]\n'
+        + f"poll_interval = 0.3\ntimeout = {timeout}\n"
+        + f"[tool.stagegate.e2e]\ncommand = {e2e}\n"
+    )
+
+
+def chain(repo: Repo, docker, reporter, *stages: str) -> int:
+    code = pipeline(repo, docker=docker, reporter=reporter)
+    for stage in ("verify", *stages):
+        if code:
+            return code
+        code = run(repo, stage, docker=docker, reporter=reporter)
+    return code
+
+
+def leftovers(docker: DockerClient, ns: str) -> list[str]:
+    containers = docker.container.list(all=True, filters=[("label", f"dev.stagegate.project={ns}")])
+    networks = [n.name for n in docker.network.list() if n.name == f"stagegate-{ns}"]
+    return [c.name for c in containers] + networks
+
+
+@pytest.fixture(autouse=True)
+def _teardown(docker: DockerClient, ns: str):
+    yield
+    from tasks.targets.docker import DockerTarget
+
+    DockerTarget(project=ns, artifacts=__import__("pathlib").Path("/nonexistent"), docker=docker).teardown(
+        delete=True
+    )
+
+
+def test_the_stack_deploys_serves_through_its_service_and_passes_e2e(
+    repo, docker, busybox_image, reporter, ns
+):
+    stack(repo, ns, busybox_image)
+    assert chain(repo, docker, reporter, "cluster", "deploy", "e2e") == 0, reporter.console.file.getvalue()
+    record = repo.run_record()
+    assert record["target"] == "docker"
+    assert record["stages"]["cluster"]["outputs"]["target_reason"] == "requested"
+    # the client is ready only when `http://web:8080` answers inside the network with the page the
+    # init container wrote into the shared emptyDir from the ConfigMap
+    assert record["stages"]["deploy"]["outputs"]["readiness"]["ready_after_s"] > 0
+    assert record["stages"]["e2e"]["outputs"]["tests"]["exit_code"] == 0
+    plan = (repo.artifacts / "docker-plan.json").read_text()
+    assert "s3cret" not in plan and "<redacted>" in plan
+    assert leftovers(docker, ns) == []  # deleted after the passing e2e run
+
+
+def test_a_manifest_image_that_does_not_exist_is_image_pull_error(repo, docker, busybox_image, reporter, ns):
+    stack(repo, ns, busybox_image)
+    repo.write(
+        "k8s/app.yaml",
+        (repo.root / "k8s/app.yaml")
+        .read_text()
+        .replace(
+            f'image: {ns}/app\n          imagePullPolicy: IfNotPresent\n          command: ["sleep"',
+            'image: stagegate-test/absent:1\n          imagePullPolicy: IfNotPresent\n          command: ["sleep"',
+        ),
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("deploy", "IMAGE_PULL_ERROR")
+    assert error["subject"]["image"] == "stagegate-test/absent:1"
+    assert "not an image of this run" in error["subject"]["root_cause"]
+    assert error["subject"]["detected_after_s"] < 5
+
+
+def test_a_container_that_exits_is_crashloop_with_code_and_log(repo, docker, busybox_image, reporter, ns):
+    stack(repo, ns, busybox_image, web_command='["sh", "-c", "echo dying now; exit 1"]')
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "CONTAINER_CRASHLOOP"
+    assert (error["subject"]["container"], error["subject"]["exit_code"]) == ("web", 1)
+    assert error["subject"]["detected_after_s"] < 5
+    logs = list((repo.root / error["subject"]["diagnostics"] / "containers").glob("*_web.log"))
+    assert logs and "dying now" in logs[0].read_text()
+    assert (repo.root / error["subject"]["diagnostics"] / "docker-plan.json").exists()
+
+
+def test_a_readiness_probe_that_never_passes_times_out_naming_it(repo, docker, busybox_image, reporter, ns):
+    stack(repo, ns, busybox_image, timeout=3, probe="httpGet: {path: /missing.html, port: http}")
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "READINESS_TIMEOUT"
+    assert any(line.startswith("Deployment/web") for line in error["subject"]["not_ready"])
+
+
+def test_a_missing_secret_key_is_container_config_error(repo, docker, busybox_image, reporter, ns):
+    stack(repo, ns, busybox_image, secret_key="PASSWORD")
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "CONTAINER_CONFIG_ERROR"
+    assert error["subject"]["detail"] == "couldn't find key PASSWORD in Secret demo/creds"
+    assert error["subject"]["detected_after_s"] < 5
+
+
+def test_unsupported_kinds_and_volumes_are_refused_before_anything_starts(
+    repo, docker, busybox_image, reporter, ns
+):
+    stack(repo, ns, busybox_image)
+    text = (repo.root / "k8s/app.yaml").read_text()
+    text = text.replace("emptyDir: {}", "hostPath: {path: /srv}")
+    text += "---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata: {name: data, namespace: demo}\nspec: {}\n"
+    repo.write("k8s/app.yaml", text)
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "MANIFEST_UNSUPPORTED"
+    problems = "\n".join(error["subject"]["unsupported"])
+    assert "kind PersistentVolumeClaim" in problems and "hostPath" in problems
+    containers = docker.container.list(all=True, filters=[("label", f"dev.stagegate.project={ns}")])
+    assert containers == []
+
+
+def test_teardown_removes_exactly_what_the_run_created(repo, docker, busybox_image, reporter, ns):
+    stack(repo, ns, busybox_image)
+    bystander = docker.run(
+        busybox_image, ["sleep", "60"], detach=True, labels={"dev.stagegate.project": "other"}
+    )
+    try:
+        assert chain(repo, docker, reporter, "cluster", "deploy") == 0
+        assert leftovers(docker, ns)
+        from tasks.cli import teardown
+
+        assert teardown(repo.root) is None
+        assert leftovers(docker, ns) == []
+        assert docker.container.inspect(bystander.id).state.running
+    finally:
+        docker.container.remove(bystander, force=True)
+
+
+def test_auto_chooses_docker_when_kind_is_missing_and_says_why(
+    repo, docker, busybox_image, reporter, ns, tmp_path, monkeypatch
+):
+    stack(repo, ns, busybox_image)
+    repo.write(
+        "pyproject.toml",
+        (repo.root / "pyproject.toml").read_text().replace('target = "docker"', 'target = "auto"'),
+    )
+    assert chain(repo, docker, reporter) == 0
+    only_docker = tmp_path / "bin"
+    only_docker.mkdir()
+    (only_docker / "docker").symlink_to(shutil.which("docker"))
+    monkeypatch.setenv("PATH", str(only_docker))
+    assert run(repo, "cluster", docker=docker, reporter=reporter) == 0
+    record = repo.run_record()
+    assert record["target"] == "docker"
+    assert record["stages"]["cluster"]["outputs"]["target_reason"] == "auto: kind is not on PATH"
+    assert "target docker (auto: kind is not on PATH)" in reporter.console.file.getvalue()
