@@ -87,9 +87,14 @@ def attach_container_log(ctx: StageContext, error: StagegateError) -> None:
     subject = error.subject
     if error.log_excerpt or not {"pod", "container", "namespace", "diagnostics"} <= subject.keys():
         return
-    logs = ctx.config.root / subject["diagnostics"] / subject["namespace"] / "logs" / subject["pod"]
-    for name in (f"{subject['container']}.previous.log", f"{subject['container']}.log"):
-        path = logs / name
+    diagnostics = ctx.config.root / subject["diagnostics"]
+    pod_logs = diagnostics / subject["namespace"] / "logs" / subject["pod"]  # kind
+    candidates = [
+        pod_logs / f"{subject['container']}.previous.log",
+        pod_logs / f"{subject['container']}.log",
+        diagnostics / "containers" / f"{subject['pod']}_{subject['container']}.log",  # docker
+    ]
+    for path in candidates:
         if path.is_file() and path.read_text().strip():
             error.log_excerpt = "\n".join(path.read_text().splitlines()[-30:])
             error.log_file = ctx.config.relpath(path)

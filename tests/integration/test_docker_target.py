@@ -189,6 +189,7 @@ def test_a_container_that_exits_is_crashloop_with_code_and_log(repo, docker, bus
     assert error["subject"]["detected_after_s"] < 5
     logs = list((repo.root / error["subject"]["diagnostics"] / "containers").glob("*_web.log"))
     assert logs and "dying now" in logs[0].read_text()
+    assert "dying now" in error["log_excerpt"]  # the container's last words, in error.json itself
     assert (repo.root / error["subject"]["diagnostics"] / "docker-plan.json").exists()
 
 

@@ -1,0 +1,148 @@
+"""Manifests to container plans for the docker target (no engine needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tasks.errors import Code, StagegateError
+from tasks.manifests import ManifestObject
+from tasks.targets.docker import translate
+
+
+def objects(text: str) -> list[ManifestObject]:
+    return [ManifestObject("k8s/app.yaml", doc) for doc in yaml.safe_load_all(text) if doc]
+
+
+DEPLOYMENT = """
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: settings, namespace: demo}
+data: {MODE: fast, config.ini: "[main]"}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: creds, namespace: demo}
+data: {TOKEN: czNjcmV0}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: demo}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      volumes:
+        - {name: scratch, emptyDir: {}}
+        - {name: conf, configMap: {name: settings}}
+      initContainers:
+        - {name: migrate, image: example/api, command: ["python3", "-m", "api.migrate"]}
+      containers:
+        - name: api
+          image: example/api:sg-1
+          command: ["python3", "-m", "api"]
+          args: ["--port", "8080"]
+          workingDir: /srv
+          env:
+            - {name: PLAIN, value: "1"}
+            - name: MODE
+              valueFrom: {configMapKeyRef: {name: settings, key: MODE}}
+            - name: TOKEN
+              valueFrom: {secretKeyRef: {name: creds, key: TOKEN}}
+            - name: POD
+              valueFrom: {fieldRef: {fieldPath: metadata.name}}
+          envFrom:
+            - {configMapRef: {name: settings}, prefix: CFG_}
+          ports: [{name: http, containerPort: 8080}]
+          readinessProbe: {httpGet: {path: /healthz, port: http}}
+          volumeMounts:
+            - {name: scratch, mountPath: /tmp/scratch}
+            - {name: conf, mountPath: /etc/api}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api-server, namespace: demo}
+spec:
+  selector: {app: api}
+  ports: [{port: 8080, targetPort: http}]
+"""  # czNjcmV0 is base64 for s3cret
+
+
+def test_a_deployment_becomes_one_plan_per_replica(tmp_path: Path) -> None:
+    pods = translate(objects(DEPLOYMENT), workdir=tmp_path)
+    assert [p.name for p in pods] == ["api-0", "api-1"]
+    pod = pods[0]
+    assert [c.name for c in pod.init] == ["migrate"]
+    api = pod.containers[0]
+    assert (api.entrypoint, api.command, api.workdir) == ("python3", ["-m", "api", "--port", "8080"], "/srv")
+    assert api.env == {
+        "CFG_MODE": "fast",
+        "CFG_config.ini": "[main]",
+        "PLAIN": "1",
+        "MODE": "fast",
+        "TOKEN": "s3cret",
+        "POD": "api-0",
+    }
+    assert api.secret_env == {"TOKEN"}
+    assert api.to_json()["env"]["TOKEN"] == "<redacted>"
+    assert api.ports == [8080]
+    assert api.aliases == ["api-server"]  # the Service selecting it
+    assert pod.init[0].aliases == []  # init containers are not behind Services
+    assert api.readiness["httpGet"]["port"] == 8080  # named port resolved
+    assert api.volumes == [("scratch", "/tmp/scratch")]
+    [(source, target, mode)] = api.mounts
+    assert (target, mode) == ("/etc/api", "ro")
+    assert (Path(source) / "config.ini").read_text() == "[main]"
+
+
+def test_args_alone_keep_the_images_entrypoint(tmp_path: Path) -> None:
+    text = DEPLOYMENT.replace('          command: ["python3", "-m", "api"]\n', "")
+    api = translate(objects(text), workdir=tmp_path)[0].containers[0]
+    assert (api.entrypoint, api.command) == (None, ["--port", "8080"])
+
+
+@pytest.mark.parametrize(
+    ("change", "error"),
+    [
+        ("key: TOKEN}", "key: PASSWORD}"),
+        ("secretKeyRef: {name: creds", "secretKeyRef: {name: other"),
+    ],
+)
+def test_missing_secret_keys_become_a_config_error_of_the_container(
+    tmp_path: Path, change: str, error: str
+) -> None:
+    api = translate(objects(DEPLOYMENT.replace(change, error)), workdir=tmp_path)[0].containers[0]
+    assert api.config_error in ("couldn't find key PASSWORD in Secret demo/creds", 'secret "other" not found')
+
+
+def test_optional_missing_keys_are_fine(tmp_path: Path) -> None:
+    text = DEPLOYMENT.replace("{name: creds, key: TOKEN}", "{name: creds, key: NOPE, optional: true}")
+    api = translate(objects(text), workdir=tmp_path)[0].containers[0]
+    assert api.config_error is None and "TOKEN" not in api.env
+
+
+def test_everything_unsupported_is_listed_at_once(tmp_path: Path) -> None:
+    text = DEPLOYMENT.replace("emptyDir: {}", "hostPath: {path: /srv}")
+    text = text.replace("      volumes:", "      hostNetwork: true\n      volumes:")
+    text += "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: demo}\n"
+    text = text.replace("ports: [{port: 8080, targetPort: http}]", "ports: [{port: 80, targetPort: 8080}]")
+    with pytest.raises(StagegateError) as caught:
+        translate(objects(text), workdir=tmp_path)
+    assert caught.value.code == Code.MANIFEST_UNSUPPORTED
+    problems = "\n".join(caught.value.subject["unsupported"])
+    assert "kind Ingress" in problems
+    assert "hostNetwork" in problems
+    assert "hostPath" in problems
+    assert "port 80 -> targetPort 8080" in problems
+
+
+def test_namespaces_are_kept_apart(tmp_path: Path) -> None:
+    text = DEPLOYMENT.replace(
+        "metadata: {name: api-server, namespace: demo}", "metadata: {name: api-server, namespace: other}"
+    )
+    api = translate(objects(text), workdir=tmp_path)[0].containers[0]
+    assert api.aliases == []
