@@ -42,6 +42,7 @@ KIND_NODE_IMAGE = "kindest/node:v1.32.2"
 DEFAULT_FAKE_NODE_IMAGE = "stagegate-test/busybox:1"
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system", "local-path-storage")
 SCENARIO_KEYS = {"create_cluster_error", "apply_error", "load_failures", "port_forward", "logs", "workloads"}
+SCENARIO_KEYS.add("pullable")
 STATE_KEYS = {"at", "phase", "scheduled", "message", "waiting", "ready", "restarts"}
 STATE_KEYS |= {"last_exit_code", "last_reason", "container", "init"}
 INIT_KEYS = {"waiting", "message", "restarts", "last_exit_code", "last_reason"}
@@ -58,6 +59,9 @@ WAITING_REASONS = (
     "CrashLoopBackOff",
 )
 DEFAULT_TIMELINE = [{"at": 0, "phase": "Running", "ready": True}]
+# Without a scripted timeline, a pod with an image neither loaded nor pullable: ErrImagePull for
+# this long after the apply, then ImagePullBackOff.
+PULL_FAILURE_SECONDS = 1.0
 
 
 class Failure(Exception):
@@ -146,21 +150,37 @@ class State:
         for key, timeline in (scenario.get("workloads") or {}).items():
             for entry in timeline:
                 check_state(f"{path}: workloads[{key!r}]", entry)
+        pullable = scenario.get("pullable", [])
+        if not isinstance(pullable, list) or not all(
+            isinstance(ref, str) and re.fullmatch(r"[^\s@]+(@sha256:[0-9a-f]{64})?", ref) for ref in pullable
+        ):
+            raise Failure(
+                f"fake: {path}: pullable must be a list of image references or repositories "
+                f'(e.g. ["busybox:1.36", "ghcr.io/org/tool"]), not {pullable!r}'
+            )
         return scenario
 
     def cluster_dir(self, name: str) -> Path:
         return self.root / "clusters" / name
 
     def cluster(self, name: str) -> dict | None:
-        return read_json(self.cluster_dir(name) / "cluster.json", None)
+        return self.with_node_images(read_json(self.cluster_dir(name) / "cluster.json", None))
 
     def clusters(self) -> list[dict]:
         base = self.root / "clusters"
         found = [read_json(p / "cluster.json", None) for p in sorted(base.iterdir())] if base.is_dir() else []
-        return [c for c in found if c]
+        return [self.with_node_images(c) for c in found if c]
+
+    def with_node_images(self, cluster: dict | None) -> dict | None:
+        """The cluster, plus (not stored) the containerd names of the images `kind load` put on its node."""
+        if cluster:
+            loaded = read_json(self.cluster_dir(cluster["name"]) / "node" / "images.json", {})
+            cluster["node_images"] = sorted({normalized_image(r) for i in loaded.values() for r in i["refs"]})
+        return cluster
 
     def save_cluster(self, cluster: dict) -> None:
-        write_json(self.cluster_dir(cluster["name"]) / "cluster.json", cluster)
+        stored = {k: v for k, v in cluster.items() if k != "node_images"}
+        write_json(self.cluster_dir(cluster["name"]) / "cluster.json", stored)
 
     def api(self, name: str) -> dict:
         return read_json(self.cluster_dir(name) / "api.json", {"objects": {}, "events": [], "rv": 1000})
@@ -879,10 +899,47 @@ def records(api: dict, kind: str, namespace: str | None) -> list[dict]:
 # -- pods, derived from the workloads and the scenario's timelines ---------------------------------
 
 
-def current_state(scenario: dict, kind: str, name: str, elapsed: float) -> tuple[dict, float]:
-    """The timeline entry in force ``elapsed`` seconds after the apply, and its ``at``."""
+def image_repository(ref: str) -> str:
+    """The repository of a reference, as containerd names it: busybox:1 -> docker.io/library/busybox."""
+    full = normalized_image(ref)
+    return full.partition("@")[0] if "@" in full else full.rsplit(":", 1)[0]
+
+
+def image_available(image: str, cluster: dict, scenario: dict) -> bool:
+    """On the node (loaded by `kind load`), or served by a registry (the scenario's ``pullable``)."""
+    full = normalized_image(image)
+    if full in cluster.get("node_images", []):
+        return True
+    for entry in scenario.get("pullable") or []:
+        if "@" not in entry and ":" not in entry.rsplit("/", 1)[-1]:  # a repository: any tag or digest
+            if image_repository(entry) == image_repository(image):
+                return True
+        elif normalized_image(entry) == full:
+            return True
+    return False
+
+
+def current_state(
+    scenario: dict, kind: str, name: str, elapsed: float, spec: dict, cluster: dict
+) -> tuple[dict, float]:
+    """The timeline entry in force ``elapsed`` seconds after the apply, and its ``at``.
+
+    Without a scripted timeline: DEFAULT_TIMELINE, unless an image of the pod ``spec`` is neither
+    on the node nor pullable; then the kubelet's pull failure, ErrImagePull then ImagePullBackOff.
+    """
     timelines = scenario.get("workloads") or {}
-    timeline = timelines.get(f"{kind}/{name}") or timelines.get("*") or DEFAULT_TIMELINE
+    timeline = timelines.get(f"{kind}/{name}") or timelines.get("*")
+    if not timeline:
+        containers = spec.get("initContainers", []) + spec.get("containers", [])
+        missing = [
+            c["name"] for c in containers if not image_available(c.get("image", ""), cluster, scenario)
+        ]
+        if missing:
+            backing_off = elapsed >= PULL_FAILURE_SECONDS
+            reason = "ImagePullBackOff" if backing_off else "ErrImagePull"
+            state = {"phase": "Pending", "pull_failures": {n: reason for n in missing}}
+            return state, PULL_FAILURE_SECONDS if backing_off else 0.0
+        timeline = DEFAULT_TIMELINE
     entries = sorted(timeline, key=lambda e: e.get("at", 0))
     chosen = entries[0]
     for entry in entries:
@@ -900,7 +957,8 @@ def workload_pods(record: dict, cluster: dict, scenario: dict, now: float) -> li
     obj = record["object"]
     kind, meta, spec = obj["kind"], obj["metadata"], obj.get("spec") or {}
     name, ns = meta["name"], meta["namespace"]
-    state, at = current_state(scenario, kind, name, now - record["applied_at"])
+    pod_template_spec = spec if kind == "Pod" else (spec.get("template") or {}).get("spec") or {}
+    state, at = current_state(scenario, kind, name, now - record["applied_at"], pod_template_spec, cluster)
     since = record["applied_at"] + at
     if kind == "Pod":
         template = {
@@ -1061,10 +1119,13 @@ def waiting_message(reason: str, container: dict, pod: str, ns: str, uid: str, r
     full = normalized_image(image)
     command = (container.get("command") or [container["name"]])[0]
     return {
+        # k8s: pkg/kubelet/images/image_manager.go: the message is the CRI error as is (gRPC's
+        # "rpc error: code = … desc = …"); containerd's text for a Docker Hub repository that does
+        # not exist, as a kind node shows it (kubernetes-sigs/kind#2474).
         "ErrImagePull": (
-            f'failed to pull and unpack image "{full}": failed to resolve reference "{full}": pull access '
-            "denied, repository does not exist or may require authorization: server message: "
-            "insufficient_scope: authorization failed"
+            f'rpc error: code = Unknown desc = failed to pull and unpack image "{full}": failed to resolve '
+            f'reference "{full}": pull access denied, repository does not exist or may require '
+            "authorization: server message: insufficient_scope: authorization failed"
         ),
         "ImagePullBackOff": f'Back-off pulling image "{image}"',
         "ErrImageNeverPull": f'Container image "{image}" is not present with pull policy of Never',
@@ -1232,9 +1293,19 @@ def build_pod(
     names = [c["name"] for c in spec["containers"]]
     if target is not None and target not in names:
         raise Failure(f"fake: scenario state names container {target!r}, but the pod has {names}")
+    # The default timeline's image pull failures (k8s: pkg/kubelet/kuberuntime SyncPod): init
+    # containers run in order, so the first that cannot be pulled holds back the rest and every
+    # container; after init, each container whose image cannot be pulled waits, the others run.
+    pull_failures = state.get("pull_failures") or {}
+    blocked = False
     init_statuses = []
     for i, container in enumerate(init_specs):
-        if init_fields is None:
+        if blocked:
+            fields = {"waiting": "PodInitializing"}
+        elif container["name"] in pull_failures:
+            fields = {"waiting": pull_failures[container["name"]]}
+            blocked = True
+        elif init_fields is None:
             fields = {"done": True}
         elif i == 0:
             fields = init_fields
@@ -1243,9 +1314,13 @@ def build_pod(
         init_statuses.append(container_status(container, fields, phase, since, pod, init=True))
     statuses = []
     for container in spec["containers"]:
-        if init_fields is not None:
+        if init_fields is not None or blocked:
             statuses.append(container_status(container, {"waiting": "PodInitializing"}, phase, since, pod))
-        elif target is not None and container["name"] != target:  # the others run, and are ready
+        elif container["name"] in pull_failures:
+            statuses.append(
+                container_status(container, {"waiting": pull_failures[container["name"]]}, phase, since, pod)
+            )
+        elif pull_failures or (target is not None and container["name"] != target):  # they run, ready
             statuses.append(
                 container_status(container, {}, "Running" if phase == "Pending" else phase, since, pod)
             )

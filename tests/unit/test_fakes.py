@@ -317,6 +317,10 @@ def stack(ns: str, replicas: int = 1) -> str:
         """)
 
 
+# The stack's images were never `kind load`ed: they run only when a registry "serves" them.
+STACK_PULLABLE = ["example/api-server:sg-0123", "example/worker"]
+
+
 @dataclass
 class Cluster:
     fakes: Fakes
@@ -366,10 +370,13 @@ def cluster(docker, busybox_image: str, tmp_path_factory: pytest.TempPathFactory
 
 
 @pytest.fixture
-def loadable_image(docker, busybox_image: str) -> Iterator[str]:
-    """A tag of its own for the busybox image, so that loads start from "not yet present"."""
+def loadable_image(docker, busybox_image: str, tmp_path: Path) -> Iterator[str]:
+    """An image of its own (busybox plus a label: its own ID), so that loads start from "not yet present"."""
     tag = f"sgfake-{secrets.token_hex(3)}/app:1"
-    docker.image.tag(busybox_image, tag)
+    context = tmp_path / "loadable"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {busybox_image}\nLABEL sgfake.tag={tag}\n")
+    docker.legacy_build(context, tags=[tag])
     yield tag
     docker.image.remove(tag)
 
@@ -569,7 +576,7 @@ def test_apply_error_from_the_scenario_stores_nothing(cluster: Cluster, tmp_path
 
 @docker_test
 def test_get_pods_lists_running_pods_in_the_api_shape(cluster: Cluster) -> None:
-    cluster.fakes.scenario()
+    cluster.fakes.scenario(pullable=STACK_PULLABLE)
     ns = cluster.deploy()
     listed = cluster.fakes.json("get", "pods", "-n", ns)
     assert (listed["apiVersion"], listed["kind"], listed["metadata"]) == (
@@ -635,7 +642,8 @@ def test_a_timeline_moves_the_pods_along(cluster: Cluster) -> None:
                 {"at": 0, "phase": "Pending", "waiting": "ContainerCreating"},
                 {"at": LATER, "phase": "Running", "ready": True},
             ]
-        }
+        },
+        pullable=STACK_PULLABLE,
     )
     ns = cluster.deploy()
     applied = time.time()  # no earlier than the fake's apply time
@@ -761,7 +769,10 @@ def test_image_pull_back_off_and_its_events(cluster: Cluster) -> None:
     messages = {e["message"] for e in events}
     assert "Error: ImagePullBackOff" in messages and "Error: ErrImagePull" in messages
     assert any(
-        m.startswith('Failed to pull image "example/worker:sg-0123": failed to pull and unpack image')
+        m.startswith(
+            'Failed to pull image "example/worker:sg-0123": rpc error: code = Unknown desc = '
+            'failed to pull and unpack image "docker.io/example/worker:sg-0123"'
+        )
         for m in messages
     )
     scheduled = next(
@@ -786,6 +797,206 @@ def test_image_pull_back_off_and_its_events(cluster: Cluster) -> None:
         for e in cluster.fakes.json("get", "events", "-n", ns)["items"]
     }
     assert {("Deployment", "ScalingReplicaSet"), ("ReplicaSet", "SuccessfulCreate")} <= controllers
+
+
+PULL_REASONS = ("ErrImagePull", "ImagePullBackOff")
+
+
+def waiting_reason(status: dict) -> str | None:
+    return status["state"].get("waiting", {}).get("reason")
+
+
+@docker_test
+def test_a_never_loaded_image_fails_to_pull_then_backs_off(cluster: Cluster) -> None:
+    """The default timeline on a real kind node: an image neither `kind load`ed nor pullable."""
+    cluster.fakes.scenario(pullable=["example/worker"])  # api-server's image: neither
+    started = time.time()
+    ns = cluster.deploy()
+    applied = time.time()  # no earlier than the fake's apply time
+    first = cluster.fakes.json("get", "pods,events", "-n", ns)["items"]  # one call: one moment
+    assert time.time() - started < 1, "too slow to see the first second after the apply"
+    pod = next(o for o in first if o["kind"] == "Pod" and o["metadata"]["labels"]["app"] == "api-server")
+    name = pod["metadata"]["name"]
+    status = pod["status"]["containerStatuses"][0]
+    pull_error = (
+        'rpc error: code = Unknown desc = failed to pull and unpack image "docker.io/example/api-server:sg-0123": '
+        'failed to resolve reference "docker.io/example/api-server:sg-0123": pull access denied, repository '
+        "does not exist or may require authorization: server message: insufficient_scope: authorization failed"
+    )
+    assert pod["status"]["phase"] == "Pending"
+    assert status == {
+        "image": "example/api-server:sg-0123",
+        "imageID": "",
+        "lastState": {},
+        "name": "api-server",
+        "ready": False,
+        "restartCount": 0,
+        "started": False,
+        "state": {"waiting": {"message": pull_error, "reason": "ErrImagePull"}},
+        "volumeMounts": status["volumeMounts"],
+    }
+    conditions = {c["type"]: c["status"] for c in pod["status"]["conditions"]}
+    assert (conditions["PodReadyToStartContainers"], conditions["Ready"]) == ("True", "False")
+    assert pod["status"]["podIP"]  # the sandbox runs; only the image is missing
+    events = [o for o in first if o["kind"] == "Event" and o["involvedObject"]["name"] == name]
+    assert sorted((e["type"], e["reason"], e["message"]) for e in events if e["reason"] != "Scheduled") == [
+        ("Normal", "Pulling", 'Pulling image "example/api-server:sg-0123"'),
+        ("Warning", "Failed", "Error: ErrImagePull"),
+        ("Warning", "Failed", f'Failed to pull image "example/api-server:sg-0123": {pull_error}'),
+    ]
+    assert cluster.pods(ns, "-l", "app=worker")[0]["status"]["phase"] == "Running"  # pullable
+    deployment = cluster.fakes.json("get", "deployment", "api-server", "-n", ns)
+    assert deployment["status"]["unavailableReplicas"] == 1
+
+    wait_until(applied + 1)
+    later = cluster.pods(ns, "-l", "app=api-server")[0]
+    assert later["metadata"]["name"] == name and later["status"]["phase"] == "Pending"
+    assert later["status"]["containerStatuses"][0]["state"] == {
+        "waiting": {
+            "message": 'Back-off pulling image "example/api-server:sg-0123"',
+            "reason": "ImagePullBackOff",
+        }
+    }
+    events = [
+        e
+        for e in cluster.fakes.json("get", "events", "-n", ns)["items"]
+        if e["involvedObject"]["name"] == name
+    ]
+    assert {(e["reason"], e["message"]) for e in events} >= {
+        ("BackOff", 'Back-off pulling image "example/api-server:sg-0123"'),
+        ("Failed", "Error: ImagePullBackOff"),
+        ("Failed", f'Failed to pull image "example/api-server:sg-0123": {pull_error}'),
+    }
+    refused(
+        cluster.fakes.kubectl("logs", name, "-n", ns),
+        f'container "api-server" in pod "{name}" is waiting to start: trying and failing to pull image',
+    )
+    describe = ok(cluster.fakes.kubectl("describe", "pods", name, "-n", ns)).stdout.splitlines()
+    assert "      Reason:       ImagePullBackOff" in describe
+
+
+LOADED = """\
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: NS}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: loaded, namespace: NS}
+  spec:
+    initContainers: [{name: init, image: IMAGE}]
+    containers: [{name: app, image: docker.io/IMAGE}]
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: half, namespace: NS}
+  spec:
+    initContainers: [{name: init, image: IMAGE}]
+    containers: [{name: app, image: IMAGE}, {name: extra, image: sgfake-ghost/extra:1}]
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: blocked, namespace: NS}
+  spec:
+    initContainers:
+      - {name: first, image: IMAGE}
+      - {name: second, image: sgfake-ghost/init:1}
+      - {name: third, image: IMAGE}
+    containers: [{name: app, image: IMAGE}]
+"""
+
+
+@docker_test
+def test_a_loaded_image_runs(cluster: Cluster, loadable_image: str) -> None:
+    cluster.fakes.scenario()
+    ns = cluster.deploy(LOADED.replace("IMAGE", loadable_image))
+    before = {p["metadata"]["name"]: p["status"] for p in cluster.pods(ns)}
+    assert before["loaded"]["phase"] == "Pending"
+    assert waiting_reason(before["loaded"]["initContainerStatuses"][0]) in PULL_REASONS
+    assert waiting_reason(before["loaded"]["containerStatuses"][0]) == "PodInitializing"
+
+    ok(cluster.fakes.kind("load", "docker-image", loadable_image, "--name", cluster.name))
+    pods = {p["metadata"]["name"]: p["status"] for p in cluster.pods(ns)}
+    loaded = pods["loaded"]
+    assert loaded["phase"] == "Running"
+    assert loaded["initContainerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
+    assert [(s["name"], s["ready"], set(s["state"])) for s in loaded["containerStatuses"]] == [
+        ("app", True, {"running"})
+    ]
+    assert all(c["status"] == "True" for c in loaded["conditions"])
+
+    half = pods["half"]  # init done; the container with a missing image waits, the other runs
+    assert half["phase"] == "Pending"
+    assert half["initContainerStatuses"][0]["state"]["terminated"]["reason"] == "Completed"
+    app, extra = half["containerStatuses"]
+    assert (app["name"], app["ready"], set(app["state"])) == ("app", True, {"running"})
+    assert (extra["name"], extra["ready"], waiting_reason(extra) in PULL_REASONS) == ("extra", False, True)
+    ready = {c["type"]: c for c in half["conditions"]}["Ready"]
+    assert ready["message"] == "containers with unready status: [extra]"
+
+    blocked = pods["blocked"]  # init containers run in order: the second cannot be pulled
+    first, second, third = blocked["initContainerStatuses"]
+    assert first["state"]["terminated"]["reason"] == "Completed"
+    assert waiting_reason(second) in PULL_REASONS
+    assert waiting_reason(third) == waiting_reason(blocked["containerStatuses"][0]) == "PodInitializing"
+    initialized = {c["type"]: c for c in blocked["conditions"]}["Initialized"]
+    assert initialized["message"] == "containers with incomplete status: [second third]"
+
+
+PULLABLE = """\
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: NS}}
+- {apiVersion: v1, kind: Pod, metadata: {name: tagged, namespace: NS}, spec: {containers: [{name: c, image: "busybox:1.36"}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: qualified, namespace: NS}, spec: {containers: [{name: c, image: "docker.io/library/busybox:1.36"}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: other-tag, namespace: NS}, spec: {containers: [{name: c, image: "busybox:1.35"}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: untagged, namespace: NS}, spec: {containers: [{name: c, image: busybox}]}}
+- {apiVersion: v1, kind: Pod, metadata: {name: digest, namespace: NS}, spec: {containers: [{name: c, image: "busybox@sha256:DIGEST"}]}}
+""".replace("DIGEST", "ab" * 32)
+
+
+@docker_test
+def test_a_pullable_image_runs(cluster: Cluster) -> None:
+    cluster.fakes.scenario(
+        pullable=["busybox:1.36"]
+    )  # one tag: busybox:1.36 is docker.io/library/busybox:1.36
+    ns = cluster.deploy(PULLABLE)
+    phases = {p["metadata"]["name"]: p["status"]["phase"] for p in cluster.pods(ns)}
+    assert phases == {
+        "tagged": "Running",
+        "qualified": "Running",
+        "other-tag": "Pending",
+        "untagged": "Pending",  # busybox:latest
+        "digest": "Pending",
+    }
+    running = cluster.fakes.json("get", "pod", "tagged", "-n", ns)["status"]["containerStatuses"][0]
+    assert (running["ready"], running["imageID"].startswith("docker.io/library/busybox@sha256:")) == (
+        True,
+        True,
+    )
+    cluster.fakes.scenario(pullable=["busybox"])  # the repository: any tag or digest
+    assert {p["status"]["phase"] for p in cluster.pods(ns)} == {"Running"}
+    cluster.fakes.scenario(pullable=["docker.io/library/busybox@sha256:" + "ab" * 32, "busybox:1.35"])
+    phases = {p["metadata"]["name"]: p["status"]["phase"] for p in cluster.pods(ns)}
+    assert (phases["digest"], phases["other-tag"], phases["tagged"]) == ("Running", "Running", "Pending")
+
+
+@docker_test
+def test_a_scripted_timeline_wins_over_the_image_check(cluster: Cluster) -> None:
+    cluster.fakes.scenario(workloads={"Deployment/worker": [{"at": 0, "phase": "Running", "ready": True}]})
+    ns = cluster.deploy()  # neither image loaded nor pullable
+    worker = cluster.pods(ns, "-l", "app=worker")[0]["status"]
+    assert (worker["phase"], worker["containerStatuses"][0]["ready"]) == ("Running", True)
+    api = cluster.pods(ns, "-l", "app=api-server")[0]["status"]  # no entry: the default applies
+    assert waiting_reason(api["containerStatuses"][0]) in PULL_REASONS
+    cluster.fakes.scenario(workloads={"*": [{"at": 0, "phase": "Running", "ready": True}]})
+    assert {p["status"]["phase"] for p in cluster.pods(ns)} == {"Running"}
+    cluster.fakes.scenario(
+        workloads={"*": [{"at": 0, "phase": "Pending", "waiting": "ContainerCreating"}]},
+        pullable=STACK_PULLABLE,
+    )
+    assert {waiting_reason(p["status"]["containerStatuses"][0]) for p in cluster.pods(ns)} == {
+        "ContainerCreating"
+    }
 
 
 MORE = """\
@@ -841,7 +1052,8 @@ def test_other_workloads_init_containers_and_unschedulable_pods(cluster: Cluster
             "Pod/lonely": [
                 {"at": 0, "scheduled": False, "message": "0/1 nodes are available: 1 Insufficient memory."}
             ],
-        }
+        },
+        pullable=["busybox"],  # the DaemonSet's, on the default timeline
     )
     ns = cluster.deploy(MORE)
     applied = time.time()  # no earlier than the fake's apply time
@@ -1032,7 +1244,9 @@ def exchange(port: int, data: bytes) -> bytes:
 
 @docker_test
 def test_port_forward_proxies_to_the_scenario_address(cluster: Cluster, echo_server: EchoServer) -> None:
-    cluster.fakes.scenario(port_forward={"service/api-server": f"127.0.0.1:{echo_server.port}"})
+    cluster.fakes.scenario(
+        port_forward={"service/api-server": f"127.0.0.1:{echo_server.port}"}, pullable=STACK_PULLABLE
+    )
     ns = cluster.deploy()
     process = port_forward(cluster, "-n", ns, "svc/api-server", ":80", "--address", "127.0.0.1")
     try:
@@ -1055,7 +1269,7 @@ def test_port_forward_proxies_to_the_scenario_address(cluster: Cluster, echo_ser
 
 @docker_test
 def test_port_forward_without_a_scenario_address_closes_connections(cluster: Cluster) -> None:
-    cluster.fakes.scenario()
+    cluster.fakes.scenario(pullable=STACK_PULLABLE)
     ns = cluster.deploy()
     pod = cluster.pods(ns, "-l", "app=worker")[0]["metadata"]["name"]
     process = port_forward(cluster, "-n", ns, f"pod/{pod}", ":9000")
@@ -1093,7 +1307,7 @@ def test_port_forward_refusals(cluster: Cluster) -> None:
         kubectl("port-forward", "-n", ns, "service/api-server", ":80"),
         "error: unable to forward port because pod is not running. Current status=Pending",
     )
-    cluster.fakes.scenario()
+    cluster.fakes.scenario(pullable=STACK_PULLABLE)
     refused(
         kubectl("port-forward", "-n", ns, "svc/api-server", ":9999"),
         "error: service api-server does not have a service port 9999",
@@ -1102,7 +1316,7 @@ def test_port_forward_refusals(cluster: Cluster) -> None:
 
 @docker_test
 def test_delete(cluster: Cluster, tmp_path: Path) -> None:
-    cluster.fakes.scenario()
+    cluster.fakes.scenario(pullable=STACK_PULLABLE)
     ns = f"t-{secrets.token_hex(3)}"
     path = tmp_path / "stack.yaml"
     path.write_text(stack(ns))
@@ -1225,4 +1439,10 @@ def test_a_bad_scenario_is_refused(cluster: Cluster) -> None:
     refused(cluster.fakes.kubectl("get", "pods", "-o", "json"), "phase 'Runing' is not one of")
     cluster.fakes.scenario(workloads={"*": [{"at": 0, "waiting": "Sleeping"}]})
     refused(cluster.fakes.kubectl("get", "pods", "-o", "json"), "waiting 'Sleeping' is not one of")
+    for pullable in ("busybox", [1], [""], ["busy box"]):
+        cluster.fakes.scenario(pullable=pullable)
+        refused(
+            cluster.fakes.kubectl("get", "pods", "-o", "json"),
+            "pullable must be a list of image references or repositories",
+        )
     cluster.fakes.scenario()
