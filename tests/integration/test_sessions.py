@@ -143,3 +143,68 @@ def test_the_example_stack_builds_and_a_second_run_rebuilds_nothing(
         built["example/api-server"]["ref"], ["python3", "-m", "api", "--version"], remove=True
     )
     assert version.strip().startswith("api-server ")
+
+
+def test_deploy_session_on_the_fake_kind_fails_fast_on_a_crash_loop(project: Repo, tmp_path: Path) -> None:
+    """`nox -s deploy` as a user types it, the kind target played by tests/fakes."""
+    state = tmp_path / "fake-k8s"
+    state.mkdir()
+    (state / "scenario.json").write_text(
+        json.dumps(
+            {
+                "workloads": {
+                    "Deployment/app": [
+                        {
+                            "at": 0,
+                            "phase": "Running",
+                            "waiting": "CrashLoopBackOff",
+                            "restarts": 2,
+                            "last_exit_code": 9,
+                        }
+                    ]
+                }
+            }
+        )
+    )
+    project.write("k8s/app.yaml", APP_MANIFEST.format(image=project.image_name))
+    project.write(
+        "pyproject.toml",
+        project.root.joinpath("pyproject.toml").read_text()
+        + '[tool.stagegate.deploy]\nmanifests = "k8s"\npoll_interval = 0.3\n'
+        + f'[tool.stagegate.cluster]\nname = "sg{secrets.token_hex(3)}"\n',
+    )
+    env = {
+        "FAKE_K8S_STATE": str(state),
+        "FAKE_KIND_NODE_IMAGE": "stagegate-test/busybox:1",
+        "PATH": f"{ROOT / 'tests' / 'fakes' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    try:
+        result = nox(project.root, "-s", "deploy", "--", "--target", "kind", env=env)
+        assert result.returncode == 1
+        assert "Traceback" not in result.stderr
+        assert "Session e2e" not in result.stderr
+        error = validate_error_file(project.artifacts / "error.json")
+        assert (error["stage"], error["code"], error["subject"]["exit_code"]) == (
+            "deploy",
+            "CONTAINER_CRASHLOOP",
+            9,
+        )
+        assert (
+            "Session deploy aborted: CONTAINER_CRASHLOOP" in result.stderr
+        )  # nox's own line names the cause
+    finally:
+        nox(project.root, "-s", "teardown", env=env)
+
+
+APP_MANIFEST = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: app}}
+spec:
+  selector: {{matchLabels: {{app: app}}}}
+  template:
+    metadata: {{labels: {{app: app}}}}
+    spec:
+      containers:
+        - {{name: app, image: {image}, imagePullPolicy: IfNotPresent}}
+"""
