@@ -81,6 +81,13 @@ def teardown(session: nox.Session) -> None:
 
 
 @nox.session(python=False, default=False)
+def report(session: nox.Session) -> None:
+    """Show a run's summary again from an artifacts dir: nox -s report -- [DIR] [--markdown]."""
+    if failure := cli.report(ROOT, session.posargs):
+        session.error(failure)
+
+
+@nox.session(python=False, default=False)
 def doctor(session: nox.Session) -> None:
     """Print the environment report (the preflight checks); never fails."""
     cli.doctor(ROOT)

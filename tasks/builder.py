@@ -178,7 +178,11 @@ def _last_line(output: str) -> str:
     return lines[-1] if lines else ""
 
 
+_NOISE = ("legacy builder is deprecated", "Install the buildx component", "docs.docker.com/go/buildx")
+
+
 def log_excerpt(output: str, lines: int = 20) -> str:
-    """The last ``lines`` non-empty lines of a command's output."""
-    kept = [ln.rstrip() for ln in output.splitlines() if ln.strip()]
+    """The last ``lines`` non-empty lines of a command's output (without the legacy builder's
+    deprecation banner)."""
+    kept = [ln.rstrip() for ln in output.splitlines() if ln.strip() and not any(n in ln for n in _NOISE)]
     return "\n".join(kept[-lines:])

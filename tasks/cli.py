@@ -13,6 +13,7 @@ from tasks import pipeline
 from tasks.config import artifacts_dir, load_config
 from tasks.errors import StagegateError
 from tasks.ledger import Ledger
+from tasks.reports import RunReport, markdown_summary
 from tasks.stages.preflight import Check, environment_checks
 from tasks.targets import select_target
 from tasks.targets.docker import DockerTarget
@@ -72,6 +73,22 @@ def teardown(root: Path) -> str | None:
         console.print(f"[bold red]✗ {error.code}[/bold red]: {error.message}\n  hint: {error.hint}")
         return f"{error.code}: {error.message}"
     console.print(f"✓ teardown ({name} target, {outcome['cluster']}): removed {outcome['deleted']}")
+    return None
+
+
+def report(root: Path, posargs: Sequence[str]) -> str | None:
+    """Render a run's summary again from an artifacts dir (``[DIR] [--markdown]``)."""
+    args = [a for a in posargs if a != "--markdown"]
+    if len(args) > 1 or any(a.startswith("-") for a in args):
+        return f"usage: nox -s report -- [ARTIFACTS_DIR] [--markdown] (got {' '.join(posargs)})"
+    artifacts = Path(args[0]).resolve() if args else artifacts_dir(root)
+    loaded = RunReport.load(artifacts)
+    if loaded is None:
+        return f"no run.json in {artifacts}: nothing to report"
+    console = make_console()
+    Reporter(console).summary(loaded.run, loaded.error, artifacts)
+    if "--markdown" in posargs:
+        print(markdown_summary(loaded))
     return None
 
 

@@ -15,6 +15,7 @@ import enum
 import json
 import os
 import secrets
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +42,9 @@ class Status(enum.StrEnum):
 
 
 OK = (Status.PASSED, Status.SKIPPED)
+
+# Files of one run that a new run must not inherit (a stale e2e report, old diagnostics).
+RUN_SCOPED = ("junit.xml", "e2e-junit.xml", "manifests.yaml", "diagnostics")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -98,6 +102,12 @@ class Ledger:
             if stage == PIPELINE[0] or run is None or run.get("schema_version") != SCHEMA_VERSION:
                 run = self._new_run(git)
                 self.error_path.unlink(missing_ok=True)
+                for name in RUN_SCOPED:
+                    path = self.artifacts / name
+                    if path.is_dir():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
             position = PIPELINE.index(stage)
             for later in PIPELINE[position:]:
                 run["stages"][later] = _blank_stage()

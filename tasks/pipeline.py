@@ -24,6 +24,7 @@ from tasks.config import artifacts_dir, load_config
 from tasks.errors import Code, StagegateError
 from tasks.ledger import PIPELINE, Ledger, Status
 from tasks.options import parse_options
+from tasks.reports import RunReport, publish_to_github, write_junit
 from tasks.stages import StageContext, build, cluster, deploy, e2e, preflight, verify
 from tasks.ui import Reporter
 
@@ -99,9 +100,23 @@ def run_stage(
     else:
         document = ledger.record_failure(stage, error, duration, outputs, interrupted=interrupted)
     reporter.summary(ledger.read_run() or {}, document, ledger.artifacts)
+    publish_reports(stage, ledger.artifacts, env, reporter)
     if interrupted:
         raise KeyboardInterrupt
     return 0 if error is None else 1
+
+
+def publish_reports(stage: str, artifacts: Path, env: Mapping[str, str], reporter: Reporter) -> None:
+    """junit.xml after every stage; under GitHub Actions the annotation and the job summary."""
+    report = RunReport.load(artifacts)
+    if report is None:
+        return
+    try:
+        write_junit(report)
+        failed_here = report.error is not None and report.error.get("stage") == stage
+        publish_to_github(report, env, reporter.workflow_command if failed_here else lambda line: None)
+    except OSError as exc:  # a report that cannot be written must not change the run's outcome
+        log.warning("could not write the reports: %s", exc)
 
 
 def git_info(root: Path) -> dict[str, Any]:

@@ -120,6 +120,10 @@ class Reporter:
     def info(self, message: str) -> None:
         self.console.print(f"  {message}")
 
+    def workflow_command(self, line: str) -> None:
+        """A CI workflow command (``::error …``): plain, on stdout, where the runner reads it."""
+        print(line, flush=True)
+
     def passthrough(self, line: str) -> None:
         """A line of a program's own output (the e2e suite), shown as it is."""
         self.console.print(line, markup=False, highlight=False, style="dim")
