@@ -88,6 +88,12 @@ def report(session: nox.Session) -> None:
 
 
 @nox.session(python=False, default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks side by side with their baselines, as ratios; writes bench/results.json."""
+    session.run(sys.executable, str(ROOT / "bench" / "run.py"), *session.posargs, external=True)
+
+
+@nox.session(python=False, default=False)
 def doctor(session: nox.Session) -> None:
     """Print the environment report (the preflight checks); never fails."""
     cli.doctor(ROOT)

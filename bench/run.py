@@ -1,0 +1,411 @@
+"""stagegate's benchmarks: each figure side by side with a baseline measured in the same run
+on the same machine, reported as a ratio (absolute times here are noisy; ratios are not).
+
+    nox -s bench                 # all five, 3 repetitions each
+    nox -s bench -- --repeat 5   # more repetitions
+    nox -s bench -- --only noop  # one benchmark
+
+Writes bench/results.json (machine, date, median and spread of every figure) and prints a
+table. Needs a running Docker engine and the static busybox (Debian's busybox-static); the
+example's base image for `noop` (BASE_IMAGE, see .ci/run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BUSYBOX_IMAGE = "stagegate-bench/busybox:1"
+NAIVE_DEADLINE_S = 30.0  # the bash pipelines wait 10-20 minutes; 30 s keeps the benchmark short
+READINESS_DEADLINE_S = 300.0  # `kubectl wait --timeout=300s`, stagegate's default deadline too
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def run(
+    argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True
+) -> int:
+    completed = subprocess.run(
+        argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    if check and completed.returncode != 0:
+        raise SystemExit(f"benchmark step failed ({completed.returncode}): {' '.join(map(str, argv))}")
+    return completed.returncode
+
+
+def nox(project: Path, *args: str, env: dict[str, str] | None = None) -> int:
+    return run([sys.executable, "-m", "nox", "--no-color", *args], cwd=project, env=env, check=False)
+
+
+def busybox_image() -> str:
+    if run(["docker", "image", "inspect", BUSYBOX_IMAGE], check=False) != 0:
+        binary = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if Path(p).is_file()), None)
+        if binary is None:
+            raise SystemExit("the static busybox is needed: apt-get install busybox-static")
+        context = Path(tempfile.mkdtemp())
+        shutil.copy(binary, context / "busybox")
+        (context / "Dockerfile").write_text(
+            'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        )
+        run(["docker", "build", "-q", "-t", BUSYBOX_IMAGE, str(context)])
+    return BUSYBOX_IMAGE
+
+
+def project(images: dict[str, str], *, extra: str = "") -> Path:
+    """A repository using stagegate (its noxfile and tasks/) with ``images`` (name -> Dockerfile)."""
+    root = Path(tempfile.mkdtemp(prefix="stagegate-bench-"))
+    shutil.copy(ROOT / "noxfile.py", root / "noxfile.py")
+    shutil.copytree(ROOT / "tasks", root / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
+    tables = []
+    for name, dockerfile in images.items():
+        (root / name).mkdir()
+        (root / name / "Dockerfile").write_text(dockerfile)
+        tables.append(f'[[tool.stagegate.images]]\nname = "bench/{name}"\ncontext = "{name}"\n')
+    (root / "pyproject.toml").write_text("[tool.stagegate]\n" + "\n".join(tables) + extra)
+    return root
+
+
+def bust_cache(root: Path, names: list[str]) -> None:
+    """New content in every context: each repetition really builds."""
+    for name in names:
+        (root / name / "token").write_text(secrets.token_hex(8))
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    return {
+        "median_s": round(statistics.median(samples), 3),
+        "min_s": round(min(samples), 3),
+        "max_s": round(max(samples), 3),
+        "runs": len(samples),
+    }
+
+
+# -- the benchmarks ----------------------------------------------------------------------------
+
+
+def time_to_failure(repeat: int) -> dict:
+    """A stack whose second image fails at a known step after ~2 s of work.
+
+    The first image takes 3 s, so the failure is known while it still builds: it finishes
+    (running builds are never cut), the third never starts.
+    """
+    base = busybox_image()
+    images = {
+        "one": f"FROM {base}\nCOPY token /token\nRUN sleep 3\n",
+        "two": f"FROM {base}\nCOPY token /token\nRUN sleep 2\nRUN exit 1\n",
+        "three": f"FROM {base}\nCOPY token /token\nRUN sleep 3\n",
+    }
+    manifests = "".join(
+        f"---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {n}}}\nspec:\n  selector: {{matchLabels: {{app: {n}}}}}\n"
+        f"  template:\n    metadata: {{labels: {{app: {n}}}}}\n    spec:\n      containers:\n"
+        f"        - {{name: {n}, image: bench/{n}, imagePullPolicy: IfNotPresent, command: [sleep, '600']}}\n"
+        for n in images
+    )
+    root = project(images, extra='\n[tool.stagegate.deploy]\nmanifests = "k8s.yaml"\n')
+    (root / "k8s.yaml").write_text(manifests)
+    env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
+    ours, alone, naive = [], [], []
+    for _ in range(repeat):
+        bust_cache(root, list(images))
+        ours.append(timed(lambda: nox(root, "-s", "e2e", "--", "--target", "docker", env=env)))
+        bust_cache(root, list(images))
+        alone.append(
+            timed(lambda: run(["docker", "build", "-q", "-t", "bench/two", str(root / "two")], check=False))
+        )
+        bust_cache(root, list(images))
+        naive.append(timed(lambda: naive_pipeline(root, list(images))))
+    error = json.loads((root / ".stagegate" / "error.json").read_text())
+    assert error["code"] == "BUILD_FAILED", error
+    cleanup_project(root)
+    return {
+        "what": "wall time until the run ends with the failure (second of three images fails after ~2 s)",
+        "stagegate": summary(ours),
+        "baselines": {
+            "docker build of the failing image alone": summary(alone),
+            f"naive pipeline (build all, ignore failures, deploy, wait up to {NAIVE_DEADLINE_S:g} s)": summary(
+                naive
+            ),
+        },
+    }
+
+
+def naive_pipeline(root: Path, names: list[str]) -> None:
+    """What the bash pipelines do: background builds, a bare `wait`, then deploy and wait for
+    readiness until a deadline — here the image that failed never becomes ready."""
+    builds = [
+        subprocess.Popen(
+            ["docker", "build", "-q", "-t", f"bench/{n}", str(root / n)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in names
+    ]
+    for build in builds:
+        build.wait()  # `wait` without arguments: every exit status ignored
+    deadline = time.monotonic() + NAIVE_DEADLINE_S
+    started = []
+    for name in names:
+        result = subprocess.run(
+            ["docker", "run", "-d", "--rm", f"bench/{name}:latest", "sleep", "600"],
+            capture_output=True,
+            text=True,
+        )
+        started.append(result.stdout.strip())
+    while time.monotonic() < deadline and not all(started):
+        time.sleep(1)  # a readiness poll that never sees the missing pod succeed
+    for container in filter(None, started):
+        run(["docker", "rm", "-f", container], check=False)
+
+
+def noop_rebuild(repeat: int) -> dict:
+    """The example stack, unchanged since its last build."""
+    env = {"STAGEGATE_ARTIFACTS": tempfile.mkdtemp(prefix="stagegate-bench-artifacts-")}
+    if nox(ROOT, "-s", "build", env=env) != 0:
+        raise SystemExit("the example does not build: is BASE_IMAGE set to a local image with python3?")
+    record = json.loads((Path(env["STAGEGATE_ARTIFACTS"]) / "run.json").read_text())
+    images = record["stages"]["build"]["outputs"]["images"]
+    base_ref = images["example/base"]["ref"]
+    base_image = os.environ.get("BASE_IMAGE", "python:3.12-slim")
+    plain = [
+        [
+            "docker",
+            "build",
+            "-q",
+            "--build-arg",
+            f"BASE_IMAGE={base_image}",
+            "-t",
+            "example/base",
+            "example/base",
+        ],
+        [
+            "docker",
+            "build",
+            "-q",
+            "--build-arg",
+            f"BASE={base_ref}",
+            "-f",
+            "example/api/Dockerfile",
+            "example",
+        ],
+        [
+            "docker",
+            "build",
+            "-q",
+            "--build-arg",
+            f"BASE={base_ref}",
+            "-f",
+            "example/worker/Dockerfile",
+            "example",
+        ],
+    ]
+    ours, docker_alone = [], []
+    for _ in range(repeat):
+        ours.append(timed(lambda: nox(ROOT, "-s", "build", env=env)))
+        docker_alone.append(timed(lambda: [run(argv, cwd=ROOT) for argv in plain]))
+    assert {
+        e["status"]
+        for e in json.loads((Path(env["STAGEGATE_ARTIFACTS"]) / "run.json").read_text())["stages"]["build"][
+            "outputs"
+        ]["images"].values()
+    } == {"up to date"}
+    return {
+        "what": "`nox -s build` of the unchanged example stack (3 images)",
+        "stagegate": summary(ours),
+        "baselines": {"plain docker build of the 3 images, warm cache": summary(docker_alone)},
+    }
+
+
+def readiness_detection(repeat: int) -> dict:
+    """A pod turning ErrImagePull 1 s after apply, on the fake kind cluster of tests/fakes."""
+    base = busybox_image()
+    root = project(
+        {"app": f"FROM {base}\nCOPY token /token\n"},
+        extra='\n[tool.stagegate.deploy]\nmanifests = "k8s.yaml"\n'
+        f'[tool.stagegate.cluster]\nname = "bench{secrets.token_hex(3)}"\n',
+    )
+    (root / "k8s.yaml").write_text(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: app}\nspec:\n  selector: {matchLabels: {app: app}}\n"
+        "  template:\n    metadata: {labels: {app: app}}\n    spec:\n      containers:\n"
+        "        - {name: app, image: bench/app, imagePullPolicy: IfNotPresent}\n"
+    )
+    bust_cache(root, ["app"])
+    state = root / "fake-k8s"
+    state.mkdir()
+    (state / "scenario.json").write_text(
+        json.dumps(
+            {
+                "workloads": {
+                    "Deployment/app": [
+                        {"at": 0, "phase": "Pending", "waiting": "ContainerCreating"},
+                        {"at": 1.0, "phase": "Pending", "waiting": "ErrImagePull"},
+                        {"at": 3.0, "phase": "Pending", "waiting": "ImagePullBackOff"},
+                    ]
+                }
+            }
+        )
+    )
+    env = {
+        "STAGEGATE_ARTIFACTS": str(root / ".stagegate"),
+        "FAKE_K8S_STATE": str(state),
+        "FAKE_KIND_NODE_IMAGE": base,
+        "PATH": f"{ROOT / 'tests' / 'fakes' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    detections = []
+    try:
+        nox(root, "-s", "deploy", "--", "--target", "kind", env=env)  # build, verify, cluster once
+        kubeconfig = str(root / ".stagegate" / "kubeconfig")
+        for _ in range(repeat):
+            # remove the workload so that the next apply starts its timeline again
+            run(
+                [
+                    "kubectl",
+                    "--kubeconfig",
+                    kubeconfig,
+                    "delete",
+                    "-f",
+                    str(root / ".stagegate" / "applied.yaml"),
+                ],
+                env=env,
+                check=False,
+            )
+            nox(root, "-s", "deploy", "--no-dependencies", "--", "--target", "kind", env=env)
+            error = json.loads((root / ".stagegate" / "error.json").read_text())
+            assert error["code"] == "IMAGE_PULL_ERROR", error
+            detections.append(error["subject"]["detected_after_s"] - 1.0)
+    finally:
+        nox(root, "-s", "teardown", env=env)
+        cleanup_project(root)
+    return {
+        "what": "time from the pod turning ErrImagePull to the deploy stage seeing it (poll every 2 s)",
+        "stagegate": summary(detections),
+        "baselines": {
+            f"kubectl wait --timeout={READINESS_DEADLINE_S:g}s (returns at its deadline)": summary(
+                [READINESS_DEADLINE_S] * len(detections)
+            )
+        },
+        "note": "the baseline is the deadline by definition: kubectl wait does not look at waiting reasons",
+    }
+
+
+def parallel_build(repeat: int) -> dict:
+    """Four independent images, each spending 3 s in RUN."""
+    base = busybox_image()
+    names = ["a", "b", "c", "d"]
+    root = project({n: f"FROM {base}\nCOPY token /token\nRUN sleep 3\n" for n in names})
+    env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
+    ours, sequential = [], []
+    for _ in range(repeat):
+        bust_cache(root, names)
+        ours.append(timed(lambda: nox(root, "-s", "build", env=env)))
+        bust_cache(root, names)
+        sequential.append(
+            timed(lambda: [run(["docker", "build", "-q", "-t", f"bench/{n}", str(root / n)]) for n in names])
+        )
+    cleanup_project(root)
+    return {
+        "what": f"`nox -s build` of 4 independent images (3 s of RUN each), {os.cpu_count()} cores",
+        "stagegate": summary(ours),
+        "baselines": {"docker build one after another": summary(sequential)},
+    }
+
+
+def overhead(repeat: int) -> dict:
+    base = busybox_image()
+    root = project({"app": f"FROM {base}\n"})
+    env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
+    preflight, startup, docker_info = [], [], []
+    for _ in range(repeat):
+        preflight.append(timed(lambda: nox(root, "-s", "preflight", env=env)))
+        startup.append(timed(lambda: nox(root, "-l", env=env)))
+        docker_info.append(timed(lambda: run(["docker", "info"], check=False)))
+    cleanup_project(root)
+    return {
+        "what": "`nox -s preflight` (daemon, builder, base images, config)",
+        "stagegate": summary(preflight),
+        "baselines": {
+            "`docker info` alone": summary(docker_info),
+            "nox startup (`nox -l`)": summary(startup),
+        },
+    }
+
+
+def cleanup_project(root: Path) -> None:
+    listed = subprocess.run(
+        ["docker", "image", "ls", "--filter", "reference=bench/*", "-q"], capture_output=True, text=True
+    ).stdout.split()
+    if listed:
+        run(["docker", "image", "rm", "-f", *sorted(set(listed))], check=False)
+    nox(root, "-s", "teardown", env={"STAGEGATE_ARTIFACTS": str(root / ".stagegate")})
+    shutil.rmtree(root, ignore_errors=True)
+
+
+BENCHMARKS = {
+    "time_to_failure": time_to_failure,
+    "noop": noop_rebuild,
+    "readiness": readiness_detection,
+    "parallel": parallel_build,
+    "overhead": overhead,
+}
+
+
+def table(results: dict) -> str:
+    lines = [f"{'benchmark':<16} {'stagegate':>10}  {'baseline':>10}  {'ratio':>7}  baseline"]
+    for name, result in results.items():
+        ours = result["stagegate"]["median_s"]
+        for label, baseline in result["baselines"].items():
+            ratio = baseline["median_s"] / ours if ours else float("inf")
+            lines.append(f"{name:<16} {ours:>9.2f}s  {baseline['median_s']:>9.2f}s  {ratio:>6.2f}×  {label}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="nox -s bench --")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
+    options = parser.parse_args(argv)
+    results = {}
+    for name in options.only or BENCHMARKS:
+        print(f"running {name} ({options.repeat}×) …", flush=True)
+        results[name] = BENCHMARKS[name](options.repeat)
+    document = {
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cores": os.cpu_count(),
+            "docker": subprocess.run(
+                ["docker", "version", "--format", "{{.Server.Version}}"], capture_output=True, text=True
+            ).stdout.strip(),
+        },
+        "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "ratio": "baseline median / stagegate median: above 1 means stagegate is faster",
+        "results": results,
+    }
+    options.output.write_text(json.dumps(document, indent=2) + "\n")
+    print(table(results))
+    print(f"\nwritten to {options.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
