@@ -43,6 +43,7 @@ LABEL_CONTAINER = "dev.stagegate.container"
 LABEL_INIT = "dev.stagegate.init"
 LABEL_WORKLOAD = "dev.stagegate.workload"
 LABEL_ALIASES = "dev.stagegate.aliases"
+LABEL_SECRET_ENV = "dev.stagegate.secret-env"  # names only: their values are redacted in diagnostics
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Pod")
 PASSIVE_KINDS = ("Namespace", "Service", "ConfigMap", "Secret", "ServiceAccount")
@@ -388,6 +389,7 @@ class DockerTarget:
             LABEL_CONTAINER: plan.name,
             LABEL_INIT: str(plan.init).lower(),
             LABEL_ALIASES: ",".join(plan.aliases),
+            LABEL_SECRET_ENV: ",".join(sorted(plan.secret_env)),
         }
         container = self.docker.run(
             plan.image,
@@ -619,9 +621,16 @@ class DockerTarget:
             base.parent.mkdir(parents=True, exist_ok=True)
             try:
                 inspected = self.docker.container.inspect(container.id)._get_inspect_result()
-                base.with_suffix(".inspect.json").write_text(
-                    json.dumps(inspected.model_dump(mode="json", by_alias=True), indent=2)
-                )
+                document = inspected.model_dump(mode="json", by_alias=True)
+                secret_names = set(filter(None, labels.get(LABEL_SECRET_ENV, "").split(",")))
+                config = document.get("Config") or {}
+                config["Env"] = [
+                    f"{entry.split('=', 1)[0]}=<redacted>"
+                    if entry.split("=", 1)[0] in secret_names
+                    else entry
+                    for entry in config.get("Env") or []
+                ]
+                base.with_suffix(".inspect.json").write_text(json.dumps(document, indent=2))
                 base.with_suffix(".log").write_text(self.docker.container.logs(container, timestamps=True))
                 written += [str(base.with_suffix(".inspect.json")), str(base.with_suffix(".log"))]
             except Exception as exc:  # diagnostics never fail the report they are for

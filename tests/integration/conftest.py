@@ -12,9 +12,13 @@ from tasks.pipeline import run_stage
 from tasks.ui import Reporter
 from tests.conftest import Repo
 
+# Never inherited by the runs of a test: its own artifacts dir, and no annotations or job
+# summary in the CI that runs the tests (the failures here are on purpose).
+ISOLATED = ("STAGEGATE_ARTIFACTS", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")
+
 
 def run(repo: Repo, stage: str, *argv: str, docker: DockerClient, reporter: Reporter) -> int:
-    env = {k: v for k, v in os.environ.items() if k != "STAGEGATE_ARTIFACTS"}
+    env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
     return run_stage(stage, list(argv), root=repo.root, reporter=reporter, docker=docker, env=env)
 
 

@@ -191,6 +191,8 @@ def test_a_container_that_exits_is_crashloop_with_code_and_log(repo, docker, bus
     assert logs and "dying now" in logs[0].read_text()
     assert "dying now" in error["log_excerpt"]  # the container's last words, in error.json itself
     assert (repo.root / error["subject"]["diagnostics"] / "docker-plan.json").exists()
+    [inspect] = (repo.root / error["subject"]["diagnostics"] / "containers").glob("*_web.inspect.json")
+    assert "TOKEN=<redacted>" in inspect.read_text() and "s3cret" not in inspect.read_text()
 
 
 def test_a_readiness_probe_that_never_passes_times_out_naming_it(repo, docker, busybox_image, reporter, ns):

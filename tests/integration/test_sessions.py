@@ -14,12 +14,13 @@ import pytest
 from python_on_whales import DockerClient
 
 from tests.conftest import REQUIRE_DOCKER, ROOT, Repo, validate_error_file
+from tests.integration.conftest import ISOLATED
 
 pytestmark = pytest.mark.docker
 
 
 def nox(cwd: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k not in ("STAGEGATE_ARTIFACTS", "NO_COLOR")}
+    full_env = {k: v for k, v in os.environ.items() if k not in (*ISOLATED, "NO_COLOR")}
     full_env.update(env or {})
     return subprocess.run(
         [sys.executable, "-m", "nox", "--no-color", *args],
