@@ -80,9 +80,10 @@ class BuildProgress:
             if state in ("built", "up to date", "failed", "skipped", "not started"):
                 row.ended = now
             row.state, row.detail = state, detail
-            if self._live is None:
+            if self._live is None and state != "checking":  # a log: one line per change that matters
                 elapsed = _elapsed(row)
                 suffix = f" ({elapsed})" if elapsed and row.ended else ""
+                detail = detail.removeprefix(f"{image}: ")
                 extra = f" — {detail}" if detail else ""
                 self.console.print(f"  {image}: {state}{suffix}{extra}", style=_STATUS_STYLE.get(state))
 
