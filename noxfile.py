@@ -31,7 +31,7 @@ nox.options.sessions = ["lint", "tests"]
 
 @nox.session(python=False, default=False)
 def preflight(session: nox.Session) -> None:
-    """Check Docker engine, builder and base images before anything runs (seconds)."""
+    """Check engine, builder, base images and manifest image references before anything runs."""
     if failure := cli.stage("preflight", session.posargs, ROOT):
         session.error(failure)
 

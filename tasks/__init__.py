@@ -2,17 +2,23 @@
 
 Where things are:
 
-- :mod:`tasks.config`     ``[tool.stagegate]`` loaded and validated (pydantic) into ``ImageSpec``s
-- :mod:`tasks.options`    the option set every pipeline session takes after ``--``
-- :mod:`tasks.pipeline`   the gate: runs a stage, records it in the ledger, writes error.json
-- :mod:`tasks.ledger`     ``run.json`` / ``error.json``, atomic writes, the upstream guard
-- :mod:`tasks.errors`     ``StagegateError`` and the catalogue of stable error codes
-- :mod:`tasks.stages`     one module per stage: ``preflight``, ``build``
-- :mod:`tasks.builder`    buildx and legacy builders behind one interface; build-failure parsing
-- :mod:`tasks.dockerfile` instructions, line numbers and ``FROM`` images of a Dockerfile
-- :mod:`tasks.hashing`    input hashes (``.dockerignore`` honoured) that become image tags
-- :mod:`tasks.graph`      the image dependency graph
-- :mod:`tasks.runner`     the one way to run external programs other than Docker
-- :mod:`tasks.ui`         everything printed: live build lines, the summary table
-- :mod:`tasks.clock`      injectable time
+- :mod:`tasks.config`      ``[tool.stagegate]`` loaded and validated (pydantic) into ``ImageSpec``s
+- :mod:`tasks.options`     the option set every pipeline session takes after ``--``
+- :mod:`tasks.pipeline`    the gate: runs a stage, records it in the ledger, writes error.json
+- :mod:`tasks.ledger`      ``run.json`` / ``error.json``, atomic writes, the upstream guard, PIPELINE
+- :mod:`tasks.errors`      ``StagegateError`` and the catalogue of stable error codes
+- :mod:`tasks.stages`      one module per stage: preflight, build, verify, cluster, deploy, e2e
+- :mod:`tasks.targets`     where images run: the ``Target`` interface, ``kind`` and ``docker``
+- :mod:`tasks.readiness`   the deploy readiness policy over pod/workload JSON, and its waiter
+- :mod:`tasks.manifests`   render (kustomize or YAML), walk container images, rewrite to built tags
+- :mod:`tasks.builder`     buildx and legacy builders behind one interface; build-failure parsing
+- :mod:`tasks.dockerfile`  instructions, line numbers and ``FROM`` images of a Dockerfile
+- :mod:`tasks.hashing`     input hashes (``.dockerignore`` honoured) that become image tags
+- :mod:`tasks.references`  image references: repository, tag
+- :mod:`tasks.graph`       the image dependency graph
+- :mod:`tasks.reports`     junit.xml, GitHub annotations and job summary, from the ledger
+- :mod:`tasks.runner`      the one way to run external programs other than Docker
+- :mod:`tasks.retry`       tenacity retries for transient Docker errors (never for builds)
+- :mod:`tasks.ui`          everything printed: live build lines, the summary table
+- :mod:`tasks.clock`       injectable time
 """

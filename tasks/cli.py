@@ -1,4 +1,5 @@
-"""Entry points for ``noxfile.py``: one call per session, returning an exit status."""
+"""Entry points for ``noxfile.py``: one call per session; a failure comes back as the one line
+nox shows (``session.error``), success as None."""
 
 from __future__ import annotations
 
