@@ -180,3 +180,12 @@ def test_terminal_summary_has_table_cause_hint_and_paths(tmp_path: Path) -> None
     assert "✗ IMAGE_PULL_ERROR: pod api-server-0" in text
     assert "hint: run the cluster stage" in text
     assert ".stagegate/diagnostics/" in text
+
+
+def test_no_color_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tasks.ui import make_console
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert make_console().no_color
+    monkeypatch.delenv("NO_COLOR")
+    assert not make_console().no_color
