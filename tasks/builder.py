@@ -18,6 +18,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from tasks.dockerfile import Dockerfile
+from tasks.runner import last_line
 
 DAEMON_DOWN = "Cannot connect to the Docker daemon"
 
@@ -147,7 +148,7 @@ def parse_build_failure(output: str, dockerfile: Dockerfile) -> FailureDetails:
             line=line,
             instruction=instruction.text if instruction else None,
             exit_code=int(run_exit.group(1)) if run_exit else None,
-            reason=reason[-1].strip() if reason else _last_line(output),
+            reason=reason[-1].strip() if reason else last_line(output),
         )
     steps = _LEGACY_STEP.findall(output)
     run_exit = _LEGACY_RUN_EXIT.search(output)
@@ -161,7 +162,7 @@ def parse_build_failure(output: str, dockerfile: Dockerfile) -> FailureDetails:
             exit_code=int(run_exit.group(1)) if run_exit else None,
             reason=_reason_after_step(after),
         )
-    return FailureDetails(reason=_last_line(output))
+    return FailureDetails(reason=last_line(output))
 
 
 def _reason_after_step(section: str) -> str:
@@ -170,11 +171,6 @@ def _reason_after_step(section: str) -> str:
     for ln in reversed(lines):
         if not ln.startswith(("---> ", "Step ", "Sending build context")):
             return ln
-    return lines[-1] if lines else ""
-
-
-def _last_line(output: str) -> str:
-    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     return lines[-1] if lines else ""
 
 

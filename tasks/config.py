@@ -12,7 +12,6 @@ import difflib
 import os
 import re
 import tomllib
-import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -439,6 +438,4 @@ def _flatten(annotation: Any) -> list[Any]:
     args = typing.get_args(annotation)
     if not args:
         return [annotation]
-    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) in (list, typing.Union):
-        return [leaf for arg in args for leaf in _flatten(arg)]
     return [leaf for arg in args for leaf in _flatten(arg)]

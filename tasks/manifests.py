@@ -90,7 +90,7 @@ def render(path: Path, root: Path, *, log_file: Path | None = None) -> list[Mani
                 raise kubectl_missing(relative) from None
             raise StagegateError(
                 Code.CONFIG_INVALID,
-                f"kubectl kustomize {relative} failed: {_last_line(exc.stderr) or exc.reason}",
+                f"kubectl kustomize {relative} failed: {runner.last_line(exc.stderr) or exc.reason}",
                 f"fix the kustomization in {relative}",
                 {"key": "tool.stagegate.deploy.manifests", "file": relative},
                 log_excerpt=exc.stderr[-2000:],
@@ -326,8 +326,3 @@ def _unpacked(doc: dict[str, Any], source: str) -> Iterator[dict[str, Any]]:
             yield from _unpacked(item, source)
     else:
         yield doc
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""

@@ -7,6 +7,7 @@ JUnit), so a CI run's downloaded artifacts render the same reports on a laptop.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,7 +16,7 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from tasks.ledger import Ledger, write_text_atomic
+from tasks.ledger import Ledger
 
 JUNIT = "junit.xml"
 E2E_JUNIT = "e2e-junit.xml"
@@ -92,8 +93,7 @@ def write_junit(report: RunReport) -> Path:
     path = report.artifacts / JUNIT
     tmp = report.artifacts / f".{JUNIT}.tmp"
     xml.write(str(tmp), pretty=True)
-    write_text_atomic(path, tmp.read_text())
-    tmp.unlink()
+    os.replace(tmp, path)  # readers see the old report or the new one, never half
     return path
 
 

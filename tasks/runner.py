@@ -28,6 +28,12 @@ class Result:
     stderr: str
 
 
+def last_line(text: str) -> str:
+    """The last non-empty line of a program's output: the one that usually says why."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
 class CommandFailed(Exception):
     """A command exited non-zero, timed out or could not start; keeps the evidence."""
 

@@ -18,7 +18,7 @@ from typing import Any
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from tasks import manifests
+from tasks import manifests, runner
 from tasks.builder import log_excerpt
 from tasks.clock import Clock
 from tasks.config import Config, ImageSpec
@@ -229,7 +229,7 @@ def smoke_test(
         return (
             StagegateError(
                 Code.SMOKE_FAILED,
-                f"{spec.name}: smoke command `{' '.join(command)}` could not start: {_last_line(output)}",
+                f"{spec.name}: smoke command `{' '.join(command)}` could not start: {runner.last_line(output)}",
                 f"check the smoke command of {spec.key} (is it installed in the image?)",
                 {**subject, "exit_code": exc.return_code},
                 command=CommandEvidence(argv, exc.return_code),
@@ -326,8 +326,3 @@ def _report(ctx: StageContext, name: str, passed: list[str], errors: list[Stageg
             ctx.reporter.info(f"✗ {error.message}")
     else:
         ctx.reporter.info(f"✓ {name}: {', '.join(passed)}")
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""

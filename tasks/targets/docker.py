@@ -13,6 +13,7 @@ Anything the translation cannot honour is refused, listed, before a container st
 
 from __future__ import annotations
 
+import base64
 import json
 import secrets
 import shutil
@@ -34,7 +35,7 @@ from tasks.ledger import write_json_atomic
 from tasks.manifests import ManifestObject
 from tasks.readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
 from tasks.retry import retry_transient
-from tasks.targets import ImageToLoad, endpoint_env
+from tasks.targets import ImageToLoad, endpoint_env, namespaces
 
 LABEL_TARGET = "dev.stagegate.target"
 LABEL_PROJECT = "dev.stagegate.project"
@@ -580,11 +581,8 @@ class DockerTarget:
     @contextmanager
     def endpoints(self, objects: list[ManifestObject]) -> Iterator[dict[str, str]]:
         """Service ports as published on 127.0.0.1 by a running container the Service selects."""
-        namespaces = [o.namespace for o in objects if o.namespace]
-        env = {
-            "STAGEGATE_TARGET": self.name,
-            "STAGEGATE_NAMESPACE": namespaces[0] if namespaces else "default",
-        }
+        spaces = namespaces(objects)
+        env = {"STAGEGATE_TARGET": self.name, "STAGEGATE_NAMESPACE": spaces[0] if spaces else "default"}
         running = [c for c in self._containers() if self._state(c).running]
         for service in (o for o in objects if o.kind == "Service"):
             members = [
@@ -768,11 +766,10 @@ def _container_plan(
         aliases=aliases,
         mounts=mounts,
         volumes=empty_dirs,
-        readiness=probe,
+        readiness=_with_named_port(probe, container) if probe else None,
         config_error=config_error,
         secret_env=secret_env,
     )
-    plan.readiness = _with_named_port(probe, container) if probe else None
     return plan, problems
 
 
@@ -861,8 +858,6 @@ def _selects(service: ManifestObject, labels: dict[str, str]) -> bool:
 
 
 def _string_data(doc: dict[str, Any], secret: bool) -> dict[str, str]:
-    import base64
-
     data = {str(k): str(v) for k, v in (doc.get("stringData") or {}).items()}
     for key, value in (doc.get("data") or {}).items():
         data[str(key)] = base64.b64decode(str(value)).decode() if secret else str(value)

