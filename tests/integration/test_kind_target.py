@@ -477,3 +477,28 @@ def test_failing_e2e_names_the_tests_and_keeps_the_cluster(
     assert "test_broken" in error["message"]
     assert_diagnostics(repo, error)
     assert not fake.calls("kind", "delete")  # kept for debugging
+
+
+def test_losing_the_api_server_while_waiting_is_cluster_unreachable(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    from tasks.clock import Clock
+    from tasks.errors import Code, StagegateError
+    from tasks.manifests import render
+    from tasks.readiness import ImageFacts, ReadinessPolicy
+    from tasks.targets.kind import KindTarget
+
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    fake.scenario()
+    assert chain(repo, docker, reporter, "cluster") == 0
+    target = KindTarget(cluster=cluster_name, artifacts=repo.artifacts, docker=docker, clock=Clock())
+    objects = render(repo.root / "k8s", repo.root)
+    target.apply(objects)
+    subprocess.run(["kind", "delete", "cluster", "--name", cluster_name], check=True, capture_output=True)
+    with pytest.raises(StagegateError) as caught:
+        target.wait_ready(
+            objects, ReadinessPolicy(poll_interval=POLL, timeout=5), ImageFacts(built={}), print
+        )
+    assert caught.value.code == Code.CLUSTER_UNREACHABLE
+    assert "refused" in caught.value.message
+    assert caught.value.subject == {"namespace": "demo"}
