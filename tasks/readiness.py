@@ -99,8 +99,12 @@ class ReadinessWaiter:
         self,
         poll: Callable[[], Snapshot],
         on_progress: Callable[[Assessment, float], None] = lambda a, t: None,
+        restart: Callable[[str, str], bool] | None = None,
     ) -> dict[str, Any]:
-        """Returns timing facts; raises the fatal error or ``READINESS_TIMEOUT``."""
+        """Returns timing facts; raises the fatal error or ``READINESS_TIMEOUT``.
+
+        ``restart(namespace, pod)``, when the target offers it, restarts a crash-looping pod's
+        containers at once (skipping the kubelet's back-off); True when it did."""
         started = self.clock.monotonic()
         unschedulable_since: dict[str, float] = {}
         ready_in_a_row = 0
