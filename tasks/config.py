@@ -67,7 +67,7 @@ class DeploySettings(_Strict):
     external_images: list[str] = []
     timeout: Annotated[float, Field(gt=0)] = 300.0
     poll_interval: Annotated[float, Field(gt=0)] = 2.0
-    crashloop_restarts: Annotated[int, Field(ge=0)] = 1
+    crashloop_restarts: Annotated[int, Field(ge=0)] = 5
     unschedulable_grace: Annotated[float, Field(ge=0)] = 30.0
 
 

@@ -4,6 +4,7 @@ failing within one poll of a fatal pod state, with diagnostics."""
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from tasks import manifests
@@ -33,13 +34,7 @@ def run(ctx: StageContext) -> None:
     )
     try:
         ctx.outputs["apply"] = target.apply(objects)
-        last: list[str] = []
-
-        def progress(assessment: Assessment, elapsed: float) -> None:
-            if assessment.not_ready != last:
-                last[:] = assessment.not_ready
-                for line in assessment.not_ready:
-                    ctx.reporter.info(f"… {elapsed:5.1f}s {line}")
+        progress = _progress_printer(ctx, policy.heartbeat)
 
         ctx.outputs["readiness"] = target.wait_ready(objects, policy, image_facts(ctx), progress)
         ctx.reporter.info(f"✓ ready after {ctx.outputs['readiness']['ready_after_s']:.1f}s")
@@ -47,6 +42,24 @@ def run(ctx: StageContext) -> None:
         error.subject.setdefault("diagnostics", collect(ctx, target, objects))
         attach_container_log(ctx, error)
         raise
+
+
+def _progress_printer(ctx: StageContext, heartbeat: float) -> Callable[[Assessment, float], None]:
+    """What is not ready yet: printed when it changes, and at least every ``heartbeat``
+    seconds while nothing changes (a CI log never sits silent for minutes)."""
+    last: list[str] = []
+    printed_at = [0.0]
+
+    def progress(assessment: Assessment, elapsed: float) -> None:
+        for note in assessment.notes:
+            ctx.reporter.info(f"↻ {elapsed:5.1f}s {note}")
+        if assessment.not_ready != last or (assessment.not_ready and elapsed - printed_at[0] >= heartbeat):
+            last[:] = assessment.not_ready
+            printed_at[0] = elapsed
+            for line in assessment.not_ready:
+                ctx.reporter.info(f"… {elapsed:5.1f}s {line}")
+
+    return progress
 
 
 def rendered_objects(ctx: StageContext) -> list[ManifestObject]:

@@ -93,6 +93,18 @@ def services(objects: list[ManifestObject]) -> Iterator[tuple[str, str, list[int
             yield obj.namespace or "default", obj.name, ports
 
 
+def provided_config(objects: list[ManifestObject]) -> dict[tuple[str, str, str], frozenset[str]]:
+    """The ConfigMaps and Secrets the manifests provide, with their keys: what lets the
+    readiness policy tell a config error that cannot resolve from one that may."""
+    provided = {}
+    for obj in objects:
+        if obj.kind in ("ConfigMap", "Secret"):
+            keys = {*(obj.doc.get("data") or {}), *(obj.doc.get("stringData") or {})}
+            keys |= set(obj.doc.get("binaryData") or {})
+            provided[(obj.kind, obj.namespace or "default", obj.name)] = frozenset(map(str, keys))
+    return provided
+
+
 def namespaces(objects: list[ManifestObject]) -> list[str]:
     """The namespaces the workloads of ``objects`` live in."""
     found = {obj.namespace or "default" for obj in objects if obj.kind not in ("Namespace",)}

@@ -27,7 +27,7 @@ from tasks.errors import Code, CommandEvidence, StagegateError
 from tasks.ledger import write_json_atomic, write_text_atomic
 from tasks.manifests import ManifestObject, to_yaml
 from tasks.readiness import WORKLOAD_KINDS, ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
-from tasks.targets import ImageToLoad, endpoint_env, namespaces, services
+from tasks.targets import ImageToLoad, endpoint_env, namespaces, provided_config, services
 
 _PLURALS = {
     "Deployment": "deployments",
@@ -236,9 +236,24 @@ class KindTarget:
                 pods += live_pods
                 workloads += [p for p in live_pods if ("Pod", namespace, p["metadata"]["name"]) in wanted]
                 events += self._get_json(["events"], namespace)
-            return Snapshot(workloads, pods, events)
+            return Snapshot(workloads, pods, events, config)
 
-        return ReadinessWaiter(policy, self.clock, images).wait(poll, on_progress)
+        config = provided_config(objects)
+        restart = self.restart_now if self.created_by_stagegate() else None
+        return ReadinessWaiter(policy, self.clock, images).wait(poll, on_progress, restart=restart)
+
+    def restart_now(self, namespace: str, pod: str) -> bool:
+        """Delete a crash-looping pod so that its controller starts a new one at once, instead
+        of after the kubelet's back-off. Only on a cluster stagegate created."""
+        try:
+            self._kubectl(
+                ["delete", "pod", pod, "-n", namespace, "--wait=false"],
+                "restart",
+                timeout=KUBECTL_GET_TIMEOUT,
+            )
+        except runner.CommandFailed:
+            return False
+        return True
 
     def _get_json(self, what: list[str], namespace: str) -> list[dict[str, Any]]:
         try:

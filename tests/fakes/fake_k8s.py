@@ -42,7 +42,7 @@ KIND_NODE_IMAGE = "kindest/node:v1.32.2"
 DEFAULT_FAKE_NODE_IMAGE = "stagegate-test/busybox:1"
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system", "local-path-storage")
 SCENARIO_KEYS = {"create_cluster_error", "apply_error", "load_failures", "port_forward", "logs", "workloads"}
-SCENARIO_KEYS.add("pullable")
+SCENARIO_KEYS |= {"pullable", "replacements"}
 STATE_KEYS = {"at", "phase", "scheduled", "message", "waiting", "ready", "restarts"}
 STATE_KEYS |= {"last_exit_code", "last_reason", "container", "init"}
 INIT_KEYS = {"waiting", "message", "restarts", "last_exit_code", "last_reason"}
@@ -147,9 +147,10 @@ class State:
         unknown = set(scenario) - SCENARIO_KEYS
         if unknown:
             raise Failure(f"fake: {path}: unknown keys {sorted(unknown)} (known: {sorted(SCENARIO_KEYS)})")
-        for key, timeline in (scenario.get("workloads") or {}).items():
-            for entry in timeline:
-                check_state(f"{path}: workloads[{key!r}]", entry)
+        for section in ("workloads", "replacements"):
+            for key, timeline in (scenario.get(section) or {}).items():
+                for entry in timeline:
+                    check_state(f"{path}: {section}[{key!r}]", entry)
         pullable = scenario.get("pullable", [])
         if not isinstance(pullable, list) or not all(
             isinstance(ref, str) and re.fullmatch(r"[^\s@]+(@sha256:[0-9a-f]{64})?", ref) for ref in pullable
@@ -977,6 +978,24 @@ def workload_pods(record: dict, cluster: dict, scenario: dict, now: float) -> li
     revision = f"{name}-{template_hash(template)}"
     pods = []
     for i in range(count):
+        # A pod deleted with `kubectl delete pod` is replaced by its controller: a new pod (new
+        # name, except a StatefulSet's, and a new uid) that follows the scenario's
+        # `replacements` timeline from its creation, or the workload's own timeline.
+        generation, replaced_at = (record.get("replaced") or {}).get(str(i), [0, None])
+        pod_record, pod_state, pod_since = record, state, since
+        if generation:
+            pod_record = {
+                **record,
+                "applied_at": replaced_at,
+                "created_at": f"{record['created_at']}-{generation}",
+            }
+            timeline = (scenario.get("replacements") or {}).get(f"{kind}/{name}")
+            if timeline:
+                pod_scenario = {**scenario, "workloads": {f"{kind}/{name}": timeline}}
+                pod_state, at = current_state(
+                    pod_scenario, kind, name, now - replaced_at, pod_template_spec, cluster
+                )
+                pod_since = replaced_at + at
         extra: dict[str, str] = {}
         generate = f"{name}-"
         if kind == "Deployment":
@@ -1000,7 +1019,9 @@ def workload_pods(record: dict, cluster: dict, scenario: dict, now: float) -> li
                 "statefulset.kubernetes.io/pod-name": pod_name,
             }
         else:
-            pod_name = generate + safe_name(5, ns, generate, template_hash(template), i, record["created_at"])
+            pod_name = generate + safe_name(
+                5, ns, generate, template_hash(template), i, pod_record["created_at"]
+            )
         if kind == "DaemonSet":
             extra = {"controller-revision-hash": revision.rsplit("-", 1)[1], "pod-template-generation": "1"}
         if kind == "Job":
@@ -1013,7 +1034,15 @@ def workload_pods(record: dict, cluster: dict, scenario: dict, now: float) -> li
         owner_ref = {**pod_owner, "blockOwnerDeletion": True, "controller": True}
         pods.append(
             build_pod(
-                pod_name, generate, {**labels, **extra}, owner_ref, template, state, since, record, cluster
+                pod_name,
+                generate,
+                {**labels, **extra},
+                owner_ref,
+                template,
+                pod_state,
+                pod_since,
+                pod_record,
+                cluster,
             )
         )
     return pods
@@ -2291,8 +2320,11 @@ def kubectl_delete(k: Kubectl, args: list[str]) -> int:
             targets.append((f'error when deleting "{source}": ', kind, ns, name))
     elif len(args) >= 2 and args[0] in ("namespace", "namespaces", "ns"):
         targets = [("", KINDS["Namespace"], "", n) for n in args[1:]]
+    elif args and (args[0] in ("pod", "pods", "po") or args[0].startswith(("pod/", "pods/"))):
+        names = args[1:] if args[0] in ("pod", "pods", "po") else [a.split("/", 1)[1] for a in args]
+        return delete_pods(k, names)
     else:
-        raise Failure("error: fake kubectl: delete supports -f FILE and `namespace NAME...`")
+        raise Failure("error: fake kubectl: delete supports -f FILE, `namespace NAME...` and `pod NAME...`")
     cluster = k.cluster()
     api = k.state.api(cluster["name"])
     errors = []
@@ -2319,6 +2351,43 @@ def kubectl_delete(k: Kubectl, args: list[str]) -> int:
             remember_events(api, api["objects"][key], cluster, scenario, now)
         api["objects"].pop(key, None)
         out(f'{kind.type_name} "{name}" deleted')  # kubectl: pkg/cmd/delete/delete.go PrintObj
+    k.state.save_api(cluster["name"], api)
+    if errors:
+        raise Failure("\n".join(errors))
+    return 0
+
+
+def delete_pods(k: Kubectl, names: list[str]) -> int:
+    """`kubectl delete pod NAME... [-n NS]`: a controlled pod is replaced (see workload_pods);
+    a bare Pod is gone."""
+    cluster = k.cluster()
+    api = k.state.api(cluster["name"])
+    scenario = k.state.scenario()
+    now = time.time()
+    errors = []
+    for wanted in names:
+        found = False
+        for key, record in list(api["objects"].items()):
+            if record["object"]["kind"] not in WORKLOAD_KINDS:
+                continue
+            if record["object"]["metadata"].get("namespace") != k.namespace:
+                continue
+            for index, (pod, _) in enumerate(workload_pods(record, cluster, scenario, now)):
+                if pod["metadata"]["name"] != wanted:
+                    continue
+                found = True
+                if record["object"]["kind"] == "Pod":
+                    api["objects"].pop(key)
+                else:
+                    replaced = record.setdefault("replaced", {})
+                    generation = replaced.get(str(index), [0, None])[0] + 1
+                    replaced[str(index)] = [generation, now]
+                out(f'pod "{wanted}" deleted')  # kubectl: pkg/cmd/delete/delete.go PrintObj
+                break
+            if found:
+                break
+        if not found:
+            errors.append(f'Error from server (NotFound): pods "{wanted}" not found')
     k.state.save_api(cluster["name"], api)
     if errors:
         raise Failure("\n".join(errors))

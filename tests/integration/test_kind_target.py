@@ -274,6 +274,18 @@ def test_missing_secret_is_container_config_error(
     repo, docker, busybox_image, reporter, ns, fake, cluster_name
 ) -> None:
     stack(repo, ns, busybox_image, cluster=cluster_name)
+    needs_secret = (
+        "          imagePullPolicy: IfNotPresent\n"
+        "          env:\n"
+        "            - name: DB_PASSWORD\n"
+        "              valueFrom: {secretKeyRef: {name: db-credentials, key: password}}\n"
+    )
+    manifest = repo.root / "k8s" / "app.yaml"
+    text = manifest.read_text()
+    at = text.rindex("          imagePullPolicy: IfNotPresent\n")  # the api container's
+    manifest.write_text(
+        text[:at] + needs_secret + text[at + len("          imagePullPolicy: IfNotPresent\n") :]
+    )
     deploy_scenario(
         fake,
         [
@@ -288,6 +300,7 @@ def test_missing_secret_is_container_config_error(
     assert chain(repo, docker, reporter, "cluster", "deploy") == 1
     error = repo.error()
     assert error["code"] == "CONTAINER_CONFIG_ERROR"
+    assert error["subject"]["missing"] == ["Secret demo/db-credentials"]
     assert error["subject"]["detail"] == 'secret "db-credentials" not found'
     assert_fast(error, 0)
 
@@ -301,13 +314,20 @@ def test_failing_init_container(repo, docker, busybox_image, reporter, ns, fake,
                 "at": 0,
                 "phase": "Pending",
                 "init": {"waiting": "CrashLoopBackOff", "restarts": 1, "last_exit_code": 2},
-            }
+            },
+            {  # the kubelet restarted it, and it crashed again: nothing else it could wait for
+                "at": 1.0,
+                "phase": "Pending",
+                "init": {"waiting": "CrashLoopBackOff", "restarts": 2, "last_exit_code": 2},
+            },
         ],
     )
     assert chain(repo, docker, reporter, "cluster", "deploy") == 1
     error = repo.error()
     assert error["code"] == "CONTAINER_CRASHLOOP"
     assert (error["subject"]["container"], error["subject"]["init_container"]) == ("migrate", True)
+    assert (error["subject"]["restarts"], error["subject"]["exit_code"]) == (2, 2)
+    assert "crashed again" in error["message"]
 
 
 def test_unschedulable_that_resolves_within_the_grace_period_passes(
@@ -370,7 +390,7 @@ def test_the_deadline_is_honoured_and_names_what_is_not_ready(
     assert chain(repo, docker, reporter, "cluster", "deploy") == 1
     error = repo.error()
     assert error["code"] == "READINESS_TIMEOUT"
-    assert error["subject"]["not_ready"][0].startswith("Deployment/api: 0/1 ready")
+    assert error["subject"]["not_ready"][0].startswith("Deployment/api: available 0/1")
     assert 2 <= repo.run_record()["stages"]["deploy"]["duration_s"] < 10
 
 
@@ -502,3 +522,110 @@ def test_losing_the_api_server_while_waiting_is_cluster_unreachable(
     assert caught.value.code == Code.CLUSTER_UNREACHABLE
     assert "refused" in caught.value.message
     assert caught.value.subject == {"namespace": "demo"}
+
+
+# -- a startup race: the API crashes until its database answers --------------------------------
+
+RACE_MANIFEST = (
+    MANIFEST
+    + """\
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: database
+  namespace: demo
+spec:
+  replicas: 1
+  selector:
+    matchLabels: {{app: database}}
+  template:
+    metadata:
+      labels: {{app: database}}
+    spec:
+      containers:
+        - name: db
+          image: {image}
+          imagePullPolicy: IfNotPresent
+"""
+)
+DATABASE_READY_AT = 2.0
+API_CRASHING = [  # the kubelet's view while the database is down: crash, back-off, crash
+    {"at": 0, "phase": "Running", "waiting": "CrashLoopBackOff", "restarts": 1},
+    {"at": 0.8, "phase": "Running", "waiting": "CrashLoopBackOff", "restarts": 2},
+    {"at": 1.6, "phase": "Running", "waiting": "CrashLoopBackOff", "restarts": 3},
+]
+
+
+def race(
+    repo: Repo, ns: str, busybox_image: str, fake: Fake, cluster: str, replacement: list[dict], timeout=20
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster, timeout=timeout)
+    repo.write("k8s/app.yaml", RACE_MANIFEST.format(image=f"{ns}/app", service="api"))
+    fake.scenario(
+        workloads={
+            "Deployment/database": [
+                {"at": 0, "phase": "Pending", "waiting": "ContainerCreating"},
+                {"at": DATABASE_READY_AT, "phase": "Running", "ready": True},
+            ],
+            "Deployment/api": API_CRASHING,
+        },
+        replacements={"Deployment/api": replacement},  # the pod stagegate deletes comes back as this
+    )
+
+
+def test_startup_race_that_converges_passes_and_skips_the_back_off(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    race(
+        repo,
+        ns,
+        busybox_image,
+        fake,
+        cluster_name,
+        [{"at": 0, "phase": "Running", "ready": False}, {"at": 0.5, "phase": "Running", "ready": True}],
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 0, reporter.console.file.getvalue()
+    readiness = repo.run_record()["stages"]["deploy"]["outputs"]["readiness"]
+    assert len(readiness["restarted"]) == 1 and readiness["restarted"][0].startswith("api-")
+    assert readiness["ready_after_s"] >= DATABASE_READY_AT
+    assert "restarted pod api-" in reporter.console.file.getvalue()
+    assert len(fake.calls("kubectl", "delete", "pod")) == 1
+
+
+def test_startup_race_that_still_crashes_once_the_database_is_ready_is_fatal_at_once(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    race(
+        repo,
+        ns,
+        busybox_image,
+        fake,
+        cluster_name,
+        [
+            {"at": 0, "phase": "Running", "ready": False},
+            {"at": 0.3, "phase": "Running", "waiting": "CrashLoopBackOff", "restarts": 1},
+        ],
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "CONTAINER_CRASHLOOP", error
+    assert "crashed again after everything it could be waiting for was ready" in error["message"]
+    # one poll to see the database ready (and restart the pod), the next to see the new crash
+    detected = error["subject"]["detected_after_s"]
+    assert DATABASE_READY_AT <= detected <= DATABASE_READY_AT + 2 * POLL + 0.3 + 1.5, error
+
+
+def test_a_crash_loop_on_a_cluster_stagegate_did_not_create_is_never_restarted_by_it(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    race(
+        repo, ns, busybox_image, fake, cluster_name, [{"at": 0, "phase": "Running", "ready": True}], timeout=4
+    )
+    assert chain(repo, docker, reporter, "cluster") == 0
+    (repo.root / ".stagegate" / "cluster.json").unlink()  # as if the cluster were the user's own
+    assert run(repo, "deploy", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert error["code"] == "READINESS_TIMEOUT"  # it waits for the kubelet's next restart
+    assert "crash-looping" in error["message"] and "crash" in error["hint"]
+    assert fake.calls("kubectl", "delete") == []

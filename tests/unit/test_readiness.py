@@ -13,7 +13,7 @@ import pytest
 
 from tasks.clock import Clock
 from tasks.errors import Code, StagegateError
-from tasks.readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot, assess
+from tasks.readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot, Tracker
 
 POLICY = ReadinessPolicy(poll_interval=2, timeout=60, crashloop_restarts=1, unschedulable_grace=10)
 BUILT = "example/api-server:sg-0123456789abcdef"
@@ -122,10 +122,10 @@ def pod(
     }
 
 
-def check(workloads, pods, *, elapsed=0.0, since=None, facts=FACTS):
-    return assess(
-        Snapshot(workloads, pods), POLICY, elapsed=elapsed, unschedulable_since=since or {}, images=facts
-    )
+def check(workloads, pods, *, elapsed=0.0, facts=FACTS, policy=POLICY, config=None, tracker=None):
+    """One poll judged by a fresh tracker (or by ``tracker``, to judge polls in order)."""
+    tracker = tracker or Tracker(policy, facts)
+    return tracker.assess(Snapshot(workloads, pods, config=config), elapsed)
 
 
 def fatal(workloads, pods, **kwargs) -> StagegateError:
@@ -146,8 +146,7 @@ def test_running_but_not_ready_pod_is_waited_for_and_named() -> None:
     result = check([deployment(ready=0)], [pod(ready=False)])
     assert not result.ready and result.fatal is None
     assert result.not_ready == [
-        "Deployment/api-server: 0/1 ready — api-server-5d9c7b8f6d-x7k2p Running "
-        "(containers not ready: api-server)"
+        "Deployment/api-server: available 0/1 — api-server-5d9c7b8f6d-x7k2p Running (api-server not ready)"
     ]
 
 
@@ -210,11 +209,9 @@ def test_pull_error_of_an_external_image() -> None:
     assert "not an image of this run" in error.subject["root_cause"]
 
 
-@pytest.mark.parametrize(
-    "reason", ["CreateContainerConfigError", "CreateContainerError", "RunContainerError"]
-)
-def test_container_config_reasons_are_fatal_at_once(reason: str) -> None:
-    message = 'secret "db-credentials" not found'
+@pytest.mark.parametrize("reason", ["CreateContainerError", "RunContainerError"])
+def test_container_create_and_run_errors_are_fatal_at_once(reason: str) -> None:
+    message = 'exec: "api-serve": executable file not found in $PATH'
     error = fatal(
         [deployment()], [pod(containers=[container_status(waiting=reason, message=message)], phase="Pending")]
     )
@@ -222,42 +219,102 @@ def test_container_config_reasons_are_fatal_at_once(reason: str) -> None:
     assert error.subject["detail"] == message
 
 
-def test_crashloop_is_fatal_after_the_configured_restarts() -> None:
-    crashing = container_status(
-        waiting="CrashLoopBackOff", restarts=1, last={"exitCode": 3, "reason": "Error"}
-    )
-    error = fatal([deployment()], [pod(containers=[crashing])])
-    assert error.code == Code.CONTAINER_CRASHLOOP
-    assert (error.subject["exit_code"], error.subject["restarts"]) == (3, 1)
+def with_secret_env(workload_pod: dict[str, Any]) -> dict[str, Any]:
+    workload_pod["spec"]["containers"][0]["env"] = [
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db-credentials", "key": "password"}}}
+    ]
+    return workload_pod
 
 
-def test_crashloop_below_the_restart_threshold_is_waited_for() -> None:
-    policy = ReadinessPolicy(crashloop_restarts=3)
-    crashing = container_status(
-        waiting="CrashLoopBackOff", restarts=2, last={"exitCode": 1, "reason": "Error"}
+def config_error_pod() -> dict[str, Any]:
+    waiting = container_status(
+        waiting="CreateContainerConfigError", message='secret "db-credentials" not found'
     )
-    result = assess(
-        Snapshot([deployment()], [pod(containers=[crashing])]),
-        policy,
-        elapsed=0,
-        unschedulable_since={},
-        images=FACTS,
+    return with_secret_env(pod(containers=[waiting], phase="Pending"))
+
+
+def test_a_config_error_the_deploy_cannot_resolve_is_fatal_at_once_and_names_what_is_missing() -> None:
+    error = fatal(
+        [deployment()], [config_error_pod()], config={("ConfigMap", "example", "settings"): frozenset()}
     )
+    assert error.code == Code.CONTAINER_CONFIG_ERROR
+    assert error.subject["missing"] == ["Secret example/db-credentials"]
+
+
+def test_a_config_error_naming_a_key_the_applied_secret_lacks_is_fatal() -> None:
+    error = fatal(
+        [deployment()],
+        [config_error_pod()],
+        config={("Secret", "example", "db-credentials"): frozenset({"user"})},
+    )
+    assert error.subject["missing"] == ["key 'password' of Secret example/db-credentials"]
+
+
+def test_a_config_error_whose_references_the_deploy_provides_is_waited_for() -> None:
+    result = check(
+        [deployment()],
+        [config_error_pod()],
+        config={("Secret", "example", "db-credentials"): frozenset({"password"})},
+    )
+    assert result.fatal is None and "CreateContainerConfigError" in result.not_ready[0]
+
+
+def test_a_config_error_is_waited_for_when_the_provided_config_is_unknown() -> None:
+    result = check([deployment()], [config_error_pod()], config=None)
     assert result.fatal is None
 
 
-def test_oomkilled_is_reported_with_its_reason() -> None:
-    killed = container_status(restarts=1, last={"exitCode": 137, "reason": "OOMKilled"})
-    error = fatal([deployment()], [pod(containers=[killed])])
-    assert (error.code, error.subject["reason"], error.subject["exit_code"]) == (
-        Code.CONTAINER_CRASHLOOP,
-        "OOMKilled",
-        137,
+def crashing(restarts: int, exit_code: int = 3, reason: str = "Error", name: str = "api-server"):
+    return container_status(
+        name, waiting="CrashLoopBackOff", restarts=restarts, last={"exitCode": exit_code, "reason": reason}
     )
+
+
+def test_crashloop_is_fatal_once_its_restart_budget_is_spent() -> None:
+    database = deployment("database", ready=0)  # still coming up: the crash may be waiting on it
+    error = fatal([deployment(), database], [pod(containers=[crashing(2)])])
+    assert error.code == Code.CONTAINER_CRASHLOOP
+    assert (error.subject["exit_code"], error.subject["restarts"]) == (3, 2)
+    assert "restart budget of 1 is spent" in error.message
+
+
+def test_crashloop_within_its_budget_while_another_workload_comes_up_is_converging() -> None:
+    database = deployment("database", ready=0)
+    result = check([deployment(), database], [pod(containers=[crashing(1)])])
+    assert result.fatal is None and result.restart == []
+    assert "crash-looping (1 restart(s))" in result.not_ready[0]
+
+
+def test_the_restart_budget_annotation_of_the_workload_overrides_the_policy() -> None:
+    database = deployment("database", ready=0)
+    generous = deployment()
+    generous["metadata"]["annotations"] = {"stagegate.dev/restart-budget": "4"}
+    assert check([generous, database], [pod(containers=[crashing(3)])]).fatal is None
+    assert fatal([generous, database], [pod(containers=[crashing(5)])]).code == Code.CONTAINER_CRASHLOOP
+
+
+@pytest.mark.parametrize("exit_code", [126, 127])
+def test_a_command_that_cannot_run_is_fatal_at_once_even_while_others_come_up(exit_code: int) -> None:
+    database = deployment("database", ready=0)
+    error = fatal([deployment(), database], [pod(containers=[crashing(0, exit_code)])])
+    assert "cannot run" in error.message and "command" in error.hint
+
+
+def test_oomkilled_twice_is_fatal_and_once_is_not() -> None:
+    tracker = Tracker(ReadinessPolicy(crashloop_restarts=5), FACTS)
+    database = deployment("database", ready=0)
+    first = check(
+        [deployment(), database], [pod(containers=[crashing(1, 137, "OOMKilled")])], tracker=tracker
+    )
+    assert first.fatal is None
+    error = fatal(
+        [deployment(), database], [pod(containers=[crashing(2, 137, "OOMKilled")])], tracker=tracker
+    )
+    assert (error.subject["reason"], error.subject["exit_code"]) == ("OOMKilled", 137)
     assert "memory" in error.hint
 
 
-def test_a_failing_init_container_is_fatal_and_named_as_init() -> None:
+def test_a_failing_init_container_is_named_as_init() -> None:
     init = [
         container_status(
             "migrate", waiting="CrashLoopBackOff", restarts=2, last={"exitCode": 2, "reason": "Error"}
@@ -270,15 +327,73 @@ def test_a_failing_init_container_is_fatal_and_named_as_init() -> None:
     assert "init container 'migrate'" in error.message
 
 
+# -- convergence: broken or still coming up? ---------------------------------------------------
+
+
+def database_pod(ready: bool) -> dict[str, Any]:
+    return pod(
+        "database-0",
+        "database",
+        containers=[container_status("postgres", "postgres:16", ready=ready)],
+        ready=ready,
+    )
+
+
+def race_poll(tracker: Tracker, database_ready: bool, api: dict[str, Any], at: float):
+    database = deployment("database", ready=1 if database_ready else 0)
+    api_ready = any(c["type"] == "Ready" and c["status"] == "True" for c in api["status"]["conditions"])
+    workloads = [deployment(ready=1 if api_ready else 0), database]
+    return tracker.assess(Snapshot(workloads, [api, database_pod(database_ready)]), at)
+
+
+def test_a_crash_once_the_rest_is_ready_asks_for_a_restart_and_a_crash_after_it_is_fatal() -> None:
+    tracker = Tracker(ReadinessPolicy(crashloop_restarts=5), FACTS)
+    assert race_poll(tracker, False, pod(containers=[crashing(2)]), 0).fatal is None
+    settled = race_poll(tracker, True, pod(containers=[crashing(2)]), 2)
+    assert settled.fatal is None
+    assert settled.restart == [("example", "api-server-5d9c7b8f6d-x7k2p")]
+    still = race_poll(tracker, True, pod(containers=[crashing(2)]), 4)  # the same crash, not a new one
+    assert still.fatal is None and still.restart == []  # asked once
+    error = race_poll(tracker, True, pod(containers=[crashing(3)]), 6).fatal
+    assert error is not None and error.code == Code.CONTAINER_CRASHLOOP
+    assert "crashed again after everything it could be waiting for was ready" in error.message
+
+
+def test_a_crash_that_recovers_once_the_rest_is_ready_converges() -> None:
+    tracker = Tracker(ReadinessPolicy(crashloop_restarts=5), FACTS)
+    for at, restarts in ((0, 1), (2, 2), (4, 3)):
+        assert race_poll(tracker, False, pod(containers=[crashing(restarts)]), at).fatal is None
+    race_poll(tracker, True, pod(containers=[crashing(3)]), 6)
+    recovered = race_poll(tracker, True, pod(ready=True), 8)
+    assert (recovered.ready, recovered.fatal) == (True, None)
+
+
+def test_a_crash_of_a_run_that_began_before_the_rest_was_ready_is_not_yet_fatal() -> None:
+    tracker = Tracker(ReadinessPolicy(crashloop_restarts=5), FACTS)
+    running = pod(containers=[container_status(restarts=2, last={"exitCode": 1, "reason": "Error"})])
+    race_poll(tracker, True, running, 0)  # running when the rest turned ready
+    result = race_poll(tracker, True, pod(containers=[crashing(2)]), 2)  # that run crashed
+    assert result.fatal is None and result.restart  # restart it and see
+
+
+def test_a_crash_after_the_rest_turned_unready_again_is_converging_again() -> None:
+    tracker = Tracker(ReadinessPolicy(crashloop_restarts=5), FACTS)
+    race_poll(tracker, True, pod(containers=[crashing(1)]), 0)
+    race_poll(tracker, False, pod(containers=[crashing(1)]), 2)  # the database went away
+    assert race_poll(tracker, False, pod(containers=[crashing(2)]), 4).fatal is None
+
+
 # -- unschedulable -----------------------------------------------------------------------------
 
 
 def test_unschedulable_pod_gets_a_grace_period() -> None:
     message = "0/1 nodes are available: 1 Insufficient cpu."
     pods = [pod(unschedulable=message)]
-    within = check([deployment()], pods, elapsed=5, since={"api-server-5d9c7b8f6d-x7k2p": 0})
+    tracker = Tracker(POLICY, FACTS)
+    within = check([deployment()], pods, elapsed=0, tracker=tracker)
     assert within.fatal is None and within.unschedulable == ["api-server-5d9c7b8f6d-x7k2p"]
-    after = fatal([deployment()], pods, elapsed=10, since={"api-server-5d9c7b8f6d-x7k2p": 0})
+    assert check([deployment()], pods, elapsed=9.5, tracker=tracker).fatal is None
+    after = fatal([deployment()], pods, elapsed=10, tracker=tracker)
     assert after.code == Code.POD_UNSCHEDULABLE and after.subject["detail"] == message
 
 
@@ -311,7 +426,7 @@ def test_waiter_needs_two_ready_polls_in_a_row() -> None:
     time = FakeTime()
     ready = Snapshot([deployment(ready=1)], [pod(ready=True)])
     result = ReadinessWaiter(POLICY, time.clock(), FACTS).wait(scripted([(0, ready)], time))
-    assert result == {"ready_after_s": 2.0, "polls": 2}
+    assert result == {"ready_after_s": 2.0, "polls": 2, "restarted": []}
 
 
 def test_waiter_reports_a_fatal_state_within_one_poll() -> None:
@@ -333,7 +448,7 @@ def test_waiter_honours_the_deadline_for_slow_pods_and_lists_them() -> None:
         ReadinessWaiter(POLICY, time.clock(), FACTS).wait(scripted([(0, slow)], time))
     assert caught.value.code == Code.READINESS_TIMEOUT
     assert time.now == POLICY.timeout
-    assert caught.value.subject["not_ready"][0].startswith("Deployment/api-server: 0/1 ready")
+    assert caught.value.subject["not_ready"][0].startswith("Deployment/api-server: available 0/1")
 
 
 def test_waiter_forgets_an_unschedulable_pod_that_got_scheduled() -> None:
