@@ -629,3 +629,25 @@ def test_a_crash_loop_on_a_cluster_stagegate_did_not_create_is_never_restarted_b
     assert error["code"] == "READINESS_TIMEOUT"  # it waits for the kubelet's next restart
     assert "crash-looping" in error["message"] and "crash" in error["hint"]
     assert fake.calls("kubectl", "delete") == []
+
+
+def test_a_readiness_probe_on_the_wrong_port_is_named_while_waiting_and_in_the_timeout(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name, timeout=3)
+    manifest = repo.root / "k8s" / "app.yaml"
+    probe = "          readinessProbe: {httpGet: {path: /ready, port: 8081}, periodSeconds: 1}\n"
+    text = manifest.read_text()
+    at = text.rindex("          imagePullPolicy: IfNotPresent\n") + len(
+        "          imagePullPolicy: IfNotPresent\n"
+    )
+    manifest.write_text(text[:at] + probe + text[at:])
+    deploy_scenario(fake, [{"at": 0, "phase": "Running", "ready": False}])
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "READINESS_TIMEOUT"
+    assert "api not ready: readinessProbe httpGet :8081/ready failing" in error["message"]
+    assert "dial tcp" in error["message"] and ":8081: connect: connection refused" in error["message"]
+    assert "probe" in error["hint"] and "port" in error["hint"]
+    shown = " ".join(reporter.console.file.getvalue().split())  # the console wraps long lines
+    assert "Running (api not ready: readinessProbe httpGet :8081/ready failing" in shown, shown

@@ -162,7 +162,7 @@ def test_kind_about_clusters_that_do_not_exist(fakes: Fakes) -> None:
         (["get", "nodes", "-o", "json"], 'not "nodes"'),
         (["get", "pods", "-o", "json", "-l", "app in (a,b)"], "unsupported label selector"),
         (["logs", "--tail", "ten", "p"], 'invalid argument "ten" for "--tail" flag'),
-        (["delete", "pod", "x"], "delete supports -f FILE and `namespace NAME...`"),
+        (["delete", "deployment", "x"], "delete supports -f FILE, `namespace NAME...` and `pod NAME...`"),
         (["apply"], "error: must specify one of -f and -k"),
         (["apply", "-f", "/nonexistent.yaml"], 'error: the path "/nonexistent.yaml" does not exist'),
         (["describe", "deployments"], "only `kubectl describe pods [NAME]`"),
@@ -1446,3 +1446,27 @@ def test_a_bad_scenario_is_refused(cluster: Cluster) -> None:
             "pullable must be a list of image references or repositories",
         )
     cluster.fakes.scenario()
+
+
+@docker_test
+def test_delete_pod_replaces_a_workloads_pod_with_a_new_one_following_replacements(cluster: Cluster) -> None:
+    cluster.fakes.scenario(
+        workloads={"Deployment/api-server": [{"at": 0, "phase": "Running", "waiting": "CrashLoopBackOff"}]},
+        replacements={"Deployment/api-server": [{"at": 0, "phase": "Running", "ready": True}]},
+        pullable=STACK_PULLABLE,
+    )
+    ns = cluster.deploy()
+    old = cluster.pods(ns, "-l", "app=api-server")[0]
+    assert old["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    name = old["metadata"]["name"]
+    deleted = ok(cluster.fakes.kubectl("delete", "pod", name, "-n", ns, "--wait=false"))
+    assert deleted.stdout == f'pod "{name}" deleted\n'
+    new = cluster.pods(ns, "-l", "app=api-server")
+    assert len(new) == 1 and new[0]["metadata"]["name"] != name
+    assert new[0]["metadata"]["uid"] != old["metadata"]["uid"]
+    assert new[0]["metadata"]["name"].startswith(name.rsplit("-", 1)[0] + "-")  # same ReplicaSet
+    assert new[0]["status"]["containerStatuses"][0]["ready"] is True
+    refused(
+        cluster.fakes.kubectl("delete", "pod", name, "-n", ns),
+        f'Error from server (NotFound): pods "{name}" not found',
+    )
