@@ -216,11 +216,24 @@ def job(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
     failed_condition = condition(obj, "Failed")
     limit = count(spec, "backoffLimit", 6)
     failures = max(count(status, "failed"), sum(1 for p in pods if status_of(p).get("phase") == "Failed"))
+    if condition_is(obj, "Complete", "True"):
+        return READY  # a complete Job never fails afterwards
+    restarts_exhausted = False
     if (spec.get("template") or {}).get("spec", {}).get("restartPolicy") == "OnFailure":
-        failures += sum(
-            count(c, "restartCount") for p in pods for c in status_of(p).get("containerStatuses") or []
+        # the Job controller's pastBackoffLimitOnFailure: restarts of its active pods count
+        restarts = sum(
+            count(c, "restartCount")
+            for p in pods
+            if status_of(p).get("phase") in ("Running", "Pending")
+            for c in [
+                *(status_of(p).get("initContainerStatuses") or []),
+                *(status_of(p).get("containerStatuses") or []),
+            ]
         )
-    if (failed_condition is not None and failed_condition.get("status") == "True") or failures > limit:
+        restarts_exhausted = restarts >= limit if limit > 0 else restarts > 0
+        failures += restarts
+    failed = failed_condition is not None and failed_condition.get("status") == "True"
+    if failed or restarts_exhausted or failures > limit:
         reason = (failed_condition or {}).get("reason") or "BackoffLimitExceeded"
         return _fatal(
             obj,
@@ -232,8 +245,6 @@ def job(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
             backoff_limit=limit,
             detail=(failed_condition or {}).get("message") or "",
         )
-    if condition_is(obj, "Complete", "True"):
-        return READY
     suspended = condition_is(obj, "Suspended", "True")
     if spec.get("suspend"):
         return Status("ready", "suspended: not waited for") if suspended else waiting("being suspended")

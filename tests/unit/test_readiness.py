@@ -459,3 +459,41 @@ def test_waiter_forgets_an_unschedulable_pod_that_got_scheduled() -> None:
     ]
     result = ReadinessWaiter(POLICY, time.clock(), FACTS).wait(scripted(timeline, time))
     assert result["ready_after_s"] == 8.0
+
+
+def test_waiter_restarts_a_pod_that_crashes_once_the_rest_is_ready_and_reports_it() -> None:
+    time = FakeTime()
+    crashing_api = Snapshot(
+        [deployment(), deployment("database", ready=1)], [pod(containers=[crashing(2)]), database_pod(True)]
+    )
+    recovered = Snapshot(
+        [deployment(ready=1), deployment("database", ready=1)], [pod(ready=True), database_pod(True)]
+    )
+    asked: list[tuple[str, str]] = []
+    seen: list[str] = []
+
+    def restart(namespace: str, name: str) -> bool:
+        asked.append((namespace, name))
+        return True
+
+    result = ReadinessWaiter(ReadinessPolicy(crashloop_restarts=5), time.clock(), FACTS).wait(
+        scripted([(0, crashing_api), (2, recovered)], time), lambda a, t: seen.extend(a.notes), restart
+    )
+    assert asked == [("example", "api-server-5d9c7b8f6d-x7k2p")]
+    assert result["restarted"] == ["api-server-5d9c7b8f6d-x7k2p"]
+    assert seen == [
+        "restarted pod api-server-5d9c7b8f6d-x7k2p at once (skipping the back-off): everything it may wait on is ready"
+    ]
+
+
+def test_waiter_without_a_restart_hook_keeps_waiting_for_the_kubelet() -> None:
+    time = FakeTime()
+    crashing_api = Snapshot(
+        [deployment(), deployment("database", ready=1)], [pod(containers=[crashing(2)]), database_pod(True)]
+    )
+    with pytest.raises(StagegateError) as caught:
+        ReadinessWaiter(ReadinessPolicy(crashloop_restarts=5, timeout=10), time.clock(), FACTS).wait(
+            scripted([(0, crashing_api)], time)
+        )
+    assert caught.value.code == Code.READINESS_TIMEOUT
+    assert "crash" in caught.value.hint
