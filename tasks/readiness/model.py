@@ -74,6 +74,7 @@ class Assessment:
     statuses: dict[str, Status] = field(default_factory=dict)  # workload id -> verdict
     notes: list[str] = field(default_factory=list)  # things done on the way (a pod restarted)
     restart: list[tuple[str, str]] = field(default_factory=list)  # (namespace, pod) to restart now
+    stuck_on: frozenset[str] = frozenset()  # what the waiting is about: "probe", "crash"
 
 
 # -- readers of API JSON ---------------------------------------------------------------------

@@ -244,6 +244,7 @@ def job(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
             failed=failures,
             backoff_limit=limit,
             detail=(failed_condition or {}).get("message") or "",
+            **_last_failed_container(pods),
         )
     suspended = condition_is(obj, "Suspended", "True")
     if spec.get("suspend"):
@@ -293,6 +294,28 @@ def _custom_resource(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
     if ready is None or ready.get("status") == "True":
         return READY
     return waiting(f"Ready={ready.get('status')}: {ready.get('reason') or ''}".rstrip(": "))
+
+
+def _last_failed_container(pods: list[dict[str, Any]]) -> dict[str, str]:
+    """``pod`` and ``container`` of the Job pod that failed last (its log explains the Job)."""
+    ended = []
+    for candidate in pods:
+        for entry in [
+            *(status_of(candidate).get("initContainerStatuses") or []),
+            *(status_of(candidate).get("containerStatuses") or []),
+        ]:
+            for state in (
+                (entry.get("state") or {}).get("terminated"),
+                (entry.get("lastState") or {}).get("terminated"),
+            ):
+                if state and state.get("exitCode") not in (0, None):
+                    ended.append(
+                        (str(state.get("finishedAt") or ""), name_of(candidate), str(entry.get("name")))
+                    )
+    if not ended:
+        return {}
+    _, pod_name, container = max(ended)
+    return {"pod": pod_name, "container": container}
 
 
 def _available_and_ready(spec: dict[str, Any], status: dict[str, Any]) -> tuple[int, int]:

@@ -35,6 +35,7 @@ from tasks.readiness.model import (
     Status,
     name_of,
     namespace_of,
+    pod_ready,
     selects,
     terminating,
     workload_id,
@@ -68,9 +69,19 @@ class Tracker:
         newly_settled = self._settle(statuses, pods_of)
         restart: list[tuple[str, str]] = []
         unschedulable: list[str] = []
+        stuck_on: set[str] = set()
         for wid, workload in workloads.items():
             problem = self._pods_verdict(
-                wid, workload, pods_of[wid], snapshot, elapsed, wall, newly_settled, restart, unschedulable
+                wid,
+                workload,
+                pods_of[wid],
+                snapshot,
+                elapsed,
+                wall,
+                newly_settled,
+                restart,
+                unschedulable,
+                stuck_on,
             )
             if problem is not None and (problem.verdict == "fatal" or statuses[wid].verdict == "ready"):
                 statuses[wid] = problem
@@ -82,8 +93,22 @@ class Tracker:
             for wid, status in statuses.items()
             if status.verdict == "waiting"
         ]
+        if any(
+            podstate.probe_failures(p, snapshot.events)
+            for wid, status in statuses.items()
+            if status.verdict == "waiting"
+            for p in pods_of[wid]
+            if not pod_ready(p)
+        ):
+            stuck_on.add("probe")
         return Assessment(
-            fatal is None and not not_ready, not_ready, fatal, unschedulable, statuses, restart=restart
+            fatal is None and not not_ready,
+            not_ready,
+            fatal,
+            unschedulable,
+            statuses,
+            restart=restart,
+            stuck_on=frozenset(stuck_on),
         )
 
     # -- settling: is everything else ready around a workload? ------------------------------
@@ -120,6 +145,7 @@ class Tracker:
         newly_settled: set[str],
         restart: list[tuple[str, str]],
         unschedulable: list[str],
+        stuck_on: set[str],
     ) -> Status | None:
         seen_unschedulable = set()
         waiting_on: list[str] = []
@@ -152,6 +178,7 @@ class Tracker:
                     if verdict is not None:
                         return _fatal(verdict)
                     waiting_on.append(f"{issue.container} crash-looping ({issue.restarts} restart(s))")
+                    stuck_on.add("crash")
         for key in [k for k in self._unschedulable_since if k[0] == namespace_of(workload)]:
             if key not in seen_unschedulable and key[1] in {name_of(p) for p in pods}:
                 del self._unschedulable_since[key]
@@ -245,15 +272,16 @@ class ReadinessWaiter:
             if ready_in_a_row >= self.policy.stable_polls:
                 return {"ready_after_s": round(elapsed, 3), "polls": polls, "restarted": restarted}
             if elapsed >= self.policy.timeout:
-                raise timeout_error(result.not_ready, self.policy)
+                raise timeout_error(result, self.policy)
             self.clock.sleep(min(self.policy.poll_interval, max(0.0, self.policy.timeout - elapsed)))
 
 
-def timeout_error(not_ready: list[str], policy: ReadinessPolicy) -> StagegateError:
+def timeout_error(result: Assessment, policy: ReadinessPolicy) -> StagegateError:
+    not_ready = result.not_ready
     text = "; ".join(not_ready)
-    if "Probe" in text and "failing" in text:
+    if "probe" in result.stuck_on:
         hint = "a probe keeps failing: check its port and path against what the container serves"
-    elif "crash-looping" in text:
+    elif "crash" in result.stuck_on:
         hint = "a container keeps crashing while something it needs never came up: read its log"
     else:
         hint = "the pods are slow but not failing: read the diagnostics, or raise [tool.stagegate.deploy] timeout"

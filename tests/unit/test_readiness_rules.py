@@ -945,3 +945,15 @@ def test_the_same_old_pod_not_terminating_holds_the_deployment() -> None:
     result = assess([deployment()], [*api_pods(), old])
     assert not result.ready
     assert "api-server-7f6e5d4c3b-old" in result.not_ready[0]
+
+
+def test_a_failed_job_names_its_last_failed_pod_so_that_its_log_can_be_shown() -> None:
+    pods = [job_pod(0, "Failed"), job_pod(1, "Failed"), job_pod(2, "Failed")]
+    for index, finished in enumerate(pods):
+        finished["status"]["containerStatuses"][0]["state"] = {
+            "terminated": {"exitCode": 2, "reason": "Error", "finishedAt": f"2026-11-28T20:0{index}:00Z"}
+        }
+    failed = changed(running_job(failed=3, active=0), status={})
+    status = workload_status(failed, [pods[2], pods[0], pods[1]])
+    assert status.verdict == "fatal" and status.error is not None
+    assert (status.error.subject["pod"], status.error.subject["container"]) == ("migrate-2x7k2p", "app")
