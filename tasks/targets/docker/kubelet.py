@@ -321,7 +321,10 @@ class Kubelet:
     def _stop(self, pod: PodRun, container: Container) -> None:
         grace = int(min(pod.plan.termination_grace, STOP_GRACE_CAP))
         try:
-            self.docker.container.stop(container, time=grace)
+            if grace < 1:  # `docker stop --time 0` would be dropped as "no value": kill at once
+                self.docker.container.kill(container)
+            else:
+                self.docker.container.stop(container, time=grace)
         except DockerException as exc:
             LOG.debug("could not stop %s: %s", container.id, exc)
 
