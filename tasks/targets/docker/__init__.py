@@ -11,8 +11,10 @@ periods and thresholds, restarts per ``restartPolicy`` with the crash back-off a
 any user, named ports resolved. Pods, workloads and events are reported in the Kubernetes
 API's own JSON shape, so the same readiness policy and error codes apply as on kind.
 
+- :mod:`.plans`       what will run: ContainerPlan, PodPlan, WorkloadPlan
 - :mod:`.translate`   manifests -> plans; refuses, listing every problem, what it cannot honour
-- :mod:`.kubelet`     start containers, run probes, restart them with back-off; the pod JSON
+- :mod:`.kubelet`     start containers, run probes, restart them with back-off
+- :mod:`.pods`        the kubelet's record of its pods, and the pod JSON made from it
 - :mod:`.probes`      one probe run and its failure in the kubelet's words
 - :mod:`.controllers` the Job controller; Deployment/StatefulSet/Job status from the pods
 - :mod:`.status`      pure pieces: the back-off, the pod phase and conditions
@@ -25,8 +27,9 @@ exits during the e2e stage is not restarted.
 """
 
 from tasks.targets.docker.labels import LABEL_PROJECT, LABEL_TARGET
+from tasks.targets.docker.plans import MAX_REPLICAS, ContainerPlan, PodPlan, WorkloadPlan
 from tasks.targets.docker.target import DockerTarget
-from tasks.targets.docker.translate import MAX_REPLICAS, ContainerPlan, PodPlan, WorkloadPlan, translate
+from tasks.targets.docker.translate import translate
 
 __all__ = [
     "LABEL_PROJECT",

@@ -20,8 +20,8 @@ from typing import Any
 from tasks.clock import Clock, iso
 from tasks.targets.docker.events import EventRecorder, ObjectRef
 from tasks.targets.docker.labels import LABEL_WORKLOAD
+from tasks.targets.docker.plans import PodPlan, WorkloadPlan
 from tasks.targets.docker.status import condition, counts, is_ready
-from tasks.targets.docker.translate import PodPlan, WorkloadPlan
 
 COMPLETE = ("CompletionsReached", "Reached expected number of succeeded pods")
 FAILED = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")

@@ -35,7 +35,7 @@ from tasks.targets.docker.controllers import (
     statefulset_json,
 )
 from tasks.targets.docker.events import EventRecorder, ObjectRef
-from tasks.targets.docker.kubelet import Kubelet, PodRun
+from tasks.targets.docker.kubelet import Kubelet
 from tasks.targets.docker.labels import (
     LABEL_ALIASES,
     LABEL_CONTAINER,
@@ -46,8 +46,10 @@ from tasks.targets.docker.labels import (
     LABEL_SECRET_ENV,
     LABEL_TARGET,
 )
+from tasks.targets.docker.plans import PodPlan, WorkloadPlan, name_suffix, target_port
+from tasks.targets.docker.pods import PodRun
 from tasks.targets.docker.status import Backoff
-from tasks.targets.docker.translate import PodPlan, WorkloadPlan, name_suffix, target_port, translate
+from tasks.targets.docker.translate import translate
 
 
 @dataclass
