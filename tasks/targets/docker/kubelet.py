@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,7 +56,7 @@ class Kubelet:
     labels: dict[str, str]  # the owner labels every created object carries
     events: EventRecorder
     backoff: Backoff
-    empty_dir_image: Any  # () -> str: the image whose 0777 directory seeds emptyDir volumes
+    empty_dir_image: Callable[[], str]  # the image whose 0777 directory seeds emptyDir volumes
     _image_ids: dict[str, str] = field(default_factory=dict)
     _routable: bool | None = None
 
