@@ -155,9 +155,11 @@ class Kubelet:
         run.running = bool(state.running)
         if run.running:
             run.started_iso = _rfc3339(state.started_at) or iso(self.clock.now())
-            if not pod.ip and not run.plan.init:
+            if not run.ip:
                 networks = container.network_settings.networks or {}
-                pod.ip = getattr(networks.get(self.network), "ip_address", "") or ""
+                run.ip = getattr(networks.get(self.network), "ip_address", "") or ""
+            if pod.containers and pod.containers[0] is run:
+                pod.ip = run.ip  # each container has an address of its own here: the first one's
             return True
         if run.handled == container.id:
             return False
@@ -256,7 +258,7 @@ class Kubelet:
                 self.docker.container.remove(run.previous, force=True)
             except DockerException as exc:
                 LOG.debug("could not remove %s: %s", run.previous.id, exc)
-        run.previous, run.current, run.waiting = run.current, None, None
+        run.previous, run.current, run.waiting, run.ip = run.current, None, None, ""
         run.restart_count += 1
         self._start(pod, run)
 
@@ -322,16 +324,16 @@ class Kubelet:
             except DockerException as exc:
                 return False, (exc.stdout or "") + (exc.stderr or "")
 
-        address = self._address(pod, container, int(port)) if port is not None else None
+        address = self._address(run.ip, container, int(port)) if port is not None else None
         return run_probe(probe, address, execute)
 
-    def _address(self, pod: PodRun, container: Container, port: int) -> tuple[str, int] | None:
+    def _address(self, ip: str, container: Container, port: int) -> tuple[str, int] | None:
         """Where to probe ``port``: the pod IP as the kubelet does, when this machine routes to
         the target's network; else the port published on 127.0.0.1."""
         if self._routable is None:
             self._routable = self._network_is_local()
-        if self._routable and pod.ip:
-            return pod.ip, port
+        if self._routable and ip:
+            return ip, port
         found = (self.docker.container.inspect(container.id).network_settings.ports or {}).get(f"{port}/tcp")
         if not found:
             return None

@@ -40,6 +40,7 @@ class ContainerRun:
     started_at: float = 0.0  # monotonic, of the current container
     started_iso: str = ""  # RFC 3339, the engine's start time of the current container
     running: bool = False
+    ip: str = ""  # the current container's address on the target's network
     image_id: str = ""
     probes: dict[str, ProbeState] = field(default_factory=dict)
 
