@@ -1,7 +1,8 @@
 """Targets: where the images run. One small interface; stages never know which target.
 
 - :mod:`tasks.targets.kind` — a kind cluster, driven through the ``kind`` and ``kubectl`` CLIs.
-- :mod:`tasks.targets.docker` — the same manifests as containers on the Docker engine.
+- :mod:`tasks.targets.docker` — the same manifests as containers on the Docker engine, run by a
+  small kubelet (a package: translator, kubelet, controllers).
 
 ``select_target`` picks one from the option, the configuration and what is installed, and
 says why.

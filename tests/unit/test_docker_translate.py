@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -146,3 +147,103 @@ def test_namespaces_are_kept_apart(tmp_path: Path) -> None:
     )
     api = translate(objects(text), workdir=tmp_path)[0].containers[0]
     assert api.aliases == []
+
+
+JOB = """
+apiVersion: batch/v1
+kind: Job
+metadata: {name: migrate, namespace: demo}
+spec:
+  backoffLimit: 2
+  parallelism: 5
+  completions: 4
+  template:
+    metadata: {labels: {app: migrate}, annotations: {stagegate.dev/converge: "true"}}
+    spec:
+      restartPolicy: Never
+      containers:
+        - name: migrate
+          image: example/migrate
+          env: [{name: POD, valueFrom: {fieldRef: {fieldPath: metadata.name}}}]
+"""
+
+
+def test_a_job_starts_parallelism_pods_capped_with_job_names_and_labels(tmp_path: Path) -> None:
+    pods = translate(objects(JOB), workdir=tmp_path)
+    assert len(pods) == 3  # min(parallelism, completions), capped at MAX_REPLICAS
+    assert len({p.name for p in pods}) == 3
+    pod = pods[0]
+    assert re.fullmatch(r"migrate-[bcdfghjklmnpqrstvwxz2456789]{5}", pod.name)
+    assert pod.restart_policy == "Never"
+    assert pod.annotations == {"stagegate.dev/converge": "true"}
+    assert pod.labels["job-name"] == pod.labels["batch.kubernetes.io/job-name"] == "migrate"
+    assert pod.labels["batch.kubernetes.io/controller-uid"] == pod.owner.uid
+    assert pod.labels["app"] == "migrate"
+    assert pod.containers[0].env["POD"] == pod.name
+    again = pod.renamed("migrate-zzzzz")  # a replacement pod: the same template, its own name
+    assert (again.name, again.containers[0].pod, again.containers[0].env["POD"]) == ("migrate-zzzzz",) * 3
+    assert pod.containers[0].env["POD"] == pod.name
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ("restartPolicy: Never", "a Job's restartPolicy must be Never or OnFailure"),
+        ("backoffLimit: 2", "spec.activeDeadlineSeconds is not supported"),
+    ],
+)
+def test_what_a_job_cannot_do_here_is_refused(tmp_path: Path, change: str, problem: str) -> None:
+    replacement = {
+        "restartPolicy: Never": "restartPolicy: Always",
+        "backoffLimit: 2": "activeDeadlineSeconds: 60",
+    }
+    with pytest.raises(StagegateError) as caught:
+        translate(objects(JOB.replace(change, replacement[change])), workdir=tmp_path)
+    assert any(problem in line for line in caught.value.subject["unsupported"])
+
+
+def test_a_deployment_keeps_restart_policy_always_and_its_template_annotations(tmp_path: Path) -> None:
+    text = DEPLOYMENT.replace(
+        "metadata: {labels: {app: api}}", "metadata: {labels: {app: api}, annotations: {a: b}}"
+    )
+    pod = translate(objects(text), workdir=tmp_path)[0]
+    assert (pod.restart_policy, pod.annotations, pod.owner.kind) == ("Always", {"a": "b"}, "Deployment")
+    assert pod.labels["pod-template-hash"] == pod.owner.template_hash
+    with pytest.raises(StagegateError, match="restartPolicy must be Always"):
+        translate(
+            objects(text.replace("      volumes:", "      restartPolicy: Never\n      volumes:")),
+            workdir=tmp_path,
+        )
+
+
+def test_named_target_ports_resolve_and_must_equal_the_service_port(tmp_path: Path) -> None:
+    translate(objects(DEPLOYMENT), workdir=tmp_path)  # port 8080 -> targetPort http (8080): fine
+    with pytest.raises(StagegateError) as caught:
+        translate(
+            objects(DEPLOYMENT.replace("[{port: 8080, targetPort: http}]", "[{port: 80, targetPort: http}]")),
+            workdir=tmp_path,
+        )
+    [problem] = caught.value.subject["unsupported"]
+    assert "port 80 -> targetPort 'http' (8080)" in problem
+    with pytest.raises(StagegateError) as caught:
+        translate(objects(DEPLOYMENT.replace("targetPort: http}", "targetPort: web}")), workdir=tmp_path)
+    assert "targetPort 'web' names no container port" in caught.value.subject["unsupported"][0]
+
+
+def test_probes_resolve_named_ports_and_their_ports_are_published(tmp_path: Path) -> None:
+    text = DEPLOYMENT.replace(
+        "readinessProbe: {httpGet: {path: /healthz, port: http}}",
+        "readinessProbe: {httpGet: {path: /healthz, port: http}}\n"
+        "          livenessProbe: {tcpSocket: {port: 9090}}\n"
+        "          startupProbe: {exec: {command: [true]}}",
+    )
+    api = translate(objects(text), workdir=tmp_path)[0].containers[0]
+    assert api.probe("readinessProbe")["httpGet"]["port"] == 8080
+    assert api.probe("livenessProbe")["tcpSocket"]["port"] == 9090
+    assert api.probe("startupProbe") == {"exec": {"command": [True]}}
+    assert api.published == [8080, 9090]
+    assert api.spec["readinessProbe"]["httpGet"]["port"] == "http"  # the pod spec shows it as written
+    with pytest.raises(StagegateError, match="names port 'metrics', which it does not declare"):
+        translate(
+            objects(text.replace("tcpSocket: {port: 9090}", "tcpSocket: {port: metrics}")), workdir=tmp_path
+        )

@@ -1,0 +1,365 @@
+"""The :class:`DockerTarget`: the Target interface over the translator, the kubelet and the
+controllers. One user-defined network per project; everything created carries the owner
+labels, and only that is ever removed."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import shutil
+import tarfile
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from python_on_whales import Container, DockerClient
+from python_on_whales.exceptions import DockerException
+
+from tasks.clock import Clock, iso
+from tasks.errors import Code, StagegateError
+from tasks.ledger import write_json_atomic
+from tasks.manifests import ManifestObject
+from tasks.readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
+from tasks.retry import retry_transient
+from tasks.targets import ImageToLoad, endpoint_env, namespaces
+from tasks.targets.docker.controllers import (
+    JobController,
+    JobRun,
+    Progress,
+    deployment_json,
+    job_json,
+    statefulset_json,
+)
+from tasks.targets.docker.events import EventRecorder, ObjectRef
+from tasks.targets.docker.kubelet import Kubelet
+from tasks.targets.docker.labels import (
+    LABEL_ALIASES,
+    LABEL_CONTAINER,
+    LABEL_POD,
+    LABEL_PORTS,
+    LABEL_PROJECT,
+    LABEL_RESTARTS,
+    LABEL_SECRET_ENV,
+    LABEL_TARGET,
+)
+from tasks.targets.docker.plans import PodPlan, WorkloadPlan, name_suffix, target_port
+from tasks.targets.docker.pods import PodRun
+from tasks.targets.docker.status import Backoff
+from tasks.targets.docker.translate import translate
+
+
+@dataclass
+class DockerTarget:
+    """The manifests' workloads as containers on one user-defined network of the engine.
+
+    ``backoff_base`` and ``backoff_cap`` are the kubelet's crash back-off (and the Job
+    controller's pod-failure back-off): 10 s doubling to 300 s, as on a real node."""
+
+    project: str
+    artifacts: Path
+    docker: DockerClient
+    clock: Clock = field(default_factory=Clock)
+    backoff_base: float = 10.0
+    backoff_cap: float = 300.0
+    name: str = field(default="docker", init=False)
+    _pods: list[PodRun] = field(default_factory=list, init=False)
+    _workloads: list[WorkloadPlan] = field(default_factory=list, init=False)
+    _jobs: dict[str, JobRun] = field(default_factory=dict, init=False)
+    _progress: dict[str, Progress] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.events = EventRecorder(self.clock)
+        self.kubelet = Kubelet(
+            self.docker,
+            self.clock,
+            self.network,
+            self.labels,
+            self.events,
+            Backoff(self.backoff_base, self.backoff_cap),
+            self._empty_dir_image,
+        )
+        self.jobs = JobController(self.clock, self.events, self.backoff_base, self.backoff_cap)
+
+    @property
+    def network(self) -> str:
+        return self.project if self.project.startswith("stagegate") else f"stagegate-{self.project}"
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {LABEL_TARGET: "docker", LABEL_PROJECT: self.project}
+
+    # -- up ------------------------------------------------------------------------------------
+    def up(self, *, recreate: bool) -> dict[str, Any]:
+        exists = self.docker.network.exists(self.network)
+        if exists and recreate:
+            self._remove_everything()
+            exists = False
+        if not exists:
+            self.docker.network.create(self.network, labels=self.labels)
+        return {
+            "cluster": self.network,
+            "action": "reused" if exists else "created",
+            "created_by_stagegate": True,
+        }
+
+    def load_images(self, images: list[ImageToLoad]) -> dict[str, Any]:
+        report = {}
+        for image in images:
+            try:
+                found = retry_transient(
+                    lambda ref=image.ref: self.docker.image.inspect(ref).id, sleep=self.clock.sleep
+                )
+            except DockerException:
+                found = None
+            if found != image.image_id:
+                raise StagegateError(
+                    Code.IMAGE_LOAD_FAILED,
+                    f"{image.ref} is not in the Docker engine with the ID the build recorded",
+                    "run `nox -s build` again",
+                    {"image": image.name, "ref": image.ref},
+                )
+            report[image.name] = {"ref": image.ref, "loaded_to": [], "already_on": ["docker engine"]}
+        return {"nodes": ["docker engine"], "images": report}
+
+    # -- deploy --------------------------------------------------------------------------------
+    def apply(self, objects: list[ManifestObject]) -> dict[str, Any]:
+        plans = translate(objects, workdir=self.artifacts / "docker-target")
+        write_json_atomic(
+            self.artifacts / "docker-plan.json",
+            {"network": self.network, "pods": [[c.to_json() for c in p.init + p.containers] for p in plans]},
+        )
+        self._remove_containers()  # a new deploy replaces the previous one: new pods, new emptyDirs
+        self._remove_volumes()
+        if not self.docker.network.exists(self.network):
+            self.docker.network.create(self.network, labels=self.labels)
+        self._pods, self._workloads, self._jobs, self._progress = [], [], {}, {}
+        self.events.clear()
+        for plan in plans:
+            assert plan.owner is not None
+            if plan.owner not in self._workloads:
+                self._workloads.append(plan.owner)
+            pod = self._new_pod(plan)
+            if plan.owner.kind == "Job":
+                job = self._jobs.setdefault(plan.owner.uid, JobRun(plan.owner, plan, self.clock.now()))
+                job.pods.append(pod)
+                self.events.record(
+                    _job_ref(plan.owner),
+                    "SuccessfulCreate",
+                    f"Created pod: {plan.name}",
+                    component="job-controller",
+                )
+        self.snapshot()
+        return {"applied": [f"pod/{p.name} ({p.workload})" for p in plans], "plan": "docker-plan.json"}
+
+    def snapshot(self) -> Snapshot:
+        """One pass of the kubelet and the controllers, then the state as the API would show it:
+        the workloads, their pods, and the events so far."""
+        for pod in list(self._pods):
+            self.kubelet.sync(pod)
+        for job in self._jobs.values():
+            self.jobs.sync(
+                job,
+                lambda pod: self.kubelet.pod_json(pod)["status"]["phase"],
+                lambda pod: sum(r.restart_count for r in pod.init + pod.containers),
+                self._new_pod,
+                self.kubelet.kill,
+                lambda job_name: f"{job_name}-{name_suffix()}",
+            )
+        pods = [self.kubelet.pod_json(pod) for pod in self._pods]
+        now = iso(self.clock.now())
+        workloads = []
+        for plan in self._workloads:
+            mine = [p for run, p in zip(self._pods, pods, strict=True) if run.plan.owner is plan]
+            if plan.kind == "Pod":
+                workloads += mine
+            elif plan.kind == "Job":
+                workloads.append(job_json(self._jobs[plan.uid], mine, now))
+            elif plan.kind == "Deployment":
+                progress = self._progress.setdefault(plan.uid, Progress())
+                workloads.append(deployment_json(plan, mine, progress, self.clock.monotonic(), now))
+            else:
+                workloads.append(statefulset_json(plan, mine))
+        return Snapshot(workloads, pods, self.events.to_json())
+
+    def restart_now(self, namespace: str, pod: str) -> bool:
+        """Restart ``pod``'s containers that wait out a crash back-off now (their back-off
+        starts again from ``backoff_base``); True when something was restarted."""
+        return any(
+            self.kubelet.restart_now(run)
+            for run in self._pods
+            if (run.plan.namespace, run.plan.name) == (namespace, pod)
+        )
+
+    def wait_ready(
+        self,
+        objects: list[ManifestObject],
+        policy: ReadinessPolicy,
+        images: ImageFacts,
+        on_progress: Callable[..., None],
+    ) -> dict[str, Any]:
+        return ReadinessWaiter(policy, self.clock, images).wait(
+            self.snapshot, on_progress, restart=self.restart_now
+        )
+
+    def _new_pod(self, plan: PodPlan) -> PodRun:
+        pod = self.kubelet.create(plan, _new_uid())
+        self._pods.append(pod)
+        return pod
+
+    # -- e2e -----------------------------------------------------------------------------------
+    @contextmanager
+    def endpoints(self, objects: list[ManifestObject]) -> Iterator[dict[str, str]]:
+        """Service ports as published on 127.0.0.1 by a running container the Service selects
+        (read from the engine: the e2e stage may run in another process than deploy)."""
+        spaces = namespaces(objects)
+        env = {"STAGEGATE_TARGET": self.name, "STAGEGATE_NAMESPACE": spaces[0] if spaces else "default"}
+        running = [c for c in self._containers() if c.state.running]
+        for service in (o for o in objects if o.kind == "Service"):
+            members = [
+                c for c in running if service.name in c.config.labels.get(LABEL_ALIASES, "").split(",")
+            ]
+            for position, port in enumerate((service.doc.get("spec") or {}).get("ports") or []):
+                host_port = next(
+                    (
+                        found
+                        for c in members
+                        if (found := self._host_port(c, target_port(port, _named_ports(c)))) is not None
+                    ),
+                    None,
+                )
+                if host_port is not None:
+                    env.update(
+                        endpoint_env(service.name, int(port["port"]), f"127.0.0.1:{host_port}", position == 0)
+                    )
+        yield env
+
+    def _host_port(self, container: Container, port: int | None) -> int | None:
+        if port is None:
+            return None
+        ports = (container.network_settings.ports or {}).get(f"{port}/tcp") or []
+        if not ports:
+            return None
+        entry = ports[0]
+        return int(entry["HostPort"] if isinstance(entry, dict) else entry.host_port)
+
+    # -- diagnostics and teardown --------------------------------------------------------------
+    def collect_diagnostics(self, objects: list[ManifestObject], dest: Path) -> list[str]:
+        written: list[str] = []
+        dest.mkdir(parents=True, exist_ok=True)
+        plan = self.artifacts / "docker-plan.json"
+        if plan.exists():
+            shutil.copy(plan, dest / "docker-plan.json")
+            written.append(str(dest / "docker-plan.json"))
+        if self._pods:
+            pods = [self.kubelet.pod_json(run) for run in self._pods]
+            for name, items in (("pods.json", pods), ("events.json", self.events.to_json())):
+                (dest / name).write_text(
+                    json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2)
+                )
+                written.append(str(dest / name))
+        groups: dict[tuple[str, str], list[Container]] = {}
+        for container in self._containers():
+            labels = container.config.labels
+            if LABEL_POD in labels:
+                groups.setdefault((labels[LABEL_POD], labels.get(LABEL_CONTAINER, "")), []).append(container)
+        for (pod, name), found in groups.items():
+            found.sort(key=lambda c: int(c.config.labels.get(LABEL_RESTARTS, "0")))
+            base = dest / "containers" / f"{pod}_{name}"
+            base.parent.mkdir(parents=True, exist_ok=True)
+            for container, suffix in zip(reversed(found), ("", ".previous"), strict=False):
+                try:
+                    written += self._write_container(container, Path(f"{base}{suffix}"))
+                except Exception as exc:  # diagnostics never fail the report they are for
+                    with (dest / "problems.txt").open("a") as problems:
+                        problems.write(f"{container.name}: {type(exc).__name__}: {exc}\n")
+        return written
+
+    def _write_container(self, container: Container, base: Path) -> list[str]:
+        labels = container.config.labels
+        document = (
+            self.docker.container.inspect(container.id)
+            ._get_inspect_result()
+            .model_dump(mode="json", by_alias=True)
+        )
+        secret_names = set(filter(None, labels.get(LABEL_SECRET_ENV, "").split(",")))
+        config = document.get("Config") or {}
+        config["Env"] = [
+            f"{entry.split('=', 1)[0]}=<redacted>" if entry.split("=", 1)[0] in secret_names else entry
+            for entry in config.get("Env") or []
+        ]
+        inspect, log = Path(f"{base}.inspect.json"), Path(f"{base}.log")
+        inspect.write_text(json.dumps(document, indent=2))
+        log.write_text(self.docker.container.logs(container, timestamps=True))
+        return [str(inspect), str(log)]
+
+    def teardown(self, *, delete: bool) -> dict[str, Any]:
+        had_network = self.docker.network.exists(self.network)
+        removed = self._remove_everything()
+        what = f"{removed} container(s)" + (f" and network {self.network}" if had_network else "")
+        return {"cluster": self.network, "deleted": what}
+
+    def _owned(self) -> list[tuple[str, str]]:
+        return [("label", f"{LABEL_TARGET}=docker"), ("label", f"{LABEL_PROJECT}={self.project}")]
+
+    def _containers(self) -> list[Container]:
+        return self.docker.container.list(all=True, filters=self._owned())
+
+    def _remove_containers(self) -> int:
+        containers = self._containers()
+        if containers:
+            self.docker.container.remove(containers, force=True, volumes=True)
+        return len(containers)
+
+    def _remove_volumes(self) -> None:
+        volumes = self.docker.volume.list(filters=self._owned())
+        if volumes:
+            self.docker.volume.remove(volumes)
+
+    def _remove_everything(self) -> int:
+        removed = self._remove_containers()
+        self._remove_volumes()
+        images = self.docker.image.list(filters=self._owned())
+        if images:
+            self.docker.image.remove(images, force=True)
+        if self.docker.network.exists(self.network):
+            self.docker.network.remove(self.network)
+        shutil.rmtree(self.artifacts / "docker-target", ignore_errors=True)
+        return removed
+
+    def _empty_dir_image(self) -> str:
+        """A tiny image holding one empty directory of mode 0777, imported (no registry needed)
+        from a tar written into the artifacts dir; it seeds emptyDir volumes (see the kubelet)."""
+        ref = f"stagegate-internal/empty-dir:{re.sub(r'[^A-Za-z0-9_.-]', '-', self.network)[:128]}"
+        if self.docker.image.exists(ref):
+            return ref
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            entry = tarfile.TarInfo("empty-dir")
+            entry.type, entry.mode = tarfile.DIRTYPE, 0o777
+            tar.addfile(entry)
+        path = self.artifacts / "docker-target" / "empty-dir.tar"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(buffer.getvalue())
+        self.docker.import_(path, ref, changes=[f"LABEL {k}={v}" for k, v in self.labels.items()])
+        return ref
+
+
+def _named_ports(container: Container) -> dict[str, int]:
+    pairs = (
+        entry.split("=", 1)
+        for entry in container.config.labels.get(LABEL_PORTS, "").split(",")
+        if "=" in entry
+    )
+    return {name: int(number) for name, number in pairs}
+
+
+def _job_ref(plan: WorkloadPlan) -> ObjectRef:
+    return ObjectRef("Job", plan.name, plan.namespace, plan.uid, "batch/v1")
+
+
+def _new_uid() -> str:
+    return str(uuid.uuid4())

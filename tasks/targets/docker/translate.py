@@ -1,0 +1,397 @@
+"""Manifests to run plans: what the docker target will start, decided before anything starts.
+
+:func:`translate` turns the rendered objects into one :class:`PodPlan` per pod it starts at
+once (Deployment and StatefulSet replicas, bare Pods, the first pods of each Job). Every pod
+plan knows its :class:`WorkloadPlan`, from which the Job controller makes replacement pods.
+Anything that cannot be honoured is refused with *every* problem listed.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from tasks.errors import Code, StagegateError
+from tasks.manifests import ManifestObject
+from tasks.targets.docker.plans import (
+    MAX_REPLICAS,
+    PASSIVE_KINDS,
+    PROBE_KINDS,
+    SUPPORTED_CONTAINER_FIELDS,
+    SUPPORTED_JOB_FIELDS,
+    SUPPORTED_POD_FIELDS,
+    WORKLOAD_KINDS,
+    ContainerPlan,
+    PodPlan,
+    WorkloadPlan,
+    name_suffix,
+    pod_template,
+    probe_action,
+)
+
+
+def translate(objects: list[ManifestObject], *, workdir: Path) -> list[PodPlan]:
+    """The pods to start for ``objects``; refuses (listing every problem) what it cannot honour."""
+    problems: list[str] = []
+    config_maps = {
+        (o.namespace or "default", o.name): _string_data(o.doc, False)
+        for o in objects
+        if o.kind == "ConfigMap"
+    }
+    secrets_ = {
+        (o.namespace or "default", o.name): _string_data(o.doc, True) for o in objects if o.kind == "Secret"
+    }
+    service_list = [o for o in objects if o.kind == "Service"]
+    pods: list[PodPlan] = []
+    for obj in objects:
+        if obj.kind in PASSIVE_KINDS:
+            continue
+        if obj.kind not in WORKLOAD_KINDS:
+            problems.append(
+                f"{obj.kind}/{obj.name} ({obj.source}): kind {obj.kind} is not supported by the docker target"
+            )
+            continue
+        namespace = obj.namespace or "default"
+        where = f"{obj.kind}/{obj.name} ({obj.source})"
+        spec = obj.doc.get("spec") or {}
+        template = pod_template(obj.kind, spec)
+        template_meta = (
+            (obj.doc.get("metadata") or {})
+            if obj.kind == "Pod"
+            else ((spec.get("template") or {}).get("metadata") or {})
+        )
+        if obj.kind == "Job":
+            problems += [
+                f"{where}: spec.{key} is not supported by the docker target"
+                for key in spec
+                if key not in SUPPORTED_JOB_FIELDS
+            ]
+            if template.get("restartPolicy") not in ("Never", "OnFailure"):
+                problems.append(f"{where}: a Job's restartPolicy must be Never or OnFailure")
+        elif obj.kind != "Pod" and template.get("restartPolicy", "Always") != "Always":
+            problems.append(f"{where}: a {obj.kind}'s restartPolicy must be Always")
+        problems += [
+            f"{where}: spec.{key} is not supported by the docker target"
+            for key in template
+            if key not in SUPPORTED_POD_FIELDS
+        ]
+        for flag in ("hostNetwork", "hostPID", "hostIPC"):
+            if template.get(flag):
+                problems.append(f"{where}: {flag} is not supported by the docker target")
+        volumes, volume_problems = _volumes(
+            template.get("volumes") or [], namespace, config_maps, secrets_, where, workdir
+        )
+        problems += volume_problems
+        labels = {str(k): str(v) for k, v in (template_meta.get("labels") or {}).items()}
+        workload = WorkloadPlan(
+            obj.kind,
+            obj.name,
+            namespace,
+            copy.deepcopy(obj.doc.get("metadata") or {}),
+            copy.deepcopy(spec),
+            min(_replicas(obj.kind, spec), MAX_REPLICAS),
+            hashlib.sha256(repr(sorted(template.items())).encode()).hexdigest()[:10],
+        )
+        if obj.kind == "Job":
+            labels = {
+                **labels,
+                "batch.kubernetes.io/controller-uid": workload.uid,
+                "batch.kubernetes.io/job-name": obj.name,
+                "controller-uid": workload.uid,
+                "job-name": obj.name,
+            }
+        elif obj.kind == "Deployment":
+            labels = {**labels, "pod-template-hash": workload.template_hash}
+        aliases = [
+            svc.name
+            for svc in service_list
+            if (svc.namespace or "default") == namespace and _selects(svc, labels)
+        ]
+        for replica in range(workload.replicas):
+            pod_name = {
+                "Pod": obj.name,
+                "Job": f"{obj.name}-{name_suffix()}",
+            }.get(obj.kind, f"{obj.name}-{replica}")
+            plans: dict[str, list[ContainerPlan]] = {"initContainers": [], "containers": []}
+            for field_name, found in plans.items():
+                for container in template.get(field_name) or []:
+                    plan, container_problems = _container_plan(
+                        container,
+                        pod_name,
+                        namespace,
+                        workload.id,
+                        field_name == "initContainers",
+                        config_maps,
+                        secrets_,
+                        volumes,
+                        aliases if field_name == "containers" else [],
+                        where,
+                    )
+                    if replica == 0:
+                        problems += container_problems
+                    found.append(plan)
+            pods.append(
+                PodPlan(
+                    pod_name,
+                    namespace,
+                    workload.id,
+                    labels,
+                    plans["initContainers"],
+                    plans["containers"],
+                    annotations={str(k): str(v) for k, v in (template_meta.get("annotations") or {}).items()},
+                    restart_policy=workload.restart_policy,
+                    termination_grace=float(template.get("terminationGracePeriodSeconds", 30)),
+                    owner=workload,
+                )
+            )
+    for service in service_list:
+        problems += _service_problems(service, [p for p in pods if service.name in _aliases(p)])
+    if problems:
+        raise StagegateError(
+            Code.MANIFEST_UNSUPPORTED,
+            f"the docker target cannot run these manifests as written: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+            "use the kind target for them (--target kind), or leave these out of the manifests",
+            {"unsupported": problems},
+        )
+    return pods
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+def _replicas(kind: str, spec: dict[str, Any]) -> int:
+    if kind == "Pod":
+        return 1
+    if kind == "Job":
+        return min(int(spec.get("parallelism", 1)), int(spec.get("completions", 1)))
+    return int(spec.get("replicas", 1))
+
+
+def _aliases(pod: PodPlan) -> set[str]:
+    return {alias for c in pod.containers for alias in c.aliases}
+
+
+def _container_plan(
+    container: dict[str, Any],
+    pod: str,
+    namespace: str,
+    workload: str,
+    init: bool,
+    config_maps: dict,
+    secrets_: dict,
+    volumes: dict[str, tuple[str, str]],
+    aliases: list[str],
+    where: str,
+) -> tuple[ContainerPlan, list[str]]:
+    name = str(container.get("name", ""))
+    where = f"{where} container {name!r}"
+    problems = [
+        f"{where}: {key} is not supported by the docker target"
+        for key in container
+        if key not in SUPPORTED_CONTAINER_FIELDS
+    ]
+    if (container.get("securityContext") or {}).get("privileged"):
+        problems.append(f"{where}: privileged is not supported by the docker target")
+    env: dict[str, str] = {}
+    secret_env: set[str] = set()
+    pod_name_env: set[str] = set()
+    config_error = None
+    for source in container.get("envFrom") or []:
+        ref = source.get("configMapRef") or source.get("secretRef") or {}
+        table = config_maps if "configMapRef" in source else secrets_
+        data = table.get((namespace, ref.get("name")))
+        if data is None and not ref.get("optional"):
+            kind = "configmap" if "configMapRef" in source else "secret"
+            config_error = config_error or f'{kind} "{ref.get("name")}" not found'
+        for key, value in (data or {}).items():
+            env[f"{source.get('prefix', '')}{key}"] = value
+            if "secretRef" in source:
+                secret_env.add(f"{source.get('prefix', '')}{key}")
+    for entry in container.get("env") or []:
+        key = str(entry.get("name"))
+        if "value" in entry or "valueFrom" not in entry:
+            env[key] = str(entry.get("value", ""))
+            continue
+        value_from = entry["valueFrom"]
+        ref = value_from.get("configMapKeyRef") or value_from.get("secretKeyRef")
+        if ref is None:
+            field_ref = (value_from.get("fieldRef") or {}).get("fieldPath")
+            if field_ref in ("metadata.name", "metadata.namespace"):
+                env[key] = pod if field_ref == "metadata.name" else namespace
+                if field_ref == "metadata.name":
+                    pod_name_env.add(key)
+            else:
+                problems.append(
+                    f"{where}: env {key} valueFrom {sorted(value_from)} is not supported by the docker target"
+                )
+            continue
+        is_secret = "secretKeyRef" in value_from
+        data = (secrets_ if is_secret else config_maps).get((namespace, ref.get("name")))
+        if data is None or ref.get("key") not in data:
+            if not ref.get("optional"):
+                kind = "Secret" if is_secret else "ConfigMap"
+                config_error = config_error or (
+                    f'{kind.lower()} "{ref.get("name")}" not found'
+                    if data is None
+                    else f"couldn't find key {ref.get('key')} in {kind} {namespace}/{ref.get('name')}"
+                )
+            continue
+        env[key] = data[ref["key"]]
+        if is_secret:
+            secret_env.add(key)
+    command = list(container.get("command") or [])
+    args = list(container.get("args") or [])
+    mounts: list[tuple[str, str, str]] = []
+    empty_dirs: list[tuple[str, str]] = []
+    for mount in container.get("volumeMounts") or []:
+        volume = volumes.get(mount.get("name"))
+        if volume is None:
+            problems.append(f"{where}: volumeMount {mount.get('name')!r} names no supported volume")
+        elif volume[0] == "emptyDir":
+            empty_dirs.append((str(mount.get("name")), str(mount["mountPath"])))
+        else:
+            mounts.append((volume[1], str(mount["mountPath"]), "ro"))
+    named = {
+        str(p["name"]): int(p["containerPort"])
+        for p in container.get("ports") or []
+        if "name" in p and "containerPort" in p
+    }
+    probes: dict[str, dict[str, Any] | None] = {}
+    for kind in PROBE_KINDS:
+        probe = container.get(kind)
+        probes[kind] = None
+        if probe is None:
+            continue
+        if not {"httpGet", "tcpSocket", "exec"} & set(probe):
+            problems.append(f"{where}: {kind} {sorted(probe)} is not supported by the docker target")
+            continue
+        resolved = _with_named_port(probe, named)
+        port = (probe_action(resolved) or {}).get("port", 0)
+        if port is None:
+            problems.append(
+                f"{where}: {kind} names port {probe_action(probe)['port']!r}, which it does not declare"
+            )
+        probes[kind] = resolved
+    plan = ContainerPlan(
+        pod=pod,
+        namespace=namespace,
+        workload=workload,
+        name=name,
+        image=str(container.get("image", "")),
+        init=init,
+        entrypoint=command[0] if command else None,
+        command=(command[1:] + args) if command else args,
+        env=env,
+        workdir=container.get("workingDir"),
+        ports=[int(p["containerPort"]) for p in container.get("ports") or [] if "containerPort" in p],
+        aliases=aliases,
+        mounts=mounts,
+        volumes=empty_dirs,
+        readiness=probes["readinessProbe"],
+        liveness=probes["livenessProbe"],
+        startup=probes["startupProbe"],
+        named_ports=named,
+        spec=copy.deepcopy(container),
+        config_error=config_error,
+        secret_env=secret_env,
+        pod_name_env=pod_name_env,
+    )
+    return plan, problems
+
+
+def _with_named_port(probe: dict[str, Any], named: dict[str, int]) -> dict[str, Any]:
+    probe = copy.deepcopy(probe)
+    for action in ("httpGet", "tcpSocket"):
+        port = (probe.get(action) or {}).get("port")
+        if isinstance(port, str):
+            probe[action]["port"] = int(port) if port.isdigit() else named.get(port)
+    return probe
+
+
+def _volumes(
+    volumes: list[dict[str, Any]],
+    namespace: str,
+    config_maps: dict,
+    secrets_: dict,
+    where: str,
+    workdir: Path,
+) -> tuple[dict[str, tuple[str, str]], list[str]]:
+    found: dict[str, tuple[str, str]] = {}
+    problems: list[str] = []
+    for volume in volumes:
+        name = str(volume.get("name"))
+        if "emptyDir" in volume:
+            found[name] = ("emptyDir", "")
+        elif "configMap" in volume or "secret" in volume:
+            is_secret = "secret" in volume
+            ref = volume["secret"].get("secretName") if is_secret else volume["configMap"].get("name")
+            data = (secrets_ if is_secret else config_maps).get((namespace, ref))
+            if data is None:
+                problems.append(
+                    f"{where}: volume {name!r} refers to {'Secret' if is_secret else 'ConfigMap'} "
+                    f"{ref!r}, which the manifests do not define"
+                )
+                continue
+            folder = workdir / namespace / f"{'secret' if is_secret else 'configmap'}-{ref}"
+            folder.mkdir(parents=True, exist_ok=True)
+            for key, value in data.items():
+                (folder / key).write_text(value)
+            found[name] = ("files", str(folder.resolve()))
+        else:
+            kinds = sorted(set(volume) - {"name"})
+            problems.append(
+                f"{where}: volume {name!r} of type {kinds} is not supported by the docker target "
+                "(emptyDir, configMap and secret are)"
+            )
+    return found, problems
+
+
+def _service_problems(service: ManifestObject, members: list[PodPlan]) -> list[str]:
+    """What a Service asks that network aliases cannot give: aliases do not map ports, so the
+    port must be the container's port, given as a number or as the name of a container port."""
+    problems = []
+    where = f"Service/{service.name} ({service.source})"
+    spec = service.doc.get("spec") or {}
+    if spec.get("type") not in (None, "ClusterIP"):
+        problems.append(
+            f"{where}: type {spec.get('type')} is not supported by the docker target (ClusterIP is)"
+        )
+    for port in spec.get("ports") or []:
+        target = port.get("targetPort", port.get("port"))
+        if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
+            if int(target) != port.get("port"):
+                problems.append(
+                    f"{where}: port {port.get('port')} -> targetPort {target}: the docker target needs "
+                    "port == targetPort (network aliases do not map ports)"
+                )
+            continue
+        resolved = {
+            number
+            for pod in members
+            for container in pod.containers
+            if (number := container.named_ports.get(str(target))) is not None
+        }
+        if members and not resolved:
+            problems.append(f"{where}: targetPort {target!r} names no container port of the pods it selects")
+        elif resolved - {port.get("port")}:
+            problems.append(
+                f"{where}: port {port.get('port')} -> targetPort {target!r} ({', '.join(map(str, sorted(resolved)))}): "
+                "the docker target needs port == targetPort (network aliases do not map ports)"
+            )
+    return problems
+
+
+def _selects(service: ManifestObject, labels: dict[str, str]) -> bool:
+    selector = (service.doc.get("spec") or {}).get("selector") or {}
+    return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
+
+
+def _string_data(doc: dict[str, Any], secret: bool) -> dict[str, str]:
+    data = {str(k): str(v) for k, v in (doc.get("stringData") or {}).items()}
+    for key, value in (doc.get("data") or {}).items():
+        data[str(key)] = base64.b64decode(str(value)).decode() if secret else str(value)
+    return data
