@@ -84,9 +84,10 @@ spec:
           imagePullPolicy: IfNotPresent
           command: ["sleep", "3600"]
           readinessProbe:
-            exec: {{command: ["sh", "-c", "wget -qO- http://web:8080/index.html | grep -q configmap"]}}
+            exec: {{command: {client_probe}}}
             periodSeconds: 1
 """
+CLIENT_PROBE = '["sh", "-c", "wget -qO- http://web:8080/index.html | grep -q configmap"]'
 
 HTTPD = '["httpd", "-f", "-p", "8080", "-h", "/www"]'
 HTTP_PROBE = "httpGet: {path: /index.html, port: http}"
@@ -104,6 +105,7 @@ def stack(repo: Repo, ns: str, busybox_image: str, *, timeout: float = 30, **cha
         "web_command": HTTPD,
         "probe": HTTP_PROBE,
         "secret_key": "TOKEN",
+        "client_probe": CLIENT_PROBE,
         **changes,
     }
     repo.write("app/Dockerfile", f"FROM {busybox_image}\nRUN mkdir /www\n")
@@ -181,7 +183,14 @@ def test_a_manifest_image_that_does_not_exist_is_image_pull_error(repo, docker, 
 
 
 def test_a_container_that_exits_is_crashloop_with_code_and_log(repo, docker, busybox_image, reporter, ns):
-    stack(repo, ns, busybox_image, web_command='["sh", "-c", "echo dying now; exit 1"]')
+    # nothing else waits on it (the client does not probe it here): it cannot be converging
+    stack(
+        repo,
+        ns,
+        busybox_image,
+        web_command='["sh", "-c", "echo dying now; exit 1"]',
+        client_probe='["true"]',
+    )
     assert chain(repo, docker, reporter, "cluster", "deploy") == 1
     error = repo.error()
     assert error["code"] == "CONTAINER_CRASHLOOP"
@@ -264,3 +273,104 @@ def test_auto_chooses_docker_when_kind_is_missing_and_says_why(
     assert record["target"] == "docker"
     assert record["stages"]["cluster"]["outputs"]["target_reason"] == "auto: kind is not on PATH"
     assert "target docker (auto: kind is not on PATH)" in reporter.console.file.getvalue()
+
+
+def test_a_crash_while_what_it_waits_on_is_not_ready_converges_until_its_budget_is_spent(
+    repo, docker, busybox_image, reporter, ns
+):
+    # the client's probe needs web, web keeps crashing: nothing tells "waiting on" from "broken"
+    # but the restart budget, here 1 by annotation (the kubelet's first restart is at once, the
+    # second after its 10 s back-off)
+    stack(repo, ns, busybox_image, web_command='["sh", "-c", "echo dying now; exit 1"]')
+    manifest = repo.root / "k8s" / "app.yaml"
+    manifest.write_text(
+        manifest.read_text().replace(
+            "metadata: {labels: {app: web}}",
+            "metadata: {labels: {app: web}, annotations: {stagegate.dev/restart-budget: '1'}}",
+        )
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "CONTAINER_CRASHLOOP", error
+    assert "restart budget of 1 is spent" in error["message"]
+    assert error["subject"]["restarts"] == 2 and "dying now" in error["log_excerpt"]
+
+
+RACE = """\
+apiVersion: v1
+kind: Namespace
+metadata: {{name: race}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: database, namespace: race}}
+spec:
+  selector: {{matchLabels: {{app: database}}}}
+  template:
+    metadata: {{labels: {{app: database}}}}
+    spec:
+      containers:
+        - name: db
+          image: {image}
+          imagePullPolicy: IfNotPresent
+          command: ["sh", "-c", "sleep {delay}; echo up > /www/index.html; exec httpd -f -p 5432 -h /www"]
+          ports: [{{containerPort: 5432}}]
+          readinessProbe: {{tcpSocket: {{port: 5432}}, periodSeconds: 1}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: database, namespace: race}}
+spec: {{selector: {{app: database}}, ports: [{{port: 5432}}]}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api, namespace: race}}
+spec:
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec:
+      containers:
+        - name: api
+          image: {image}
+          imagePullPolicy: IfNotPresent
+          command: ["sh", "-c", "{script}"]
+          ports: [{{containerPort: 8080}}]
+          readinessProbe: {{tcpSocket: {{port: 8080}}, periodSeconds: 1}}
+"""
+DATABASE_DELAY = 4  # seconds until the database answers
+CONVERGING_API = (
+    "wget -qO- http://database:5432/index.html || { echo database not up yet; exit 1; }; "
+    "echo api > /www/index.html; exec httpd -f -p 8080 -h /www"
+)
+BROKEN_API = "wget -qO- http://database:5432/index.html && echo connected; echo bad settings; exit 1"
+
+
+def race_stack(repo: Repo, ns: str, busybox_image: str, script: str) -> None:
+    stack(repo, ns, busybox_image, timeout=60)
+    repo.write("k8s/app.yaml", RACE.format(image=f"{ns}/app", delay=DATABASE_DELAY, script=script))
+
+
+def test_startup_race_that_converges_passes_without_waiting_out_the_back_off(
+    repo, docker, busybox_image, reporter, ns
+):
+    race_stack(repo, ns, busybox_image, CONVERGING_API)
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 0, reporter.console.file.getvalue()
+    readiness = repo.run_record()["stages"]["deploy"]["outputs"]["readiness"]
+    assert readiness["restarted"] and readiness["restarted"][0].startswith("api-")
+    # the kubelet's back-off alone would restart the api 10 s after its second crash
+    assert DATABASE_DELAY <= readiness["ready_after_s"] < 10, readiness
+    assert "restarted pod api-" in " ".join(reporter.console.file.getvalue().split())
+
+
+def test_startup_race_that_still_crashes_once_the_database_answers_is_fatal_at_once(
+    repo, docker, busybox_image, reporter, ns
+):
+    race_stack(repo, ns, busybox_image, BROKEN_API)
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "CONTAINER_CRASHLOOP", error
+    assert error["subject"]["container"] == "api" and error["subject"]["exit_code"] == 1
+    assert "crashed again after everything it could be waiting for was ready" in error["message"]
+    assert "connected" in error["log_excerpt"] and "bad settings" in error["log_excerpt"]
+    assert DATABASE_DELAY <= error["subject"]["detected_after_s"] < DATABASE_DELAY + 5, error

@@ -25,7 +25,7 @@ from tasks.ledger import write_json_atomic
 from tasks.manifests import ManifestObject
 from tasks.readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
 from tasks.retry import retry_transient
-from tasks.targets import ImageToLoad, endpoint_env, namespaces
+from tasks.targets import ImageToLoad, endpoint_env, namespaces, provided_config
 from tasks.targets.docker.controllers import (
     JobController,
     JobRun,
@@ -70,6 +70,7 @@ class DockerTarget:
     _workloads: list[WorkloadPlan] = field(default_factory=list, init=False)
     _jobs: dict[str, JobRun] = field(default_factory=dict, init=False)
     _progress: dict[str, Progress] = field(default_factory=dict, init=False)
+    _config: dict[tuple[str, str, str], frozenset[str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
         self.events = EventRecorder(self.clock)
@@ -137,6 +138,7 @@ class DockerTarget:
         if not self.docker.network.exists(self.network):
             self.docker.network.create(self.network, labels=self.labels)
         self._pods, self._workloads, self._jobs, self._progress = [], [], {}, {}
+        self._config = provided_config(objects)
         self.events.clear()
         for plan in plans:
             assert plan.owner is not None
@@ -183,7 +185,7 @@ class DockerTarget:
                 workloads.append(deployment_json(plan, mine, progress, self.clock.monotonic(), now))
             else:
                 workloads.append(statefulset_json(plan, mine))
-        return Snapshot(workloads, pods, self.events.to_json())
+        return Snapshot(workloads, pods, self.events.to_json(), self._config)
 
     def restart_now(self, namespace: str, pod: str) -> bool:
         """Restart ``pod``'s containers that wait out a crash back-off now (their back-off
