@@ -4,6 +4,10 @@ The input hash of an image covers the files Docker would send as its build conte
 (``.dockerignore`` honoured, with Docker's own matching rules), the Dockerfile, the build
 args, and the image IDs of everything it is built ``FROM`` (configured images and external
 base images). Same inputs, same hash, same tag: the build is skipped.
+
+stagegate's artifacts dir and nox's ``.nox`` are never inputs (:func:`never_inputs`). A
+:class:`ContextHasher` walks each context once per stage and remembers file digests across
+runs in a stat cache, so that an unchanged context costs one directory walk.
 """
 
 from __future__ import annotations
