@@ -46,10 +46,13 @@ def run(
     argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True
 ) -> int:
     completed = subprocess.run(
-        argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     if check and completed.returncode != 0:
-        raise SystemExit(f"benchmark step failed ({completed.returncode}): {' '.join(map(str, argv))}")
+        stderr = completed.stderr.decode(errors="replace").strip()[-500:]
+        raise SystemExit(
+            f"benchmark step failed ({completed.returncode}): {' '.join(map(str, argv))}\n{stderr}"
+        )
     return completed.returncode
 
 

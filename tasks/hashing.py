@@ -217,7 +217,7 @@ class ContextHasher:
         ignore_path = context / ".dockerignore"
         try:
             ignore_text = ignore_path.read_text()
-        except (FileNotFoundError, NotADirectoryError):
+        except OSError:  # none (or not a file): no rules, as for Docker
             ignore_text = ""
         key = (os.fspath(context), ignore_text, tuple(sorted(excluded)))
         with self._lock:
