@@ -486,7 +486,11 @@ RACY_WAIT_S = 2.5  # a little more than tasks.hashing.RACY_MARGIN_NS
 
 def check_nox(project: Path, *args: str, env: dict[str, str] | None = None) -> None:
     if nox(project, *args, env=env) != 0:
-        raise SystemExit(f"benchmark step failed: nox {' '.join(args)} in {project}")
+        error_file = Path((env or {}).get("STAGEGATE_ARTIFACTS", project / ".stagegate")) / "error.json"
+        error = json.loads(error_file.read_text()) if error_file.is_file() else {}
+        raise SystemExit(
+            f"benchmark step failed: nox {' '.join(args)}: {error.get('code')}: {error.get('message')}"
+        )
 
 
 def remove_dangling(label_filter: str) -> None:
