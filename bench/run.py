@@ -1,9 +1,9 @@
 """stagegate's benchmarks: each figure side by side with a baseline measured in the same run
 on the same machine, reported as a ratio (absolute times here are noisy; ratios are not).
 
-    nox -s bench                 # all five, 3 repetitions each
+    nox -s bench                 # all seven, 3 repetitions each
     nox -s bench -- --repeat 5   # more repetitions
-    nox -s bench -- --only noop  # one benchmark (the other figures of results.json are kept)
+    nox -s bench -- --only noop  # one benchmark (the others' figures in results.json stay)
 
 Writes bench/results.json (machine, date, median and spread of every figure) and prints a
 table. Needs a running Docker engine and the static busybox (Debian's busybox-static); the
@@ -46,10 +46,13 @@ def run(
     argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True
 ) -> int:
     completed = subprocess.run(
-        argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     if check and completed.returncode != 0:
-        raise SystemExit(f"benchmark step failed ({completed.returncode}): {' '.join(map(str, argv))}")
+        stderr = completed.stderr.decode(errors="replace").strip()[-500:]
+        raise SystemExit(
+            f"benchmark step failed ({completed.returncode}): {' '.join(map(str, argv))}\n{stderr}"
+        )
     return completed.returncode
 
 
@@ -349,6 +352,158 @@ def overhead(repeat: int) -> dict:
     }
 
 
+SCALE_IMAGES = 12
+SCALE_DIRS, SCALE_FILES, SCALE_FILE_BYTES = 12, 256, 16 * 1024  # 48 MiB of random bytes
+SCALE_LABEL = "dev.stagegate.bench=scale"
+
+
+def scale_project() -> tuple[Path, list[str]]:
+    """A repository whose 12 images all build from its root (``context = "."``): 3,072 files
+    of random bytes (48 MiB) in ``data/``, each image copying its own Dockerfile's folder and
+    one slice of the data. No .dockerignore: stagegate's artifacts dir is in the context."""
+    base = busybox_image()
+    root = project({})
+    names = [f"scale-{i:02d}" for i in range(SCALE_IMAGES)]
+    for d in range(SCALE_DIRS):
+        folder = root / "data" / f"d{d:02d}"
+        folder.mkdir(parents=True)
+        for f in range(SCALE_FILES):
+            (folder / f"f{f:04d}.bin").write_bytes(os.urandom(SCALE_FILE_BYTES))
+    tables = []
+    for index, name in enumerate(names):
+        folder = root / "images" / name
+        folder.mkdir(parents=True)
+        (folder / "Dockerfile").write_text(
+            f"FROM {base}\nCOPY images/{name}/ /etc/image/\nCOPY data/d{index % SCALE_DIRS:02d}/ /data/\n"
+        )
+        tables.append(
+            f'[[tool.stagegate.images]]\nname = "bench/{name}"\ncontext = "."\n'
+            f'dockerfile = "images/{name}/Dockerfile"\n'
+        )
+    (root / "pyproject.toml").write_text("[tool.stagegate]\n" + "\n".join(tables))
+    return root, names
+
+
+def scale(repeat: int) -> dict:
+    """12 images sharing one 48 MiB repository-root context: cold build, no-op build and
+    verify, each against `docker build` of the same 12 images (one after another)."""
+    root, names = scale_project()
+    env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
+    size = sum(p.stat().st_size for p in root.rglob("*") if p.is_file())
+    plain = [
+        [
+            "docker",
+            "build",
+            "-q",
+            "--label",
+            SCALE_LABEL,
+            "-t",
+            f"bench/{n}",
+            "-f",
+            f"images/{n}/Dockerfile",
+            ".",
+        ]
+        for n in names
+    ]
+
+    def docker_builds() -> None:
+        for argv in plain:
+            run(argv, cwd=root)
+
+    def stage_duration(stage: str) -> float:
+        record = json.loads((root / ".stagegate" / "run.json").read_text())
+        return record["stages"][stage]["duration_s"]
+
+    def bust() -> None:
+        for name in names:
+            (root / "images" / name / "token").write_text(secrets.token_hex(8))
+
+    # Files written a moment before a build are hashed again by the next one (the stat cache
+    # trusts only files changed safely before it was filled): let the generated tree age.
+    time.sleep(RACY_WAIT_S)
+    cold, cold_docker, noop, noop_stage, noop_docker, verify, verify_stage = [], [], [], [], [], [], []
+    try:
+        for _ in range(repeat):
+            bust()
+            shutil.rmtree(root / ".stagegate", ignore_errors=True)  # no stat cache either
+            cold.append(timed(lambda: check_nox(root, "-s", "build", env=env)))
+            bust()
+            cold_docker.append(timed(docker_builds))
+            bust()
+            check_nox(root, "-s", "build", env=env)  # this content built once: the state of a no-op
+            time.sleep(RACY_WAIT_S)  # …and the tokens as old as the rest of the tree
+            check_nox(root, "-s", "build", env=env)
+            noop.append(timed(lambda: check_nox(root, "-s", "build", env=env)))
+            noop_stage.append(stage_duration("build"))
+            statuses = {
+                e["status"]
+                for e in json.loads((root / ".stagegate" / "run.json").read_text())["stages"]["build"][
+                    "outputs"
+                ]["images"].values()
+            }
+            assert statuses == {"up to date"}, statuses
+            verify.append(timed(lambda: check_nox(root, "-s", "verify", "--no-dependencies", env=env)))
+            verify_stage.append(stage_duration("verify"))
+            docker_builds()  # warm
+            noop_docker.append(timed(docker_builds))
+    finally:
+        cleanup_project(root)
+        for name in names:
+            remove_dangling(f"label=dev.stagegate.image=bench/{name}")
+        remove_dangling(f"label={SCALE_LABEL}")
+    warm = summary(noop_docker)
+    return {
+        "what": (
+            f"{SCALE_IMAGES} images sharing one repository-root context of {SCALE_DIRS * SCALE_FILES} files, "
+            f"{size / 1e6:.0f} MB (no .dockerignore); legacy builder, {os.cpu_count()} cores"
+        ),
+        "stagegate": summary(noop),
+        "baselines": {f"docker build of the {SCALE_IMAGES} images one after another, warm cache": warm},
+        "figures": {
+            "cold build": {
+                "stagegate": summary(cold),
+                "baseline": summary(cold_docker),
+                "baseline is": f"docker build of the {SCALE_IMAGES} images one after another, new content",
+            },
+            "no-op build": {
+                "stagegate": summary(noop),
+                "stagegate build stage alone": summary(noop_stage),
+                "baseline": warm,
+                "stagegate / baseline": round(statistics.median(noop) / warm["median_s"], 4),
+            },
+            "verify": {
+                "stagegate": summary(verify),
+                "stagegate verify stage alone": summary(verify_stage),
+                "baseline": warm,
+                "stagegate / baseline": round(statistics.median(verify) / warm["median_s"], 4),
+            },
+        },
+    }
+
+
+RACY_WAIT_S = 2.5  # a little more than tasks.hashing.RACY_MARGIN_NS
+
+
+def check_nox(project: Path, *args: str, env: dict[str, str] | None = None) -> None:
+    if nox(project, *args, env=env) != 0:
+        error_file = Path((env or {}).get("STAGEGATE_ARTIFACTS", project / ".stagegate")) / "error.json"
+        error = json.loads(error_file.read_text()) if error_file.is_file() else {}
+        raise SystemExit(
+            f"benchmark step failed: nox {' '.join(args)}: {error.get('code')}: {error.get('message')}"
+        )
+
+
+def remove_dangling(label_filter: str) -> None:
+    """Untagged leftovers of rebuilt images, only those carrying ``label_filter``."""
+    listed = subprocess.run(
+        ["docker", "image", "ls", "-q", "--filter", "dangling=true", "--filter", label_filter],
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    if listed:
+        run(["docker", "image", "rm", "-f", *sorted(set(listed))], check=False)
+
+
 def cleanup_project(root: Path) -> None:
     listed = subprocess.run(
         ["docker", "image", "ls", "--filter", "reference=bench/*", "-q"], capture_output=True, text=True
@@ -499,6 +654,7 @@ BENCHMARKS = {
     "parallel": parallel_build,
     "overhead": overhead,
     "startup_race": startup_race,
+    "scale": scale,
 }
 
 
@@ -510,6 +666,10 @@ def table(results: dict) -> str:
         for label, baseline in result["baselines"].items():
             ratio = baseline["median_s"] / ours if ours else float("inf")
             lines.append(f"{name:<16} {ours:>9.2f}s  {baseline['median_s']:>9.2f}s  {ratio:>6.2f}×  {label}")
+        for figure, entry in result.get("figures", {}).items():
+            ours, theirs = entry["stagegate"]["median_s"], entry["baseline"]["median_s"]
+            ratio = theirs / ours if ours else float("inf")
+            lines.append(f"  {figure:<14} {ours:>9.2f}s  {theirs:>9.2f}s  {ratio:>6.2f}×")
     return "\n".join(lines)
 
 
@@ -529,11 +689,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
     options = parser.parse_args(argv)
     results = {}
-    if options.only and options.output.exists():  # --only refreshes those figures, keeps the rest
+    if options.only and options.output.is_file():  # --only: keep the other benchmarks' figures
         results = json.loads(options.output.read_text()).get("results", {})
     for name in options.only or BENCHMARKS:
         print(f"running {name} ({options.repeat}×) …", flush=True)
-        results[name] = BENCHMARKS[name](options.repeat)
+        results[name] = {
+            **BENCHMARKS[name](options.repeat),
+            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
     document = {
         "machine": {
             "platform": platform.platform(),
@@ -548,7 +711,7 @@ def main(argv: list[str]) -> int:
         "results": results,
     }
     options.output.write_text(json.dumps(document, indent=2) + "\n")
-    print(table(results))
+    print(table({name: results[name] for name in options.only or BENCHMARKS}))
     print(f"\nwritten to {options.output}")
     return 0
 

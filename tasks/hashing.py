@@ -4,17 +4,29 @@ The input hash of an image covers the files Docker would send as its build conte
 (``.dockerignore`` honoured, with Docker's own matching rules), the Dockerfile, the build
 args, and the image IDs of everything it is built ``FROM`` (configured images and external
 base images). Same inputs, same hash, same tag: the build is skipped.
+
+stagegate's artifacts dir and nox's ``.nox`` are never inputs (:func:`never_inputs`). A
+:class:`ContextHasher` walks each context once per stage and remembers file digests across
+runs in a stat cache, so that an unchanged context costs one directory walk.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import logging
 import os
 import re
 import stat
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from tasks.ledger import write_text_atomic
+
+log = logging.getLogger(__name__)
 
 HASH_VERSION = "1"  # bump when what goes into the hash changes
 
@@ -59,8 +71,16 @@ class DockerIgnore:
     def has_exclusions(self) -> bool:
         return any(p.exclusion for p in self.patterns)
 
-    def excluded(self, relpath: str) -> bool:
-        """Whether ``relpath`` (slash-separated, relative to the context) is left out."""
+    def excluded(self, relpath: str, *, parents_checked: bool = False) -> bool:
+        """Whether ``relpath`` (slash-separated, relative to the context) is left out.
+
+        ``parents_checked``: the directories above it are known not to be excluded and there
+        are no ``!`` patterns, so only the path itself needs matching (a walk's fast path).
+        """
+        if not self.patterns:
+            return False
+        if parents_checked and not self.has_exclusions:
+            return any(pattern.regex.match(relpath) for pattern in self.patterns)
         parents = _parents(relpath)
         result = False
         for pattern in self.patterns:
@@ -69,45 +89,255 @@ class DockerIgnore:
         return result
 
 
-def context_files(context: Path) -> Iterator[str]:
-    """Relative paths of the files and symlinks Docker would send, sorted."""
-    ignore = DockerIgnore.for_context(context)
+def never_inputs(context: Path, paths: Iterable[Path]) -> tuple[str, ...]:
+    """Those of ``paths`` that lie inside ``context``, relative to it (``.stagegate``, ``.nox``).
+
+    stagegate's own artifacts dir and nox's environments change during every run: they are
+    never inputs of an image, whatever ``.dockerignore`` says.
+    """
+    found = []
+    for path in paths:
+        try:
+            relpath = path.relative_to(context).as_posix()
+        except ValueError:
+            continue
+        if relpath != ".":
+            found.append(relpath)
+    return tuple(sorted(found))
+
+
+def context_files(context: Path, excluded: Iterable[str] = ()) -> Iterator[str]:
+    """Relative paths of the files and symlinks Docker would send, sorted; ``excluded``
+    (context-relative paths, see :func:`never_inputs`) left out with everything below them."""
+    return iter(relpath for relpath, _ in walk_context(context, DockerIgnore.for_context(context), excluded))
+
+
+def walk_context(
+    context: Path, ignore: DockerIgnore, excluded: Iterable[str] = ()
+) -> list[tuple[str, os.stat_result]]:
+    """One walk of ``context``: every entry Docker would send but a directory, with its
+    ``lstat``, sorted by path. Symlinks (to directories too) are entries, never followed."""
+    never = frozenset(excluded)
+    # Without "!" patterns nothing below an excluded directory can come back: prune it, and
+    # below a directory that was not pruned only the path itself needs matching.
     prune = not ignore.has_exclusions
-    found: list[str] = []
-    for directory, dirnames, filenames in os.walk(context):
-        base = Path(directory).relative_to(context).as_posix()
-        prefix = "" if base == "." else base + "/"
-        if prune:
-            dirnames[:] = [d for d in dirnames if not ignore.excluded(prefix + d)]
-        for name in filenames:
-            relpath = prefix + name
-            if not ignore.excluded(relpath):
-                found.append(relpath)
-        # symlinks to directories are sent as links, not followed
-        for name in list(dirnames):
-            if (Path(directory) / name).is_symlink():
-                dirnames.remove(name)
-                if not ignore.excluded(prefix + name):
-                    found.append(prefix + name)
-    return iter(sorted(found))
+    found: list[tuple[str, os.stat_result]] = []
+    pending = [("", os.fspath(context))]
+    while pending:
+        prefix, directory = pending.pop()
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                relpath = prefix + entry.name
+                if relpath in never:
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    if not (prune and ignore.excluded(relpath, parents_checked=True)):
+                        pending.append((relpath + "/", entry.path))
+                elif not ignore.excluded(relpath, parents_checked=prune):
+                    found.append((relpath, entry.stat(follow_symlinks=False)))
+    found.sort(key=lambda item: item[0])
+    return found
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: Path, info: os.stat_result | None = None) -> str:
     """Digest of one context entry: content and executable bit; a symlink by its target.
 
     Other mode bits are left out on purpose: they follow the umask of each checkout, while
     git itself records only the executable bit.
     """
-    info = path.lstat()
+    info = info or path.lstat()
     digest = hashlib.sha256()
     if stat.S_ISLNK(info.st_mode):
         digest.update(b"link:" + os.readlink(path).encode())
+    elif not stat.S_ISREG(info.st_mode):  # a socket or fifo: never opened (it could block)
+        digest.update(b"special:" + oct(stat.S_IFMT(info.st_mode)).encode())
     else:
         digest.update(b"x" if info.st_mode & 0o111 else b"-")
         with path.open("rb") as stream:
             for chunk in iter(lambda: stream.read(1 << 20), b""):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+# -- hashing once per stage, remembered across runs ------------------------------------------
+
+CACHE_VERSION = 1
+CACHE_FILE = "hash-cache.json"
+# A file changed within this long before hashing began may change again without its stat
+# changing (timestamps are only as fine as the filesystem's clock tick: a jiffy on ext4,
+# 1-2 s elsewhere): its cached digest is never trusted (git's "racy clean" problem).
+RACY_MARGIN_NS = 2_000_000_000
+
+
+def _signature(info: os.stat_result) -> tuple[int, ...]:
+    """What must be unchanged for a cached digest to stand: ctime moves on every write,
+    chmod, rename and utime, and no program can set it back."""
+    return (info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev, info.st_mode)
+
+
+@dataclass(frozen=True)
+class _CachedDigest:
+    signature: tuple[int, ...]
+    digest: str
+
+
+class ContextHasher:
+    """File digests of build contexts for one stage.
+
+    Each distinct (context, ``.dockerignore``, never-inputs) is walked once and shared by
+    every image that uses it (safe from several build threads). A file's digest is reused
+    from the stat cache (``hash-cache.json`` in the artifacts dir) when its size, mtime,
+    ctime, inode, device and mode are unchanged *and* it was last changed safely before the
+    hashing that produced the entry began; otherwise it is read again. :meth:`save` writes
+    the cache atomically; a missing, corrupt or foreign cache is ignored.
+    """
+
+    def __init__(
+        self,
+        cache_path: Path | None,
+        *,
+        now_ns: Callable[[], int] | None = None,
+        lstat: Callable[[Path], os.stat_result] | None = None,
+    ) -> None:
+        """``now_ns``: the wall clock (default: ours or the cache filesystem's, the earlier);
+        ``lstat``: how a file's stat is read for the cache (tests: a coarse-clock filesystem)."""
+        self.cache_path = cache_path
+        self._lstat = lstat
+        self._lock = threading.Lock()
+        self._walks: dict[tuple[str, str, tuple[str, ...]], _Walk] = {}
+        self._started_ns = now_ns() if now_ns is not None else min(time.time_ns(), self._filesystem_now_ns())
+        self._cached = self._load()
+        self._fresh: dict[str, _CachedDigest] = {}
+        self._walked: set[str] = set()
+        self.stats = {"walks": 0, "hashed": 0, "from_cache": 0}
+
+    # -- reading -------------------------------------------------------------------------
+    def files(self, context: Path, excluded: Iterable[str] = ()) -> dict[str, str]:
+        """Context-relative path -> digest of every entry Docker would send, less ``excluded``."""
+        ignore_path = context / ".dockerignore"
+        try:
+            ignore_text = ignore_path.read_text()
+        except OSError:  # none (or not a file): no rules, as for Docker
+            ignore_text = ""
+        key = (os.fspath(context), ignore_text, tuple(sorted(excluded)))
+        with self._lock:
+            walk = self._walks.setdefault(key, _Walk())
+        with walk.lock:  # the first image of a context walks it, the others wait for that
+            if walk.files is None:
+                walk.files = self._digests(context, DockerIgnore(ignore_text.splitlines()), key[2])
+        return dict(walk.files)
+
+    def digest(self, path: Path) -> str:
+        """The digest of one file (a Dockerfile), through the cache too."""
+        info = path.lstat()
+        return self._digest_of(path, info)
+
+    def _digests(self, context: Path, ignore: DockerIgnore, excluded: tuple[str, ...]) -> dict[str, str]:
+        entries = walk_context(context, ignore, excluded)
+        with self._lock:
+            self.stats["walks"] += 1
+            self._walked.add(os.fspath(context))
+        return {relpath: self._digest_of(context / relpath, info) for relpath, info in entries}
+
+    def _digest_of(self, path: Path, info: os.stat_result) -> str:
+        if self._lstat is not None:
+            info = self._lstat(path)
+        key = os.fspath(path)
+        signature = _signature(info)
+        cached = self._cached.get(key)
+        if (
+            cached is not None
+            and cached.signature == signature
+            and max(info.st_mtime_ns, info.st_ctime_ns) < self._valid_before_ns
+        ):
+            with self._lock:
+                self.stats["from_cache"] += 1
+                self._fresh[key] = cached
+            return cached.digest
+        digest = file_digest(path, info)
+        with self._lock:
+            self.stats["hashed"] += 1
+            self._fresh[key] = _CachedDigest(signature, digest)
+        return digest
+
+    @property
+    def _valid_before_ns(self) -> int:
+        return self._cached_started_ns - RACY_MARGIN_NS
+
+    # -- the cache file ------------------------------------------------------------------
+    def _filesystem_now_ns(self) -> int:
+        """The clock of the filesystem the cache lives on (it may not be ours: NFS)."""
+        if self.cache_path is None:
+            return time.time_ns()
+        probe = self.cache_path.with_name(f".{self.cache_path.name}.clock")
+        try:
+            probe.parent.mkdir(parents=True, exist_ok=True)
+            probe.touch()
+            return probe.stat().st_mtime_ns
+        except OSError:
+            return time.time_ns()
+
+    def _load(self) -> dict[str, _CachedDigest]:
+        """The entries of the cache file, with the time the hashing behind them began."""
+        self._cached_started_ns = 0
+        if self.cache_path is None:
+            return {}
+        try:
+            document = json.loads(self.cache_path.read_text())
+            if document.get("version") != f"{CACHE_VERSION}/{HASH_VERSION}":
+                return {}
+            started = document["started_ns"]
+            entries = {
+                path: _CachedDigest(tuple(int(n) for n in entry[:-1]), str(entry[-1]))
+                for path, entry in document["entries"].items()
+                if isinstance(entry, list) and len(entry) == 7
+            }
+            if not isinstance(started, int):
+                return {}
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+            log.debug("hash cache %s ignored: %s", self.cache_path, exc)
+            return {}
+        self._cached_started_ns = started
+        return entries
+
+    def save(self) -> None:
+        """Write what this stage hashed or confirmed, plus the entries of contexts it did not
+        walk; nothing when nothing changed. Errors are logged, never raised: the cache only
+        saves time."""
+        if self.cache_path is None:
+            return
+        with self._lock:
+            walked = tuple(w.rstrip("/") + "/" for w in self._walked)
+            # Carried over: entries of contexts not walked now that were trusted when written
+            # (a racy entry is judged by its own run's start, which the file does not keep).
+            kept = {
+                path: entry
+                for path, entry in self._cached.items()
+                if path not in self._fresh
+                and not path.startswith(walked)
+                and max(entry.signature[1], entry.signature[2]) < self._valid_before_ns
+            }
+            entries = {**kept, **self._fresh}
+            unchanged = self.stats["hashed"] == 0 and entries.keys() == self._cached.keys()
+        if unchanged:
+            return
+        document = {
+            "version": f"{CACHE_VERSION}/{HASH_VERSION}",
+            # entries hashed now are judged against this run's start; entries carried over
+            # were older than an earlier start, hence older than this one too
+            "started_ns": self._started_ns,
+            "entries": {path: [*e.signature, e.digest] for path, e in sorted(entries.items())},
+        }
+        try:
+            write_text_atomic(self.cache_path, json.dumps(document, separators=(",", ":")))
+        except OSError as exc:
+            log.warning("could not write the hash cache %s: %s", self.cache_path, exc)
+
+
+@dataclass
+class _Walk:
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    files: dict[str, str] | None = None
 
 
 @dataclass(frozen=True)
@@ -183,13 +413,17 @@ def collect_inputs(
     dockerfile: Path,
     build_args: Mapping[str, str],
     base_image_ids: Mapping[str, str],
+    *,
+    excluded: Iterable[str] = (),
+    hasher: ContextHasher | None = None,
 ) -> Inputs:
-    """Read the inputs of one image from disk."""
+    """Read the inputs of one image from disk (through ``hasher``, shared by a stage)."""
+    hasher = hasher or ContextHasher(None)
     return Inputs(
-        dockerfile=file_digest(dockerfile),
+        dockerfile=hasher.digest(dockerfile),
         build_args=dict(build_args),
         bases=dict(base_image_ids),
-        files={relpath: file_digest(context / relpath) for relpath in context_files(context)},
+        files=hasher.files(context, excluded),
     )
 
 
@@ -198,9 +432,14 @@ def input_hash(
     dockerfile: Path,
     build_args: Mapping[str, str],
     base_image_ids: Mapping[str, str],
+    *,
+    excluded: Iterable[str] = (),
+    hasher: ContextHasher | None = None,
 ) -> str:
     """The input hash of one image (hex sha256)."""
-    return collect_inputs(context, dockerfile, build_args, base_image_ids).digest()
+    return collect_inputs(
+        context, dockerfile, build_args, base_image_ids, excluded=excluded, hasher=hasher
+    ).digest()
 
 
 def _parents(relpath: str) -> list[str]:

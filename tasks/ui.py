@@ -121,6 +121,10 @@ class Reporter:
     def info(self, message: str) -> None:
         self.console.print(f"  {message}")
 
+    def warning(self, message: str) -> None:
+        """Something to fix that does not stop the run."""
+        self.console.print(f"  ! warning: {message}", style="yellow", markup=False)
+
     def workflow_command(self, line: str) -> None:
         """A CI workflow command (``::error …``): plain, on stdout, where the runner reads it."""
         print(line, flush=True)

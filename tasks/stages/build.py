@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
@@ -88,6 +89,7 @@ def run(ctx: StageContext) -> None:
         "build", f"{len(names)} image(s), {builder.name} builder, up to {ctx.options.max_parallel} at a time"
     )
     progress = ctx.reporter.build_progress(names)
+    hasher = context_hasher(ctx.config)
     images = ImageBuilds(
         config=ctx.config,
         docker=ctx.docker,
@@ -98,15 +100,20 @@ def run(ctx: StageContext) -> None:
         inputs_dir=ctx.artifacts / "inputs",
         clock=ctx.clock.monotonic,
         sleep=ctx.clock.sleep,
+        hasher=hasher,
     )
     ctx.outputs["images"] = {}
-    with progress.shown():
-        results = images.build_all(
-            names,
-            keep_going=ctx.options.keep_going,
-            max_parallel=ctx.options.max_parallel,
-            on_result=lambda result: ctx.outputs["images"].__setitem__(result.name, result.to_json()),
-        )
+    try:
+        with progress.shown():
+            results = images.build_all(
+                names,
+                keep_going=ctx.options.keep_going,
+                max_parallel=ctx.options.max_parallel,
+                on_result=lambda result: ctx.outputs["images"].__setitem__(result.name, result.to_json()),
+            )
+    finally:
+        hasher.save()  # what was hashed stays valid whatever the builds did
+    ctx.outputs["hashing"] = dict(hasher.stats)
     ctx.outputs["images"] = {name: results[name].to_json() for name in names}  # config order
     failures = [r.error for r in results.values() if r.error is not None]
     if failures:
@@ -138,7 +145,10 @@ class ImageBuilds:
     inputs_dir: Path
     clock: Callable[[], float]
     sleep: Callable[[float], None] = time.sleep
+    hasher: hashing.ContextHasher = field(default_factory=lambda: hashing.ContextHasher(None))
     _epoch: float = field(default=0.0, init=False)
+    _base_ids: dict[str, str] = field(default_factory=dict, init=False)
+    _base_ids_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def build_all(
         self,
@@ -233,7 +243,9 @@ class ImageBuilds:
         built = {
             name: BuiltImage(result.ref or "", result.image_id or "") for name, result in dependencies.items()
         }
-        build_args, inputs = image_inputs(spec, built, self._local_id)
+        build_args, inputs = image_inputs(
+            spec, built, self._local_id, hasher=self.hasher, never=never_inputs(self.config)
+        )
         digest = inputs.digest()
         ref = f"{spec.name}:{TAG_PREFIX}{digest[:16]}"
         latest = f"{spec.name}:latest"
@@ -270,7 +282,12 @@ class ImageBuilds:
         return retry_transient(call, sleep=self.sleep)
 
     def _local_id(self, ref: str) -> str:
-        return local_image_id(self.docker, ref, sleep=self.sleep)
+        """An external base's image ID, looked up once per stage (twelve images on one base
+        cost one ``docker image inspect``)."""
+        with self._base_ids_lock:
+            if ref not in self._base_ids:
+                self._base_ids[ref] = local_image_id(self.docker, ref, sleep=self.sleep)
+            return self._base_ids[ref]
 
     def _existing(self, ref: str, digest: str) -> str | None:
         """The ID of ``ref`` when it exists and was built from these very inputs."""
@@ -291,14 +308,32 @@ class BuiltImage:
     input_hash: str = ""
 
 
+def never_inputs(config: Config) -> tuple[Path, ...]:
+    """stagegate's artifacts dir and nox's environments: written during every run, so never
+    inputs of an image, even in a repository-root context whose ``.dockerignore`` does not
+    exclude them (preflight warns that Docker still sends them then)."""
+    return (config.artifacts, config.root / ".nox")
+
+
+def context_hasher(config: Config) -> hashing.ContextHasher:
+    """The hasher of one stage: contexts walked once, digests remembered in the artifacts dir."""
+    return hashing.ContextHasher(config.artifacts / hashing.CACHE_FILE)
+
+
 def image_inputs(
-    spec: ImageSpec, dependencies: Mapping[str, BuiltImage], local_id: Callable[[str], str]
+    spec: ImageSpec,
+    dependencies: Mapping[str, BuiltImage],
+    local_id: Callable[[str], str],
+    *,
+    hasher: hashing.ContextHasher,
+    never: tuple[Path, ...] = (),
 ) -> tuple[dict[str, str], hashing.Inputs]:
     """The build args and the inputs of ``spec``, given its built dependencies.
 
     Build args whose value names a configured dependency get its exact built reference
     (``ARG BASE=example/base`` + ``FROM ${BASE}`` builds on the very image of this run); the
     image IDs of everything it builds on are inputs too (``local_id`` looks up external ones).
+    ``never`` (see :func:`never_inputs`) is left out of the context's files.
     """
     build_args = dict(spec.build_args)
     for name, value in spec.parsed.global_args(spec.build_args).items():
@@ -312,7 +347,14 @@ def image_inputs(
             bases[ref.ref] = dependency.image_id if dependency else local_id(ref.ref)
     for name, dependency in dependencies.items():  # depends_on without a FROM line
         bases.setdefault(f"depends_on:{name}", dependency.image_id)
-    return build_args, hashing.collect_inputs(spec.context, spec.dockerfile, build_args, bases)
+    return build_args, hashing.collect_inputs(
+        spec.context,
+        spec.dockerfile,
+        build_args,
+        bases,
+        excluded=hashing.never_inputs(spec.context, never),
+        hasher=hasher,
+    )
 
 
 def local_image_id(docker: DockerClient, ref: str, *, sleep: Callable[[float], None] = time.sleep) -> str:

@@ -1,6 +1,7 @@
 """preflight: can this run succeed at all? Daemon, builder, base images — in seconds.
 
-The same checks back ``doctor``, which prints them all and never fails.
+The same checks back ``doctor``, which prints them all and never fails. Some checks only
+warn (a build context that would send stagegate's artifacts dir to Docker): the run goes on.
 """
 
 from __future__ import annotations
@@ -8,8 +9,9 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from python_on_whales import DockerClient
@@ -19,8 +21,10 @@ from tasks import manifests
 from tasks.builder import BuildxBuilder, LegacyBuilder
 from tasks.config import Config
 from tasks.errors import Code, CommandEvidence, StagegateError
+from tasks.hashing import DockerIgnore, never_inputs
 from tasks.retry import retry_transient
 from tasks.stages import StageContext
+from tasks.stages.build import never_inputs as never_input_paths
 
 DAEMON_TIMEOUT_S = 10.0
 REGISTRY_TIMEOUT_S = 20.0
@@ -36,6 +40,7 @@ class Check:
     ok: bool
     detail: str
     error: StagegateError | None = None
+    warning: bool = False  # ok, but worth fixing: printed as a warning, never fails the run
 
 
 def run(ctx: StageContext) -> None:
@@ -44,7 +49,13 @@ def run(ctx: StageContext) -> None:
         ctx.config, ctx.docker, ctx.config.select(list(ctx.options.only)), ctx.env, ctx.outputs
     )
     for check in checks:
-        ctx.reporter.info(("✓ " if check.ok else "✗ ") + f"{check.name}: {check.detail}")
+        if check.warning:
+            ctx.reporter.warning(f"{check.name}: {check.detail}")
+        else:
+            ctx.reporter.info(("✓ " if check.ok else "✗ ") + f"{check.name}: {check.detail}")
+    warnings = [f"{check.name}: {check.detail}" for check in checks if check.warning]
+    if warnings:
+        ctx.outputs["warnings"] = warnings
     errors = [check.error for check in checks if check.error is not None]
     if errors:
         first = errors[0]
@@ -69,7 +80,62 @@ def environment_checks(
         *check_tools(config),
         *check_base_images(config, docker, images, outputs),
         *check_manifest_references(config),
+        *check_build_contexts(config, images),
     ]
+
+
+def check_build_contexts(config: Config, images: list[str]) -> list[Check]:
+    """Warn, once per build context, when Docker would send stagegate's artifacts dir or
+    nox's environments with it (a repository-root context whose ``.dockerignore`` does not
+    exclude them). They are never part of the input hash; Docker still uploads them on every
+    build and ``COPY . .`` copies them, which breaks its layer cache."""
+    contexts: dict[Path, list[str]] = {}
+    for name in images:
+        contexts.setdefault(config.images[name].context, []).append(name)
+    checks = []
+    for context, names in contexts.items():
+        ignore = DockerIgnore.for_context(context)
+        sent = [
+            relpath
+            for relpath in never_inputs(context, never_input_paths(config))
+            if _docker_sends(context, relpath, ignore)
+        ]
+        if not sent:
+            continue
+        dockerignore = config.relpath(context / ".dockerignore")
+        which = ", ".join(names) if len(names) <= 3 else f"{', '.join(names[:3])} and {len(names) - 3} more"
+        dirs = " and ".join(f"{relpath}/" for relpath in sent)
+        lines = "".join(f"\n      {relpath}" for relpath in sent)
+        checks.append(
+            Check(
+                f"build context {config.relpath(context)}/ of {which}",
+                True,
+                f"Docker would send {dirs} with it (stagegate leaves {'them' if len(sent) > 1 else 'it'} "
+                f"out of the image hash); add these lines at the end of {dockerignore}:{lines}",
+                warning=True,
+            )
+        )
+    return checks
+
+
+def _docker_sends(context: Path, relpath: str, ignore: DockerIgnore) -> bool:
+    """Whether anything at or below ``relpath`` would go into the build context."""
+    top = context / relpath
+    if not os.path.lexists(top):
+        return False
+    if ignore.excluded(relpath) and not ignore.has_exclusions:
+        return False  # pruned whole, as Docker does
+    if top.is_symlink() or not top.is_dir():
+        return not ignore.excluded(relpath)
+    return any(not ignore.excluded(path) for path in _files_below(top, relpath))
+
+
+def _files_below(top: Path, relpath: str) -> Iterable[str]:
+    for directory, _, filenames in os.walk(top):
+        base = Path(directory).relative_to(top).as_posix()
+        prefix = relpath if base == "." else f"{relpath}/{base}"
+        for name in filenames:
+            yield f"{prefix}/{name}"
 
 
 def check_manifest_references(config: Config) -> list[Check]:

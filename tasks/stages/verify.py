@@ -18,7 +18,7 @@ from typing import Any
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from tasks import manifests, runner
+from tasks import hashing, manifests, runner
 from tasks.builder import log_excerpt
 from tasks.clock import Clock
 from tasks.config import Config, ImageSpec
@@ -26,7 +26,15 @@ from tasks.errors import Code, CommandEvidence, StagegateError
 from tasks.ledger import write_text_atomic
 from tasks.retry import retry_transient
 from tasks.stages import StageContext
-from tasks.stages.build import OK, BuiltImage, image_inputs, load_inputs, local_image_id
+from tasks.stages.build import (
+    OK,
+    BuiltImage,
+    context_hasher,
+    image_inputs,
+    load_inputs,
+    local_image_id,
+    never_inputs,
+)
 
 LABEL_PURPOSE = "dev.stagegate.purpose"
 LABEL_RUN = "dev.stagegate.run"
@@ -58,15 +66,32 @@ def run(ctx: StageContext) -> None:
             )
 
     present: list[str] = []
-    for name in names:
-        found = check_image(
-            ctx.config, ctx.docker, ctx.config.images[name], built, platform, ctx.artifacts, ctx.clock
-        )
-        ctx.outputs["images"][name] = {"checks": found.passed, "failed": [str(e.code) for e in found.errors]}
-        failures += found.errors
-        if found.present:
-            present.append(name)
-        _report(ctx, name, found.passed, found.errors)
+    hasher = context_hasher(ctx.config)  # each context walked once, digests remembered
+    base_ids: dict[str, str] = {}
+    try:
+        for name in names:
+            found = check_image(
+                ctx.config,
+                ctx.docker,
+                ctx.config.images[name],
+                built,
+                platform,
+                ctx.artifacts,
+                ctx.clock,
+                hasher=hasher,
+                base_ids=base_ids,
+            )
+            ctx.outputs["images"][name] = {
+                "checks": found.passed,
+                "failed": [str(e.code) for e in found.errors],
+            }
+            failures += found.errors
+            if found.present:
+                present.append(name)
+            _report(ctx, name, found.passed, found.errors)
+    finally:
+        hasher.save()
+    ctx.outputs["hashing"] = dict(hasher.stats)
 
     smoke_targets = [ctx.config.images[n] for n in present if ctx.config.images[n].smoke]
     for spec, error, output in run_smoke_tests(
@@ -104,8 +129,15 @@ def check_image(
     platform: str,
     artifacts: Path,
     clock: Clock,
+    *,
+    hasher: hashing.ContextHasher | None = None,
+    base_ids: dict[str, str] | None = None,
 ) -> ImageCheck:
-    """Present with the recorded ID, of the target platform, and built from today's sources."""
+    """Present with the recorded ID, of the target platform, and built from today's sources.
+
+    ``hasher`` and ``base_ids`` are shared by the images of one stage: each context is walked
+    once, each external base looked up once.
+    """
     entry = built.get(spec.name)
     if entry is None:
         error = StagegateError(
@@ -148,7 +180,16 @@ def check_image(
     else:
         passed.append("platform")
 
-    stale = _staleness(config, docker, spec, built, artifacts, clock)
+    stale = _staleness(
+        config,
+        docker,
+        spec,
+        built,
+        artifacts,
+        clock,
+        hasher or context_hasher(config),
+        {} if base_ids is None else base_ids,
+    )
     if stale is not None:
         errors.append(stale)
     else:
@@ -163,9 +204,17 @@ def _staleness(
     built: dict[str, BuiltImage],
     artifacts: Path,
     clock: Clock,
+    hasher: hashing.ContextHasher,
+    base_ids: dict[str, str],
 ) -> StagegateError | None:
     dependencies = {d: built[d] for d in spec.depends_on if d in built}
-    _, now = image_inputs(spec, dependencies, lambda ref: local_image_id(docker, ref, sleep=clock.sleep))
+
+    def local_id(ref: str) -> str:
+        if ref not in base_ids:
+            base_ids[ref] = local_image_id(docker, ref, sleep=clock.sleep)
+        return base_ids[ref]
+
+    _, now = image_inputs(spec, dependencies, local_id, hasher=hasher, never=never_inputs(config))
     recorded = built[spec.name]
     if now.digest() == recorded.input_hash:
         return None

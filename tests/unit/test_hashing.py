@@ -2,13 +2,28 @@
 
 from __future__ import annotations
 
+import concurrent.futures
+import json
 import os
+import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from tasks.hashing import DockerIgnore, context_files, file_digest, input_hash
+from tasks.hashing import (
+    CACHE_FILE,
+    CACHE_VERSION,
+    HASH_VERSION,
+    ContextHasher,
+    DockerIgnore,
+    context_files,
+    file_digest,
+    input_hash,
+    never_inputs,
+    walk_context,
+)
 
 
 def write(root: Path, files: dict[str, str]) -> None:
@@ -276,3 +291,329 @@ def test_only_a_hash_in_the_first_column_starts_a_comment() -> None:
     ignore = DockerIgnore(["  # x"])
     assert ignore.excluded("# x")
     assert not ignore.excluded("x")
+
+
+# -- never inputs: the artifacts dir and nox's environments ----------------------------------
+
+
+def test_never_inputs_are_the_paths_inside_the_context(tmp_path: Path) -> None:
+    root = tmp_path
+    paths = [root / ".stagegate", root / ".nox", tmp_path.parent / "elsewhere"]
+
+    assert never_inputs(root, paths) == (".nox", ".stagegate")
+    assert never_inputs(root / "sub", paths) == ()
+    assert never_inputs(root, [root / "build" / "sg"]) == ("build/sg",)
+    assert never_inputs(root, [root]) == ()
+
+
+def test_never_inputs_stay_out_whatever_dockerignore_says(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        {
+            "Dockerfile": "FROM x\n",
+            ".stagegate/run.json": "{}",
+            ".stagegate/logs/build/a.log": "",
+            ".nox/tests/bin/python": "",
+            "build/sg/run.json": "",
+            "keep/.stagegate": "not the artifacts dir",
+            ".dockerignore": "!.stagegate/run.json\n",
+        },
+    )
+
+    files = list(context_files(tmp_path, (".stagegate", ".nox", "build/sg")))
+
+    assert files == [".dockerignore", "Dockerfile", "keep/.stagegate"]
+
+
+# -- the walk's fast path matches Docker's rules ---------------------------------------------
+
+TREE = [
+    "a/b/c.txt",
+    "a/b/c.log",
+    "a/x.log",
+    "docs/README.md",
+    "docs/deep/more.md",
+    "node_modules/p/index.js",
+    "src/app.py",
+    "src/x.pyc",
+    "top.log",
+]
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        ["*.log"],
+        ["**/*.log", "node_modules"],
+        ["a/*", "docs/**/*.md"],
+        ["a", "!a/b/c.txt"],
+        ["**/*.md", "!docs/README.md", "src/*.pyc"],
+        ["*", "!src"],
+    ],
+)
+def test_the_walk_lists_exactly_what_the_rules_keep(tmp_path: Path, patterns: list[str]) -> None:
+    write(tmp_path, dict.fromkeys(TREE, ""))
+    ignore = DockerIgnore(patterns)
+
+    walked = [relpath for relpath, _ in walk_context(tmp_path, ignore)]
+
+    assert walked == sorted(p for p in TREE if not ignore.excluded(p))
+
+
+# -- ContextHasher: one walk per context and stage ------------------------------------------
+
+
+def test_each_context_is_walked_once_per_stage_even_from_many_threads(tmp_path: Path) -> None:
+    write(tmp_path / "ctx", {f"f{i}.txt": str(i) for i in range(50)})
+    hasher = ContextHasher(None)
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: hasher.files(tmp_path / "ctx"), range(16)))
+
+    assert hasher.stats["walks"] == 1
+    assert all(result == results[0] for result in results)
+    assert len(results[0]) == 50
+
+
+def test_other_ignore_rules_or_never_inputs_are_another_walk(tmp_path: Path) -> None:
+    write(tmp_path / "ctx", {"a.txt": "a", "b.log": "b"})
+    hasher = ContextHasher(None)
+
+    assert set(hasher.files(tmp_path / "ctx")) == {"a.txt", "b.log"}
+    assert set(hasher.files(tmp_path / "ctx", ("b.log",))) == {"a.txt"}
+    (tmp_path / "ctx" / ".dockerignore").write_text("*.log\n")
+    assert set(hasher.files(tmp_path / "ctx")) == {".dockerignore", "a.txt"}
+    assert hasher.stats["walks"] == 3
+
+
+# -- ContextHasher: the stat cache across runs -----------------------------------------------
+
+LATER_NS = 10_000_000_000  # hashing that began 10 s after the files were written
+
+
+def later() -> int:
+    return time.time_ns() + LATER_NS
+
+
+class Run:
+    """Consecutive stages hashing one context through the cache in ``tmp_path``."""
+
+    def __init__(self, tmp_path: Path) -> None:
+        self.context = tmp_path / "ctx"
+        self.cache = tmp_path / "artifacts" / CACHE_FILE
+        write(self.context, {"a.txt": "aaaa", "b.txt": "bbbb", "sub/c.txt": "cccc", "dir/d.txt": "d"})
+        (self.context / "link").symlink_to("a.txt")
+
+    def files(self, **hasher_options: object) -> tuple[dict[str, str], ContextHasher]:
+        hasher = ContextHasher(self.cache, **{"now_ns": later, **hasher_options})  # type: ignore[arg-type]
+        files = hasher.files(self.context)
+        hasher.save()
+        return files, hasher
+
+    def truth(self) -> dict[str, str]:
+        """What a hasher without any cache sees."""
+        return ContextHasher(None).files(self.context)
+
+
+def _same_size_same_mtime(path: Path, text: str) -> None:
+    info = path.stat()
+    path.write_text(text)
+    assert path.stat().st_size == info.st_size
+    os.utime(path, ns=(info.st_atime_ns, info.st_mtime_ns))  # as rsync -t, tar or cp -p leave it
+
+
+def _replace_link(path: Path, target: str) -> None:
+    path.unlink()
+    path.symlink_to(target)
+
+
+def _file_to_dir(path: Path) -> None:
+    path.unlink()
+    path.mkdir()
+    (path / "inner.txt").write_text("aaaa")
+
+
+def _dir_to_file(path: Path) -> None:
+    shutil.rmtree(path)
+    path.write_text("d")
+
+
+CACHE_CHANGES: dict[str, Callable[[Path], object]] = {
+    "content, same size, mtime restored": lambda c: _same_size_same_mtime(c / "a.txt", "AAAA"),
+    "renamed": lambda c: (c / "b.txt").rename(c / "renamed.txt"),
+    "renamed over another file": lambda c: (c / "b.txt").replace(c / "a.txt"),
+    "executable bit": lambda c: (c / "a.txt").chmod(0o755),
+    "symlink target": lambda c: _replace_link(c / "link", "b.txt"),
+    "file replaced by a directory": lambda c: _file_to_dir(c / "a.txt"),
+    "directory replaced by a file": lambda c: _dir_to_file(c / "dir"),
+    "deleted": lambda c: (c / "sub" / "c.txt").unlink(),
+    "new file": lambda c: (c / "sub" / "new.txt").write_text(""),
+}
+
+
+@pytest.mark.parametrize("change", CACHE_CHANGES)
+def test_a_change_is_always_seen_through_the_cache(tmp_path: Path, change: str) -> None:
+    run = Run(tmp_path)
+    before, _ = run.files()
+    _, warm = run.files()
+    assert warm.stats["hashed"] == 0  # the cache is really in use before the change
+
+    CACHE_CHANGES[change](run.context)
+    after, _ = run.files()
+
+    assert after == run.truth()
+    assert after != before
+
+
+def test_an_unchanged_context_costs_one_walk_and_no_reads(tmp_path: Path) -> None:
+    run = Run(tmp_path)
+    first, cold = run.files()
+    assert cold.stats == {"walks": 1, "hashed": 5, "from_cache": 0}
+    mtime = run.cache.stat().st_mtime_ns
+
+    second, warm = run.files()
+
+    assert second == first
+    assert warm.stats == {"walks": 1, "hashed": 0, "from_cache": 5}
+    assert run.cache.stat().st_mtime_ns == mtime  # nothing new: not rewritten
+
+
+class CoarseClock:
+    """A filesystem whose timestamps are one tick long: a rewrite within the tick leaves the
+    stat exactly as it was (size, mtime, ctime, inode, mode)."""
+
+    def __init__(self) -> None:
+        self.frozen: dict[Path, os.stat_result] = {}
+
+    def lstat(self, path: Path) -> os.stat_result:
+        return self.frozen.setdefault(path, path.lstat())
+
+
+def test_a_file_changed_just_before_hashing_is_not_trusted_from_the_cache(tmp_path: Path) -> None:
+    """The racy-git case: same stat, new content, hashed in the tick of the change."""
+    run = Run(tmp_path)
+    coarse = CoarseClock()
+    written = (run.context / "a.txt").stat().st_ctime_ns
+    run.files(now_ns=lambda: written, lstat=coarse.lstat)  # hashing began in the same tick
+
+    (run.context / "a.txt").write_text("AAAA")  # same size; on this filesystem, same stat
+    after, hasher = run.files(now_ns=later, lstat=coarse.lstat)
+
+    assert after == run.truth()
+    assert hasher.stats["hashed"] == 5  # nothing was trusted
+
+
+def test_a_file_changed_safely_before_hashing_is_trusted(tmp_path: Path) -> None:
+    """The other side of the racy check, so that the test above can fail: with the same
+    identical stat, an entry written long after the change is believed."""
+    run = Run(tmp_path)
+    coarse = CoarseClock()
+    before, _ = run.files(now_ns=later, lstat=coarse.lstat)
+
+    (run.context / "a.txt").write_text("AAAA")
+    after, _ = run.files(now_ns=later, lstat=coarse.lstat)
+
+    assert after["a.txt"] == before["a.txt"] != run.truth()["a.txt"]
+
+
+def test_a_racy_entry_is_not_carried_over_by_a_stage_that_did_not_walk_its_context(
+    tmp_path: Path,
+) -> None:
+    run = Run(tmp_path)
+    write(tmp_path / "other", {"x.txt": "x"})
+    coarse = CoarseClock()
+    written = (run.context / "a.txt").stat().st_ctime_ns
+    run.files(now_ns=lambda: written, lstat=coarse.lstat)  # racy entries of ctx
+    other = ContextHasher(run.cache, now_ns=later)
+    other.files(tmp_path / "other")  # a stage (--only) that walks another context
+    other.save()
+
+    (run.context / "a.txt").write_text("AAAA")
+    after, _ = run.files(now_ns=later, lstat=coarse.lstat)
+
+    assert after == run.truth()
+
+
+def test_entries_of_contexts_not_walked_are_kept(tmp_path: Path) -> None:
+    run = Run(tmp_path)
+    write(tmp_path / "other", {"x.txt": "x"})
+    run.files()
+    other = ContextHasher(run.cache, now_ns=later)
+    other.files(tmp_path / "other")
+    other.save()
+
+    _, warm = run.files()
+
+    assert warm.stats["hashed"] == 0
+
+
+def _cache_with_digest(run: Run, version: str, digest: str) -> None:
+    """A cache file whose entry for a.txt matches its stat but carries ``digest``."""
+    info = (run.context / "a.txt").lstat()
+    signature = [info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino, info.st_dev, info.st_mode]
+    run.cache.parent.mkdir(parents=True, exist_ok=True)
+    run.cache.write_text(
+        json.dumps(
+            {
+                "version": version,
+                "started_ns": later(),
+                "entries": {os.fspath(run.context / "a.txt"): [*signature, digest]},
+            }
+        )
+    )
+
+
+def test_the_cache_file_is_what_it_seems(tmp_path: Path) -> None:
+    """The format the next two tests forge: a matching entry is used as it stands."""
+    run = Run(tmp_path)
+    _cache_with_digest(run, f"{CACHE_VERSION}/{HASH_VERSION}", "f" * 64)
+
+    files, _ = run.files()
+
+    assert files["a.txt"] == "f" * 64
+
+
+@pytest.mark.parametrize("version", ["999/1", f"{CACHE_VERSION}/999", None])
+def test_a_cache_of_another_version_is_ignored(tmp_path: Path, version: str | None) -> None:
+    run = Run(tmp_path)
+    _cache_with_digest(run, version, "f" * 64)  # type: ignore[arg-type]
+
+    files, _ = run.files()
+
+    assert files == run.truth()
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["", "{not json", "[]", '{"version": "1/1"}', '{"version": "1/1", "started_ns": "x", "entries": {}}'],
+)
+def test_a_corrupt_cache_is_ignored_and_replaced(tmp_path: Path, content: str) -> None:
+    run = Run(tmp_path)
+    run.cache.parent.mkdir(parents=True)
+    run.cache.write_text(content)
+
+    files, _ = run.files()
+    _, warm = run.files()
+
+    assert files == run.truth()
+    assert warm.stats["hashed"] == 0  # rewritten, and good again
+
+
+def test_a_cache_that_cannot_be_written_is_not_fatal(tmp_path: Path) -> None:
+    (tmp_path / "artifacts").write_text("a file where the artifacts dir should be")
+    run = Run(tmp_path)
+
+    files, _ = run.files()
+
+    assert files == run.truth()
+
+
+def test_the_cache_is_written_whole_and_leaves_no_temporary_file(tmp_path: Path) -> None:
+    """(The write itself is tasks.ledger.write_text_atomic, tested in test_ledger.py.)"""
+    run = Run(tmp_path)
+    run.files()
+    (run.context / "a.txt").write_text("changed")
+    run.files()
+
+    assert json.loads(run.cache.read_text())["version"] == f"{CACHE_VERSION}/{HASH_VERSION}"
+    assert [p.name for p in run.cache.parent.iterdir()] == [CACHE_FILE]
