@@ -10,7 +10,8 @@ Where things are:
 - :mod:`tasks.stages`      one module per stage: preflight, build, verify, cluster, deploy, e2e
 - :mod:`tasks.targets`     where images run: the ``Target`` interface, ``kind`` and ``docker``
 - :mod:`tasks.targets.docker` the docker target: translator, a small kubelet, the Job controller
-- :mod:`tasks.readiness`   the deploy readiness policy over pod/workload JSON, and its waiter
+- :mod:`tasks.readiness`   is it ready, can it still be: rules per kind, pod states, the waiter,
+                          and ``python -m tasks.readiness`` to explain a verdict from kubectl JSON
 - :mod:`tasks.manifests`   render (kustomize or YAML), walk container images, rewrite to built tags
 - :mod:`tasks.builder`     buildx and legacy builders behind one interface; build-failure parsing
 - :mod:`tasks.dockerfile`  instructions, line numbers and ``FROM`` images of a Dockerfile
