@@ -3,6 +3,7 @@ failing within one poll of a fatal pod state, with diagnostics."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -44,6 +45,9 @@ def run(ctx: StageContext) -> None:
         raise
 
 
+_PROBE_COUNT = re.compile(r" \(\d+×\)")
+
+
 def _progress_printer(ctx: StageContext, heartbeat: float) -> Callable[[Assessment, float], None]:
     """What is not ready yet: printed when it changes, and at least every ``heartbeat``
     seconds while nothing changes (a CI log never sits silent for minutes)."""
@@ -53,8 +57,10 @@ def _progress_printer(ctx: StageContext, heartbeat: float) -> Callable[[Assessme
     def progress(assessment: Assessment, elapsed: float) -> None:
         for note in assessment.notes:
             ctx.reporter.info(f"↻ {elapsed:5.1f}s {note}")
-        if assessment.not_ready != last or (assessment.not_ready and elapsed - printed_at[0] >= heartbeat):
-            last[:] = assessment.not_ready
+        # a probe's failure count grows every period: that alone is no news
+        state = [_PROBE_COUNT.sub("", line) for line in assessment.not_ready]
+        if state != last or (assessment.not_ready and elapsed - printed_at[0] >= heartbeat):
+            last[:] = state
             printed_at[0] = elapsed
             for line in assessment.not_ready:
                 ctx.reporter.info(f"… {elapsed:5.1f}s {line}")
