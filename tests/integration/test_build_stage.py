@@ -225,3 +225,22 @@ def test_a_failing_build_with_colour_codes_still_reports_the_failed_case(
     annotations = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::error")]
     assert len(annotations) == 1 and annotations[0].startswith("::error file=app/Dockerfile,line=2,")
     assert "BUILD_FAILED" in summary.read_text() and "\x1b" not in summary.read_text()
+
+
+def test_a_failed_run_leaves_no_intermediate_container(repo, docker, busybox_image, reporter, ns) -> None:
+    # The RUN step's container is made from the image of the LABEL step: it carries the label.
+    token = secrets.token_hex(6)
+    repo.write(
+        "app/Dockerfile",
+        f"FROM {busybox_image}\nARG SECRET_ARG\nLABEL sgtest.leak={token}\nRUN echo $SECRET_ARG; exit 3\n",
+    )
+    repo.config(image_table(ns, ("app", "app")) + 'build_args = { SECRET_ARG = "s3cr3t" }\n')
+    leftovers = [("label", f"sgtest.leak={token}")]
+    assert docker.container.list(all=True, filters=leftovers) == []
+    try:
+        assert pipeline(repo, docker=docker, reporter=reporter) == 1
+        assert repo.error()["subject"]["exit_code"] == 3  # the RUN step did run, in a container
+        assert docker.container.list(all=True, filters=leftovers) == []
+    finally:
+        for container in docker.container.list(all=True, filters=leftovers):
+            docker.container.remove(container, force=True)
