@@ -244,3 +244,6 @@ def test_a_failed_run_leaves_no_intermediate_container(repo, docker, busybox_ima
     finally:
         for container in docker.container.list(all=True, filters=leftovers):
             docker.container.remove(container, force=True)
+        cached = docker.image.list(filters=leftovers, all=True)  # the LABEL step's cache image
+        if cached:
+            docker.image.remove(cached, force=True)
