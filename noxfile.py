@@ -76,7 +76,14 @@ def e2e(session: nox.Session) -> None:
 @nox.session(python=False, default=False)
 def teardown(session: nox.Session) -> None:
     """Remove what stagegate created: its cluster, or what it applied to yours."""
-    if failure := cli.teardown(ROOT):
+    if failure := cli.teardown(ROOT, session.posargs):
+        session.error(failure)
+
+
+@nox.session(python=False, default=False)
+def prune(session: nox.Session) -> None:
+    """Remove stagegate's old sg- image tags, keeping the current run's and the newest: -- --keep N."""
+    if failure := cli.prune(ROOT, session.posargs):
         session.error(failure)
 
 

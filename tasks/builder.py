@@ -15,7 +15,12 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from python_on_whales import DockerClient
+from python_on_whales.client_config import Command
 from python_on_whales.exceptions import DockerException
+
+# python-on-whales' own runner (the one DockerClient uses: same evidence on failure);
+# ``legacy_build`` has no ``force_rm`` parameter, so the argv is built here.
+from python_on_whales.utils import run as _run_docker
 
 from tasks.dockerfile import Dockerfile
 from tasks.runner import last_line
@@ -70,16 +75,7 @@ class LegacyBuilder:
 
     def build(self, request: BuildRequest, log: TextIO) -> str:
         try:
-            # quiet=True is the mode in which python-on-whales captures the output of a
-            # failed build (the legacy builder then prints every step to stderr).
-            image = self.docker.legacy_build(
-                request.context,
-                file=request.dockerfile,
-                tags=request.tags,
-                build_args=dict(request.build_args),
-                labels=dict(request.labels),
-                quiet=True,
-            )
+            image_id = _run_docker(legacy_build_argv(self.docker, request)).splitlines()[-1].strip()
         except DockerException as exc:
             output = (exc.stdout or "") + (exc.stderr or "")
             log.write(
@@ -87,8 +83,23 @@ class LegacyBuilder:
             )
             raise BuildFailure([str(a) for a in exc.docker_command], exc.return_code, output) from None
         log.write(f"docker build (legacy builder) {request.context} -f {request.dockerfile}\n")
-        log.write(f"Successfully built {image.id}\ntags: {', '.join(request.tags)}\n")
-        return image.id
+        log.write(f"Successfully built {image_id}\ntags: {', '.join(request.tags)}\n")
+        return image_id
+
+
+def legacy_build_argv(docker: DockerClient, request: BuildRequest) -> Command:
+    """``docker build`` with the client's own connection flags, as ``legacy_build`` builds it,
+    plus ``--force-rm``: the intermediate container of a failed step (it holds the build args)
+    is removed too, not left behind. ``--quiet`` is the mode in which the output of a failed
+    build is captured (the legacy builder then prints every step to stderr)."""
+    argv = Command(docker.client_config.docker_cmd)
+    argv += ["build", "--quiet", "--force-rm"]
+    argv.add_args_mapping("--build-arg", dict(request.build_args))
+    argv.add_args_mapping("--label", dict(request.labels))
+    argv.add_simple_arg("--file", request.dockerfile)
+    argv.add_args_iterable_or_single("--tag", request.tags)
+    argv.append(request.context)
+    return argv
 
 
 @dataclass

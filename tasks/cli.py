@@ -9,11 +9,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
 
-from tasks import pipeline
+from tasks import pipeline, runner
 from tasks.config import artifacts_dir, load_config
-from tasks.errors import StagegateError
+from tasks.errors import Code, StagegateError
 from tasks.ledger import Ledger
+from tasks.options import parse_prune_options, parse_teardown_options
+from tasks.prune import prune_images
 from tasks.reports import RunReport, markdown_summary
 from tasks.stages.preflight import Check, environment_checks
 from tasks.targets import select_target
@@ -49,16 +52,21 @@ def e2e_requirements(root: Path) -> list[str]:
     return list(config.e2e.requirements) if config.e2e else []
 
 
-def teardown(root: Path) -> str | None:
-    """Remove what stagegate created on the run's target; the failure line, or None."""
+def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
+    """Remove what stagegate created on the run's target; the failure line, or None.
+
+    Takes the pipeline's options (nox hands ``nox -s e2e teardown -- …`` the same posargs):
+    ``--target`` chooses the target when run.json does not name one; unknown ones are refused.
+    """
     _quiet_libraries()
     console = make_console()
     try:
+        options = parse_teardown_options(posargs)
         config = load_config(root)
         ledger = Ledger(config.artifacts)
         record = ledger.read_run() or {}
         outputs = ((record.get("stages") or {}).get("cluster") or {}).get("outputs") or {}
-        name = outputs.get("target") or select_target(config.target)[0]
+        name = outputs.get("target") or select_target(options.target or config.target)[0]
         cluster = (outputs.get("cluster") or {}).get("cluster") or config.cluster.name
         target: KindTarget | DockerTarget
         if name == "docker":
@@ -74,6 +82,41 @@ def teardown(root: Path) -> str | None:
         console.print(f"[bold red]✗ {error.code}[/bold red]: {error.message}\n  hint: {error.hint}")
         return f"{error.code}: {error.message}"
     console.print(f"✓ teardown ({name} target, {outcome['cluster']}): removed {outcome['deleted']}")
+    return None
+
+
+def prune(root: Path, posargs: Sequence[str], *, docker: DockerClient | None = None) -> str | None:
+    """Remove stagegate's old ``sg-`` tags of the configured images (``--keep N``, ``--dry-run``);
+    the failure line, or None."""
+    _quiet_libraries()
+    console = make_console()
+    try:
+        options = parse_prune_options(posargs)
+        config = load_config(root)
+        run = Ledger(config.artifacts).read_run()
+        try:
+            result = prune_images(
+                docker or DockerClient(), list(config.images), run, keep=options.keep, dry_run=options.dry_run
+            )
+        except DockerException as exc:
+            raise StagegateError(
+                Code.DOCKER_UNAVAILABLE,
+                f"prune could not talk to the Docker engine: {runner.last_line(exc.stderr or '') or exc}",
+                "start the Docker engine (docker info must answer), then run nox -s prune again",
+            ) from None
+    except StagegateError as error:
+        console.print(f"[bold red]✗ {error.code}[/bold red]: {error.message}\n  hint: {error.hint}")
+        return f"{error.code}: {error.message}"
+    verb = "would remove" if result.dry_run else "removed"
+    for ref in result.removed:
+        console.print(f"  {verb} {ref}")
+    for ref, reason in sorted(result.kept.items()):
+        console.print(f"  kept {ref}: {reason}", style="dim")
+    freed = f"{result.freed_bytes / 1e6:.1f} MB" if result.freed_bytes else "nothing"
+    console.print(
+        f"✓ prune: {verb} {len(result.removed)} tag(s), kept {len(result.kept)}"
+        + ("" if result.dry_run else f"; {len(result.deleted_images)} image(s) deleted, freed {freed}")
+    )
     return None
 
 

@@ -77,6 +77,7 @@ class E2ESettings(_Strict):
     command: Annotated[list[str], Field(min_length=1)]
     requirements: list[str] = []
     timeout: Annotated[float, Field(gt=0)] = 1800.0
+    allow_no_tests: bool = False  # a run that executed no test (none, or all skipped) passes
 
 
 class Settings(_Strict):
@@ -129,6 +130,7 @@ class E2EConfig:
     command: tuple[str, ...]
     requirements: tuple[str, ...] = ()
     timeout: float = 1800.0
+    allow_no_tests: bool = False
 
 
 @dataclass(frozen=True)
@@ -241,7 +243,12 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ) -> Config:
         kind_config = _path_in_repo(root, settings.cluster.kind_config, key, must_exist=True, kind="file")
     e2e = None
     if settings.e2e is not None:
-        e2e = E2EConfig(tuple(settings.e2e.command), tuple(settings.e2e.requirements), settings.e2e.timeout)
+        e2e = E2EConfig(
+            tuple(settings.e2e.command),
+            tuple(settings.e2e.requirements),
+            settings.e2e.timeout,
+            settings.e2e.allow_no_tests,
+        )
     return Config(
         root=root,
         artifacts=artifacts,

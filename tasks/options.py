@@ -1,7 +1,9 @@
 """The one option set every pipeline session understands (``nox -s build -- --keep-going``).
 
 nox hands the same posargs to every prerequisite, so all pipeline sessions parse the same
-options; an unknown option is a ``CONFIG_INVALID`` error, never a silent no-op.
+options; an unknown option is a ``CONFIG_INVALID`` error, never a silent no-op. ``teardown``
+takes the same set (``nox -s e2e teardown -- --target docker`` hands both sessions the same
+posargs), ``prune`` its own (``--keep N``, ``--dry-run``).
 """
 
 from __future__ import annotations
@@ -33,18 +35,30 @@ class Options:
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, summary: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.summary = summary
+
     def error(self, message: str) -> NoReturn:
-        raise config_error("options", f"bad option: {message}", f"options are: {_SUMMARY}")
+        raise config_error("options", f"bad option: {message}", f"options are: {self.summary}")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(text)
+def _whole_number(text: str, minimum: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected a whole number ≥ {minimum}, got {text!r}")
     return value
 
 
-_parser = _Parser(prog="nox -s <stage> --", add_help=False, allow_abbrev=False)
+def _positive(text: str) -> int:
+    return _whole_number(text, 1)
+
+
+_SUMMARY = "--keep-going, --only IMAGE, --jobs N, --target auto|kind|docker, --keep-cluster, --recreate"
+_parser = _Parser(prog="nox -s <stage> --", add_help=False, allow_abbrev=False, summary=_SUMMARY)
 _parser.add_argument(
     "--keep-going", action="store_true", help="build everything that can be built; report all failures"
 )
@@ -74,8 +88,6 @@ _parser.add_argument(
 )
 _parser.add_argument("--recreate", action="store_true", help="delete and create the cluster again")
 
-_SUMMARY = "--keep-going, --only IMAGE, --jobs N, --target auto|kind|docker, --keep-cluster, --recreate"
-
 
 def parse_options(argv: Sequence[str]) -> Options:
     namespace, unknown = _parser.parse_known_args(list(argv))
@@ -101,3 +113,35 @@ def parse_options(argv: Sequence[str]) -> Options:
 
 def options_help() -> str:
     return _parser.format_help()
+
+
+def parse_teardown_options(argv: Sequence[str]) -> Options:
+    """teardown's options: the pipeline's set (``--target`` chooses the target when run.json
+    does not name one; the others have no effect there), anything else refused."""
+    return parse_options(argv)
+
+
+@dataclass(frozen=True)
+class PruneOptions:
+    keep: int = 3  # sg- tags kept per image besides the current run's, newest first
+    dry_run: bool = False
+
+
+_PRUNE_SUMMARY = "--keep N (sg- tags kept per image besides the current run's; default 3), --dry-run"
+_prune_parser = _Parser(prog="nox -s prune --", add_help=False, allow_abbrev=False, summary=_PRUNE_SUMMARY)
+_prune_parser.add_argument(
+    "--keep", type=lambda text: _whole_number(text, 0), default=PruneOptions.keep, metavar="N"
+)
+_prune_parser.add_argument("--dry-run", action="store_true")
+
+
+def parse_prune_options(argv: Sequence[str]) -> PruneOptions:
+    namespace, unknown = _prune_parser.parse_known_args(list(argv))
+    if unknown:
+        raise config_error(
+            "options",
+            f"unknown option {unknown[0]!r}",
+            f"prune understands {_PRUNE_SUMMARY}",
+            option=unknown[0],
+        )
+    return PruneOptions(keep=namespace.keep, dry_run=namespace.dry_run)

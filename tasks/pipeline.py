@@ -111,12 +111,17 @@ def publish_reports(stage: str, artifacts: Path, env: Mapping[str, str], reporte
     report = RunReport.load(artifacts)
     if report is None:
         return
+    # A report that cannot be written must not change the run's outcome, nor keep the others
+    # from being written: each is a warning on its own.
     try:
         write_junit(report)
+    except OSError as exc:
+        log.warning("could not write junit.xml (no stale one is left behind): %s", exc)
+    try:
         failed_here = report.error is not None and report.error.get("stage") == stage
         publish_to_github(report, env, reporter.workflow_command if failed_here else lambda line: None)
-    except OSError as exc:  # a report that cannot be written must not change the run's outcome
-        log.warning("could not write the reports: %s", exc)
+    except OSError as exc:
+        log.warning("could not write the GitHub job summary: %s", exc)
 
 
 def git_info(root: Path) -> dict[str, Any]:

@@ -3,11 +3,17 @@ annotations and a job summary, and the Markdown of ``nox -s report``.
 
 Everything here is a function of the artifacts dir (run.json, error.json, the e2e suite's
 JUnit), so a CI run's downloaded artifacts render the same reports on a laptop.
+
+Reports never break on what they quote: every text goes through :func:`clean_text` (ANSI
+escapes and XML-invalid characters removed) before it reaches junit.xml, the job summary or
+an annotation, and a broken e2e JUnit file becomes an errored case of its own.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,10 +24,41 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from tasks.ledger import Ledger
 
+log = logging.getLogger(__name__)
+
 JUNIT = "junit.xml"
 E2E_JUNIT = "e2e-junit.xml"
 SUMMARY_START = "<!-- stagegate:summary -->"
 SUMMARY_END = "<!-- /stagegate:summary -->"
+
+
+# ANSI/VT100 escape sequences: CSI (colours, cursor), OSC (titles, links; ended by BEL or ST),
+# and the two-character escapes.
+_ANSI = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI … final byte
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC … BEL or ST
+    r"|\x1b[@-Z\\-_]"  # other Fe escapes
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
+)
+# What XML 1.0 does not allow: C0 controls except tab/newline/CR, surrogates, U+FFFE/U+FFFF
+# (C1 controls are allowed, but they are terminal noise in a report).
+_XML_INVALID = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def clean_text(text: str) -> str:
+    """``text`` as any report may quote it: no ANSI escapes, nothing XML cannot hold."""
+    return _XML_INVALID.sub("", _ANSI.sub("", text))
+
+
+def _clean(value: Any) -> Any:
+    """:func:`clean_text` applied to every string of a JSON document (keys too)."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, Mapping):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    return value
 
 
 @dataclass(frozen=True)
@@ -41,7 +78,7 @@ class RunReport:
         error = ledger.read_error()
         if error is not None and error.get("run_id") != run.get("run_id"):
             error = None
-        return cls(artifacts, run, error)
+        return cls(artifacts, _clean(run), _clean(error))
 
     @property
     def stages(self) -> dict[str, dict[str, Any]]:
@@ -55,11 +92,45 @@ class RunReport:
 
 
 def write_junit(report: RunReport) -> Path:
-    """``junit.xml``: a testcase per stage, merged with the e2e suite's own cases."""
+    """``junit.xml``: a testcase per stage, merged with the e2e suite's own cases.
+
+    Raises OSError when the file cannot be written; the previous junit.xml is then removed, so
+    that no stale report passes for this run's.
+    """
+    path = report.artifacts / JUNIT
+    tmp = report.artifacts / f".{JUNIT}.tmp"
+    try:
+        xml = JUnitXml("stagegate")
+        xml.add_testsuite(_stage_suite(report))
+        for suite in _e2e_suites(report.artifacts / E2E_JUNIT):
+            xml.add_testsuite(suite)
+        xml.update_statistics()
+        try:
+            xml.write(str(tmp), pretty=True)
+        except OSError:
+            raise
+        except Exception as exc:  # whatever slipped past clean_text: the stages' cases alone
+            log.warning("junit.xml without the e2e suite's cases: %s", exc)
+            xml = JUnitXml("stagegate")
+            xml.add_testsuite(_stage_suite(report))
+            xml.update_statistics()
+            xml.write(str(tmp), pretty=True)
+        os.replace(tmp, path)  # readers see the old report or the new one, never half
+    except OSError:
+        for stale in (tmp, path):
+            try:
+                stale.unlink(missing_ok=True)
+            except OSError as exc:
+                log.warning("%s is left from an earlier stage and could not be removed: %s", stale, exc)
+        raise
+    return path
+
+
+def _stage_suite(report: RunReport) -> TestSuite:
     suite = TestSuite("stagegate")
     failed = report.failed_stage()
     for stage, record in report.stages.items():
-        case = TestCase(stage, classname="stagegate.stages", time=float(record.get("duration_s") or 0))
+        case = TestCase(stage, classname="stagegate.stages", time=_seconds(record.get("duration_s")))
         status = record.get("status")
         if status in ("failed", "interrupted") and report.error and report.error["stage"] == stage:
             error = report.error
@@ -75,26 +146,38 @@ def write_junit(report: RunReport) -> Path:
             case.result = [Skipped("skipped")]
         suite.add_testcase(case)
     suite.update_statistics()
-    xml = JUnitXml("stagegate")
-    xml.add_testsuite(suite)
-    e2e = report.artifacts / E2E_JUNIT
-    if e2e.exists():
-        try:
-            theirs = JUnitXml.fromfile(str(e2e))
-            for their_suite in [theirs] if isinstance(theirs, TestSuite) else list(theirs):
-                xml.add_testsuite(their_suite)
-        except Exception as exc:  # a broken e2e report must not hide the stages'
-            broken = TestSuite("e2e")
-            case = TestCase("e2e-junit.xml", classname="stagegate.e2e")
-            case.result = [Error(f"could not read {E2E_JUNIT}: {exc}", "UnreadableReport")]
-            broken.add_testcase(case)
-            xml.add_testsuite(broken)
-    xml.update_statistics()
-    path = report.artifacts / JUNIT
-    tmp = report.artifacts / f".{JUNIT}.tmp"
-    xml.write(str(tmp), pretty=True)
-    os.replace(tmp, path)  # readers see the old report or the new one, never half
-    return path
+    return suite
+
+
+def _e2e_suites(e2e: Path) -> list[TestSuite]:
+    """The e2e tool's own suites, or one errored case saying why they cannot be read."""
+    if not e2e.exists():
+        return []
+    try:
+        theirs = JUnitXml.fromfile(str(e2e))
+        suites = [theirs] if isinstance(theirs, TestSuite) else list(theirs)
+        for suite in suites:  # touch what writing and the statistics will read
+            suite.update_statistics()
+            for case in suite:
+                _ = (case.name, case.classname, case.time, case.result)
+        if not all(isinstance(suite, TestSuite) for suite in suites):
+            raise ValueError("the root element holds no <testsuite>")
+        return suites
+    except Exception as exc:  # a broken e2e report must not hide the stages'
+        broken = TestSuite("e2e")
+        case = TestCase(E2E_JUNIT, classname="stagegate.e2e")
+        error = Error(clean_text(f"could not read {E2E_JUNIT}: {exc}"), "UnreadableReport")
+        case.result = [error]
+        broken.add_testcase(case)
+        broken.update_statistics()
+        return [broken]
+
+
+def _seconds(value: Any) -> float:
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
 
 
 def _failure_text(error: Mapping[str, Any]) -> str:
@@ -127,6 +210,7 @@ def _location(error: Mapping[str, Any]) -> str | None:
 
 def github_annotation(error: Mapping[str, Any]) -> str:
     """The ``::error`` workflow command for the failure, on the file and line when known."""
+    error = _clean(error)
     subject = error.get("subject") or {}
     properties = []
     if "file" in subject:
@@ -141,6 +225,7 @@ def github_annotation(error: Mapping[str, Any]) -> str:
 
 def markdown_summary(report: RunReport) -> str:
     """The job summary: stage table, the error with its hint, where to look, a timeline."""
+    report = RunReport(report.artifacts, _clean(report.run), _clean(report.error))
     run = report.run
     lines = [SUMMARY_START, f"## stagegate run `{run.get('run_id')}`", ""]
     git = run.get("git") or {}
@@ -242,7 +327,7 @@ def update_summary(path: Path, section: str) -> None:
         text = text[:start] + section.rstrip("\n") + text[end + len(SUMMARY_END) :]
     else:
         text = text + ("\n" if text and not text.endswith("\n") else "") + section
-    path.write_text(text)
+    path.write_text(clean_text(text))
 
 
 def _escape_data(text: str) -> str:

@@ -197,6 +197,8 @@ def _stage_note(record: Mapping[str, Any]) -> str:
         return f"ready after {readiness['ready_after_s']:.1f}s"
     tests = outputs.get("tests")
     if isinstance(tests, dict):
+        if tests.get("ran") == 0:
+            return "no test ran"
         return (
             "tests passed"
             if tests.get("exit_code") == 0

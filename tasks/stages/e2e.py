@@ -3,14 +3,20 @@
 The command gets ``KUBECONFIG``, ``STAGEGATE_URL_<SERVICE>`` / ``STAGEGATE_HOSTPORT_<SERVICE>_<PORT>``
 (port-forwards on free local ports), ``STAGEGATE_NAMESPACE``, ``STAGEGATE_TARGET`` and
 ``STAGEGATE_ARTIFACTS``. A pytest command also writes JUnit XML into the artifacts dir.
+
+A run that executed no test — none collected, or every one skipped (a Service URL missing,
+say) — is ``E2E_NO_TESTS``, not a pass, unless ``[tool.stagegate.e2e] allow_no_tests`` says
+so. The count comes from the JUnit file (pytest's, or one the command writes itself at
+``$STAGEGATE_ARTIFACTS/e2e-junit.xml``); without one only pytest's own exit code 5 tells.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from junitparser import JUnitXml, TestSuite
-from junitparser.junitparser import Error, Failure
+from junitparser.junitparser import Error, Failure, Skipped
 
 from tasks import runner
 from tasks.errors import Code, CommandEvidence, StagegateError
@@ -19,6 +25,7 @@ from tasks.stages.cluster import target_of_run
 from tasks.stages.deploy import collect, rendered_objects
 
 JUNIT_NAME = "e2e-junit.xml"
+PYTEST_NO_TESTS_COLLECTED = 5  # pytest's exit code when it collected no test
 
 
 def run(ctx: StageContext) -> None:
@@ -62,11 +69,21 @@ def run(ctx: StageContext) -> None:
                 log_excerpt=exc.stdout[-2000:],
                 log_file=ctx.config.relpath(log_file),
             ) from None
+    counts = read_counts(junit)
     ctx.outputs["tests"] = {
         "exit_code": result.exit_code,
         "junit": ctx.config.relpath(junit) if junit.exists() else None,
+        **({"total": counts.total, "skipped": counts.skipped, "ran": counts.ran} if counts else {}),
     }
-    if result.exit_code != 0:
+    no_tests = (result.exit_code == 0 and counts is not None and counts.ran == 0) or (
+        result.exit_code == PYTEST_NO_TESTS_COLLECTED and is_pytest(argv)
+    )
+    if no_tests:
+        ctx.outputs["tests"]["ran"] = 0
+        if not ctx.config.e2e.allow_no_tests:
+            raise _no_tests_error(ctx, counts, argv, result, log_file)
+        ctx.reporter.info("✓ e2e: no test ran — allowed by [tool.stagegate.e2e] allow_no_tests")
+    elif result.exit_code != 0:
         failed = failed_tests(junit)
         ctx.outputs["tests"]["failed"] = failed
         diagnostics = collect(ctx, target, objects)
@@ -84,13 +101,80 @@ def run(ctx: StageContext) -> None:
             log_excerpt="\n".join(result.stdout.splitlines()[-30:]),
             log_file=ctx.config.relpath(log_file),
         )
-    ctx.reporter.info("✓ e2e tests passed")
+    elif counts is None:
+        ctx.reporter.info(f"✓ e2e command passed (no readable {JUNIT_NAME}: how many tests ran is not known)")
+    else:
+        skipped = f", {counts.skipped} skipped" if counts.skipped else ""
+        ctx.reporter.info(f"✓ e2e: {counts.ran} test(s) passed{skipped}")
     cluster = ctx.run["stages"]["cluster"]["outputs"].get("cluster") or {}
     if cluster.get("created_by_stagegate") and not ctx.options.keep_cluster:
         ctx.outputs["teardown"] = target.teardown(delete=True)
         ctx.reporter.info(
             f"cluster {cluster.get('cluster')} deleted (created by stagegate; --keep-cluster keeps it)"
         )
+
+
+@dataclass(frozen=True)
+class E2ECounts:
+    """What the e2e suite's JUnit file says ran."""
+
+    total: int
+    skipped: int
+    skip_reasons: list[str] = field(default_factory=list)
+
+    @property
+    def ran(self) -> int:
+        return self.total - self.skipped
+
+
+def read_counts(junit: Path) -> E2ECounts | None:
+    """Cases and skipped cases of a JUnit file; None when there is none or it cannot be read."""
+    if not junit.exists():
+        return None
+    try:
+        xml = JUnitXml.fromfile(str(junit))
+        suites = [xml] if isinstance(xml, TestSuite) else list(xml)
+        total, skipped, reasons = 0, 0, []
+        for suite in suites:
+            for case in suite:
+                total += 1
+                skips = [r for r in case.result if isinstance(r, Skipped)]
+                if skips:
+                    skipped += 1
+                    reasons += [r.message for r in skips if r.message]
+    except Exception:  # a broken report: the reports say so; the count is unknown
+        return None
+    return E2ECounts(total, skipped, list(dict.fromkeys(reasons)))
+
+
+def _no_tests_error(
+    ctx: StageContext, counts: E2ECounts | None, argv: list[str], result: runner.Result, log_file: Path
+) -> StagegateError:
+    if counts is not None and counts.total:
+        what = f"every e2e test was skipped ({counts.total} skipped)"
+        reasons = "; ".join(counts.skip_reasons[:3])
+        hint = (
+            f"the tests skipped themselves{f' ({reasons})' if reasons else ''}: check what they need "
+            "from the deployment (STAGEGATE_URL_<SERVICE> of every Service they use)"
+        )
+    else:
+        what = "the e2e command ran no test"
+        hint = f"check that [tool.stagegate.e2e] command ({' '.join(ctx.config.e2e.command)}) finds the tests"
+    hint += "; a project whose e2e suite may be empty sets [tool.stagegate.e2e] allow_no_tests = true"
+    return StagegateError(
+        Code.E2E_NO_TESTS,
+        what,
+        hint,
+        {
+            "exit_code": result.exit_code,
+            "tests": counts.total if counts else 0,
+            "skipped": counts.skipped if counts else 0,
+            **({"skip_reasons": counts.skip_reasons[:10]} if counts and counts.skip_reasons else {}),
+        },
+        command=CommandEvidence(result.argv, result.exit_code),
+        log_excerpt="\n".join(result.stdout.splitlines()[-30:]),
+        log_file=ctx.config.relpath(log_file),
+    )
 
 
 def is_pytest(argv: list[str]) -> bool:

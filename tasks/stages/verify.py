@@ -9,13 +9,15 @@ with pull policies that will not send Kubernetes to a registry for a local image
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import secrets
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from python_on_whales import DockerClient
+from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
 from tasks import hashing, manifests, runner
@@ -35,6 +37,8 @@ from tasks.stages.build import (
     local_image_id,
     never_inputs,
 )
+
+log = logging.getLogger(__name__)
 
 LABEL_PURPOSE = "dev.stagegate.purpose"
 LABEL_RUN = "dev.stagegate.run"
@@ -244,26 +248,46 @@ def run_smoke_tests(
     clock: Clock,
     parallel: int,
 ) -> Iterable[tuple[ImageSpec, StagegateError | None, str]]:
-    """Each image's smoke command in a container of its own; results in ``specs`` order."""
+    """Each image's smoke command in a container of its own; results in ``specs`` order.
+
+    On Ctrl-C the running smoke commands are killed at their next poll (a tenth of a second)
+    and their containers removed before the interrupt goes on; none still queued starts.
+    """
     if not specs:
         return []
+    cancel = threading.Event()
     with concurrent.futures.ThreadPoolExecutor(
         max_workers=max(1, parallel), thread_name_prefix="smoke"
     ) as pool:
         futures = [
-            pool.submit(smoke_test, docker, spec, built[spec.name].ref, run_id, clock) for spec in specs
+            pool.submit(smoke_test, docker, spec, built[spec.name].ref, run_id, clock, cancel)
+            for spec in specs
         ]
-        return [(spec, *future.result()) for spec, future in zip(specs, futures, strict=True)]
+        try:
+            return [(spec, *future.result()) for spec, future in zip(specs, futures, strict=True)]
+        except BaseException:
+            cancel.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise  # leaving the with block waits for the cancelled ones to clean up
 
 
 def smoke_test(
-    docker: DockerClient, spec: ImageSpec, ref: str, run_id: str, clock: Clock
+    docker: DockerClient,
+    spec: ImageSpec,
+    ref: str,
+    run_id: str,
+    clock: Clock,
+    cancel: threading.Event | None = None,
 ) -> tuple[StagegateError | None, str]:
-    """Run ``spec.smoke`` in ``ref`` (no network), kill it at ``spec.smoke_timeout``."""
+    """Run ``spec.smoke`` in ``ref`` (no network), kill it at ``spec.smoke_timeout`` or when
+    ``cancel`` is set. Its container is removed on every path."""
+    cancel = cancel or threading.Event()
     command = list(spec.smoke or ())
     argv = ["docker", "run", "--network", "none", ref, *command]
     subject = {"image": spec.name, "command": command}
     name = f"stagegate-smoke-{secrets.token_hex(4)}"
+    if cancel.is_set():
+        return _cancelled(spec, argv, subject), ""
     try:
         container = docker.run(
             ref,
@@ -274,6 +298,8 @@ def smoke_test(
             labels={LABEL_PURPOSE: "smoke", LABEL_RUN: run_id},
         )
     except DockerException as exc:
+        # `docker run -d` creates the container before it fails to start it: remove it.
+        _remove_container(docker, name)
         output = (exc.stderr or "") + (exc.stdout or "")
         return (
             StagegateError(
@@ -290,15 +316,17 @@ def smoke_test(
         deadline = clock.monotonic() + spec.smoke_timeout
         timed_out = False
         while retry_transient(lambda: container.state.running, sleep=clock.sleep):
+            if cancel.is_set():
+                return _cancelled(spec, argv, subject), ""
             if clock.monotonic() >= deadline:
-                docker.container.kill(container)
+                _kill(docker, container)
                 timed_out = True
                 break
             clock.sleep(0.1)
         output = docker.container.logs(container)
         exit_code = docker.container.inspect(container.id).state.exit_code
     finally:
-        docker.container.remove(container, force=True)
+        _remove_container(docker, container.id)
     if timed_out:
         return (
             StagegateError(
@@ -324,6 +352,33 @@ def smoke_test(
             output,
         )
     return None, output
+
+
+def _cancelled(spec: ImageSpec, argv: list[str], subject: dict[str, Any]) -> StagegateError:
+    return StagegateError(
+        Code.INTERRUPTED,
+        f"{spec.name}: smoke command interrupted",
+        "re-run when ready",
+        {**subject, "reason": "interrupted"},
+        command=CommandEvidence(argv, None),
+    )
+
+
+def _kill(docker: DockerClient, container: Container) -> None:
+    try:
+        docker.container.kill(container)
+    except DockerException as exc:  # it ended between the poll and the kill
+        log.debug("smoke container %s: kill: %s", container.id[:12], runner.last_line(exc.stderr or ""))
+
+
+def _remove_container(docker: DockerClient, name_or_id: str) -> None:
+    """Remove a smoke container, whatever state it is in (or nothing, when it was never made)."""
+    try:
+        docker.container.remove(name_or_id, force=True, volumes=True)
+    except DockerException as exc:
+        stderr = exc.stderr or ""
+        if "No such container" not in stderr:
+            log.warning("could not remove smoke container %s: %s", name_or_id, runner.last_line(stderr))
 
 
 def check_manifests(

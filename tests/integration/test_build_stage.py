@@ -190,3 +190,60 @@ def test_build_started_alone_after_a_failed_preflight_refuses(
 
 def images_built_none(repo: Repo) -> bool:
     return repo.run_record()["stages"]["build"]["outputs"] == {}
+
+
+def test_a_failing_build_with_colour_codes_still_reports_the_failed_case(
+    repo, docker, busybox_image, reporter, ns, tmp_path: Path, capsys
+) -> None:
+    import os
+    import xml.dom.minidom
+
+    from junitparser import Failure, JUnitXml
+
+    from tasks.pipeline import run_stage
+    from tests.integration.conftest import ISOLATED
+
+    repo.write(
+        "app/Dockerfile",
+        f"FROM {busybox_image}\nRUN printf '\\033[1;31mcompile error\\001\\033[0m\\n' && exit 3\n",
+    )
+    repo.config(image_table(ns, ("app", "app")))
+    summary = tmp_path / "step-summary.md"
+    env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
+    env.update(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
+    for stage, expected in (("preflight", 0), ("build", 1)):
+        assert run_stage(stage, [], root=repo.root, reporter=reporter, docker=docker, env=env) == expected
+    error = repo.error()
+    assert "\x1b[1;31m" in error["log_excerpt"] and "\x01" in error["log_excerpt"]  # the hostile input
+    junit = repo.artifacts / "junit.xml"
+    xml.dom.minidom.parse(str(junit))
+    [failure] = next(
+        case.result for suite in JUnitXml.fromfile(str(junit)) for case in suite if case.name == "build"
+    )
+    assert isinstance(failure, Failure) and failure.type == "BUILD_FAILED"
+    assert "compile error" in failure.text and "\x1b" not in failure.text
+    annotations = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::error")]
+    assert len(annotations) == 1 and annotations[0].startswith("::error file=app/Dockerfile,line=2,")
+    assert "BUILD_FAILED" in summary.read_text() and "\x1b" not in summary.read_text()
+
+
+def test_a_failed_run_leaves_no_intermediate_container(repo, docker, busybox_image, reporter, ns) -> None:
+    # The RUN step's container is made from the image of the LABEL step: it carries the label.
+    token = secrets.token_hex(6)
+    repo.write(
+        "app/Dockerfile",
+        f"FROM {busybox_image}\nARG SECRET_ARG\nLABEL sgtest.leak={token}\nRUN echo $SECRET_ARG; exit 3\n",
+    )
+    repo.config(image_table(ns, ("app", "app")) + 'build_args = { SECRET_ARG = "s3cr3t" }\n')
+    leftovers = [("label", f"sgtest.leak={token}")]
+    assert docker.container.list(all=True, filters=leftovers) == []
+    try:
+        assert pipeline(repo, docker=docker, reporter=reporter) == 1
+        assert repo.error()["subject"]["exit_code"] == 3  # the RUN step did run, in a container
+        assert docker.container.list(all=True, filters=leftovers) == []
+    finally:
+        for container in docker.container.list(all=True, filters=leftovers):
+            docker.container.remove(container, force=True)
+        cached = docker.image.list(filters=leftovers, all=True)  # the LABEL step's cache image
+        if cached:
+            docker.image.remove(cached, force=True)

@@ -209,3 +209,11 @@ spec:
       containers:
         - {{name: app, image: {image}, imagePullPolicy: IfNotPresent}}
 """
+
+
+def test_teardown_rejects_an_unknown_option(project: Repo) -> None:
+    result = nox(project.root, "-s", "teardown", "--", "--bogus")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "CONFIG_INVALID: unknown option '--bogus'" in result.stderr
+    assert "Session teardown aborted" in result.stderr

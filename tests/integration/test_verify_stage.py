@@ -3,12 +3,19 @@ and manifests that reference what this run does not build."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 import yaml
 from python_on_whales import DockerClient
 
+from tests.conftest import ROOT
+from tests.integration.conftest import ISOLATED
 from tests.integration.test_build_stage import image_table, images, pipeline, run
 
 pytestmark = pytest.mark.docker
@@ -124,6 +131,51 @@ def test_a_smoke_command_missing_from_the_image_is_smoke_failed(
     error = repo.error()
     assert error["code"] == "SMOKE_FAILED"
     assert "no-such-program" in error["message"]
+    assert smoke_containers(docker, error["run_id"]) == []  # created, never started: removed too
+
+
+def smoke_containers(docker: DockerClient, run_id: str) -> list:
+    return docker.container.list(all=True, filters=[("label", f"dev.stagegate.run={run_id}")])
+
+
+def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    stack(repo, ns, busybox_image, smoke='["sleep", "30"]')
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    run_id = repo.run_record()["run_id"]
+    script = (
+        "import sys; from pathlib import Path; from tasks.pipeline import run_stage; "
+        "from tasks.ui import Reporter, make_console; "
+        "sys.exit(run_stage('verify', [], root=Path(sys.argv[1]), reporter=Reporter(make_console())))"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
+    env["PYTHONPATH"] = str(ROOT)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, str(repo.root)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not [c for c in smoke_containers(docker, run_id) if c.state.running]:
+            assert process.poll() is None and time.monotonic() < deadline, "no smoke container started"
+            time.sleep(0.1)
+        interrupted = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=15)
+        assert time.monotonic() - interrupted < 5  # not the smoke command's 30 s
+        assert smoke_containers(docker, run_id) == []
+        assert repo.run_record()["stages"]["verify"]["status"] == "interrupted"
+        assert repo.error()["code"] == "INTERRUPTED"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for container in smoke_containers(docker, run_id):
+            docker.container.remove(container, force=True)
 
 
 def test_a_typo_in_a_manifest_stops_the_run_before_anything_is_built(

@@ -18,6 +18,7 @@ ALL = [
     "deploy",
     "e2e",
     "teardown",
+    "prune",
     "report",
     "doctor",
     "tests",

@@ -135,3 +135,20 @@ def test_only_naming_no_image_is_config_invalid(argv: list[str]) -> None:
         parse_options(argv)
     assert caught.value.code == Code.CONFIG_INVALID
     assert caught.value.subject["key"] == "--only"
+
+
+def test_a_number_out_of_range_says_what_is_expected() -> None:
+    error = option_error(["--jobs", "0"])
+    assert "expected a whole number ≥ 1, got '0'" in error.message
+    assert "_positive" not in error.message
+
+
+def test_prune_options() -> None:
+    from tasks.options import PruneOptions, parse_prune_options
+
+    assert parse_prune_options([]) == PruneOptions(keep=3, dry_run=False)
+    assert parse_prune_options(["--keep", "0", "--dry-run"]) == PruneOptions(keep=0, dry_run=True)
+    for argv in (["--keep", "-1"], ["--keep-going"], ["--kee", "2"]):
+        with pytest.raises(StagegateError) as info:
+            parse_prune_options(argv)
+        assert info.value.code == Code.CONFIG_INVALID and "--keep N" in info.value.hint

@@ -189,3 +189,104 @@ def test_no_color_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
     assert make_console().no_color
     monkeypatch.delenv("NO_COLOR")
     assert not make_console().no_color
+
+
+# -- reports never break ------------------------------------------------------------------------
+
+HOSTILE = "\x1b[31mred\x1b[0m \x01bell\x07 \x1b]0;title\x07lone\ud800 \ufffe\uffff end"
+
+
+@pytest.mark.parametrize(
+    ("text", "clean"),
+    [
+        ("\x1b[1;31merror\x1b[0m: x", "error: x"),
+        ("a\x01b\x00c\x08d\x0be\x0cf\x1fg", "abcdefg"),
+        ("tab\tnl\ncr\r", "tab\tnl\ncr\r"),
+        ("lone\ud800 surrogate\udfff", "lone surrogate"),
+        ("\ufffe\uffffok", "ok"),
+        ("\x1b]8;;https://x\x1b\\link\x1b]8;;\x1b\\", "link"),
+        ("é 😀 ✓", "é 😀 ✓"),
+    ],
+)
+def test_clean_text_strips_ansi_and_what_xml_cannot_hold(text: str, clean: str) -> None:
+    from tasks.reports import clean_text
+
+    assert clean_text(text) == clean
+
+
+def hostile_build_failure(tmp_path: Path) -> Path:
+    """A build failure whose message, subject and log excerpt carry colour codes and controls."""
+    artifacts = tmp_path / "artifacts"
+    ledger = Ledger(artifacts)
+    ledger.begin("preflight", git=GIT, options={})
+    ledger.record_pass("preflight", 1.0, {})
+    ledger.begin("build", git=GIT, options={})
+    error = StagegateError(
+        Code.BUILD_FAILED,
+        f"app: `RUN x` failed {HOSTILE}",
+        f"fix it {HOSTILE}",
+        {"image": "app", "file": "app/Dockerfile", "line": 2, "reason": HOSTILE},
+        log_excerpt=f"Step 2/2 : RUN x\n{HOSTILE}\nreturned a non-zero code: 3",
+    )
+    ledger.record_failure("build", error, 1.0, {})
+    return artifacts
+
+
+def assert_clean(text: str) -> None:
+    for bad in ("\x1b", "\x01", "\x07", "\ud800", "\ufffe", "\uffff"):
+        assert bad not in text, repr(bad)
+
+
+def test_a_failure_full_of_escapes_still_gives_valid_reports(tmp_path: Path) -> None:
+    import xml.dom.minidom
+
+    artifacts = hostile_build_failure(tmp_path)
+    report = RunReport.load(artifacts)
+    path = write_junit(report)
+    xml.dom.minidom.parse(str(path))  # well-formed XML
+    [failure] = cases(path)["build"]
+    assert failure.type == "BUILD_FAILED" and "red bell lone" in failure.text
+    assert_clean(path.read_text())
+    raw = json.loads((artifacts / "error.json").read_text())
+    annotation = github_annotation(raw)
+    assert annotation.startswith("::error file=app/Dockerfile,line=2,title=BUILD_FAILED in build::")
+    assert_clean(annotation)
+    assert_clean(markdown_summary(report))
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        '<?xml version="1.0"?><testsuites><testsuite name="pytest" tests="1"><testcase name="t"',
+        "not xml at all \x01",
+        '<testsuites><testsuite name="s"><testcase name="t" time="abc"/></testsuite></testsuites>',
+        "<foo><bar/></foo>",
+        "",
+    ],
+)
+def test_a_broken_e2e_junit_file_is_an_errored_case_not_a_crash(tmp_path: Path, broken: str) -> None:
+    artifacts = ledger_failing_in(tmp_path, "e2e")
+    (artifacts / "e2e-junit.xml").write_text(broken)
+    found = cases(write_junit(RunReport.load(artifacts)))
+    assert list(found)[: len(PIPELINE)] == list(PIPELINE)
+    [error] = found["e2e-junit.xml"]
+    assert error.type == "UnreadableReport" and "could not read e2e-junit.xml" in error.message
+    assert isinstance(found["e2e"][0], Failure)
+
+
+def test_a_junit_that_cannot_be_written_is_a_warning_and_leaves_no_stale_one(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from tasks.pipeline import publish_reports
+
+    artifacts = ledger_failing_in(tmp_path, "build")
+    write_junit(RunReport.load(artifacts))
+    assert (artifacts / "junit.xml").exists()  # the report of an earlier stage
+    (artifacts / ".junit.xml.tmp").mkdir()  # the next one cannot be written
+    emitted: list[str] = []
+    reporter = Reporter(Console(file=io.StringIO()))
+    reporter.workflow_command = emitted.append  # type: ignore[method-assign]
+    publish_reports("build", artifacts, {"GITHUB_ACTIONS": "true"}, reporter)
+    assert not (artifacts / "junit.xml").exists()
+    assert "could not write junit.xml" in caplog.text
+    assert emitted and emitted[0].startswith("::error file=example/api/Dockerfile")  # still annotated
