@@ -11,7 +11,7 @@ from pathlib import Path
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from tasks import pipeline, runner
+from tasks import pipeline, runlock, runner
 from tasks.config import artifacts_dir, load_config
 from tasks.errors import Code, StagegateError
 from tasks.ledger import Ledger
@@ -34,6 +34,11 @@ def stage(name: str, posargs: Sequence[str], root: Path, *, bin_dir: str | None 
     env = dict(os.environ)
     if bin_dir:
         env["PATH"] = os.pathsep.join([bin_dir, env.get("PATH", "")])
+    try:  # held for the life of this process: the stages after this one find it held
+        runlock.acquire(artifacts_dir(root, env), what=name)
+    except StagegateError as refused:
+        pipeline.report_refusal(Reporter(make_console()), refused)
+        return f"{refused.code}: {refused.message}"
     if pipeline.run_stage(name, posargs, root=root, reporter=Reporter(make_console()), env=env) == 0:
         return None
     artifacts = artifacts_dir(root)
@@ -63,6 +68,7 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
     try:
         options = parse_teardown_options(posargs)
         config = load_config(root)
+        runlock.acquire(config.artifacts, what="teardown")  # never while a run is active
         ledger = Ledger(config.artifacts)
         record = ledger.read_run() or {}
         outputs = ((record.get("stages") or {}).get("cluster") or {}).get("outputs") or {}

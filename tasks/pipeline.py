@@ -1,6 +1,8 @@
 """The gate: every pipeline stage runs through :func:`run_stage`.
 
-It opens the stage in the ledger (refusing with ``UPSTREAM_FAILED`` when an earlier stage
+It first holds the artifacts dir's run lock (:mod:`tasks.runlock`; a second process is
+refused with ``RUN_IN_PROGRESS`` before it writes anything, so the active run's ledger stays
+its own), then opens the stage in the ledger (refusing with ``UPSTREAM_FAILED`` when an earlier stage
 of the run did not pass), times it, and records the outcome: outputs on success; on an
 expected failure exactly one ``error.json``; on anything unexpected ``INTERNAL_ERROR`` with
 the traceback; on Ctrl-C ``INTERRUPTED``. It returns the exit status; it never lets an
@@ -18,7 +20,7 @@ from typing import Any
 
 from python_on_whales import DockerClient
 
-from tasks import runner
+from tasks import runlock, runner
 from tasks.clock import Clock
 from tasks.config import artifacts_dir, load_config
 from tasks.errors import Code, StagegateError
@@ -55,13 +57,20 @@ def run_stage(
     """Run one pipeline stage; 0 when it passed, 1 when it failed."""
     env = dict(os.environ if env is None else env)
     clock = clock or Clock()
-    ledger = Ledger(artifacts_dir(root, env), clock)
+    artifacts = artifacts_dir(root, env)
+    try:
+        runlock.acquire(artifacts, what=stage, clock=clock)
+    except StagegateError as refused:  # not this run's failure: no ledger entry, no error.json
+        report_refusal(reporter, refused)
+        return 1
+    ledger = Ledger(artifacts, clock)
     started = clock.monotonic()
     outputs: dict[str, Any] = {}
     error: StagegateError | None = None
     interrupted = False
     try:
         run = ledger.begin(stage, git=git_info(root), options={"argv": list(argv)})
+        runlock.note_run(artifacts, str(run.get("run_id")))
         options = parse_options(argv)
         config = load_config(root, env)
         context = StageContext(
@@ -104,6 +113,13 @@ def run_stage(
     if interrupted:
         raise KeyboardInterrupt
     return 0 if error is None else 1
+
+
+def report_refusal(reporter: Reporter, error: StagegateError) -> None:
+    """A stage or teardown that did not start (another run holds the artifacts dir)."""
+    reporter.info(f"✗ {error.code}: {error.message}")
+    if error.hint:
+        reporter.info(f"hint: {error.hint}")
 
 
 def publish_reports(stage: str, artifacts: Path, env: Mapping[str, str], reporter: Reporter) -> None:

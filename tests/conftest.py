@@ -17,6 +17,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
 
+from tasks import runlock
 from tasks.ui import Reporter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,6 +38,14 @@ def _error_files_validate(tmp_path: Path) -> Iterator[None]:
     yield
     for path in tmp_path.rglob("error.json"):
         validate_error_file(path)
+
+
+@pytest.fixture(autouse=True)
+def _run_locks_released() -> Iterator[None]:
+    """A stage holds its artifacts dir's run lock for the life of the process; the test
+    process gives each test's locks back when the test ends."""
+    yield
+    runlock.release_all()
 
 
 @pytest.fixture(scope="session")

@@ -26,6 +26,7 @@ from tasks.clock import Clock
 from tasks.errors import Code, CommandEvidence, StagegateError
 from tasks.ledger import write_json_atomic, write_text_atomic
 from tasks.manifests import ManifestObject, to_yaml
+from tasks.ownership import owner_id
 from tasks.readiness import WORKLOAD_KINDS, ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
 from tasks.targets import ImageToLoad, endpoint_env, namespaces, provided_config, services
 
@@ -58,7 +59,11 @@ class KindTarget:
 
     @property
     def marker(self) -> Path:
-        """Written when stagegate created the cluster: only then may it delete it."""
+        """Written when stagegate created the cluster: the cluster name, this artifacts dir's
+        owner id and the ID of the control-plane node container. Only a cluster that matches
+        all three is stagegate's to delete or restart pods on; any other of that name (the
+        user's, another checkout's, or one made again by someone else since) is reused as the
+        user's own and never deleted."""
         return self.artifacts / "cluster.json"
 
     @property
@@ -69,6 +74,15 @@ class KindTarget:
     def up(self, *, recreate: bool) -> dict[str, Any]:
         existing = self._kind(["get", "clusters"], "clusters").stdout.split()
         if self.cluster in existing and recreate:
+            if not self._created_by_us():
+                raise StagegateError(
+                    Code.RESOURCE_CONFLICT,
+                    f"--recreate would delete kind cluster {self.cluster!r}, which this checkout's "
+                    "stagegate did not create: it is left alone",
+                    "delete it yourself (`kind delete cluster --name "
+                    f"{self.cluster}`) if it is a leftover, or set another `[tool.stagegate.cluster] name`",
+                    {"cluster": self.cluster},
+                )
             self._kind(["delete", "cluster", "--name", self.cluster], "delete")
             self.marker.unlink(missing_ok=True)
             existing.remove(self.cluster)
@@ -105,7 +119,15 @@ class KindTarget:
                     log_excerpt=log_excerpt(exc.stdout + exc.stderr),
                     log_file=str(self.logs / "create.log"),
                 ) from None
-            write_json_atomic(self.marker, {"cluster": self.cluster, "created_by": "stagegate"})
+            write_json_atomic(
+                self.marker,
+                {
+                    "cluster": self.cluster,
+                    "created_by": "stagegate",
+                    "owner": owner_id(self.artifacts),
+                    "node": self._node_id(),
+                },
+            )
             created = True
             action = "created"
         return {
@@ -122,9 +144,21 @@ class KindTarget:
 
     def _created_by_us(self) -> bool:
         try:
-            return json.loads(self.marker.read_text()).get("cluster") == self.cluster
+            marker = json.loads(self.marker.read_text())
         except (OSError, ValueError):
             return False
+        if not isinstance(marker, dict) or marker.get("cluster") != self.cluster:
+            return False
+        if marker.get("owner") != owner_id(self.artifacts):
+            return False
+        return bool(marker.get("node")) and marker.get("node") == self._node_id()
+
+    def _node_id(self) -> str | None:
+        """The ID of the cluster's control-plane node container (kind's node naming)."""
+        try:
+            return self.docker.container.inspect(f"{self.cluster}-control-plane").id
+        except DockerException:
+            return None
 
     def _nodes(self) -> list[str]:
         return self._kind(["get", "nodes", "--name", self.cluster], "nodes").stdout.split()

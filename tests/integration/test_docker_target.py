@@ -132,18 +132,16 @@ def chain(repo: Repo, docker, reporter, *stages: str) -> int:
 
 def leftovers(docker: DockerClient, ns: str) -> list[str]:
     containers = docker.container.list(all=True, filters=[("label", f"dev.stagegate.project={ns}")])
-    networks = [n.name for n in docker.network.list() if n.name == f"stagegate-{ns}"]
-    return [c.name for c in containers] + networks
+    networks = docker.network.list(filters={"label": f"dev.stagegate.project={ns}"})
+    return [c.name for c in containers] + [n.name for n in networks]
 
 
 @pytest.fixture(autouse=True)
-def _teardown(docker: DockerClient, ns: str):
+def _teardown(docker: DockerClient, ns: str, repo: Repo):
     yield
     from tasks.targets.docker import DockerTarget
 
-    DockerTarget(project=ns, artifacts=__import__("pathlib").Path("/nonexistent"), docker=docker).teardown(
-        delete=True
-    )
+    DockerTarget(project=ns, artifacts=repo.artifacts, docker=docker).teardown(delete=True)
 
 
 def test_the_stack_deploys_serves_through_its_service_and_passes_e2e(

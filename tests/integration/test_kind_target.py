@@ -651,3 +651,36 @@ def test_a_readiness_probe_on_the_wrong_port_is_named_while_waiting_and_in_the_t
     assert "probe" in error["hint"] and "port" in error["hint"]
     shown = " ".join(reporter.console.file.getvalue().split())  # the console wraps long lines
     assert "Running (api not ready: readinessProbe httpGet :8081/ready failing" in shown, shown
+
+
+def test_a_cluster_stagegate_did_not_create_for_this_checkout_is_reused_never_deleted(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name, tmp_path
+) -> None:
+    from tasks.cli import teardown
+    from tasks.targets.kind import KindTarget
+
+    stack(repo, ns, busybox_image, cluster=cluster_name)
+    assert chain(repo, docker, reporter, "cluster") == 0  # this checkout creates it
+    mine = KindTarget(cluster=cluster_name, artifacts=repo.artifacts, docker=docker)
+    assert mine.created_by_stagegate()
+    # a second checkout with the same cluster name: the cluster is the user's own to it
+    other = Repo(tmp_path / "other")
+    other.root.mkdir()
+    stack(other, ns, busybox_image, cluster=cluster_name)
+    assert chain(other, docker, reporter, "cluster") == 0
+    assert other.run_record()["stages"]["cluster"]["outputs"]["cluster"]["created_by_stagegate"] is False
+    assert run(other, "cluster", "--recreate", docker=docker, reporter=reporter) == 1
+    error = other.error()
+    assert (error["code"], error["subject"]["cluster"]) == ("RESOURCE_CONFLICT", cluster_name)
+    assert teardown(other.root) is None
+    assert fake.calls("kind", "delete") == []
+    # someone deletes it and makes one of the same name: the marker no longer matches the node
+    subprocess.run(["kind", "delete", "cluster", "--name", cluster_name], check=True, capture_output=True)
+    subprocess.run(
+        ["kind", "create", "cluster", "--name", cluster_name, "--kubeconfig", str(tmp_path / "kc")],
+        check=True,
+        capture_output=True,
+    )
+    assert not mine.created_by_stagegate()
+    assert teardown(repo.root) is None
+    assert len(fake.calls("kind", "delete")) == 1  # only the one above

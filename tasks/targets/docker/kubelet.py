@@ -31,12 +31,15 @@ from tasks.targets.docker.labels import (
     LABEL_CONTAINER,
     LABEL_INIT,
     LABEL_NAMESPACE,
+    LABEL_OWNER,
     LABEL_POD,
     LABEL_POD_UID,
     LABEL_PORTS,
+    LABEL_PROJECT,
     LABEL_RESTARTS,
     LABEL_SECRET_ENV,
     LABEL_WORKLOAD,
+    conflict,
 )
 from tasks.targets.docker.plans import PodPlan, probe_action
 from tasks.targets.docker.pods import ContainerRun, PodRun, ProbeState, pod_json
@@ -218,13 +221,14 @@ class Kubelet:
             LABEL_RESTARTS: str(run.restart_count),
             LABEL_SECRET_ENV: ",".join(sorted(plan.secret_env)),
         }
+        name = f"sg-{self.network.removeprefix('stagegate-')}-{plan.pod}-{plan.name}-{run.restart_count}"[
+            :120
+        ]
         try:
             run.current = self.docker.container.create(
                 plan.image,
                 plan.command,
-                name=f"sg-{self.network.removeprefix('stagegate-')}-{plan.pod}-{plan.name}-{run.restart_count}"[
-                    :120
-                ],
+                name=name,
                 entrypoint=plan.entrypoint,
                 envs=plan.env,
                 workdir=plan.workdir,
@@ -239,6 +243,7 @@ class Kubelet:
                 pull="never",
             )
         except DockerException as exc:
+            self._refuse_foreign("container", name)
             run.waiting = ("CreateContainerError", _tail(exc))
             self.events.record(ref, "Failed", f"Error: {_tail(exc)}", warning=True)
             return
@@ -359,6 +364,7 @@ class Kubelet:
         mode into an empty volume), and the pod's containers mount it ``nocopy`` so that their
         image's directory neither shows through nor changes that mode."""
         volume = f"{self.network}-{pod.uid[:13]}-{name}"
+        self._refuse_foreign("volume", volume)
         if not self.docker.volume.exists(volume):
             self.docker.volume.create(volume, labels={**self.labels, LABEL_POD: pod.plan.name})
             seed = self.docker.container.create(
@@ -366,6 +372,17 @@ class Kubelet:
             )
             self.docker.container.remove(seed)
         return volume
+
+    def _refuse_foreign(self, kind: str, name: str) -> None:
+        """A container or volume of the name ours would get that is not ours: a conflict."""
+        component = self.docker.container if kind == "container" else self.docker.volume
+        try:
+            found = component.inspect(name)
+        except DockerException:
+            return  # there is none
+        labels = (found.config.labels if kind == "container" else found.labels) or {}
+        if labels.get(LABEL_OWNER) != self.labels.get(LABEL_OWNER):
+            raise conflict(kind, name, self.labels.get(LABEL_PROJECT, ""))
 
     def _image_id(self, image: str) -> str:
         """``imageID`` of a container status. Kubelets over containerd show the repository digest

@@ -1,6 +1,7 @@
 """The :class:`DockerTarget`: the Target interface over the translator, the kubelet and the
-controllers. One user-defined network per project; everything created carries the owner
-labels, and only that is ever removed."""
+controllers. One user-defined network per project and owner; everything created carries the
+owner labels, and only what carries this owner's id is ever reused or removed: an object of
+stagegate's name without it is a ``RESOURCE_CONFLICT``, never adopted and never deleted."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tasks.clock import Clock, iso
 from tasks.errors import Code, StagegateError
 from tasks.ledger import write_json_atomic
 from tasks.manifests import ManifestObject
+from tasks.ownership import owner_id, short
 from tasks.readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
 from tasks.retry import retry_transient
 from tasks.targets import ImageToLoad, endpoint_env, namespaces, provided_config
@@ -39,17 +41,19 @@ from tasks.targets.docker.kubelet import Kubelet
 from tasks.targets.docker.labels import (
     LABEL_ALIASES,
     LABEL_CONTAINER,
+    LABEL_OWNER,
     LABEL_POD,
     LABEL_PORTS,
     LABEL_PROJECT,
     LABEL_RESTARTS,
     LABEL_SECRET_ENV,
     LABEL_TARGET,
+    conflict,
 )
 from tasks.targets.docker.plans import PodPlan, WorkloadPlan, name_suffix, target_port
 from tasks.targets.docker.pods import PodRun
 from tasks.targets.docker.status import Backoff
-from tasks.targets.docker.translate import translate
+from tasks.targets.docker.translate import SECRETS_DIR, translate
 
 
 @dataclass
@@ -65,6 +69,7 @@ class DockerTarget:
     clock: Clock = field(default_factory=Clock)
     backoff_base: float = 10.0
     backoff_cap: float = 300.0
+    owner: str = ""  # the owner id; by default the artifacts dir's (tasks.ownership)
     name: str = field(default="docker", init=False)
     _pods: list[PodRun] = field(default_factory=list, init=False)
     _workloads: list[WorkloadPlan] = field(default_factory=list, init=False)
@@ -73,6 +78,7 @@ class DockerTarget:
     _config: dict[tuple[str, str, str], frozenset[str]] = field(default_factory=dict, init=False)
 
     def __post_init__(self) -> None:
+        self.owner = self.owner or owner_id(self.artifacts)
         self.events = EventRecorder(self.clock)
         self.kubelet = Kubelet(
             self.docker,
@@ -87,15 +93,18 @@ class DockerTarget:
 
     @property
     def network(self) -> str:
-        return self.project if self.project.startswith("stagegate") else f"stagegate-{self.project}"
+        """``stagegate-<project>-<owner>``: two checkouts with the same cluster name on one
+        engine get a network (and containers, volumes) each."""
+        base = self.project if self.project.startswith("stagegate") else f"stagegate-{self.project}"
+        return f"{base}-{short(self.owner)}"
 
     @property
     def labels(self) -> dict[str, str]:
-        return {LABEL_TARGET: "docker", LABEL_PROJECT: self.project}
+        return {LABEL_TARGET: "docker", LABEL_PROJECT: self.project, LABEL_OWNER: self.owner}
 
     # -- up ------------------------------------------------------------------------------------
     def up(self, *, recreate: bool) -> dict[str, Any]:
-        exists = self.docker.network.exists(self.network)
+        exists = self._our_network()
         if exists and recreate:
             self._remove_everything()
             exists = False
@@ -128,14 +137,19 @@ class DockerTarget:
 
     # -- deploy --------------------------------------------------------------------------------
     def apply(self, objects: list[ManifestObject]) -> dict[str, Any]:
-        plans = translate(objects, workdir=self.artifacts / "docker-target")
+        with self._secrets_forgotten_on_failure():
+            return self._apply(objects)
+
+    def _apply(self, objects: list[ManifestObject]) -> dict[str, Any]:
+        self.forget_secrets()  # the previous deploy's
+        plans = translate(objects, workdir=self.workdir)
         write_json_atomic(
             self.artifacts / "docker-plan.json",
             {"network": self.network, "pods": [[c.to_json() for c in p.init + p.containers] for p in plans]},
         )
         self._remove_containers()  # a new deploy replaces the previous one: new pods, new emptyDirs
         self._remove_volumes()
-        if not self.docker.network.exists(self.network):
+        if not self._our_network():
             self.docker.network.create(self.network, labels=self.labels)
         self._pods, self._workloads, self._jobs, self._progress = [], [], {}, {}
         self._config = provided_config(objects)
@@ -203,9 +217,31 @@ class DockerTarget:
         images: ImageFacts,
         on_progress: Callable[..., None],
     ) -> dict[str, Any]:
-        return ReadinessWaiter(policy, self.clock, images).wait(
-            self.snapshot, on_progress, restart=self.restart_now
-        )
+        with self._secrets_forgotten_on_failure():
+            return ReadinessWaiter(policy, self.clock, images).wait(
+                self.snapshot, on_progress, restart=self.restart_now
+            )
+
+    # -- decoded Secrets -----------------------------------------------------------------------
+    @property
+    def workdir(self) -> Path:
+        """The files the target writes (ConfigMap and Secret volumes, the emptyDir seed)."""
+        return self.artifacts / "docker-target"
+
+    def forget_secrets(self) -> None:
+        """Remove the decoded Secret files. They exist while a deploy is live (its containers
+        mount them, e2e needs them); every failure of deploy or e2e removes them, as teardown
+        does: a cluster kept for debugging keeps no Secret in clear on this machine (its
+        containers then see an empty Secret volume)."""
+        shutil.rmtree(self.workdir / SECRETS_DIR, ignore_errors=True)
+
+    @contextmanager
+    def _secrets_forgotten_on_failure(self) -> Iterator[None]:
+        try:
+            yield
+        except BaseException:  # a failed, interrupted or crashed deploy or e2e alike
+            self.forget_secrets()
+            raise
 
     def _new_pod(self, plan: PodPlan) -> PodRun:
         pod = self.kubelet.create(plan, _new_uid())
@@ -237,7 +273,8 @@ class DockerTarget:
                     env.update(
                         endpoint_env(service.name, int(port["port"]), f"127.0.0.1:{host_port}", position == 0)
                     )
-        yield env
+        with self._secrets_forgotten_on_failure():
+            yield env
 
     def _host_port(self, container: Container, port: int | None) -> int | None:
         if port is None:
@@ -250,6 +287,8 @@ class DockerTarget:
 
     # -- diagnostics and teardown --------------------------------------------------------------
     def collect_diagnostics(self, objects: list[ManifestObject], dest: Path) -> list[str]:
+        """The evidence of a failed deploy or e2e run; the decoded Secrets are removed then."""
+        self.forget_secrets()
         written: list[str] = []
         dest.mkdir(parents=True, exist_ok=True)
         plan = self.artifacts / "docker-plan.json"
@@ -299,13 +338,29 @@ class DockerTarget:
         return [str(inspect), str(log)]
 
     def teardown(self, *, delete: bool) -> dict[str, Any]:
-        had_network = self.docker.network.exists(self.network)
+        try:
+            had_network = self._our_network()
+        except StagegateError:  # a foreign network of our name: left alone, ours removed
+            had_network = False
         removed = self._remove_everything()
         what = f"{removed} container(s)" + (f" and network {self.network}" if had_network else "")
         return {"cluster": self.network, "deleted": what}
 
     def _owned(self) -> list[tuple[str, str]]:
-        return [("label", f"{LABEL_TARGET}=docker"), ("label", f"{LABEL_PROJECT}={self.project}")]
+        return [
+            ("label", f"{LABEL_TARGET}=docker"),
+            ("label", f"{LABEL_PROJECT}={self.project}"),
+            ("label", f"{LABEL_OWNER}={self.owner}"),
+        ]
+
+    def _our_network(self) -> bool:
+        """Whether our network exists; a network of its name that is not ours is a conflict."""
+        if not self.docker.network.exists(self.network):
+            return False
+        found = self.docker.network.inspect(self.network)
+        if (found.labels or {}).get(LABEL_OWNER) != self.owner:
+            raise conflict("network", self.network, self.project)
+        return True
 
     def _containers(self) -> list[Container]:
         return self.docker.container.list(all=True, filters=self._owned())
@@ -327,27 +382,58 @@ class DockerTarget:
         images = self.docker.image.list(filters=self._owned())
         if images:
             self.docker.image.remove(images, force=True)
-        if self.docker.network.exists(self.network):
-            self.docker.network.remove(self.network)
-        shutil.rmtree(self.artifacts / "docker-target", ignore_errors=True)
+        shutil.rmtree(self.workdir, ignore_errors=True)  # the decoded Secrets with it
+        if self._network_is_ours():
+            try:
+                self.docker.network.remove(self.network)
+            except DockerException as exc:
+                attached = self._foreign_attached()
+                raise StagegateError(
+                    Code.RESOURCE_CONFLICT,
+                    f"network {self.network} was kept: containers stagegate did not create are attached "
+                    f"to it ({', '.join(attached) or _tail(exc)})",
+                    "disconnect them (`docker network disconnect`), then run teardown again; "
+                    "stagegate removes only what it created",
+                    {"network": self.network, "containers": attached},
+                ) from None
         return removed
+
+    def _network_is_ours(self) -> bool:
+        try:
+            return self._our_network()
+        except StagegateError:
+            return False
+
+    def _foreign_attached(self) -> list[str]:
+        try:
+            found = self.docker.network.inspect(self.network)
+        except DockerException:
+            return []
+        return sorted(getattr(c, "name", str(c)) for c in (found.containers or {}).values())
 
     def _empty_dir_image(self) -> str:
         """A tiny image holding one empty directory of mode 0777, imported (no registry needed)
         from a tar written into the artifacts dir; it seeds emptyDir volumes (see the kubelet)."""
         ref = f"stagegate-internal/empty-dir:{re.sub(r'[^A-Za-z0-9_.-]', '-', self.network)[:128]}"
         if self.docker.image.exists(ref):
+            if (self.docker.image.inspect(ref).config.labels or {}).get(LABEL_OWNER) != self.owner:
+                raise conflict("image", ref, self.project)
             return ref
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             entry = tarfile.TarInfo("empty-dir")
             entry.type, entry.mode = tarfile.DIRTYPE, 0o777
             tar.addfile(entry)
-        path = self.artifacts / "docker-target" / "empty-dir.tar"
+        path = self.workdir / "empty-dir.tar"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(buffer.getvalue())
         self.docker.import_(path, ref, changes=[f"LABEL {k}={v}" for k, v in self.labels.items()])
         return ref
+
+
+def _tail(exc: DockerException) -> str:
+    text = (getattr(exc, "stderr", "") or str(exc)).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
 
 
 def _named_ports(container: Container) -> dict[str, int]:
