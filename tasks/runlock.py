@@ -61,9 +61,10 @@ def acquire(artifacts: Path, *, what: str, clock: Clock | None = None) -> dict[s
         key.mkdir(parents=True, exist_ok=True)
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
+        problem = "it is not a directory" if key.exists() and not key.is_dir() else exc.strerror or exc
         raise StagegateError(
             Code.CONFIG_INVALID,
-            f"the artifacts dir {artifacts} cannot be written: {exc.strerror or exc}",
+            f"the artifacts dir {artifacts} cannot be written: {problem}",
             "make it writable, or point STAGEGATE_ARTIFACTS (or [tool.stagegate] artifacts) elsewhere",
             {"key": "artifacts", "file": str(path)},
         ) from None

@@ -119,7 +119,7 @@ class Reporter:
         )
 
     def info(self, message: str) -> None:
-        self.console.print(f"  {message}")
+        self.console.print(f"  {message}", markup=False)  # messages quote [tool.stagegate] keys
 
     def warning(self, message: str) -> None:
         """Something to fix that does not stop the run."""

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tasks import runlock
+from tasks.errors import Code, StagegateError
 from tasks.cli import teardown
 from tasks.pipeline import run_stage
 from tests.conftest import ROOT, Repo
@@ -145,3 +146,13 @@ def test_the_stages_of_one_process_share_its_lock(configured: Repo, reporter) ->
     assert run_preflight(configured, reporter) == 0
     held = json.loads((configured.artifacts / runlock.LOCK_FILE).read_text())
     assert held["pid"] == os.getpid()
+
+
+def test_an_artifacts_dir_that_is_a_file_is_said_to_be_one(tmp_path: Path) -> None:
+    artifacts = tmp_path / ".stagegate"
+    artifacts.write_text("")
+    with pytest.raises(StagegateError) as caught:
+        runlock.acquire(artifacts, what="preflight")
+    assert caught.value.code == Code.CONFIG_INVALID
+    assert caught.value.message.endswith("cannot be written: it is not a directory")
+    assert "[tool.stagegate] artifacts" in caught.value.hint
