@@ -10,6 +10,8 @@ from pathlib import Path
 
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
+from rich.console import Console
+from rich.markup import escape
 
 from tasks import pipeline, runlock, runner
 from tasks.config import artifacts_dir, load_config
@@ -75,20 +77,37 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
         name = outputs.get("target") or select_target(options.target or config.target)[0]
         cluster = (outputs.get("cluster") or {}).get("cluster") or config.cluster.name
         target: KindTarget | DockerTarget
-        if name == "docker":
-            target = DockerTarget(
-                project=config.cluster.name, artifacts=config.artifacts, docker=DockerClient()
-            )
-            outcome = target.teardown(delete=True)
-        else:
-            target = KindTarget(cluster=cluster, artifacts=config.artifacts, docker=DockerClient())
-            outcome = target.teardown(delete=target.created_by_stagegate())
+        try:
+            if name == "docker":
+                target = DockerTarget(
+                    project=config.cluster.name, artifacts=config.artifacts, docker=DockerClient()
+                )
+                outcome = target.teardown(delete=True)
+            else:
+                target = KindTarget(cluster=cluster, artifacts=config.artifacts, docker=DockerClient())
+                outcome = target.teardown(delete=target.created_by_stagegate())
+        except DockerException as exc:
+            raise _engine_unavailable("teardown", exc) from None
         ledger.note("teardown", outcome)
     except StagegateError as error:
-        console.print(f"[bold red]✗ {error.code}[/bold red]: {error.message}\n  hint: {error.hint}")
+        _print_error(console, error)
         return f"{error.code}: {error.message}"
     console.print(f"✓ teardown ({name} target, {outcome['cluster']}): removed {outcome['deleted']}")
     return None
+
+
+def _engine_unavailable(session: str, exc: DockerException) -> StagegateError:
+    return StagegateError(
+        Code.DOCKER_UNAVAILABLE,
+        f"{session} could not talk to the Docker engine: {runner.last_line(exc.stderr or '') or exc}",
+        f"start the Docker engine (docker info must answer), then run nox -s {session} again",
+    )
+
+
+def _print_error(console: Console, error: StagegateError) -> None:
+    console.print(
+        f"[bold red]✗ {error.code}[/bold red]: {escape(error.message)}\n  hint: {escape(error.hint)}"
+    )
 
 
 def prune(root: Path, posargs: Sequence[str], *, docker: DockerClient | None = None) -> str | None:
@@ -105,13 +124,9 @@ def prune(root: Path, posargs: Sequence[str], *, docker: DockerClient | None = N
                 docker or DockerClient(), list(config.images), run, keep=options.keep, dry_run=options.dry_run
             )
         except DockerException as exc:
-            raise StagegateError(
-                Code.DOCKER_UNAVAILABLE,
-                f"prune could not talk to the Docker engine: {runner.last_line(exc.stderr or '') or exc}",
-                "start the Docker engine (docker info must answer), then run nox -s prune again",
-            ) from None
+            raise _engine_unavailable("prune", exc) from None
     except StagegateError as error:
-        console.print(f"[bold red]✗ {error.code}[/bold red]: {error.message}\n  hint: {error.hint}")
+        _print_error(console, error)
         return f"{error.code}: {error.message}"
     verb = "would remove" if result.dry_run else "removed"
     for ref in result.removed:
