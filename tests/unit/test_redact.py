@@ -66,7 +66,10 @@ def test_its_url_and_json_encoded_forms_are_replaced() -> None:
 
 def test_a_docker_api_url_loses_its_buildargs_whatever_they_hold() -> None:
     url = 'Post "http://%2Fvar%2Frun%2Fdocker.sock/v1.41/build?buildargs=%7B%22X%22%3A%22y%22%7D&q=1": EOF'
-    assert Secrets().redact(url) == f'Post "http://%2Fvar%2Frun%2Fdocker.sock/v1.41/build?buildargs={REDACTED}&q=1": EOF'
+    assert (
+        Secrets().redact(url)
+        == f'Post "http://%2Fvar%2Frun%2Fdocker.sock/v1.41/build?buildargs={REDACTED}&q=1": EOF'
+    )
 
 
 def test_overlapping_and_nested_values_leave_no_part_of_either() -> None:
@@ -103,13 +106,24 @@ def test_a_secret_name_hides_its_value_however_short_it_is() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["NPM_TOKEN", "GITHUB_TOKEN", "token", "AWS_SECRET_ACCESS_KEY", "api-key", "APIKEY", "dbPassword", "PASSWD"],
+    [
+        "NPM_TOKEN",
+        "GITHUB_TOKEN",
+        "token",
+        "AWS_SECRET_ACCESS_KEY",
+        "api-key",
+        "APIKEY",
+        "dbPassword",
+        "PASSWD",
+    ],
 )
 def test_names_that_say_secret(name: str) -> None:
     assert is_secret_name(name)
 
 
-@pytest.mark.parametrize("name", ["KEYBOARD_LAYOUT", "MONKEY", "TOKENIZER_MODEL", "BASE_IMAGE", "PASSTHROUGH"])
+@pytest.mark.parametrize(
+    "name", ["KEYBOARD_LAYOUT", "MONKEY", "TOKENIZER_MODEL", "BASE_IMAGE", "PASSTHROUGH"]
+)
 def test_names_that_only_look_alike(name: str) -> None:
     assert not is_secret_name(name)
 
