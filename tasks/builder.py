@@ -3,7 +3,9 @@
 Both go through the ``python_on_whales.DockerClient`` they are given, write the command's
 output to the build log, and turn a failed build into :class:`BuildFailure`, whose
 :func:`parse_build_failure` finds the failing step, its Dockerfile line and the exit code of a
-failed ``RUN``.
+failed ``RUN``. The Docker CLI's texts are scrubbed (:func:`tasks.redact.redact`) where they
+enter: the log, and the argv and output a :class:`BuildFailure` keeps — a dropped connection's
+error carries the whole request URL, build args included.
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run as _run_docker
 
 from tasks.dockerfile import Dockerfile
+from tasks.redact import redact, redact_argv
 from tasks.runner import last_line
 
-DAEMON_DOWN = "Cannot connect to the Docker daemon"
+# What the CLI says when it has no engine to talk to: none at the start ("Cannot connect"),
+# or the connection died under a running build ("error during connect: Post …/build?…: EOF",
+# see tests/fixtures/build-output/legacy-connection-dropped.txt; buildx: the gRPC stream).
+DAEMON_GONE = (
+    "Cannot connect to the Docker daemon",
+    "error during connect:",
+    "failed to receive status: rpc error: code = Unavailable",
+)
 
 
 @dataclass(frozen=True)
@@ -41,14 +51,15 @@ class BuildFailure(Exception):
     """``docker build`` failed; keeps argv, exit code and the full output."""
 
     def __init__(self, argv: list[str], exit_code: int, output: str) -> None:
-        self.argv = argv
+        self.argv = redact_argv(argv)
         self.exit_code = exit_code
-        self.output = output
+        self.output = redact(output)
         super().__init__(f"build failed with exit code {exit_code}")
 
     @property
     def daemon_down(self) -> bool:
-        return DAEMON_DOWN in self.output
+        """The engine did not answer or went away: not the Dockerfile's fault."""
+        return any(marker in self.output for marker in DAEMON_GONE)
 
 
 class Builder(Protocol):
@@ -79,7 +90,9 @@ class LegacyBuilder:
         except DockerException as exc:
             output = (exc.stdout or "") + (exc.stderr or "")
             log.write(
-                f"$ {' '.join(map(str, exc.docker_command))}\n{output}\n[exit code {exc.return_code}]\n"
+                redact(
+                    f"$ {' '.join(map(str, exc.docker_command))}\n{output}\n[exit code {exc.return_code}]\n"
+                )
             )
             raise BuildFailure([str(a) for a in exc.docker_command], exc.return_code, output) from None
         log.write(f"docker build (legacy builder) {request.context} -f {request.dockerfile}\n")
@@ -122,7 +135,7 @@ class BuildxBuilder:
                 stream_logs=True,
             )
             for line in lines:  # type: ignore[union-attr]
-                log.write(line if line.endswith("\n") else line + "\n")
+                log.write(redact(line if line.endswith("\n") else line + "\n"))
         except DockerException as exc:
             output = (exc.stdout or "") + (exc.stderr or "")
             log.write(f"\n[exit code {exc.return_code}]\n")

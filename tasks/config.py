@@ -4,6 +4,10 @@
 paths, interpolated build args and complete dependencies (``depends_on`` plus ``FROM`` lines
 naming a configured image). Every problem is a ``CONFIG_INVALID`` error with the key path and
 a hint; nothing half-valid escapes.
+
+Secret build args — listed in ``secret_build_args`` or named like a secret
+(:func:`tasks.redact.is_secret_name`) — are registered for redaction as soon as their value is
+known, before anything can write it.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks import graph
+from tasks import graph, redact
 from tasks.dockerfile import Dockerfile, DockerfileSyntaxError
 from tasks.errors import StagegateError, config_error
 from tasks.readiness import ReadinessPolicy
@@ -46,6 +50,7 @@ class ImageSettings(_Strict):
     context: str = "."
     dockerfile: str | None = None
     build_args: dict[str, str] = {}
+    secret_build_args: list[str] = []  # besides those named like secrets (*TOKEN*, *KEY*, …)
     depends_on: list[str] = []
     smoke: list[str] | None = None
     smoke_timeout: Annotated[float, Field(gt=0)] = 30.0
@@ -105,6 +110,7 @@ class ImageSpec:
     smoke_timeout: float
     parsed: Dockerfile
     index: int  # position in the config, for key paths in errors
+    secret_build_args: frozenset[str] = frozenset()  # configured or named like secrets
 
     @property
     def key(self) -> str:
@@ -329,9 +335,12 @@ def _resolve_image(
         must_exist=True,
         kind="file",
     )
+    secret_args = _secret_build_args(image, key)
     build_args = {
         name: interpolate(value, env, f"{key}.build_args.{name}") for name, value in image.build_args.items()
     }
+    for name in secret_args:
+        redact.register(build_args[name])
     for position, dependency in enumerate(image.depends_on):
         if dependency not in names:
             raise config_error(
@@ -369,7 +378,24 @@ def _resolve_image(
         smoke_timeout=image.smoke_timeout,
         parsed=parsed,
         index=index,
+        secret_build_args=secret_args,
     )
+
+
+def _secret_build_args(image: ImageSettings, key: str) -> frozenset[str]:
+    """The build args of ``image`` whose values are secret; their names registered for
+    redaction (``NAME=…`` is hidden wherever it is written)."""
+    for position, name in enumerate(image.secret_build_args):
+        if name not in image.build_args:
+            raise config_error(
+                f"{key}.secret_build_args[{position}]",
+                f"secret_build_args names {name!r}, which is not one of {image.name}'s build_args",
+                _did_you_mean(name, image.build_args) or "list names of keys of build_args",
+            )
+    secret = frozenset(image.secret_build_args) | {n for n in image.build_args if redact.is_secret_name(n)}
+    for name in secret:
+        redact.register_name(name)
+    return secret
 
 
 def _path_in_repo(root: Path, value: str, key: str, *, must_exist: bool, kind: str = "path") -> Path:

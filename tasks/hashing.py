@@ -20,10 +20,11 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tasks import redact
 from tasks.ledger import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -416,12 +417,21 @@ def collect_inputs(
     *,
     excluded: Iterable[str] = (),
     hasher: ContextHasher | None = None,
+    secret_args: Collection[str] = (),
 ) -> Inputs:
-    """Read the inputs of one image from disk (through ``hasher``, shared by a stage)."""
+    """Read the inputs of one image from disk (through ``hasher``, shared by a stage).
+
+    The build args named in ``secret_args`` are kept as their fingerprint
+    (:func:`tasks.redact.fingerprint`), never their value: the inputs file holds no secret,
+    and a changed secret still changes the hash — as it changes Docker's own cache keys.
+    """
     hasher = hasher or ContextHasher(None)
     return Inputs(
         dockerfile=hasher.digest(dockerfile),
-        build_args=dict(build_args),
+        build_args={
+            name: redact.fingerprint(value) if name in secret_args else value
+            for name, value in build_args.items()
+        },
         bases=dict(base_image_ids),
         files=hasher.files(context, excluded),
     )

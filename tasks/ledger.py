@@ -3,6 +3,9 @@
 ``run.json`` records the current run: id, git revision, and per stage its status, start,
 duration and outputs. ``error.json`` exists if and only if the run failed, and there is
 exactly one. Both are written atomically (temporary file, then rename) under a file lock.
+Every file written through :func:`write_text_atomic` or :func:`write_json_atomic` — these
+two, the inputs files, the rendered manifests, the docker target's plan — is redacted first
+(:mod:`tasks.redact`): no secret is ever written in clear.
 
 A stage refuses to start unless every stage before it in :data:`PIPELINE` passed in the
 same run (``UPSTREAM_FAILED``) — read from the ledger on disk, so the guard holds for a
@@ -25,6 +28,7 @@ import filelock
 
 from tasks.clock import Clock, iso
 from tasks.errors import Code, StagegateError
+from tasks.redact import redact, redact_json
 
 SCHEMA_VERSION = 1
 
@@ -48,7 +52,16 @@ RUN_SCOPED = ("junit.xml", "e2e-junit.xml", "manifests.yaml", "diagnostics")
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new, never half."""
+    """Write ``text``, redacted, to ``path`` so that readers see the old file or the new, never half."""
+    _write_atomic(path, redact(text))
+
+
+def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
+    """``document`` as indented JSON, every string in it redacted, written atomically."""
+    _write_atomic(path, json.dumps(redact_json(document), indent=2) + "\n")
+
+
+def _write_atomic(path: Path, text: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
@@ -60,11 +73,6 @@ def write_text_atomic(path: Path, text: str) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-
-
-def write_json_atomic(path: Path, document: dict[str, Any]) -> None:
-    """``document`` as indented JSON, written atomically."""
-    write_text_atomic(path, json.dumps(document, indent=2) + "\n")
 
 
 class Ledger:
@@ -154,7 +162,7 @@ class Ledger:
                 error={"code": str(error.code), "message": error.message},
             )
             run.update(_run_level(outputs))
-            document = self._error_document(run, stage, error, duration_s)
+            document = redact_json(self._error_document(run, stage, error, duration_s))
             write_json_atomic(self.error_path, document)
             self._write_run(run)
             return document

@@ -3,10 +3,16 @@
 Shared by verify (which checks the references) and deploy (which applies the rewritten
 objects). A kustomize directory is rendered with ``kubectl kustomize``; plain YAML files
 (or a directory of them, not recursive, like ``kubectl apply -f DIR``) are read as they are.
+
+The values of ``Secret`` objects are registered for redaction (:mod:`tasks.redact`) as soon
+as the manifests are read, before the render log is written; :func:`to_yaml` writes them as
+``<redacted>`` unless asked for the real thing (what ``kubectl apply`` gets on stdin).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import copy
 import difflib
 import json
@@ -17,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from tasks import runner
+from tasks import redact, runner
 from tasks.errors import Code, StagegateError
 from tasks.references import repository, tag_of
 
@@ -84,8 +90,10 @@ def render(path: Path, root: Path, *, log_file: Path | None = None) -> list[Mani
     relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     if is_kustomization(path):
         try:
-            result = runner.run(["kubectl", "kustomize", str(path)], cwd=root, timeout=120, log_file=log_file)
+            # the log is written once the Secrets of the output are known (see below)
+            result = runner.run(["kubectl", "kustomize", str(path)], cwd=root, timeout=120)
         except runner.CommandFailed as exc:
+            runner.write_log(log_file, exc.argv, exc.exit_code, exc.stdout, exc.stderr)
             if exc.exit_code is None and "not found on PATH" in exc.reason:
                 raise kubectl_missing(relative) from None
             raise StagegateError(
@@ -95,7 +103,15 @@ def render(path: Path, root: Path, *, log_file: Path | None = None) -> list[Mani
                 {"key": "tool.stagegate.deploy.manifests", "file": relative},
                 log_excerpt=exc.stderr[-2000:],
             ) from None
-        return [ManifestObject(relative, doc) for doc in _documents(result.stdout, relative)]
+        try:
+            documents = _documents(result.stdout, relative)
+        except Exception:
+            register_secrets(yaml_documents(result.stdout))
+            runner.write_log(log_file, result.argv, result.exit_code, result.stdout, result.stderr)
+            raise
+        register_secrets(documents)
+        runner.write_log(log_file, result.argv, result.exit_code, result.stdout, result.stderr)
+        return [ManifestObject(relative, doc) for doc in documents]
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
     else:
@@ -104,7 +120,37 @@ def render(path: Path, root: Path, *, log_file: Path | None = None) -> list[Mani
     for file in files:
         source = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
         objects += [ManifestObject(source, doc) for doc in _documents(file.read_text(), source)]
+    register_secrets(obj.doc for obj in objects)
     return objects
+
+
+def register_secrets(docs: Iterable[Any]) -> None:
+    """Register the values of every Secret for redaction: ``stringData`` as written, ``data``
+    decoded (its base64 form is redacted with it) — or as written when it is not base64."""
+    for doc in docs:
+        if not isinstance(doc, dict) or doc.get("kind") != "Secret":
+            continue
+        for field_name in ("data", "stringData"):
+            values = doc.get(field_name)
+            if not isinstance(values, dict):
+                continue
+            for value in values.values():
+                text = str(value)
+                if field_name == "data":
+                    try:
+                        text = base64.b64decode(text, validate=True).decode()
+                    except (binascii.Error, UnicodeDecodeError, ValueError):
+                        redact.register(text)
+                        continue
+                redact.register(text)
+
+
+def yaml_documents(text: str) -> list[Any]:
+    """The documents of a YAML text, or none when it does not parse (for registration only)."""
+    try:
+        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except yaml.YAMLError:
+        return []
 
 
 def kubectl_missing(relative: str) -> StagegateError:
@@ -148,8 +194,21 @@ def rewrite_images(objects: list[ManifestObject], built: Mapping[str, str]) -> l
     return rewritten
 
 
-def to_yaml(objects: list[ManifestObject]) -> str:
-    return yaml.safe_dump_all([obj.doc for obj in objects], sort_keys=False)
+def to_yaml(objects: list[ManifestObject], *, reveal_secrets: bool = False) -> str:
+    """The objects as one YAML stream; Secret ``data``/``stringData`` values as ``<redacted>``
+    (every file stagegate writes) unless ``reveal_secrets`` (what goes to kubectl's stdin)."""
+    docs = [obj.doc if reveal_secrets else _without_secret_values(obj.doc) for obj in objects]
+    return yaml.safe_dump_all(docs, sort_keys=False)
+
+
+def _without_secret_values(doc: dict[str, Any]) -> dict[str, Any]:
+    if doc.get("kind") != "Secret":
+        return doc
+    hidden = dict(doc)
+    for field_name in ("data", "stringData"):
+        if isinstance(doc.get(field_name), dict):
+            hidden[field_name] = {key: redact.REDACTED for key in doc[field_name]}
+    return hidden
 
 
 def check_references(

@@ -2,7 +2,9 @@
 
 Docker is not run here: it goes through a ``python_on_whales.DockerClient`` handed to the
 stages. Everything else is an argv list run by :func:`run`: no shell, a timeout, the output
-captured and, when asked, written to a log file.
+captured and, when asked, written to a log file. What reaches a log file or a
+:class:`CommandFailed` (and so error.json) is redacted (:mod:`tasks.redact`); the
+:class:`Result` a caller parses is the program's own output.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from tasks.redact import redact, redact_argv
 
 log = logging.getLogger(__name__)
 
@@ -35,16 +39,16 @@ def last_line(text: str) -> str:
 
 
 class CommandFailed(Exception):
-    """A command exited non-zero, timed out or could not start; keeps the evidence."""
+    """A command exited non-zero, timed out or could not start; keeps the evidence, redacted."""
 
     def __init__(
         self, argv: Sequence[str], exit_code: int | None, stdout: str = "", stderr: str = "", reason: str = ""
     ):
-        self.argv = list(argv)
+        self.argv = redact_argv(argv)
         self.exit_code = exit_code
-        self.stdout = stdout
-        self.stderr = stderr
-        self.reason = reason or f"exit code {exit_code}"
+        self.stdout = redact(stdout)
+        self.stderr = redact(stderr)
+        self.reason = redact(reason) or f"exit code {exit_code}"
         super().__init__(f"{' '.join(self.argv)}: {self.reason}")
 
 
@@ -56,35 +60,50 @@ def run(
     timeout: float = 60.0,
     log_file: Path | None = None,
     check: bool = True,
+    input: str | None = None,
 ) -> Result:
-    """Run ``argv`` and return its output; :class:`CommandFailed` when it fails and ``check``."""
+    """Run ``argv`` and return its output; :class:`CommandFailed` when it fails and ``check``.
+
+    ``input`` goes to its stdin (never to the log): how a secret reaches a program without
+    being written to a file.
+    """
     argv = [str(a) for a in argv]
-    log.debug("run %s", argv)
+    log.debug("run %s", redact_argv(argv))
     full_env = {**os.environ, **env} if env is not None else None
     try:
         completed = subprocess.run(
-            argv, cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout, check=False
+            argv,
+            cwd=cwd,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+            input=input,
         )
     except FileNotFoundError:
         raise CommandFailed(argv, None, reason=f"{argv[0]} not found on PATH") from None
     except subprocess.TimeoutExpired as exc:
         out = exc.stdout.decode(errors="replace") if isinstance(exc.stdout, bytes) else exc.stdout or ""
         err = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else exc.stderr or ""
-        _write_log(log_file, argv, None, out, err)
+        write_log(log_file, argv, None, out, err)
         raise CommandFailed(argv, None, out, err, reason=f"timed out after {timeout:g} s") from None
     result = Result(argv, completed.returncode, completed.stdout, completed.stderr)
-    _write_log(log_file, argv, completed.returncode, completed.stdout, completed.stderr)
+    write_log(log_file, argv, completed.returncode, completed.stdout, completed.stderr)
     if check and completed.returncode != 0:
         raise CommandFailed(argv, completed.returncode, completed.stdout, completed.stderr)
     return result
 
 
-def _write_log(path: Path | None, argv: list[str], exit_code: int | None, stdout: str, stderr: str) -> None:
+def write_log(
+    path: Path | None, argv: Sequence[str], exit_code: int | None, stdout: str, stderr: str
+) -> None:
+    """Append one command and its output, redacted, to the log file ``path`` (None: no log)."""
     if path is None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as stream:
-        stream.write(f"$ {' '.join(argv)}\n{stdout}{stderr}[exit code {exit_code}]\n")
+        stream.write(redact(f"$ {' '.join(map(str, argv))}\n{stdout}{stderr}[exit code {exit_code}]\n"))
 
 
 class Background:
@@ -108,7 +127,7 @@ class Background:
         try:
             for line in self.process.stdout:
                 if log_stream is not None:
-                    log_stream.write(line)
+                    log_stream.write(redact(line))
                     log_stream.flush()
                 self._lines.put(line)
         finally:
@@ -155,10 +174,10 @@ def start(
 ) -> Background:
     """Start ``argv`` in the background, stdout and stderr merged; stop it with ``.stop()``."""
     argv = [str(a) for a in argv]
-    log.debug("start %s", argv)
+    log.debug("start %s", redact_argv(argv))
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-        log_file.write_text(f"$ {' '.join(argv)}\n")
+        log_file.write_text(redact(f"$ {' '.join(argv)}\n"))
     full_env = {**os.environ, **env} if env is not None else None
     try:
         process = subprocess.Popen(

@@ -2,7 +2,8 @@
 
 Stages never print; they report to an object of this module. Colours only on a terminal,
 ``NO_COLOR`` honoured (rich does both). Without a terminal (CI logs) live lines become one
-line per change of state.
+line per change of state. Every line printed goes through :func:`tasks.redact.redact`: the
+reporter's console writes through :class:`RedactingStream`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 from rich.text import Text
+
+from tasks.redact import redact
 
 _STATUS_STYLE = {
     "passed": "green",
@@ -107,10 +110,30 @@ def _elapsed(row: _Row) -> str:
     return f"{end - row.started:.1f}s"
 
 
+class RedactingStream:
+    """A console's file that redacts what is written to it (rich writes each print at once).
+
+    Everything else (``isatty``, ``getvalue`` of a test's StringIO, …) is the stream's own.
+    """
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self.stream.write(redact(text))
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "rich_proxied_file":  # rich would write past this stream to the proxied one
+            raise AttributeError(name)
+        return getattr(self.stream, name)
+
+
 class Reporter:
     """Stage-level output: headings, results and the summary of the run so far."""
 
     def __init__(self, console: Console) -> None:
+        if not isinstance(console.file, RedactingStream):
+            console.file = RedactingStream(console.file)  # type: ignore[assignment]
         self.console = console
 
     def stage_started(self, stage: str, detail: str = "") -> None:
@@ -127,7 +150,7 @@ class Reporter:
 
     def workflow_command(self, line: str) -> None:
         """A CI workflow command (``::error …``): plain, on stdout, where the runner reads it."""
-        print(line, flush=True)
+        print(redact(line), flush=True)
 
     def passthrough(self, line: str) -> None:
         """A line of a program's own output (the e2e suite), shown as it is."""

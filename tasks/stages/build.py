@@ -333,7 +333,8 @@ def image_inputs(
     Build args whose value names a configured dependency get its exact built reference
     (``ARG BASE=example/base`` + ``FROM ${BASE}`` builds on the very image of this run); the
     image IDs of everything it builds on are inputs too (``local_id`` looks up external ones).
-    ``never`` (see :func:`never_inputs`) is left out of the context's files.
+    ``never`` (see :func:`never_inputs`) is left out of the context's files. Secret build
+    args are inputs by their fingerprint only (the inputs file never holds their value).
     """
     build_args = dict(spec.build_args)
     for name, value in spec.parsed.global_args(spec.build_args).items():
@@ -354,6 +355,7 @@ def image_inputs(
         bases,
         excluded=hashing.never_inputs(spec.context, never),
         hasher=hasher,
+        secret_args=spec.secret_build_args,
     )
 
 

@@ -228,9 +228,11 @@ class KindTarget:
     # -- deploy --------------------------------------------------------------------------------
     def apply(self, objects: list[ManifestObject]) -> dict[str, Any]:
         applied = self.artifacts / "applied.yaml"
-        write_text_atomic(applied, to_yaml(objects))
+        write_text_atomic(applied, to_yaml(objects))  # Secret values redacted: kubectl reads stdin
         try:
-            result = self._kubectl(["apply", "-f", str(applied)], "apply", timeout=120)
+            result = self._kubectl(
+                ["apply", "-f", "-"], "apply", timeout=120, input=to_yaml(objects, reveal_secrets=True)
+            )
         except runner.CommandFailed as exc:
             raise StagegateError(
                 Code.APPLY_FAILED,
@@ -454,12 +456,15 @@ class KindTarget:
                 log_file=str(self.logs / f"{log_name}.log"),
             ) from None
 
-    def _kubectl(self, argv: list[str], log_name: str, *, timeout: float) -> runner.Result:
+    def _kubectl(
+        self, argv: list[str], log_name: str, *, timeout: float, input: str | None = None
+    ) -> runner.Result:
         log_dir = "deploy" if log_name in ("apply", "poll") else "cluster"
         try:
             return runner.run(
                 ["kubectl", "--kubeconfig", str(self.kubeconfig), *argv],
                 timeout=timeout,
+                input=input,
                 log_file=self.artifacts / "logs" / log_dir / f"kubectl-{log_name}.log",
             )
         except runner.CommandFailed as exc:
