@@ -5,12 +5,16 @@ terminal, and reported as DOCKER_UNAVAILABLE."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import socket
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
+from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
 
@@ -95,29 +99,85 @@ def test_the_inputs_file_keeps_a_fingerprint_and_a_rotated_token_changes_the_has
     assert rotated.changes_since(first) == ["build arg NPM_TOKEN changed"]
 
 
-class DroppingDocker:
-    """A DockerClient whose legacy build fails as the recorded dropped connection did."""
-
-    def legacy_build(self, context, *, build_args, **kwargs):
-        argv = ["docker", "build", "--quiet"]
-        for name, value in build_args.items():
-            argv += ["--build-arg", f"{name}={value}"]
-        raise DockerException(
-            [*argv, str(context)], 1, b"", recorded("legacy-connection-dropped.txt").encode()
-        )
+def test_the_recorded_dropped_connection_is_the_daemon_gone_and_its_url_is_redacted() -> None:
+    output = recorded("legacy-connection-dropped.txt")
+    assert TOKEN in output  # URL-encoded in the request URL the CLI repeats
+    failure = BuildFailure(["docker", "build", "--build-arg", f"NPM_TOKEN={TOKEN}", "app"], 1, output)
+    assert failure.daemon_down
+    redact.register(TOKEN)
+    assert TOKEN not in redact.redact(output) and "buildargs=<redacted>" in redact.redact(output)
 
 
-def test_a_connection_dropped_mid_build_is_docker_unavailable_and_redacted_everywhere(tmp_path: Path) -> None:
+class DroppingProxy:
+    """A unix socket in front of the Docker engine's that cuts every connection ``cut_after``
+    seconds after it opened: the engine's connection lost mid-build, for real, without
+    stopping the engine others use."""
+
+    def __init__(self, path: Path, upstream: str, cut_after: float) -> None:
+        self.path, self.upstream, self.cut_after = path, upstream, cut_after
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(str(path))
+        self.server.listen()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.server.accept()
+            except OSError:
+                return
+            engine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            engine.connect(self.upstream)
+            self.sockets += [client, engine]
+            for source, sink in ((client, engine), (engine, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+            threading.Timer(self.cut_after, self._cut, args=(client, engine)).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+
+    @staticmethod
+    def _cut(*ends: socket.socket) -> None:
+        for end in ends:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def close(self) -> None:
+        self.server.close()
+        self._cut(*self.sockets)
+
+
+@pytest.mark.docker
+def test_a_connection_dropped_mid_build_is_docker_unavailable_and_redacted_everywhere(
+    tmp_path: Path, docker: DockerClient, busybox_image: str
+) -> None:
     root = repo(tmp_path / "repo", '{ NPM_TOKEN = "${NPM_TOKEN}" }')
+    (root / "app" / "Dockerfile").write_text(
+        f"FROM {busybox_image}\nLABEL dev.stagegate.test=dropped\nARG NPM_TOKEN\nRUN sleep 5\n"
+    )
     config = load_config(root, {"NPM_TOKEN": TOKEN})
     spec = config.images["t/app"]
-    assert TOKEN in recorded("legacy-connection-dropped.txt")  # the fixture does hold it, URL-encoded
     artifacts = config.artifacts
     log_file = artifacts / "logs" / "build" / "t-app.log"
     log_file.parent.mkdir(parents=True)
     request = BuildRequest(spec.context, spec.dockerfile, ["t/app:sg-1"], dict(spec.build_args), {})
-    with log_file.open("w") as log, pytest.raises(BuildFailure) as failed:
-        LegacyBuilder(DroppingDocker()).build(request, log)  # type: ignore[arg-type]
+    proxy = DroppingProxy(tmp_path / "engine.sock", "/var/run/docker.sock", cut_after=1.5)
+    try:
+        with log_file.open("w") as log, pytest.raises(BuildFailure) as failed:
+            LegacyBuilder(DockerClient(host=f"unix://{proxy.path}")).build(request, log)
+    finally:
+        proxy.close()
+        for container in docker.container.list(all=True, filters=[("label", "dev.stagegate.test=dropped")]):
+            with contextlib.suppress(DockerException):  # the engine may be removing it already
+                docker.container.remove(container, force=True)
+        with contextlib.suppress(DockerException):
+            docker.image.remove("t/app:sg-1", force=True)
+    assert "error during connect" in failed.value.output and "buildargs=" in failed.value.output
     error = build_error(spec, failed.value, config.relpath, log_file)
     assert error.code == Code.DOCKER_UNAVAILABLE
 
@@ -141,5 +201,5 @@ def test_a_connection_dropped_mid_build_is_docker_unavailable_and_redacted_every
     assert [name for name, text in shown.items() if TOKEN in text] == []  # URL-encoded, it is the same
     assert "--build-arg NPM_TOKEN=<redacted>" in written["t-app.log"]
     assert "buildargs=<redacted>" in written["t-app.log"]
-    assert json.loads(written["error.json"])["command"]["argv"][4] == "NPM_TOKEN=<redacted>"
+    assert "NPM_TOKEN=<redacted>" in json.loads(written["error.json"])["command"]["argv"]
     assert json.loads(written["error.json"])["code"] == "DOCKER_UNAVAILABLE"

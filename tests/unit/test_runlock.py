@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from tasks import runlock
-from tasks.errors import Code, StagegateError
 from tasks.cli import teardown
+from tasks.errors import Code, StagegateError
 from tasks.pipeline import run_stage
 from tests.conftest import ROOT, Repo
 
