@@ -23,6 +23,7 @@ from typing import Any
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from tasks.ledger import Ledger
+from tasks.redact import redact
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +47,9 @@ _XML_INVALID = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\
 
 
 def clean_text(text: str) -> str:
-    """``text`` as any report may quote it: no ANSI escapes, nothing XML cannot hold."""
-    return _XML_INVALID.sub("", _ANSI.sub("", text))
+    """``text`` as any report may quote it: no secret in clear (the e2e suite's own report is
+    quoted too), no ANSI escapes, nothing XML cannot hold."""
+    return _XML_INVALID.sub("", _ANSI.sub("", redact(text)))
 
 
 def _clean(value: Any) -> Any:

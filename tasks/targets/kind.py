@@ -28,6 +28,7 @@ from tasks.ledger import write_json_atomic, write_text_atomic
 from tasks.manifests import ManifestObject, to_yaml
 from tasks.ownership import owner_id
 from tasks.readiness import WORKLOAD_KINDS, ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
+from tasks.redact import redact
 from tasks.targets import ImageToLoad, endpoint_env, namespaces, provided_config, services
 
 _PLURALS = {
@@ -376,7 +377,7 @@ class KindTarget:
                 return None
             path = dest / name
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(result.stdout)
+            path.write_text(redact(result.stdout))  # a container's log may print what it was given
             written.append(str(path))
             return result.stdout
 
@@ -416,7 +417,7 @@ class KindTarget:
         except runner.CommandFailed as exc:
             problems.append(f"kind export logs: {runner.last_line(exc.stderr) or exc.reason}")
         if problems:
-            (dest / "problems.txt").write_text("\n".join(problems) + "\n")
+            (dest / "problems.txt").write_text(redact("\n".join(problems) + "\n"))
         return written
 
     def teardown(self, *, delete: bool) -> dict[str, Any]:

@@ -94,6 +94,28 @@ def test_a_passing_build_and_deploy_on_the_docker_target_writes_no_secret(
     assert "<redacted>" in (repo.artifacts / "logs" / "verify" / "render.log").read_text()
 
 
+def test_a_container_that_prints_its_secret_and_crashes_leaves_no_secret_in_the_diagnostics(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    docker_target.stack(
+        repo,
+        ns,
+        busybox_image,
+        web_command='["sh", "-c", "echo my token is $TOKEN; exit 1"]',
+        client_probe='["true"]',
+    )
+    manifest = repo.root / "k8s/app.yaml"
+    manifest.write_text(manifest.read_text().replace("TOKEN: s3cret", f"TOKEN: {SECRET_VALUE}"))
+    code = docker_target.chain(repo, docker, reporter, "cluster", "deploy")
+    terminal = reporter.console.file.getvalue()
+    error = repo.error()
+    assert code == 1 and error is not None and error["code"] == "CONTAINER_CRASHLOOP", terminal
+    logs = list((repo.artifacts / "diagnostics" / "containers").glob("*_web.log"))
+    assert logs and "my token is <redacted>" in logs[0].read_text()  # collected, redacted
+    assert "my token is <redacted>" in error["log_excerpt"]
+    assert leaks(repo, terminal, SECRET_VALUE) == []
+
+
 def test_a_failed_build_whose_run_prints_the_token_writes_no_secret(
     repo, docker, busybox_image, reporter, ns
 ) -> None:

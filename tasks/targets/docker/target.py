@@ -26,6 +26,7 @@ from tasks.ledger import write_json_atomic
 from tasks.manifests import ManifestObject
 from tasks.ownership import owner_id, short
 from tasks.readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
+from tasks.redact import redact
 from tasks.retry import retry_transient
 from tasks.targets import ImageToLoad, endpoint_env, namespaces, provided_config
 from tasks.targets.docker.controllers import (
@@ -299,7 +300,7 @@ class DockerTarget:
             pods = [self.kubelet.pod_json(run) for run in self._pods]
             for name, items in (("pods.json", pods), ("events.json", self.events.to_json())):
                 (dest / name).write_text(
-                    json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2)
+                    redact(json.dumps({"apiVersion": "v1", "kind": "List", "items": items}, indent=2))
                 )
                 written.append(str(dest / name))
         groups: dict[tuple[str, str], list[Container]] = {}
@@ -316,7 +317,7 @@ class DockerTarget:
                     written += self._write_container(container, Path(f"{base}{suffix}"))
                 except Exception as exc:  # diagnostics never fail the report they are for
                     with (dest / "problems.txt").open("a") as problems:
-                        problems.write(f"{container.name}: {type(exc).__name__}: {exc}\n")
+                        problems.write(redact(f"{container.name}: {type(exc).__name__}: {exc}\n"))
         return written
 
     def _write_container(self, container: Container, base: Path) -> list[str]:
@@ -333,8 +334,8 @@ class DockerTarget:
             for entry in config.get("Env") or []
         ]
         inspect, log = Path(f"{base}.inspect.json"), Path(f"{base}.log")
-        inspect.write_text(json.dumps(document, indent=2))
-        log.write_text(self.docker.container.logs(container, timestamps=True))
+        inspect.write_text(redact(json.dumps(document, indent=2)))
+        log.write_text(redact(self.docker.container.logs(container, timestamps=True)))
         return [str(inspect), str(log)]
 
     def teardown(self, *, delete: bool) -> dict[str, Any]:
