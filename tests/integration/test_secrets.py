@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import base64
 import json
-from pathlib import Path
 from urllib.parse import quote_plus
 
 import pytest
@@ -65,11 +64,12 @@ def with_secret_build_arg(repo: Repo, ns: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def _teardown_docker_target(docker: DockerClient, ns: str):
+def _teardown_docker_target(docker: DockerClient, ns: str, repo: Repo):
     yield
     from tasks.targets.docker import DockerTarget
 
-    DockerTarget(project=ns, artifacts=Path("/nonexistent"), docker=docker).teardown(delete=True)
+    # the repository's own artifacts dir: its owner id is the one that created the objects
+    DockerTarget(project=ns, artifacts=repo.artifacts, docker=docker).teardown(delete=True)
 
 
 def test_a_passing_build_and_deploy_on_the_docker_target_writes_no_secret(
