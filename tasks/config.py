@@ -468,10 +468,23 @@ def _from_validation_error(exc: pydantic.ValidationError, raw: Any) -> Stagegate
     if first["type"] == "missing":
         return config_error(key, f"{key} is required", f"add {loc[-1]} = ... to the table")
     if first["type"] == "string_pattern_mismatch":
+        if loc[-1] != "name" or loc[0] != "images":
+            pattern = (first.get("ctx") or {}).get("pattern", "")
+            what = {"platform": "an os/arch platform like 'linux/amd64'", "name": "a lowercase DNS name"}
+            return config_error(
+                key,
+                f"{key} = {first['input']!r} is not {what.get(str(loc[-1]), 'valid')}",
+                f"use a value matching {pattern}",
+            )
         return config_error(
             key,
             f"{key} = {first['input']!r} is not a valid image name",
             "use a lowercase repository name without a tag, like 'example/api-server'",
+        )
+    if first["type"] == "literal_error":
+        expected = (first.get("ctx") or {}).get("expected", "")
+        return config_error(
+            key, f"{key} = {first['input']!r} is not one of {expected}", f"use one of {expected}"
         )
     bounds = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"), "less_than": ("<", "lt")}
     if first["type"] in bounds:

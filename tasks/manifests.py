@@ -470,7 +470,8 @@ def validation_errors(objects: list[ManifestObject]) -> list[StagegateError]:
 def _resource_name(doc: dict[str, Any]) -> str:
     metadata = doc.get("metadata")
     name = metadata.get("name") if isinstance(metadata, dict) else None
-    return f"{doc.get('kind') or '(no kind)'}/{name if isinstance(name, str) and name else '(no name)'}"
+    shown = name if len(str(name)) <= 63 else f"{str(name)[:60]}…"
+    return f"{doc.get('kind') or '(no kind)'}/{shown if isinstance(name, str) and name else '(no name)'}"
 
 
 def _validate_object(doc: dict[str, Any]) -> None:
@@ -480,14 +481,14 @@ def _validate_object(doc: dict[str, Any]) -> None:
     kind = doc["kind"]
     metadata = _mapping(doc, "metadata", "metadata", required=True)
     _object_name(metadata, kind)
-    if "namespace" in metadata:
+    if metadata.get("namespace") is not None:
         _dns(metadata["namespace"], "metadata.namespace", _DNS1123_LABEL, 63)
     for key in ("labels", "annotations"):
         labels = _mapping(metadata, key, f"metadata.{key}")
         for name, value in labels.items():
             if not isinstance(value, str):
                 raise _Invalid(f"metadata.{key}.{name}", f"must be a string, got {_shown(value)}")
-    if "spec" in doc:
+    if doc.get("spec") is not None:
         _mapping(doc, "spec", "spec")
     if kind == "Secret":
         _secret(doc)
@@ -520,7 +521,7 @@ def _dns(value: Any, field: str, pattern: re.Pattern[str], limit: int) -> None:
         what = "a lowercase RFC 1123 name" if pattern is not _DNS1035_LABEL else "a lowercase RFC 1035 label"
         raise _Invalid(
             field,
-            f"{value!r} is not {what} (lowercase letters, digits, '-'"
+            f"{value[:60]!r}{'…' if len(value) > 60 else ''} is not {what} (lowercase letters, digits, '-'"
             + ("" if pattern is not _DNS1123_SUBDOMAIN else " and '.'")
             + f"; alphanumeric at both ends; at most {limit} characters)",
         )
@@ -574,14 +575,14 @@ def _secret(doc: dict[str, Any]) -> None:
     for name, value in _mapping(doc, "data", "data").items():
         # Never the value itself in a message: it is secret.
         if not isinstance(value, str):
-            raise _Invalid(f"data.{name}", f"must be a base64 string, got a {type(value).__name__}")
+            raise _Invalid(f"data.{name}", f"must be a base64 string, got {type(value).__name__}")
         try:
             base64.b64decode("".join(value.split()), validate=True)
         except (binascii.Error, ValueError):
             raise _Invalid(f"data.{name}", "is not valid base64 (use stringData for plain text)") from None
     for name, value in _mapping(doc, "stringData", "stringData").items():
         if not isinstance(value, str):
-            raise _Invalid(f"stringData.{name}", f"must be a string, got a {type(value).__name__}")
+            raise _Invalid(f"stringData.{name}", f"must be a string, got {type(value).__name__}")
 
 
 def _service_ports(spec: dict[str, Any]) -> None:
@@ -590,14 +591,14 @@ def _service_ports(spec: dict[str, Any]) -> None:
         if not isinstance(port, dict):
             raise _Invalid(field, f"must be a mapping, got {_shown(port)}")
         _port(port.get("port"), f"{field}.port", named=False)
-        if "targetPort" in port:
+        if port.get("targetPort") is not None:
             _port(port["targetPort"], f"{field}.targetPort", named=True)
 
 
 def _workload(doc: dict[str, Any], kind: str) -> None:
     path = POD_SPEC_PATHS[kind]
     spec = _mapping(doc, "spec", "spec", required=True)
-    if "replicas" in spec:
+    if spec.get("replicas") is not None:
         _integer(spec["replicas"], "spec.replicas", 0)
     if kind == "CronJob":
         job = _mapping(spec, "jobTemplate", "spec.jobTemplate", required=True)
@@ -661,7 +662,7 @@ def _labels(labels: dict[str, Any]) -> str:
 
 
 def _pod_spec(spec: dict[str, Any], prefix: str) -> None:
-    if "restartPolicy" in spec and spec["restartPolicy"] not in RESTART_POLICIES:
+    if spec.get("restartPolicy") is not None and spec["restartPolicy"] not in RESTART_POLICIES:
         raise _Invalid(
             f"{prefix}.restartPolicy",
             f"must be one of {', '.join(RESTART_POLICIES)}, got {_shown(spec['restartPolicy'])}",
@@ -681,7 +682,7 @@ def _container(container: Any, field: str) -> None:
     image = container.get("image")
     if not isinstance(image, str) or not image.strip():
         raise _Invalid(f"{field}.image", f"is required and must be a string, got {_shown(image)}")
-    if "imagePullPolicy" in container and container["imagePullPolicy"] not in PULL_POLICIES:
+    if container.get("imagePullPolicy") is not None and container["imagePullPolicy"] not in PULL_POLICIES:
         raise _Invalid(
             f"{field}.imagePullPolicy",
             f"must be one of {', '.join(PULL_POLICIES)} (case matters), got {_shown(container['imagePullPolicy'])}",
@@ -690,13 +691,13 @@ def _container(container: Any, field: str) -> None:
         value = container.get(key)
         if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
             raise _Invalid(f"{field}.{key}", f"must be a list of strings, got {_shown(value)}")
-    if "workingDir" in container:
+    if container.get("workingDir") is not None:
         _absolute(container["workingDir"], f"{field}.workingDir")
     for index, port in enumerate(_list(container, "ports", f"{field}.ports")):
         if not isinstance(port, dict):
             raise _Invalid(f"{field}.ports[{index}]", f"must be a mapping, got {_shown(port)}")
         _port(port.get("containerPort"), f"{field}.ports[{index}].containerPort", named=False)
-        if "hostPort" in port:
+        if port.get("hostPort") is not None:
             _port(port["hostPort"], f"{field}.ports[{index}].hostPort", named=False)
     for index, mount in enumerate(_list(container, "volumeMounts", f"{field}.volumeMounts")):
         if not isinstance(mount, dict):
@@ -709,7 +710,7 @@ def _container(container: Any, field: str) -> None:
             or not variable["name"]
         ):
             raise _Invalid(f"{field}.env[{index}]", f"must be a mapping with a name, got {_shown(variable)}")
-        if "value" in variable and not isinstance(variable["value"], str):
+        if variable.get("value") is not None and not isinstance(variable["value"], str):
             raise _Invalid(
                 f"{field}.env[{index}].value", f"must be a string, got {_shown(variable['value'])}"
             )
