@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import stat
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -53,7 +54,7 @@ class ImageSettings(_Strict):
     secret_build_args: list[str] = []  # besides those named like secrets (*TOKEN*, *KEY*, …)
     depends_on: list[str] = []
     smoke: list[str] | None = None
-    smoke_timeout: Annotated[float, Field(gt=0)] = 30.0
+    smoke_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
 
 
 class ClusterSettings(_Strict):
@@ -70,10 +71,10 @@ class DeploySettings(_Strict):
 
     manifests: str
     external_images: list[str] = []
-    timeout: Annotated[float, Field(gt=0)] = 300.0
-    poll_interval: Annotated[float, Field(gt=0)] = 2.0
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
+    poll_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2.0
     crashloop_restarts: Annotated[int, Field(ge=0)] = 5
-    unschedulable_grace: Annotated[float, Field(ge=0)] = 30.0
+    unschedulable_grace: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
 
 
 class E2ESettings(_Strict):
@@ -81,7 +82,7 @@ class E2ESettings(_Strict):
 
     command: Annotated[list[str], Field(min_length=1)]
     requirements: list[str] = []
-    timeout: Annotated[float, Field(gt=0)] = 1800.0
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1800.0
     allow_no_tests: bool = False  # a run that executed no test (none, or all skipped) passes
 
 
@@ -184,6 +185,8 @@ def artifacts_dir(root: Path, env: Mapping[str, str] = os.environ) -> Path:
     if env.get(ARTIFACTS_ENV):
         return (root / env[ARTIFACTS_ENV]).resolve()
     try:
+        if not (root / PYPROJECT).is_file():  # a FIFO must never be opened
+            raise OSError(f"{PYPROJECT} is not a file")
         raw = tomllib.loads((root / PYPROJECT).read_text()).get("tool", {}).get("stagegate", {})
         value = raw.get("artifacts", DEFAULT_ARTIFACTS)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
@@ -268,13 +271,25 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ) -> Config:
 
 
 def interpolate(value: str, env: Mapping[str, str], key: str) -> str:
-    """Expand ``${VAR}``, ``${VAR:-default}`` and ``${VAR-default}``; ``$$`` is a literal ``$``."""
+    """Expand ``${VAR}``, ``${VAR:-default}`` and ``${VAR-default}``; ``${VAR:?message}`` and
+    ``${VAR?message}`` fail with the message as the shell does; ``$$`` is a literal ``$``."""
 
     def expand(match: re.Match[str]) -> str:
         if match.group("escaped"):
             return "$"
         name, op, default = match.group("name", "op", "default")
         current = env.get(name)
+        if op in (":?", "?") and (current is None or (op == ":?" and not current)):
+            said = default or ("parameter null or not set" if op == ":?" else "parameter not set")
+            raise config_error(
+                key,
+                f"{key}: {name}: {said}",
+                f"set {name} in the environment"
+                + (" (to a non-empty value)" if op == ":?" and current == "" else ""),
+                variable=name,
+            )
+        if op in (":?", "?"):
+            return current
         if op == ":-" and not current:
             return default
         if op == "-" and current is None:
@@ -292,17 +307,40 @@ def interpolate(value: str, env: Mapping[str, str], key: str) -> str:
 
 
 _VARIABLE = re.compile(
-    r"(?P<escaped>\$\$)|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?-)(?P<default>[^}]*))?\}"
+    r"(?P<escaped>\$\$)|\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<op>:?[-?])(?P<default>[^}]*))?\}"
 )
 
 
 def _read_section(root: Path) -> dict[str, Any]:
     path = root / PYPROJECT
     try:
-        document = tomllib.loads(path.read_text())
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode):
+        raise config_error(
+            SECTION,
+            f"{PYPROJECT} is {_file_type(mode)}, not a file",
+            f"replace {PYPROJECT} with the project's TOML file",
+            file=PYPROJECT,
+        )
+    try:
+        text = path.read_bytes().decode("utf-8")
+        if text.startswith("\ufeff"):
+            raise config_error(
+                SECTION,
+                f"{PYPROJECT} starts with a UTF-8 byte order mark, which TOML does not allow",
+                f"save {PYPROJECT} as UTF-8 without BOM",
+                file=PYPROJECT,
+            )
+        document = tomllib.loads(text)
     except FileNotFoundError:
         raise config_error(
             SECTION, f"no {PYPROJECT} in {root.name}/", f"run stagegate from a repository with a {PYPROJECT}"
+        ) from None
+    except OSError as exc:
+        raise config_error(
+            SECTION, f"cannot read {PYPROJECT}: {exc.strerror}", f"make {PYPROJECT} readable", file=PYPROJECT
         ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise config_error(
@@ -355,7 +393,7 @@ def _resolve_image(
             )
     relative = dockerfile.relative_to(root).as_posix()
     try:
-        parsed = Dockerfile.parse(dockerfile.read_text(), path=dockerfile)
+        parsed = Dockerfile.parse(dockerfile.read_text(encoding="utf-8"), path=dockerfile)
         refs = parsed.base_refs(build_args)
     except (OSError, UnicodeDecodeError, DockerfileSyntaxError) as exc:
         raise config_error(
@@ -408,15 +446,38 @@ def _path_in_repo(root: Path, value: str, key: str, *, must_exist: bool, kind: s
             path=value,
         )
     if must_exist:
-        exists = {"directory": path.is_dir, "file": path.is_file}.get(kind, path.exists)()
-        if not exists:
+        try:
+            mode = path.stat().st_mode
+        except OSError:
             raise config_error(
                 key,
                 f"{key}: {kind} {value!r} does not exist",
                 f"create it or fix the path in {PYPROJECT}",
                 path=value,
+            ) from None
+        wanted = {"directory": stat.S_ISDIR, "file": stat.S_ISREG}.get(kind)
+        if wanted is not None and not wanted(mode):
+            raise config_error(
+                key,
+                f"{key}: {value!r} is {_file_type(mode)}, not a {'regular file' if kind == 'file' else kind}",
+                f"point {key.rsplit('.', 1)[-1]} at a {'file' if kind == 'file' else kind} in {PYPROJECT}",
+                path=value,
             )
     return path
+
+
+def _file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISREG, "a regular file"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "a special file"
 
 
 def _inside(root: Path, path: Path) -> bool:
@@ -440,11 +501,37 @@ def _from_validation_error(exc: pydantic.ValidationError, raw: Any) -> Stagegate
     if first["type"] == "missing":
         return config_error(key, f"{key} is required", f"add {loc[-1]} = ... to the table")
     if first["type"] == "string_pattern_mismatch":
+        if loc[-1] != "name" or loc[0] != "images":
+            pattern = (first.get("ctx") or {}).get("pattern", "")
+            what = {"platform": "an os/arch platform like 'linux/amd64'", "name": "a lowercase DNS name"}
+            return config_error(
+                key,
+                f"{key} = {first['input']!r} is not {what.get(str(loc[-1]), 'valid')}",
+                f"use a value matching {pattern}",
+            )
         return config_error(
             key,
             f"{key} = {first['input']!r} is not a valid image name",
             "use a lowercase repository name without a tag, like 'example/api-server'",
         )
+    if first["type"] == "literal_error":
+        expected = (first.get("ctx") or {}).get("expected", "")
+        return config_error(
+            key, f"{key} = {first['input']!r} is not one of {expected}", f"use one of {expected}"
+        )
+    bounds = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"), "less_than": ("<", "lt")}
+    if first["type"] in bounds:
+        operator, name = bounds[first["type"]]
+        bound = f"{operator} {(first.get('ctx') or {}).get(name, 0):g}"
+        return config_error(
+            key, f"{key} must be {bound}, got {first['input']!r}", f"set {loc[-1]} to a number {bound}"
+        )
+    if first["type"] == "finite_number":
+        return config_error(
+            key, f"{key} must be a finite number, got {first['input']!r}", f"set {loc[-1]} to a finite number"
+        )
+    if first["type"] == "too_short":
+        return config_error(key, f"{key} must not be empty", f"give {loc[-1]} at least one item")
     expected = first["msg"].replace("Input should be", "it should be", 1)
     return config_error(
         key, f"{key} has the wrong type: {type(first['input']).__name__} {first['input']!r}", expected

@@ -59,7 +59,8 @@ class Dockerfile:
 
     @classmethod
     def parse(cls, text: str, path: Path | None = None) -> Dockerfile:
-        return cls(path=path, instructions=tuple(_instructions(text)))
+        # A UTF-8 byte order mark at the start is dropped, as Docker's parser drops it.
+        return cls(path=path, instructions=tuple(_instructions(text.removeprefix("\ufeff"))))
 
     def global_args(self, build_args: Mapping[str, str] | None = None) -> dict[str, str | None]:
         """``ARG`` declarations before the first ``FROM``: their values with ``build_args``

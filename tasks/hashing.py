@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks import redact
+from tasks.errors import Code, StagegateError
 from tasks.ledger import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -65,8 +66,7 @@ class DockerIgnore:
 
     @classmethod
     def for_context(cls, context: Path) -> DockerIgnore:
-        path = context / ".dockerignore"
-        return cls(path.read_text().splitlines() if path.is_file() else [])
+        return cls(read_dockerignore(context).splitlines())
 
     @property
     def has_exclusions(self) -> bool:
@@ -88,6 +88,50 @@ class DockerIgnore:
             if any(pattern.regex.match(candidate) for candidate in parents):
                 result = not pattern.exclusion
         return result
+
+
+def read_dockerignore(context: Path) -> str:
+    """The text of the context's ``.dockerignore`` ("" when there is none).
+
+    Checked with ``stat`` before it is opened: Docker fails on one that is a directory and
+    blocks for ever on a FIFO; stagegate refuses both, naming the file.
+    """
+    path = context / ".dockerignore"
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return ""
+    except OSError as exc:
+        raise _context_error(path, f"cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        raise _context_error(path, f"is {special_file_type(mode)}, not a file")
+    try:
+        return path.read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as exc:
+        raise _context_error(path, f"cannot be read: {exc.strerror}") from None
+
+
+def special_file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    ):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+def _context_error(path: Path, problem: str) -> StagegateError:
+    shown = f"{path.parent.name}/{path.name}"
+    return StagegateError(
+        Code.BUILD_CONTEXT_INVALID,
+        f"{shown} {problem}",
+        f"make {shown} a plain text file of ignore rules, or remove it",
+        {"file": os.fspath(path)},
+    )
 
 
 def never_inputs(context: Path, paths: Iterable[Path]) -> tuple[str, ...]:
@@ -150,8 +194,16 @@ def file_digest(path: Path, info: os.stat_result | None = None) -> str:
     digest = hashlib.sha256()
     if stat.S_ISLNK(info.st_mode):
         digest.update(b"link:" + os.readlink(path).encode())
-    elif not stat.S_ISREG(info.st_mode):  # a socket or fifo: never opened (it could block)
+    elif not stat.S_ISREG(info.st_mode):
+        # A FIFO, socket or device is never opened (a FIFO blocks, a device never ends).
+        # Docker sends none of them with content: the legacy builder sends FIFOs and devices
+        # as tar entries (type, mode, device numbers) and skips sockets; BuildKit sends
+        # devices and sockets as empty files and drops FIFOs. So the entry's type, executable
+        # bit and device numbers are what can change the image.
         digest.update(b"special:" + oct(stat.S_IFMT(info.st_mode)).encode())
+        digest.update(b":x" if info.st_mode & 0o111 else b":-")
+        if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode):
+            digest.update(f":{os.major(info.st_rdev)},{os.minor(info.st_rdev)}".encode())
     else:
         digest.update(b"x" if info.st_mode & 0o111 else b"-")
         with path.open("rb") as stream:
@@ -215,11 +267,7 @@ class ContextHasher:
     # -- reading -------------------------------------------------------------------------
     def files(self, context: Path, excluded: Iterable[str] = ()) -> dict[str, str]:
         """Context-relative path -> digest of every entry Docker would send, less ``excluded``."""
-        ignore_path = context / ".dockerignore"
-        try:
-            ignore_text = ignore_path.read_text()
-        except OSError:  # none (or not a file): no rules, as for Docker
-            ignore_text = ""
+        ignore_text = read_dockerignore(context)
         key = (os.fspath(context), ignore_text, tuple(sorted(excluded)))
         with self._lock:
             walk = self._walks.setdefault(key, _Walk())

@@ -16,6 +16,9 @@ import binascii
 import copy
 import difflib
 import json
+import os
+import re
+import stat
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,7 +101,7 @@ def render(path: Path, root: Path, *, log_file: Path | None = None) -> list[Mani
                 raise kubectl_missing(relative) from None
             raise StagegateError(
                 Code.CONFIG_INVALID,
-                f"kubectl kustomize {relative} failed: {runner.last_line(exc.stderr) or exc.reason}",
+                f"kubectl kustomize {relative} failed: {kustomize_reason(exc.stderr, root) or exc.reason}",
                 f"fix the kustomization in {relative}",
                 {"key": "tool.stagegate.deploy.manifests", "file": relative},
                 log_excerpt=exc.stderr[-2000:],
@@ -112,16 +115,87 @@ def render(path: Path, root: Path, *, log_file: Path | None = None) -> list[Mani
         register_secrets(documents)
         runner.write_log(log_file, result.argv, result.exit_code, result.stdout, result.stderr)
         return [ManifestObject(relative, doc) for doc in documents]
-    if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix in YAML_SUFFIXES)
+    if _regular_or_dir(path, relative) == "dir":
+        files = sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES and not p.is_dir())
     else:
         files = [path]
     objects: list[ManifestObject] = []
     for file in files:
         source = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
-        objects += [ManifestObject(source, doc) for doc in _documents(file.read_text(), source)]
+        _regular_or_dir(file, source, directory=False)
+        try:
+            text = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise StagegateError(
+                Code.CONFIG_INVALID,
+                f"{source} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})",
+                f"save {source} as UTF-8, as Kubernetes manifests must be",
+                {"key": "tool.stagegate.deploy.manifests", "file": source},
+            ) from None
+        objects += [ManifestObject(source, doc) for doc in _documents(text, source)]
     register_secrets(obj.doc for obj in objects)
     return objects
+
+
+def _regular_or_dir(path: Path, source: str, *, directory: bool = True) -> str:
+    """``"dir"`` or ``"file"``; anything else (a FIFO, a socket, a device, nothing) is an error.
+    Checked with ``stat`` first: a FIFO must never be opened, it would block."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise StagegateError(
+            Code.CONFIG_INVALID,
+            f"cannot read the manifests {source}: {exc.strerror}",
+            "point [tool.stagegate.deploy] manifests at a YAML file or a directory of them",
+            {"key": "tool.stagegate.deploy.manifests", "file": source},
+        ) from None
+    if directory and stat.S_ISDIR(mode):
+        return "dir"
+    if stat.S_ISREG(mode):
+        return "file"
+    raise StagegateError(
+        Code.CONFIG_INVALID,
+        f"the manifest {source} is {_file_type(mode)}, not a regular file",
+        f"replace {source} with a YAML file (manifests must be regular files)",
+        {"key": "tool.stagegate.deploy.manifests", "file": source},
+    )
+
+
+def _file_type(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISDIR, "a directory"),
+    ):
+        if test(mode):
+            return name
+    return "a special file"
+
+
+_KLOG_ERR = re.compile(r'err="((?:[^"\\]|\\.)*)"')
+
+
+def kustomize_reason(stderr: str, root: Path) -> str:
+    """The line of ``kubectl kustomize``'s output that says why, without klog's prefix and
+    with the repository's own path left out."""
+    reason = ""
+    for line in stderr.splitlines():
+        match = _KLOG_ERR.search(line)
+        if match:
+            try:
+                reason = json.loads(f'"{match.group(1)}"')  # Go's %q, close enough to JSON
+            except ValueError:
+                reason = match.group(1)
+            break
+        if line.strip().lower().startswith("error:"):
+            reason = line.strip()[len("error:") :].strip()
+            break
+    reason = reason or runner.last_line(stderr)
+    for prefix in (os.fspath(root.resolve()) + os.sep, os.fspath(root) + os.sep):
+        reason = reason.replace(prefix, "")
+    return reason
 
 
 def register_secrets(docs: Iterable[Any]) -> None:
@@ -303,6 +377,8 @@ def _locate(root: Path, source: str, image: str) -> tuple[str, int | None]:
     candidates = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
     for candidate in candidates:
         try:
+            if not stat.S_ISREG(candidate.stat().st_mode):
+                continue  # never opened: a FIFO would block
             lines = candidate.read_text().splitlines()
         except (OSError, UnicodeDecodeError):
             continue
@@ -343,6 +419,13 @@ def _documents(text: str, source: str) -> list[dict[str, Any]]:
             docs = [json.loads(text)] if text.strip() else []
         else:
             docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+    except RecursionError:
+        raise StagegateError(
+            Code.CONFIG_INVALID,
+            f"{source} is nested too deeply to be read",
+            f"fix {source}: no Kubernetes object nests that deep",
+            {"key": "tool.stagegate.deploy.manifests", "file": source},
+        ) from None
     except json.JSONDecodeError as exc:
         raise StagegateError(
             Code.CONFIG_INVALID,
@@ -385,3 +468,317 @@ def _unpacked(doc: dict[str, Any], source: str) -> Iterator[dict[str, Any]]:
             yield from _unpacked(item, source)
     else:
         yield doc
+
+
+# -- validation: the API server's rules that matter, before anything is applied ---------------
+
+_DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+_DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
+_IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+PULL_POLICIES = ("Always", "IfNotPresent", "Never")
+RESTART_POLICIES = ("Always", "OnFailure", "Never")
+# Workloads whose selector must select their own pod template (Jobs only when they give one).
+SELECTOR_REQUIRED = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
+PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+
+
+class _Invalid(Exception):
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(problem)
+        self.field = field
+        self.problem = problem
+
+
+def validate(objects: list[ManifestObject]) -> None:
+    """Raise ``MANIFEST_INVALID`` for the first object the API server would reject (the others
+    in ``others``): run before anything is applied, on every target."""
+    errors = validation_errors(objects)
+    if errors:
+        first = errors[0]
+        first.others = errors[1:]
+        raise first
+
+
+def validation_errors(objects: list[ManifestObject]) -> list[StagegateError]:
+    """One ``MANIFEST_INVALID`` error per invalid object, naming file, resource and field."""
+    errors: list[StagegateError] = []
+    for obj in objects:
+        try:
+            _validate_object(obj.doc)
+        except _Invalid as invalid:
+            resource = _resource_name(obj.doc)
+            errors.append(
+                StagegateError(
+                    Code.MANIFEST_INVALID,
+                    f"{obj.source}: {resource} {invalid.field}: {invalid.problem}",
+                    f"fix {invalid.field} of {resource} in {obj.source}; the API server would reject it",
+                    {
+                        "key": "tool.stagegate.deploy.manifests",
+                        "file": obj.source,
+                        "resource": resource,
+                        "field": invalid.field,
+                    },
+                )
+            )
+    return errors
+
+
+def _resource_name(doc: dict[str, Any]) -> str:
+    metadata = doc.get("metadata")
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    shown = name if len(str(name)) <= 63 else f"{str(name)[:60]}…"
+    return f"{doc.get('kind') or '(no kind)'}/{shown if isinstance(name, str) and name else '(no name)'}"
+
+
+def _validate_object(doc: dict[str, Any]) -> None:
+    for key in ("apiVersion", "kind"):
+        if not isinstance(doc.get(key), str) or not doc[key]:
+            raise _Invalid(key, f"must be a non-empty string, got {_shown(doc.get(key))}")
+    kind = doc["kind"]
+    metadata = _mapping(doc, "metadata", "metadata", required=True)
+    _object_name(metadata, kind)
+    if metadata.get("namespace") is not None:
+        _dns(metadata["namespace"], "metadata.namespace", _DNS1123_LABEL, 63)
+    for key in ("labels", "annotations"):
+        labels = _mapping(metadata, key, f"metadata.{key}")
+        for name, value in labels.items():
+            if not isinstance(value, str):
+                raise _Invalid(f"metadata.{key}.{name}", f"must be a string, got {_shown(value)}")
+    if doc.get("spec") is not None:
+        _mapping(doc, "spec", "spec")
+    if kind == "Secret":
+        _secret(doc)
+    if kind == "ConfigMap":
+        for key in ("data",):
+            for name, value in _mapping(doc, key, key).items():
+                if not isinstance(value, str):
+                    raise _Invalid(f"data.{name}", f"must be a string, got {_shown(value)}")
+    if kind == "Service":
+        _service_ports(doc.get("spec") or {})
+    if kind in POD_SPEC_PATHS:
+        _workload(doc, kind)
+
+
+def _object_name(metadata: dict[str, Any], kind: str) -> None:
+    if "generateName" in metadata and "name" not in metadata:
+        return
+    if kind == "Service":
+        _dns(metadata.get("name"), "metadata.name", _DNS1035_LABEL, 63)
+    elif kind == "Namespace":
+        _dns(metadata.get("name"), "metadata.name", _DNS1123_LABEL, 63)
+    else:
+        _dns(metadata.get("name"), "metadata.name", _DNS1123_SUBDOMAIN, 253)
+
+
+def _dns(value: Any, field: str, pattern: re.Pattern[str], limit: int) -> None:
+    if not isinstance(value, str) or not value:
+        raise _Invalid(field, f"is required and must be a string, got {_shown(value)}")
+    if len(value) > limit or not pattern.match(value):
+        what = "a lowercase RFC 1123 name" if pattern is not _DNS1035_LABEL else "a lowercase RFC 1035 label"
+        raise _Invalid(
+            field,
+            f"{value[:60]!r}{'…' if len(value) > 60 else ''} is not {what} (lowercase letters, digits, '-'"
+            + ("" if pattern is not _DNS1123_SUBDOMAIN else " and '.'")
+            + f"; alphanumeric at both ends; at most {limit} characters)",
+        )
+
+
+def _mapping(parent: dict[str, Any], key: str, field: str, *, required: bool = False) -> dict[str, Any]:
+    value = parent.get(key)
+    if value is None and not required:
+        return {}
+    if not isinstance(value, dict):
+        raise _Invalid(field, f"must be a mapping, got {_shown(value)}")
+    return value
+
+
+def _list(parent: dict[str, Any], key: str, field: str) -> list[Any]:
+    value = parent.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise _Invalid(field, f"must be a list, got {_shown(value)}")
+    return value
+
+
+def _integer(value: Any, field: str, low: int, high: int | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _Invalid(field, f"must be an integer, got {_shown(value)}")
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise _Invalid(field, f"must be {bounds}, got {value}")
+
+
+def _port(value: Any, field: str, *, named: bool) -> None:
+    """A port number 1-65535, or (where the API allows it) an IANA service name."""
+    if named and isinstance(value, str):
+        if len(value) > 15 or not _IANA_SVC_NAME.match(value):
+            raise _Invalid(field, f"{value!r} is neither a port number nor a valid port name")
+        return
+    if isinstance(value, str):
+        raise _Invalid(
+            field, f"must be a port number (1-65535), got {_shown(value)}: a name is not allowed here"
+        )
+    _integer(value, field, 1, 65535)
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60] + '…' if len(text) > 60 else text}"
+
+
+def _secret(doc: dict[str, Any]) -> None:
+    for name, value in _mapping(doc, "data", "data").items():
+        # Never the value itself in a message: it is secret.
+        if not isinstance(value, str):
+            raise _Invalid(f"data.{name}", f"must be a base64 string, got {type(value).__name__}")
+        try:
+            base64.b64decode("".join(value.split()), validate=True)
+        except (binascii.Error, ValueError):
+            raise _Invalid(f"data.{name}", "is not valid base64 (use stringData for plain text)") from None
+    for name, value in _mapping(doc, "stringData", "stringData").items():
+        if not isinstance(value, str):
+            raise _Invalid(f"stringData.{name}", f"must be a string, got {type(value).__name__}")
+
+
+def _service_ports(spec: dict[str, Any]) -> None:
+    for index, port in enumerate(_list(spec, "ports", "spec.ports")):
+        field = f"spec.ports[{index}]"
+        if not isinstance(port, dict):
+            raise _Invalid(field, f"must be a mapping, got {_shown(port)}")
+        _port(port.get("port"), f"{field}.port", named=False)
+        if port.get("targetPort") is not None:
+            _port(port["targetPort"], f"{field}.targetPort", named=True)
+
+
+def _workload(doc: dict[str, Any], kind: str) -> None:
+    path = POD_SPEC_PATHS[kind]
+    spec = _mapping(doc, "spec", "spec", required=True)
+    if spec.get("replicas") is not None:
+        _integer(spec["replicas"], "spec.replicas", 0)
+    if kind == "CronJob":
+        job = _mapping(spec, "jobTemplate", "spec.jobTemplate", required=True)
+        spec = _mapping(job, "spec", "spec.jobTemplate.spec", required=True)
+    if len(path) > 1:
+        prefix = ".".join(path[:-1])
+        template = _mapping(spec, "template", f"{prefix}", required=True)
+        labels = _mapping(
+            _mapping(template, "metadata", f"{prefix}.metadata"), "labels", f"{prefix}.metadata.labels"
+        )
+        if kind in SELECTOR_REQUIRED or (kind in ("Job", "ReplicationController") and "selector" in spec):
+            _selector(spec, kind, labels)
+        pod_spec = _mapping(template, "spec", ".".join(path), required=True)
+    else:
+        pod_spec = spec
+    _pod_spec(pod_spec, ".".join(path))
+
+
+def _selector(spec: dict[str, Any], kind: str, labels: dict[str, Any]) -> None:
+    if "selector" not in spec:
+        raise _Invalid("spec.selector", f"is required for a {kind}")
+    selector = _mapping(spec, "selector", "spec.selector", required=True)
+    if kind == "ReplicationController":  # a plain label map
+        match_labels, expressions = selector, []
+    else:
+        match_labels = _mapping(selector, "matchLabels", "spec.selector.matchLabels")
+        expressions = _list(selector, "matchExpressions", "spec.selector.matchExpressions")
+        if not match_labels and not expressions:
+            raise _Invalid("spec.selector", "is empty: it must select the pod template's labels")
+    for key, value in match_labels.items():
+        if labels.get(key) != value:
+            raise _Invalid(
+                "spec.selector",
+                f"{key}={value} does not match the template's labels ({_labels(labels)})",
+            )
+    for index, expression in enumerate(expressions):
+        field = f"spec.selector.matchExpressions[{index}]"
+        if not isinstance(expression, dict) or not isinstance(expression.get("key"), str):
+            raise _Invalid(
+                field, f"must be a mapping with key, operator and values, got {_shown(expression)}"
+            )
+        key, operator, values = expression["key"], expression.get("operator"), expression.get("values") or []
+        if operator not in ("In", "NotIn", "Exists", "DoesNotExist") or not isinstance(values, list):
+            raise _Invalid(
+                field, f"operator must be In, NotIn, Exists or DoesNotExist, got {_shown(operator)}"
+            )
+        matched = {
+            "In": key in labels and labels[key] in values,
+            "NotIn": key not in labels or labels[key] not in values,
+            "Exists": key in labels,
+            "DoesNotExist": key not in labels,
+        }[operator]
+        if not matched:
+            raise _Invalid(
+                field, f"{key} {operator} {values} does not match the template's labels ({_labels(labels)})"
+            )
+
+
+def _labels(labels: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in labels.items()) or "none"
+
+
+def _pod_spec(spec: dict[str, Any], prefix: str) -> None:
+    if spec.get("restartPolicy") is not None and spec["restartPolicy"] not in RESTART_POLICIES:
+        raise _Invalid(
+            f"{prefix}.restartPolicy",
+            f"must be one of {', '.join(RESTART_POLICIES)}, got {_shown(spec['restartPolicy'])}",
+        )
+    if not _list(spec, "containers", f"{prefix}.containers"):
+        raise _Invalid(f"{prefix}.containers", "must list at least one container")
+    for container_field in CONTAINER_FIELDS:
+        for index, container in enumerate(_list(spec, container_field, f"{prefix}.{container_field}")):
+            _container(container, f"{prefix}.{container_field}[{index}]")
+
+
+def _container(container: Any, field: str) -> None:
+    if not isinstance(container, dict):
+        raise _Invalid(field, f"must be a mapping, got {_shown(container)}")
+    _dns(container.get("name"), f"{field}.name", _DNS1123_LABEL, 63)
+    field = f"{field} ({container['name']})"
+    image = container.get("image")
+    if not isinstance(image, str) or not image.strip():
+        raise _Invalid(f"{field}.image", f"is required and must be a string, got {_shown(image)}")
+    if container.get("imagePullPolicy") is not None and container["imagePullPolicy"] not in PULL_POLICIES:
+        raise _Invalid(
+            f"{field}.imagePullPolicy",
+            f"must be one of {', '.join(PULL_POLICIES)} (case matters), got {_shown(container['imagePullPolicy'])}",
+        )
+    for key in ("command", "args"):
+        value = container.get(key)
+        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
+            raise _Invalid(f"{field}.{key}", f"must be a list of strings, got {_shown(value)}")
+    if container.get("workingDir") is not None:
+        _absolute(container["workingDir"], f"{field}.workingDir")
+    for index, port in enumerate(_list(container, "ports", f"{field}.ports")):
+        if not isinstance(port, dict):
+            raise _Invalid(f"{field}.ports[{index}]", f"must be a mapping, got {_shown(port)}")
+        _port(port.get("containerPort"), f"{field}.ports[{index}].containerPort", named=False)
+        if port.get("hostPort") is not None:
+            _port(port["hostPort"], f"{field}.ports[{index}].hostPort", named=False)
+    for index, mount in enumerate(_list(container, "volumeMounts", f"{field}.volumeMounts")):
+        if not isinstance(mount, dict):
+            raise _Invalid(f"{field}.volumeMounts[{index}]", f"must be a mapping, got {_shown(mount)}")
+        _absolute(mount.get("mountPath"), f"{field}.volumeMounts[{index}].mountPath")
+    for index, variable in enumerate(_list(container, "env", f"{field}.env")):
+        if (
+            not isinstance(variable, dict)
+            or not isinstance(variable.get("name"), str)
+            or not variable["name"]
+        ):
+            raise _Invalid(f"{field}.env[{index}]", f"must be a mapping with a name, got {_shown(variable)}")
+        if variable.get("value") is not None and not isinstance(variable["value"], str):
+            raise _Invalid(
+                f"{field}.env[{index}].value", f"must be a string, got {_shown(variable['value'])}"
+            )
+    for probe_name in PROBES:
+        probe = _mapping(container, probe_name, f"{field}.{probe_name}")
+        for handler in ("httpGet", "tcpSocket", "grpc"):
+            if handler in probe:
+                action = _mapping(probe, handler, f"{field}.{probe_name}.{handler}")
+                _port(action.get("port"), f"{field}.{probe_name}.{handler}.port", named=handler != "grpc")
+
+
+def _absolute(value: Any, field: str) -> None:
+    if not isinstance(value, str) or not value.startswith("/"):
+        raise _Invalid(field, f"must be an absolute path, got {_shown(value)}")

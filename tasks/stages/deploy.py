@@ -72,6 +72,7 @@ def rendered_objects(ctx: StageContext) -> list[ManifestObject]:
     """The manifests as this run deploys them: rendered, configured images at their built tags."""
     assert ctx.config.deploy is not None
     objects = manifests.render(ctx.config.deploy.manifests, ctx.config.root)
+    manifests.validate(objects)  # nothing the API server would reject is applied, on any target
     return manifests.rewrite_images(objects, built_refs(ctx))
 
 

@@ -94,7 +94,13 @@ def check_build_contexts(config: Config, images: list[str]) -> list[Check]:
         contexts.setdefault(config.images[name].context, []).append(name)
     checks = []
     for context, names in contexts.items():
-        ignore = DockerIgnore.for_context(context)
+        try:
+            ignore = DockerIgnore.for_context(context)
+        except StagegateError as error:
+            error.subject["file"] = config.relpath(context / ".dockerignore")
+            error.subject["image"] = names[0]
+            checks.append(Check(f"build context {config.relpath(context)}/", False, error.message, error))
+            continue
         sent = [
             relpath
             for relpath in never_inputs(context, never_input_paths(config))
@@ -150,6 +156,9 @@ def check_manifest_references(config: Config) -> list[Check]:
         objects = manifests.render(config.deploy.manifests, config.root)
     except StagegateError as error:
         return [Check("manifests", False, error.message, error)]
+    invalid = manifests.validation_errors(objects)
+    if invalid:
+        return [Check("manifests", False, error.message, error) for error in invalid]
     errors, references = manifests.check_references(
         objects, root=config.root, configured=list(config.images), external=config.deploy.external_images
     )
