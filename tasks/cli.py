@@ -19,6 +19,7 @@ from tasks.errors import Code, StagegateError
 from tasks.ledger import Ledger
 from tasks.options import parse_prune_options, parse_teardown_options
 from tasks.prune import prune_images
+from tasks.redact import redact_logging
 from tasks.reports import RunReport, markdown_summary
 from tasks.stages.preflight import Check, environment_checks
 from tasks.targets import select_target
@@ -184,3 +185,4 @@ def _quiet_libraries() -> None:
     level = logging.DEBUG if os.environ.get("STAGEGATE_DEBUG") else logging.WARNING
     for name in ("python_on_whales", "tasks", "filelock"):
         logging.getLogger(name).setLevel(level)
+    redact_logging()

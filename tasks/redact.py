@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterable
@@ -199,3 +200,22 @@ def redact_argv(argv: Iterable[Any]) -> list[str]:
 
 def redact_json(document: Any) -> Any:
     return SECRETS.redact_json(document)
+
+
+class RedactingFilter(logging.Filter):
+    """Log records as they reach a handler: the message with every known secret redacted."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = redact(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
+        return True
+
+
+def redact_logging() -> None:
+    """Put :class:`RedactingFilter` on every handler of the root logger (nox's own included):
+    a library's log line quoting a secret never reaches the terminal in clear."""
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())

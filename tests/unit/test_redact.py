@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import logging
 import sys
 from pathlib import Path
 from urllib.parse import quote, quote_plus
@@ -221,3 +222,19 @@ def test_every_line_the_terminal_shows_is_redacted(capsys: pytest.CaptureFixture
     shown = reporter.console.file.getvalue() + capsys.readouterr().out
     assert TOKEN not in shown
     assert shown.count(REDACTED) == 9
+
+
+def test_log_records_reach_the_root_handlers_redacted() -> None:
+    redact.register("hunter2-secret-value")
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        redact.redact_logging()
+        redact.redact_logging()  # once is enough: no second filter
+        assert sum(isinstance(f, redact.RedactingFilter) for f in handler.filters) == 1
+        logging.getLogger("tasks.somewhere").warning("could not write %s", "hunter2-secret-value")
+    finally:
+        root.removeHandler(handler)
+    assert stream.getvalue() == "could not write <redacted>\n"
