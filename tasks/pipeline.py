@@ -11,6 +11,7 @@ expected failure reach the user as a traceback.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import traceback
@@ -87,6 +88,12 @@ def run_stage(
         stages[stage](context)
     except StagegateError as exc:
         error = exc
+    except OSError as exc:
+        error = unwritable(exc, artifacts)
+        if error is None:
+            trace = traceback.format_exc()
+            reporter.internal_error(trace)
+            error = _internal(stage, exc, trace)
     except KeyboardInterrupt:
         interrupted = True
         error = StagegateError(
@@ -95,24 +102,58 @@ def run_stage(
     except Exception as exc:
         trace = traceback.format_exc()
         reporter.internal_error(trace)
-        error = StagegateError(
-            Code.INTERNAL_ERROR,
-            f"{stage}: unexpected {type(exc).__name__}: {exc}",
-            "this is a bug in stagegate; please report it with error.json",
-            {"stage": stage},
-            log_excerpt=trace,
-        )
+        error = _internal(stage, exc, trace)
     duration = clock.monotonic() - started
     document = None
-    if error is None:
-        ledger.record_pass(stage, duration, outputs, Status.PASSED)
-    else:
-        document = ledger.record_failure(stage, error, duration, outputs, interrupted=interrupted)
+    try:
+        if error is None:
+            ledger.record_pass(stage, duration, outputs, Status.PASSED)
+        else:
+            document = ledger.record_failure(stage, error, duration, outputs, interrupted=interrupted)
+    except OSError as exc:  # the record itself cannot be written: say so on the terminal
+        problem = unwritable(exc, artifacts)
+        if problem is None:
+            raise
+        report_refusal(reporter, problem)
+        if error is not None and error is not problem and error.code != problem.code:
+            reporter.info(f"the {stage} stage itself ended with {error.code}: {error.message}")
+        if interrupted:
+            raise KeyboardInterrupt from None
+        return 1
     reporter.summary(ledger.read_run() or {}, document, ledger.artifacts)
     publish_reports(stage, ledger.artifacts, env, reporter)
     if interrupted:
         raise KeyboardInterrupt
     return 0 if error is None else 1
+
+
+def unwritable(exc: OSError, artifacts: Path) -> StagegateError | None:
+    """``ARTIFACTS_UNWRITABLE`` when ``exc`` is the artifacts dir refusing a write (full,
+    read-only, no permission), else None."""
+    inside = bool(exc.filename) and Path(os.path.abspath(exc.filename)).is_relative_to(
+        os.path.abspath(artifacts)
+    )
+    if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS) and not (
+        inside and exc.errno in (errno.EACCES, errno.EPERM, errno.ENOTDIR)
+    ):
+        return None
+    return StagegateError(
+        Code.ARTIFACTS_UNWRITABLE,
+        f"the artifacts dir {artifacts} cannot be written: {exc.strerror or exc}",
+        "free space on its file system or make it writable, or point STAGEGATE_ARTIFACTS "
+        "(or [tool.stagegate] artifacts) elsewhere; the run's record could not be kept",
+        {"key": "artifacts", "file": str(exc.filename or artifacts)},
+    )
+
+
+def _internal(stage: str, exc: BaseException, trace: str) -> StagegateError:
+    return StagegateError(
+        Code.INTERNAL_ERROR,
+        f"{stage}: unexpected {type(exc).__name__}: {exc}",
+        "this is a bug in stagegate; please report it with error.json",
+        {"stage": stage},
+        log_excerpt=trace,
+    )
 
 
 def report_refusal(reporter: Reporter, error: StagegateError) -> None:

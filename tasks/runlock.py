@@ -63,7 +63,7 @@ def acquire(artifacts: Path, *, what: str, clock: Clock | None = None) -> dict[s
     except OSError as exc:
         problem = "it is not a directory" if key.exists() and not key.is_dir() else exc.strerror or exc
         raise StagegateError(
-            Code.CONFIG_INVALID,
+            Code.ARTIFACTS_UNWRITABLE,
             f"the artifacts dir {artifacts} cannot be written: {problem}",
             "make it writable, or point STAGEGATE_ARTIFACTS (or [tool.stagegate] artifacts) elsewhere",
             {"key": "artifacts", "file": str(path)},

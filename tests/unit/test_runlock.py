@@ -153,6 +153,6 @@ def test_an_artifacts_dir_that_is_a_file_is_said_to_be_one(tmp_path: Path) -> No
     artifacts.write_text("")
     with pytest.raises(StagegateError) as caught:
         runlock.acquire(artifacts, what="preflight")
-    assert caught.value.code == Code.CONFIG_INVALID
+    assert caught.value.code == Code.ARTIFACTS_UNWRITABLE
     assert caught.value.message.endswith("cannot be written: it is not a directory")
     assert "[tool.stagegate] artifacts" in caught.value.hint

@@ -1,0 +1,66 @@
+"""An artifacts dir that fills up during a run: a clear message and a non-zero exit, never a
+traceback. The file system is real: a tmpfs of 64 KiB mounted for the test (root only)."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from tasks import runlock
+from tasks.errors import Code, StagegateError
+from tasks.pipeline import run_stage
+from tasks.ui import Reporter
+from tests.conftest import Repo
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path) -> Iterator[Path]:
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        runlock.release_all()
+        subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_full_artifacts_dir_is_said_to_be_full_and_the_stages_own_error_is_shown(
+    repo: Repo, small_fs: Path
+) -> None:
+    repo.config("")
+    artifacts = small_fs / "sg"
+
+    def fills_the_disk_then_fails(ctx) -> None:
+        with (artifacts / "filler").open("wb", buffering=0) as filler, pytest.raises(OSError):
+            while True:
+                filler.write(b"x" * 4096)
+        raise StagegateError(Code.BUILD_FAILED, "the build broke", "fix it", {"image": "a"})
+
+    stream = io.StringIO()
+    code = run_stage(
+        "preflight",
+        [],
+        root=repo.root,
+        reporter=Reporter(Console(file=stream, width=200)),
+        env={"STAGEGATE_ARTIFACTS": str(artifacts), "PATH": "/usr/bin:/bin"},
+        stages={"preflight": fills_the_disk_then_fails},
+    )
+    shown = stream.getvalue()
+    assert code == 1
+    assert (
+        f"✗ ARTIFACTS_UNWRITABLE: the artifacts dir {artifacts} cannot be written: No space left on device"
+        in shown
+    )
+    assert "the preflight stage itself ended with BUILD_FAILED: the build broke" in shown
+    assert "Traceback" not in shown
+    assert not (artifacts / "error.json").exists()  # never half-written
