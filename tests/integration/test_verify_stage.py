@@ -14,6 +14,7 @@ import pytest
 import yaml
 from python_on_whales import DockerClient
 
+from tasks import runlock
 from tests.conftest import ROOT
 from tests.integration.conftest import ISOLATED
 from tests.integration.test_build_stage import image_table, images, pipeline, run
@@ -143,6 +144,9 @@ def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
 ) -> None:
     stack(repo, ns, busybox_image, smoke='["sleep", "30"]')
     assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    # verify runs in a process of its own below: give back the run lock this process took, as
+    # the finished nox process of the earlier stages would have
+    runlock.release(repo.artifacts)
     run_id = repo.run_record()["run_id"]
     script = (
         "import sys; from pathlib import Path; from tasks.pipeline import run_stage; "
