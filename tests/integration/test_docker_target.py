@@ -373,3 +373,16 @@ def test_startup_race_that_still_crashes_once_the_database_answers_is_fatal_at_o
     assert "connected" in error["log_excerpt"] and "bad settings" in error["log_excerpt"]
     # the database's delay runs from its start during apply, the waiting clock from after apply
     assert DATABASE_DELAY - 2 <= error["subject"]["detected_after_s"] < DATABASE_DELAY + 5, error
+
+
+def test_a_command_missing_from_the_image_is_fatal_at_once(repo, docker, busybox_image, reporter, ns):
+    # on Kubernetes this is RunContainerError; the docker target's kubelet sees a StartError
+    stack(
+        repo, ns, busybox_image, web_command='["no-such-binary", "--port", "8080"]', client_probe='["true"]'
+    )
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "CONTAINER_CRASHLOOP", error
+    assert "its command cannot run, so waiting cannot help" in error["message"]
+    assert "not found or not executable" in error["hint"]
+    assert error["subject"]["detected_after_s"] < 5

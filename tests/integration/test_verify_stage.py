@@ -139,8 +139,9 @@ def smoke_containers(docker: DockerClient, run_id: str) -> list:
     return docker.container.list(all=True, filters=[("label", f"dev.stagegate.run={run_id}")])
 
 
+@pytest.mark.parametrize("interrupts", [1, 2], ids=["ctrl-c", "ctrl-c-twice"])
 def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
-    repo, docker, busybox_image, reporter, ns
+    repo, docker, busybox_image, reporter, ns, interrupts
 ) -> None:
     stack(repo, ns, busybox_image, smoke='["sleep", "30"]')
     assert pipeline(repo, docker=docker, reporter=reporter) == 0
@@ -168,7 +169,9 @@ def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
             assert process.poll() is None and time.monotonic() < deadline, "no smoke container started"
             time.sleep(0.1)
         interrupted = time.monotonic()
-        process.send_signal(signal.SIGINT)
+        for _ in range(interrupts):  # a second Ctrl-C while the first one cleans up
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.05)
         process.wait(timeout=15)
         assert time.monotonic() - interrupted < 5  # not the smoke command's 30 s
         assert smoke_containers(docker, run_id) == []
