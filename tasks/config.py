@@ -29,6 +29,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks import graph, redact
 from tasks.dockerfile import Dockerfile, DockerfileSyntaxError
 from tasks.errors import StagegateError, config_error
+from tasks.filetypes import file_type
 from tasks.readiness import ReadinessPolicy
 
 PYPROJECT = "pyproject.toml"
@@ -320,7 +321,7 @@ def _read_section(root: Path) -> dict[str, Any]:
     if mode is not None and not stat.S_ISREG(mode):
         raise config_error(
             SECTION,
-            f"{PYPROJECT} is {_file_type(mode)}, not a file",
+            f"{PYPROJECT} is {file_type(mode)}, not a file",
             f"replace {PYPROJECT} with the project's TOML file",
             file=PYPROJECT,
         )
@@ -459,25 +460,11 @@ def _path_in_repo(root: Path, value: str, key: str, *, must_exist: bool, kind: s
         if wanted is not None and not wanted(mode):
             raise config_error(
                 key,
-                f"{key}: {value!r} is {_file_type(mode)}, not a {'regular file' if kind == 'file' else kind}",
+                f"{key}: {value!r} is {file_type(mode)}, not a {'regular file' if kind == 'file' else kind}",
                 f"point {key.rsplit('.', 1)[-1]} at a {'file' if kind == 'file' else kind} in {PYPROJECT}",
                 path=value,
             )
     return path
-
-
-def _file_type(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISREG, "a regular file"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return name
-    return "a special file"
 
 
 def _inside(root: Path, path: Path) -> bool:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from tasks import redact
 from tasks.errors import Code, StagegateError
+from tasks.filetypes import file_type
 from tasks.ledger import write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -104,24 +105,11 @@ def read_dockerignore(context: Path) -> str:
     except OSError as exc:
         raise _context_error(path, f"cannot be read: {exc.strerror}") from None
     if not stat.S_ISREG(mode):
-        raise _context_error(path, f"is {special_file_type(mode)}, not a file")
+        raise _context_error(path, f"is {file_type(mode)}, not a file")
     try:
         return path.read_text(encoding="utf-8", errors="surrogateescape")
     except OSError as exc:
         raise _context_error(path, f"cannot be read: {exc.strerror}") from None
-
-
-def special_file_type(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISDIR, "a directory"),
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-    ):
-        if test(mode):
-            return name
-    return "a special file"
 
 
 def _context_error(path: Path, problem: str) -> StagegateError:

@@ -28,6 +28,7 @@ import yaml
 
 from tasks import redact, runner
 from tasks.errors import Code, StagegateError
+from tasks.filetypes import file_type
 from tasks.references import repository, tag_of
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
@@ -155,23 +156,10 @@ def _regular_or_dir(path: Path, source: str, *, directory: bool = True) -> str:
         return "file"
     raise StagegateError(
         Code.CONFIG_INVALID,
-        f"the manifest {source} is {_file_type(mode)}, not a regular file",
+        f"the manifest {source} is {file_type(mode)}, not a regular file",
         f"replace {source} with a YAML file (manifests must be regular files)",
         {"key": "tool.stagegate.deploy.manifests", "file": source},
     )
-
-
-def _file_type(mode: int) -> str:
-    for test, name in (
-        (stat.S_ISFIFO, "a FIFO (named pipe)"),
-        (stat.S_ISSOCK, "a socket"),
-        (stat.S_ISCHR, "a character device"),
-        (stat.S_ISBLK, "a block device"),
-        (stat.S_ISDIR, "a directory"),
-    ):
-        if test(mode):
-            return name
-    return "a special file"
 
 
 _KLOG_ERR = re.compile(r'err="((?:[^"\\]|\\.)*)"')
