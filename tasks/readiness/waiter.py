@@ -54,7 +54,8 @@ class Tracker:
     images: ImageFacts
     held_for: float | None = None
     _unschedulable_since: dict[tuple[str, str], float] = field(default_factory=dict)
-    _settled_since: dict[str, float] = field(default_factory=dict)
+    # workloads whose every other workload is ready ("settled"), with their containers'
+    # restart counts at that moment: a crash beyond them began after the rest was ready
     _restarts_at_settle: dict[str, dict[Key, int]] = field(default_factory=dict)
     _ooms: dict[Key, set[tuple[Any, ...]]] = field(default_factory=dict)
     _restarted: set[tuple[str, str]] = field(default_factory=set)
@@ -117,15 +118,13 @@ class Tracker:
         for wid in statuses:
             others_ready = all(s.verdict == "ready" for other, s in statuses.items() if other != wid)
             if not others_ready:
-                self._settled_since.pop(wid, None)
                 self._restarts_at_settle.pop(wid, None)
                 self._restarted = {
                     r for r in self._restarted if r[1] not in {name_of(p) for p in pods_of[wid]}
                 }
                 continue
-            if wid not in self._settled_since:
+            if wid not in self._restarts_at_settle:
                 newly.add(wid)
-                self._settled_since[wid] = 0.0
                 self._restarts_at_settle[wid] = {
                     (namespace_of(p), _identity(p), str(c.get("name"))): int(c.get("restartCount") or 0)
                     for p in pods_of[wid]
@@ -205,7 +204,7 @@ class Tracker:
                 return podstate.crash_error(issue, wid, "OOMKilled twice with the same memory limit")
         if issue.restarts > budget:
             return podstate.crash_error(issue, wid, f"its restart budget of {budget} is spent")
-        if wid not in self._settled_since:
+        if wid not in self._restarts_at_settle:
             return None  # something it may be waiting for is still coming up: converging
         if self.held_for is not None:
             if self.held_for > 0:
@@ -214,7 +213,7 @@ class Tracker:
                 )
             return None
         key = (issue.namespace, _identity(pod), issue.container)
-        baseline = self._restarts_at_settle.get(wid, {}).get(key)
+        baseline = self._restarts_at_settle[wid].get(key)
         crashed_again = wid not in newly_settled and (baseline is None or issue.restarts > baseline)
         if crashed_again:
             return podstate.crash_error(
