@@ -395,7 +395,7 @@ def _resolve_image(
     relative = dockerfile.relative_to(root).as_posix()
     try:
         parsed = Dockerfile.parse(dockerfile.read_text(encoding="utf-8"), path=dockerfile)
-        refs = parsed.base_refs(build_args)
+        refs = parsed.image_refs(build_args)
     except (OSError, UnicodeDecodeError, DockerfileSyntaxError) as exc:
         raise config_error(
             f"{key}.dockerfile",

@@ -342,7 +342,7 @@ def image_inputs(
         if dependency is not None and dependency.ref:
             build_args[name] = dependency.ref
     bases: dict[str, str] = {}
-    for ref in spec.parsed.base_refs(build_args):
+    for ref in spec.parsed.image_refs(build_args):
         if not ref.internal:
             dependency = dependencies.get(repository(ref.ref))
             bases[ref.ref] = dependency.image_id if dependency else local_id(ref.ref)

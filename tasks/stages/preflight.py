@@ -250,7 +250,7 @@ def check_base_images(
     seen: dict[str, Check] = {}
     for name in images:
         spec = config.images[name]
-        for ref in spec.parsed.base_refs(spec.build_args):
+        for ref in spec.parsed.image_refs(spec.build_args):
             if ref.internal or ref.configured_name(list(config.images)) is not None:
                 continue
             if ref.ref in seen and seen[ref.ref].ok:
@@ -260,10 +260,10 @@ def check_base_images(
                 check = Check(
                     f"base image of {name}",
                     False,
-                    f"{file}:{ref.line} FROM {ref.raw} does not resolve",
+                    f"{file}:{ref.line} {ref.instruction} {ref.raw} does not resolve",
                     StagegateError(
                         Code.BASE_IMAGE_MISSING,
-                        f"{name}: FROM {ref.raw} at {file}:{ref.line} resolves to {ref.ref!r}",
+                        f"{name}: {ref.instruction} {ref.raw} at {file}:{ref.line} resolves to {ref.ref!r}",
                         f"give the build arg a value in {spec.key}.build_args or an ARG default",
                         {"image": ref.ref or ref.raw, "file": file, "line": ref.line, "for_image": name},
                     ),
@@ -272,14 +272,22 @@ def check_base_images(
                 found[ref.ref] = retry_transient(lambda r=ref.ref: docker.image.inspect(r)).id
                 check = Check(f"base {ref.ref}", True, "present locally")
             else:
-                check = _pullable(docker, ref.ref, name, file, ref.line, spec.key)
+                check = _pullable(docker, ref.ref, name, file, ref.line, spec.key, ref.instruction)
             seen[ref.ref] = check
             checks.append(check)
     outputs["base_images"] = found
     return checks
 
 
-def _pullable(docker: DockerClient, image: str, for_image: str, file: str, line: int, key: str) -> Check:
+def _pullable(
+    docker: DockerClient,
+    image: str,
+    for_image: str,
+    file: str,
+    line: int,
+    key: str,
+    instruction: str = "FROM",
+) -> Check:
     try:
         _within(REGISTRY_TIMEOUT_S, lambda: retry_transient(lambda: docker.manifest.inspect(image)))
         return Check(f"base {image}", True, "not local, pullable from its registry")
@@ -291,7 +299,7 @@ def _pullable(docker: DockerClient, image: str, for_image: str, file: str, line:
             f"missing ({file}:{line})",
             StagegateError(
                 Code.BASE_IMAGE_MISSING,
-                f"base image {image} (FROM at {file}:{line}, for {for_image}) is neither local nor pullable",
+                f"base image {image} ({instruction} at {file}:{line}, for {for_image}) is neither local nor pullable",
                 f"pull or load it (`docker pull {image}`), or point the build arg at a local image in {key}.build_args",
                 {
                     "image": image,
