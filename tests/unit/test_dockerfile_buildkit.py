@@ -151,7 +151,7 @@ def test_an_unmatched_quote_in_an_arg_is_a_syntax_error_like_dockers() -> None:
 
 
 def test_an_unmatched_double_quote_is_named_too() -> None:
-    with pytest.raises(DockerfileSyntaxError, match="line 1: .*double-quote"):
+    with pytest.raises(DockerfileSyntaxError, match=r"line 1: .*double-quote"):
         Dockerfile.parse('ARG X="open\nFROM busybox\n').global_args()
 
 
