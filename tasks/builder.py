@@ -1,4 +1,6 @@
-"""Image builders behind one interface: buildx (BuildKit) when installed, the legacy builder otherwise.
+"""Image builders behind one interface, detected in this order: the buildx plugin (BuildKit);
+else a Docker client that runs BuildKit itself (clients before 23.0 with ``DOCKER_BUILDKIT=1``,
+as distribution packages often ship); else the legacy builder.
 
 Both go through the ``python_on_whales.DockerClient`` they are given, write the command's
 output to the build log, and turn a failed build into :class:`BuildFailure`, whose
@@ -11,6 +13,7 @@ error carries the whole request URL, build args included.
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +26,9 @@ from python_on_whales.exceptions import DockerException
 # python-on-whales' own runner (the one DockerClient uses: same evidence on failure);
 # ``legacy_build`` has no ``force_rm`` parameter, so the argv is built here.
 from python_on_whales.utils import run as _run_docker
+from python_on_whales.utils import stream_stdout_and_stderr as _stream_docker
 
-from tasks.dockerfile import Dockerfile
+from tasks.dockerfile import Dockerfile, Instruction
 from tasks.redact import redact, redact_argv
 from tasks.runner import last_line
 
@@ -39,12 +43,31 @@ DAEMON_GONE = (
 
 
 @dataclass(frozen=True)
+class BuildSecret:
+    """A BuildKit secret: ``RUN --mount=type=secret,id=<id>`` reads it from ``env`` (the name
+    of an environment variable) or ``src`` (a file)."""
+
+    id: str
+    env: str | None = None
+    src: Path | None = None
+
+    def flag(self) -> str:
+        return f"id={self.id},env={self.env}" if self.env else f"id={self.id},src={self.src}"
+
+
+@dataclass(frozen=True)
 class BuildRequest:
     context: Path
     dockerfile: Path
     tags: list[str]
     build_args: Mapping[str, str]
     labels: Mapping[str, str]
+    target: str | None = None
+    platforms: tuple[str, ...] = ()
+    secrets: tuple[BuildSecret, ...] = ()
+    secret_env: Mapping[str, str] = field(default_factory=dict)  # values of the secrets' env vars
+    pull: bool = False
+    no_cache: bool = False
 
 
 class BuildFailure(Exception):
@@ -70,11 +93,27 @@ class Builder(Protocol):
         ...
 
 
-def detect_builder(docker: DockerClient) -> Builder:
-    """buildx when the plugin is installed, else the legacy builder."""
+def detect_builder(docker: DockerClient, client_version: str | None = None) -> Builder:
+    """buildx when the plugin is installed; else the client's own BuildKit when it has one
+    (:func:`client_runs_buildkit`); else the legacy builder."""
     if docker.buildx.is_installed():
         return BuildxBuilder(docker)
+    if client_version is None:
+        client_version = docker.version().client.version or ""
+    if client_runs_buildkit(client_version):
+        return ClientBuildKitBuilder(docker)
     return LegacyBuilder(docker)
+
+
+def client_runs_buildkit(version: str) -> bool:
+    """Docker clients from 18.09 to before 23.0 run BuildKit themselves with
+    ``DOCKER_BUILDKIT=1``; from 23.0 on, ``docker build`` hands BuildKit to the buildx plugin
+    (without it, "BuildKit is enabled but the buildx component is missing")."""
+    match = re.match(r"^v?(\d+)\.(\d+)", version.strip())
+    if not match:
+        return False
+    major, minor = int(match.group(1)), int(match.group(2))
+    return (18, 9) <= (major, minor) < (23, 0)
 
 
 @dataclass
@@ -111,6 +150,57 @@ def legacy_build_argv(docker: DockerClient, request: BuildRequest) -> Command:
     argv.add_args_mapping("--label", dict(request.labels))
     argv.add_simple_arg("--file", request.dockerfile)
     argv.add_args_iterable_or_single("--tag", request.tags)
+    _common_flags(argv, request)
+    argv.append(request.context)
+    return argv
+
+
+def _common_flags(argv: Command, request: BuildRequest) -> None:
+    """``--target``, ``--pull``, ``--no-cache``: the same for every builder."""
+    argv.add_simple_arg("--target", request.target)
+    argv.add_flag("--pull", request.pull)
+    argv.add_flag("--no-cache", request.no_cache)
+
+
+@dataclass
+class ClientBuildKitBuilder:
+    """``docker build --progress=plain`` with ``DOCKER_BUILDKIT=1`` on a client that runs
+    BuildKit itself: streamed into the log line by line, the image ID from ``--iidfile``.
+    Secrets reach it as ``--secret id=…,env=…|src=…``; their values only through the
+    environment of the command, never its argv."""
+
+    docker: DockerClient
+    name: str = field(default="buildkit-client", init=False)
+
+    def build(self, request: BuildRequest, log: TextIO) -> str:
+        with tempfile.TemporaryDirectory(prefix="stagegate-iid-") as scratch:
+            iidfile = Path(scratch) / "iid"
+            argv = client_buildkit_argv(self.docker, request, iidfile)
+            env = {"DOCKER_BUILDKIT": "1", **request.secret_env}
+            log.write(redact(f"$ DOCKER_BUILDKIT=1 {' '.join(map(str, argv))}\n"))
+            output: list[str] = []
+            try:
+                for _, raw in _stream_docker(argv, env=env):
+                    line = redact(raw.decode(errors="replace"))
+                    output.append(line)
+                    log.write(line if line.endswith("\n") else line + "\n")
+            except DockerException as exc:
+                log.write(f"\n[exit code {exc.return_code}]\n")
+                raise BuildFailure([str(a) for a in argv], exc.return_code, "".join(output)) from None
+            return iidfile.read_text().strip()
+
+
+def client_buildkit_argv(docker: DockerClient, request: BuildRequest, iidfile: Path) -> Command:
+    argv = Command(docker.client_config.docker_cmd)
+    argv += ["build", "--progress=plain", "--iidfile", str(iidfile)]
+    argv.add_args_mapping("--build-arg", dict(request.build_args))
+    argv.add_args_mapping("--label", dict(request.labels))
+    argv.add_simple_arg("--file", request.dockerfile)
+    argv.add_args_iterable_or_single("--tag", request.tags)
+    argv.add_args_iterable_or_single("--secret", [secret.flag() for secret in request.secrets])
+    if request.platforms:
+        argv.add_simple_arg("--platform", ",".join(request.platforms))
+    _common_flags(argv, request)
     argv.append(request.context)
     return argv
 
@@ -133,6 +223,11 @@ class BuildxBuilder:
                 load=True,
                 progress="plain",
                 stream_logs=True,
+                target=request.target,
+                platforms=list(request.platforms) or None,
+                secrets=[secret.flag() for secret in request.secrets],
+                pull=request.pull,
+                cache=not request.no_cache,
             )
             for line in lines:  # type: ignore[union-attr]
                 log.write(redact(line if line.endswith("\n") else line + "\n"))
@@ -158,6 +253,11 @@ _LEGACY_RUN_EXIT = re.compile(r"returned a non-zero code: (\d+)")
 _BUILDKIT_LOCATION = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+)\n-{4,}$", re.MULTILINE)
 _BUILDKIT_RUN_EXIT = re.compile(r"did not complete successfully: exit code: (\d+)")
 _BUILDKIT_ERROR = re.compile(r"^(?:ERROR|error): (.*)$", re.MULTILINE)
+# BuildKit of clients before 23.0 names the failing step, not its line:
+#  " > [build 2/3] RUN make:" and "executor failed running [/bin/sh -c make]: exit code: 2"
+_BUILDKIT_STEP = re.compile(r"^ > \[(?:[^\]]*?\s)?\d+/\d+\] (?P<text>.*):$", re.MULTILINE)
+_BUILDKIT_EXECUTOR_EXIT = re.compile(r"executor failed running \[.*\]: exit code: (\d+)")
+_PARSE_ERROR_LINE = re.compile(r"dockerfile parse error line (\d+):")
 
 
 def parse_build_failure(output: str, dockerfile: Dockerfile) -> FailureDetails:
@@ -174,6 +274,22 @@ def parse_build_failure(output: str, dockerfile: Dockerfile) -> FailureDetails:
             exit_code=int(run_exit.group(1)) if run_exit else None,
             reason=reason[-1].strip() if reason else last_line(output),
         )
+    parse_error = _PARSE_ERROR_LINE.search(output)
+    if parse_error:
+        line = int(parse_error.group(1))
+        instruction = dockerfile.at_line(line)
+        return FailureDetails(line, instruction.text if instruction else None, None, last_line(output))
+    step = list(_BUILDKIT_STEP.finditer(output))
+    if step:
+        text = step[-1].group("text")
+        instruction = dockerfile.find(text) or _expanded_match(dockerfile, text)
+        run_exit = _BUILDKIT_EXECUTOR_EXIT.search(output) or _BUILDKIT_RUN_EXIT.search(output)
+        return FailureDetails(
+            line=instruction.line if instruction else None,
+            instruction=instruction.text if instruction else text,
+            exit_code=int(run_exit.group(1)) if run_exit else None,
+            reason=last_line(output),
+        )
     steps = _LEGACY_STEP.findall(output)
     run_exit = _LEGACY_RUN_EXIT.search(output)
     if steps:
@@ -187,6 +303,18 @@ def parse_build_failure(output: str, dockerfile: Dockerfile) -> FailureDetails:
             reason=_reason_after_step(after),
         )
     return FailureDetails(reason=last_line(output))
+
+
+def _expanded_match(dockerfile: Dockerfile, text: str) -> Instruction | None:
+    """The instruction that BuildKit printed as ``text`` with its args expanded
+    (``RUN echo $ARCH`` shown as ``RUN echo amd64``): each ``$X`` matches anything."""
+    wanted = " ".join(text.split())
+    for instruction in dockerfile.instructions:
+        pattern = re.escape(" ".join(instruction.text.split()))
+        pattern = re.sub(r"\\\$(?:\\\{[^}]*\\\}|\w+)", ".*", pattern)
+        if "$" in instruction.text and re.fullmatch(pattern, wanted):
+            return instruction
+    return None
 
 
 def _reason_after_step(section: str) -> str:

@@ -15,6 +15,7 @@ from rich.markup import escape
 
 from tasks import pipeline, runlock, runner
 from tasks.config import artifacts_dir, load_config
+from tasks.dockerclient import docker_client
 from tasks.errors import Code, StagegateError
 from tasks.ledger import Ledger
 from tasks.options import parse_prune_options, parse_teardown_options
@@ -83,11 +84,11 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
         try:
             if name == "docker":
                 target = DockerTarget(
-                    project=config.cluster.name, artifacts=config.artifacts, docker=DockerClient()
+                    project=config.cluster.name, artifacts=config.artifacts, docker=docker_client()
                 )
                 outcome = target.teardown(delete=True)
             else:
-                target = KindTarget(cluster=cluster, artifacts=config.artifacts, docker=DockerClient())
+                target = KindTarget(cluster=cluster, artifacts=config.artifacts, docker=docker_client())
                 outcome = target.teardown(delete=target.created_by_stagegate())
         except DockerException as exc:
             raise _engine_unavailable("teardown", exc) from None
@@ -124,7 +125,11 @@ def prune(root: Path, posargs: Sequence[str], *, docker: DockerClient | None = N
         run = Ledger(config.artifacts).read_run()
         try:
             result = prune_images(
-                docker or DockerClient(), list(config.images), run, keep=options.keep, dry_run=options.dry_run
+                docker or docker_client(),
+                list(config.images),
+                run,
+                keep=options.keep,
+                dry_run=options.dry_run,
             )
         except DockerException as exc:
             raise _engine_unavailable("prune", exc) from None
@@ -168,7 +173,7 @@ def doctor(root: Path) -> int:
     try:
         config = load_config(root)
         checks.append(Check("config", True, f"{len(config.images)} image(s) in pyproject.toml"))
-        checks += environment_checks(config, DockerClient(), list(config.images), dict(os.environ), {})
+        checks += environment_checks(config, docker_client(), list(config.images), dict(os.environ), {})
     except StagegateError as error:
         checks.append(Check("config", False, error.message, error))
     for check in checks:

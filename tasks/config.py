@@ -27,6 +27,7 @@ import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks import graph, redact
+from tasks.builder import BuildSecret
 from tasks.dockerfile import Dockerfile, DockerfileSyntaxError
 from tasks.errors import StagegateError, config_error
 from tasks.filetypes import file_type
@@ -45,13 +46,37 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+_PLATFORM = r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$"
+
+
+class FileValue(_Strict):
+    """A build arg whose value is a file's content (``{ file = ".nvmrc" }``)."""
+
+    file: str
+
+
+class SecretSettings(_Strict):
+    """A BuildKit secret: ``{ id = "npm", env = "NPM_TOKEN" }`` or ``{ id = "npm", src = "path" }``."""
+
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    env: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] | None = None
+    src: str | None = None
+
+
 class ImageSettings(_Strict):
     """One ``[[tool.stagegate.images]]`` table, as written."""
 
     name: Annotated[str, Field(pattern=_IMAGE_NAME)]
     context: str = "."
     dockerfile: str | None = None
-    build_args: dict[str, str] = {}
+    build_args: dict[str, str | FileValue] = {}
+    target: str | None = None
+    platforms: list[Annotated[str, Field(pattern=_PLATFORM)]] = []
+    secrets: list[SecretSettings] = []
+    tags: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_$][A-Za-z0-9_.${}:-]*$")]] = []
+    labels: dict[str, str] = {}
+    pull: bool = False
+    no_cache: bool = False
     secret_build_args: list[str] = []  # besides those named like secrets (*TOKEN*, *KEY*, …)
     depends_on: list[str] = []
     smoke: list[str] | None = None
@@ -113,6 +138,26 @@ class ImageSpec:
     parsed: Dockerfile
     index: int  # position in the config, for key paths in errors
     secret_build_args: frozenset[str] = frozenset()  # configured or named like secrets
+    target: str | None = None
+    platforms: tuple[str, ...] = ()
+    secrets: tuple[BuildSecret, ...] = ()
+    tags: tuple[str, ...] = ()  # extra tags besides the content-hash tag
+    labels: Mapping[str, str] = field(default_factory=dict)
+    pull: bool = False
+    no_cache: bool = False
+    secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # env var -> value
+
+    def hashed_options(self) -> dict[str, str]:
+        """What of the configuration changes the image besides build args: the target stage,
+        the platforms, the secrets' ids (never their values), the labels."""
+        options = {f"label:{k}": v for k, v in self.labels.items()}
+        if self.target:
+            options["target"] = self.target
+        if self.platforms:
+            options["platforms"] = ",".join(self.platforms)
+        if self.secrets:
+            options["secrets"] = ",".join(sorted(secret.id for secret in self.secrets))
+        return options
 
     @property
     def key(self) -> str:
@@ -376,7 +421,10 @@ def _resolve_image(
     )
     secret_args = _secret_build_args(image, key)
     build_args = {
-        name: interpolate(value, env, f"{key}.build_args.{name}") for name, value in image.build_args.items()
+        name: _file_value(root, value, f"{key}.build_args.{name}")
+        if isinstance(value, FileValue)
+        else interpolate(value, env, f"{key}.build_args.{name}")
+        for name, value in image.build_args.items()
     }
     for name in secret_args:
         redact.register(build_args[name])
@@ -395,7 +443,7 @@ def _resolve_image(
     relative = dockerfile.relative_to(root).as_posix()
     try:
         parsed = Dockerfile.parse(dockerfile.read_text(encoding="utf-8"), path=dockerfile)
-        refs = parsed.base_refs(build_args)
+        refs = parsed.image_refs(build_args)
     except (OSError, UnicodeDecodeError, DockerfileSyntaxError) as exc:
         raise config_error(
             f"{key}.dockerfile",
@@ -403,6 +451,29 @@ def _resolve_image(
             f"fix {relative}, or point dockerfile at another file",
             file=relative,
         ) from None
+    if image.target is not None and image.target not in parsed.stage_names:
+        raise config_error(
+            f"{key}.target",
+            f"{key}.target = {image.target!r} is not a stage of {relative}",
+            _did_you_mean(image.target, parsed.stage_names)
+            or "stages: " + (", ".join(parsed.stage_names) or "none (no FROM … AS name)"),
+            file=relative,
+        )
+    secrets, secret_env = _secrets(root, image, key, env)
+    labels = {k: interpolate(v, env, f"{key}.labels.{k}") for k, v in image.labels.items()}
+    for label in labels:
+        if label.startswith("dev.stagegate."):
+            raise config_error(
+                f"{key}.labels.{label}", f"{label} is stagegate's own label", "use another key"
+            )
+    tags = tuple(interpolate(tag, env, f"{key}.tags") for tag in image.tags)
+    for position, tag in enumerate(tags):
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag) or tag.startswith("sg-"):
+            raise config_error(
+                f"{key}.tags[{position}]",
+                f"{key}.tags[{position}] = {tag!r} is not a tag stagegate may set",
+                "use letters, digits, '_', '.', '-' (at most 128, not starting with '.', '-' or 'sg-')",
+            )
     inferred = [
         ref.configured_name(names) for ref in refs if ref.configured_name(names) not in (None, image.name)
     ]
@@ -418,7 +489,59 @@ def _resolve_image(
         parsed=parsed,
         index=index,
         secret_build_args=secret_args,
+        target=image.target,
+        platforms=tuple(image.platforms),
+        secrets=secrets,
+        tags=tags,
+        labels=labels,
+        pull=image.pull,
+        no_cache=image.no_cache,
+        secret_env=secret_env,
     )
+
+
+def _file_value(root: Path, value: FileValue, key: str) -> str:
+    """A build arg read from a file inside the repository, without its trailing newline."""
+    path = _path_in_repo(root, value.file, f"{key}.file", must_exist=True, kind="file")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise config_error(
+            f"{key}.file", f"cannot read {value.file}: {exc}", "make it a readable UTF-8 file"
+        ) from None
+    return text.removesuffix("\n").removesuffix("\r")
+
+
+def _secrets(
+    root: Path, image: ImageSettings, key: str, env: Mapping[str, str]
+) -> tuple[tuple[BuildSecret, ...], dict[str, str]]:
+    """The image's BuildKit secrets; the values of ``env`` ones registered for redaction."""
+    secrets: list[BuildSecret] = []
+    values: dict[str, str] = {}
+    for position, secret in enumerate(image.secrets):
+        where = f"{key}.secrets[{position}]"
+        if (secret.env is None) == (secret.src is None):
+            raise config_error(
+                where, f"{where} needs exactly one of env or src", 'e.g. { id = "npm", env = "NPM_TOKEN" }'
+            )
+        if secret.id in [s.id for s in secrets]:
+            raise config_error(
+                f"{where}.id", f"secret id {secret.id!r} is configured twice", "give every secret its own id"
+            )
+        if secret.env is not None:
+            if secret.env not in env:
+                raise config_error(
+                    f"{where}.env",
+                    f"{where}.env: {secret.env} is not set",
+                    f"set {secret.env} in the environment",
+                )
+            values[secret.env] = env[secret.env]
+            redact.register(env[secret.env])
+            secrets.append(BuildSecret(secret.id, env=secret.env))
+        else:
+            path = _path_in_repo(root, secret.src or "", f"{where}.src", must_exist=True, kind="file")
+            secrets.append(BuildSecret(secret.id, src=path))
+    return tuple(secrets), values
 
 
 def _secret_build_args(image: ImageSettings, key: str) -> frozenset[str]:
@@ -480,6 +603,8 @@ def _from_validation_error(exc: pydantic.ValidationError, raw: Any) -> Stagegate
     """The first validation problem as ``CONFIG_INVALID``, with key path and hint."""
     first = exc.errors()[0]
     loc = first["loc"]
+    if "build_args" in loc and len(loc) > loc.index("build_args") + 2:  # the union's member names
+        loc = loc[: loc.index("build_args") + 2]
     key = SECTION + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
     if first["type"] == "extra_forbidden":
         known = _fields_at(Settings, loc[:-1])

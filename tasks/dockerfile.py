@@ -1,15 +1,22 @@
-"""Just enough Dockerfile parsing: instructions with their line numbers, and base images.
+"""Just enough Dockerfile parsing: instructions with their line numbers, and the images used.
 
-Used to infer dependencies from ``FROM`` lines, to check base images in preflight, and to
-map a failed build step back to the Dockerfile line that broke.
+Used to infer dependencies from ``FROM`` lines (and ``COPY --from``/``RUN --mount=from``
+naming an image), to check external images in preflight, to tell which lines need BuildKit,
+and to map a failed build step back to the Dockerfile line that broke.
+
+What it follows of Docker's parser: parser directives at the top (``# syntax=``,
+``# escape=``), line continuations, heredocs (``RUN <<EOF`` … ``EOF``: the body belongs to
+the instruction, it is not parsed as instructions), a UTF-8 byte order mark, ``ARG`` words
+with Docker's quoting (``ARG X="a b"``, ``ARG X=it\\'s``; an unmatched quote is an error, as
+in Docker), and BuildKit's automatic platform args (:data:`PLATFORM_ARGS`).
 """
 
 from __future__ import annotations
 
 import re
-import shlex
+import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tasks.references import repository
@@ -26,6 +33,17 @@ class Instruction:
     line: int
     keyword: str  # upper case: FROM, RUN, COPY, ...
     arguments: str  # the text after the keyword, continuation lines joined
+    heredocs: tuple[str, ...] = ()  # bodies of its ``<<WORD`` documents, in order
+
+    def flags(self) -> dict[str, list[str]]:
+        """The leading ``--name=value`` flags (``--mount`` may repeat), values as written."""
+        flags: dict[str, list[str]] = {}
+        for word in self.arguments.split():
+            if not word.startswith("--"):
+                break
+            name, _, value = word[2:].partition("=")
+            flags.setdefault(name.lower(), []).append(value)
+        return flags
 
     @property
     def text(self) -> str:
@@ -34,13 +52,15 @@ class Instruction:
 
 @dataclass(frozen=True)
 class BaseRef:
-    """A ``FROM`` line's image, with build args applied."""
+    """An image a Dockerfile uses (``FROM``, ``COPY --from``, ``RUN --mount=from``), with
+    build args applied."""
 
     line: int
     ref: str  # resolved reference, e.g. "python:3.12-slim"
     raw: str  # as written, e.g. "${BASE_IMAGE}"
     stage_alias: str | None  # "AS builder"
-    internal: bool  # names an earlier stage of the same Dockerfile, or scratch
+    internal: bool  # names an earlier stage of the same Dockerfile (by name or index), or scratch
+    instruction: str = "FROM"  # or "COPY --from", "RUN --mount=from"
 
     def configured_name(self, names: Sequence[str]) -> str | None:
         """The configured image this reference names (any tag), or None."""
@@ -56,37 +76,63 @@ class Dockerfile:
 
     path: Path | None
     instructions: tuple[Instruction, ...]
+    directives: Mapping[str, tuple[int, str]] = field(default_factory=dict)  # name -> (line, value)
 
     @classmethod
     def parse(cls, text: str, path: Path | None = None) -> Dockerfile:
         # A UTF-8 byte order mark at the start is dropped, as Docker's parser drops it.
-        return cls(path=path, instructions=tuple(_instructions(text.removeprefix("\ufeff"))))
+        text = text.removeprefix("\ufeff")
+        directives = _directives(text)
+        escape = directives.get("escape", (0, "\\"))[1]
+        return cls(path=path, instructions=tuple(_instructions(text, escape)), directives=directives)
 
-    def global_args(self, build_args: Mapping[str, str] | None = None) -> dict[str, str | None]:
+    def global_args(
+        self, build_args: Mapping[str, str] | None = None, platform: Mapping[str, str] | None = None
+    ) -> dict[str, str | None]:
         """``ARG`` declarations before the first ``FROM``: their values with ``build_args``
-        applied (a default may use earlier ARGs, as in ``ARG BASE=${REGISTRY}/base``)."""
+        applied (a default may use earlier ARGs, as in ``ARG BASE=${REGISTRY}/base``).
+        ``platform`` (:func:`platform_args`) gives BuildKit's automatic args their values."""
         build_args = build_args or {}
         args: dict[str, str | None] = {}
         for instruction in self.instructions:
             if instruction.keyword == "FROM":
                 break
             if instruction.keyword == "ARG":
-                for token in shlex.split(instruction.arguments):
+                for token in _words(instruction.arguments, None, instruction.line, raw=True):
                     name, sep, default = token.partition("=")
                     if name in build_args:
                         args[name] = build_args[name]
+                    elif sep:
+                        values = {**(platform or {}), **args}
+                        args[name] = _expand_words(default, values, instruction.line)
                     else:
-                        args[name] = _substitute(default, args) if sep else None
+                        args[name] = (platform or {}).get(name)
         return args
 
-    def base_refs(self, build_args: Mapping[str, str]) -> list[BaseRef]:
-        """Every ``FROM`` line's image, resolved with the global ARG defaults and ``build_args``."""
-        values = self.global_args(build_args)
+    def base_refs(
+        self, build_args: Mapping[str, str], platform: Mapping[str, str] | None = None
+    ) -> list[BaseRef]:
+        """Every ``FROM`` line's image, resolved with the global ARG defaults and ``build_args``
+        (and, given ``platform``, BuildKit's automatic platform args, which FROM lines see)."""
+        return [ref for ref in self.image_refs(build_args, platform) if ref.instruction == "FROM"]
+
+    def image_refs(
+        self, build_args: Mapping[str, str], platform: Mapping[str, str] | None = None
+    ) -> list[BaseRef]:
+        """Every image the Dockerfile uses: ``FROM`` lines, ``COPY --from=<image>`` and
+        ``RUN --mount=from=<image>`` (a stage name or index of this Dockerfile is internal)."""
+        values: dict[str, str | None] = {**(platform or {}), **self.global_args(build_args, platform)}
         refs: list[BaseRef] = []
         aliases: set[str] = set()
+        stages = 0
         for instruction in self.instructions:
+            for raw, what in _from_flags(instruction):
+                ref = _substitute(raw, values)
+                internal = ref.lower() in aliases or (ref.isdigit() and int(ref) < stages)
+                refs.append(BaseRef(instruction.line, ref, raw, None, internal or ref == "scratch", what))
             if instruction.keyword != "FROM":
                 continue
+            stages += 1
             tokens = [t for t in instruction.arguments.split() if not t.startswith("--")]
             if not tokens:
                 raise DockerfileSyntaxError(f"line {instruction.line}: FROM without an image")
@@ -128,24 +174,160 @@ class Dockerfile:
                 covering = instruction
         return covering
 
+    @property
+    def stage_names(self) -> list[str]:
+        """The ``AS`` names of the stages, in order (for ``target``)."""
+        names = []
+        for instruction in self.instructions:
+            words = instruction.arguments.split()
+            if instruction.keyword == "FROM" and len(words) >= 3 and words[-2].lower() == "as":
+                names.append(words[-1])
+        return names
+
+    def buildkit_needs(self, build_args: Mapping[str, str] | None = None) -> list[BuildKitNeed]:
+        """The lines that only BuildKit builds as written, in order (empty: the legacy builder
+        builds it the same). A platform arg given as a build arg is no need: the legacy
+        builder then has its value too."""
+        build_args = build_args or {}
+        needs: list[BuildKitNeed] = []
+        if "syntax" in self.directives:
+            line, value = self.directives["syntax"]
+            needs.append(BuildKitNeed(line, f"# syntax={value}", "a Dockerfile frontend directive"))
+        for instruction in self.instructions:
+            flags = instruction.flags()
+            if instruction.keyword == "RUN" and flags:
+                flag = next(iter(flags))
+                needs.append(BuildKitNeed(instruction.line, f"RUN --{flag}", f"the RUN --{flag} flag"))
+            if instruction.heredocs:
+                needs.append(
+                    BuildKitNeed(instruction.line, f"{instruction.keyword} <<", "a heredoc", frontend=True)
+                )
+            if instruction.keyword in ("COPY", "ADD"):
+                for flag in flags:
+                    if flag in _NEWER_FRONTEND_FLAGS:
+                        needs.append(
+                            BuildKitNeed(
+                                instruction.line,
+                                f"{instruction.keyword} --{flag}",
+                                f"the {instruction.keyword} --{flag} flag",
+                                frontend=True,
+                            )
+                        )
+                    elif flag in _BUILDKIT_FLAGS:
+                        needs.append(
+                            BuildKitNeed(
+                                instruction.line,
+                                f"{instruction.keyword} --{flag}",
+                                f"the {instruction.keyword} --{flag} flag",
+                            )
+                        )
+            if instruction.keyword != "ARG":
+                for name in _references(instruction.arguments):
+                    if name in PLATFORM_ARGS and name not in build_args:
+                        needs.append(
+                            BuildKitNeed(
+                                instruction.line,
+                                name,
+                                f"BuildKit's automatic {name} arg (empty with the legacy builder)",
+                            )
+                        )
+        return needs
+
+
+@dataclass(frozen=True)
+class BuildKitNeed:
+    """A Dockerfile line that needs BuildKit: ``what`` is the feature as written."""
+
+    line: int
+    what: str  # "RUN --mount", "TARGETARCH", "# syntax=docker/dockerfile:1", ...
+    description: str
+    # Also needs a Dockerfile frontend newer than the one built into engines before 23.0
+    # (heredocs, ``COPY --link``): a ``# syntax=`` directive or a newer engine provides it.
+    frontend: bool = False
+
+
+PLATFORM_ARGS = (
+    "TARGETPLATFORM",
+    "TARGETOS",
+    "TARGETARCH",
+    "TARGETVARIANT",
+    "BUILDPLATFORM",
+    "BUILDOS",
+    "BUILDARCH",
+    "BUILDVARIANT",
+)
+_BUILDKIT_FLAGS = ("chmod",)
+_NEWER_FRONTEND_FLAGS = ("link", "checksum", "keep-git-dir", "parents", "exclude")
+
+
+def platform_args(target: str, build: str | None = None) -> dict[str, str]:
+    """BuildKit's automatic args for building ``target`` (``os/arch[/variant]``) on ``build``
+    (default: the same): ``TARGETARCH=amd64`` and so on. ``TARGETVARIANT`` is empty for a
+    platform without a variant, as in BuildKit."""
+    values: dict[str, str] = {}
+    for prefix, platform in (("TARGET", target), ("BUILD", build or target)):
+        os_name, _, rest = platform.partition("/")
+        arch, _, variant = rest.partition("/")
+        values |= {
+            f"{prefix}PLATFORM": platform,
+            f"{prefix}OS": os_name,
+            f"{prefix}ARCH": arch,
+            f"{prefix}VARIANT": variant,
+        }
+    return values
+
+
+def _from_flags(instruction: Instruction) -> list[tuple[str, str]]:
+    """``(image as written, what)`` of ``COPY --from=…`` and ``RUN --mount=…,from=…``."""
+    flags = instruction.flags()
+    if instruction.keyword in ("COPY", "ADD"):
+        return [(value, f"{instruction.keyword} --from") for value in flags.get("from", []) if value]
+    if instruction.keyword == "RUN":
+        found = []
+        for mount in flags.get("mount", []):
+            for option in mount.split(","):
+                key, _, value = option.partition("=")
+                if key.strip().lower() == "from" and value:
+                    found.append((value.strip(), "RUN --mount=from"))
+        return found
+    return []
+
 
 _DIRECTIVE = re.compile(r"^#\s*(\w+)\s*=\s*(\S+)\s*$")
+_HEREDOC = re.compile(r"<<(-?)([\"']?)([A-Za-z_][A-Za-z0-9_]*)\2")
 
 
-def _instructions(text: str) -> list[Instruction]:
-    lines = text.splitlines()
-    escape = "\\"
-    # Parser directives (``# escape=` ``) only at the very top.
-    for line in lines:
+def _directives(text: str) -> dict[str, tuple[int, str]]:
+    """Parser directives: ``# name=value`` lines at the very top, before any other line."""
+    found: dict[str, tuple[int, str]] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
         match = _DIRECTIVE.match(line)
-        if not match:
+        if not match or match.group(1).lower() in found:
             break
-        if match.group(1).lower() == "escape":
-            escape = match.group(2)
+        found[match.group(1).lower()] = (number, match.group(2))
+    return found
+
+
+def _instructions(text: str, escape: str = "\\") -> list[Instruction]:
+    lines = text.splitlines()
     result: list[Instruction] = []
     start: int | None = None
     parts: list[str] = []
+    heredoc_ends: list[tuple[str, bool]] = []  # (word, strip leading tabs) still to read
+    bodies: list[str] = []
+    body: list[str] = []
     for number, line in enumerate(lines, start=1):
+        if heredoc_ends:  # inside a heredoc: lines belong to it, up to its terminator
+            word, strip_tabs = heredoc_ends[0]
+            if (line.lstrip("\t") if strip_tabs else line) == word:
+                bodies.append("\n".join(body) + "\n")
+                body = []
+                heredoc_ends.pop(0)
+                if not heredoc_ends:
+                    result[-1] = replace(result[-1], heredocs=tuple(bodies))
+            else:
+                body.append(line.lstrip("\t") if strip_tabs else line)
+            continue
         stripped = line.strip()
         if start is None:
             if not stripped or stripped.startswith("#"):
@@ -158,9 +340,16 @@ def _instructions(text: str) -> list[Instruction]:
             continue
         parts.append(line)
         result.append(_make(start, "".join(parts)))
+        if result[-1].keyword in ("RUN", "COPY", "ADD"):
+            heredoc_ends = [(m.group(3), m.group(1) == "-") for m in _HEREDOC.finditer(result[-1].arguments)]
+            bodies = []
         start, parts = None, []
     if start is not None:
         result.append(_make(start, "".join(parts)))
+    if heredoc_ends:
+        raise DockerfileSyntaxError(
+            f"line {result[-1].line}: heredoc {heredoc_ends[0][0]!r} is not terminated"
+        )
     return result
 
 
@@ -170,6 +359,89 @@ def _make(line: int, text: str) -> Instruction:
     if not re.fullmatch(r"[A-Za-z]+", keyword):
         raise DockerfileSyntaxError(f"line {line}: {keyword!r} is not an instruction")
     return Instruction(line=line, keyword=keyword.upper(), arguments=arguments.strip())
+
+
+def _references(text: str) -> list[str]:
+    """Names of the variables ``text`` refers to (``$X``, ``${X}``, ``${X:-y}``)."""
+    return [m.group("name") or m.group("bare") for m in _REFERENCE.finditer(text)]
+
+
+def _words(text: str, values: Mapping[str, str | None] | None, line: int, *, raw: bool = False) -> list[str]:
+    """``text`` split into words as Docker's shell-word processing does for ``ARG``: quotes
+    removed (single quotes literal; in double quotes ``\\`` escapes ``"``, ``\\`` and ``$``),
+    a backslash escaping the next character, ``$X`` expanded from ``values`` (not expanded,
+    kept as written, when ``values`` is None). An unmatched quote is an error, as in Docker.
+    ``raw``: the words as written (quotes kept), split where Docker splits them."""
+    words: list[str] = []
+    current: list[str] = []
+    in_word = False
+    start = 0
+    i = 0
+
+    def fail(quote: str) -> typing.NoReturn:
+        word = text[start:].split(" ")[0]
+        raise DockerfileSyntaxError(
+            f'line {line}: failed to process "{word}": unexpected end of statement '
+            f"while looking for matching {quote}"
+        )
+
+    def variable(at: int) -> int:
+        match = _REFERENCE.match(text, at)
+        if values is None or not match:
+            current.append(match.group(0) if match else "$")
+            return at + (len(match.group(0)) if match else 1)
+        current.append(_substitute(match.group(0), values))
+        return match.end()
+
+    while i < len(text):
+        char = text[i]
+        if char.isspace():
+            if in_word:
+                words.append(text[start:i] if raw else "".join(current))
+                current, in_word = [], False
+            i += 1
+            continue
+        if not in_word:
+            in_word, start = True, i
+        if char == "\\":
+            current.append(text[i + 1] if i + 1 < len(text) else char)
+            i += 2
+        elif char == "'":
+            end = text.find("'", i + 1)
+            if end < 0:
+                fail("single-quote")
+            current.append(text[i + 1 : end])
+            i = end + 1
+        elif char == '"':
+            i += 1
+            while True:
+                if i >= len(text):
+                    fail("double-quote")
+                char = text[i]
+                if char == '"':
+                    i += 1
+                    break
+                if char == "\\" and i + 1 < len(text) and text[i + 1] in '"\\$':
+                    current.append(text[i + 1])
+                    i += 2
+                elif char == "$":
+                    i = variable(i)
+                else:
+                    current.append(char)
+                    i += 1
+        elif char == "$":
+            i = variable(i)
+        else:
+            current.append(char)
+            i += 1
+    if in_word:
+        words.append(text[start:] if raw else "".join(current))
+    return words
+
+
+def _expand_words(text: str, values: Mapping[str, str | None], line: int) -> str:
+    """One ``ARG`` default, quotes removed and variables expanded."""
+    return " ".join(_words(text, values, line)) if text else ""
 
 
 _REFERENCE = re.compile(r"\$\{(?P<name>\w+)(?::(?P<op>[-+])(?P<word>[^}]*))?\}|\$(?P<bare>\w+)")

@@ -388,6 +388,7 @@ class Inputs:
     build_args: dict[str, str]
     bases: dict[str, str]  # base reference -> image ID
     files: dict[str, str]  # context-relative path -> file digest
+    options: dict[str, str] = field(default_factory=dict)  # target, platforms, secret ids, labels
 
     def digest(self) -> str:
         digest = hashlib.sha256()
@@ -405,6 +406,8 @@ class Inputs:
             feed("from", ref, self.bases[ref])
         for relpath in sorted(self.files):
             feed("file", relpath, self.files[relpath])
+        for name in sorted(self.options):  # none: the same hash as before options existed
+            feed("option", name, self.options[name])
         return digest.hexdigest()
 
     def to_json(self) -> dict[str, object]:
@@ -413,6 +416,7 @@ class Inputs:
             "build_args": self.build_args,
             "bases": self.bases,
             "files": self.files,
+            "options": self.options,
         }
 
     @classmethod
@@ -422,6 +426,7 @@ class Inputs:
             build_args=dict(data["build_args"]),  # type: ignore[call-overload]
             bases=dict(data["bases"]),  # type: ignore[call-overload]
             files=dict(data["files"]),  # type: ignore[call-overload]
+            options=dict(data.get("options") or {}),  # type: ignore[call-overload]
         )
 
     def changes_since(self, before: Inputs) -> list[str]:
@@ -439,6 +444,9 @@ class Inputs:
         for name in sorted(set(before.build_args) | set(self.build_args)):
             if before.build_args.get(name) != self.build_args.get(name):
                 changes.append(f"build arg {name} changed")
+        for name in sorted(set(before.options) | set(self.options)):
+            if before.options.get(name) != self.options.get(name):
+                changes.append(f"{name} changed in the configuration")
         for ref in sorted(set(before.bases) | set(self.bases)):
             if before.bases.get(ref) != self.bases.get(ref):
                 changes.append(f"base image {ref} changed")
@@ -454,6 +462,7 @@ def collect_inputs(
     excluded: Iterable[str] = (),
     hasher: ContextHasher | None = None,
     secret_args: Collection[str] = (),
+    options: Mapping[str, str] | None = None,
 ) -> Inputs:
     """Read the inputs of one image from disk (through ``hasher``, shared by a stage).
 
@@ -470,6 +479,7 @@ def collect_inputs(
         },
         bases=dict(base_image_ids),
         files=hasher.files(context, excluded),
+        options=dict(options or {}),
     )
 
 

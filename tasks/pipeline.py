@@ -24,6 +24,7 @@ from python_on_whales import DockerClient
 from tasks import runlock, runner
 from tasks.clock import Clock
 from tasks.config import artifacts_dir, load_config
+from tasks.dockerclient import docker_client
 from tasks.errors import Code, StagegateError
 from tasks.ledger import PIPELINE, Ledger, Status
 from tasks.options import parse_options
@@ -77,7 +78,7 @@ def run_stage(
         context = StageContext(
             config=config,
             options=options,
-            docker=docker or DockerClient(),
+            docker=docker or docker_client(env),
             ledger=ledger,
             reporter=reporter,
             clock=clock,

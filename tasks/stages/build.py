@@ -29,6 +29,7 @@ from tasks.builder import (
     BuildFailure,
     BuildRequest,
     BuildxBuilder,
+    ClientBuildKitBuilder,
     LegacyBuilder,
     detect_builder,
     log_excerpt,
@@ -129,6 +130,8 @@ def _builder_for(ctx: StageContext) -> Builder:
         return LegacyBuilder(ctx.docker)
     if chosen == BuildxBuilder.name:
         return BuildxBuilder(ctx.docker)
+    if chosen == ClientBuildKitBuilder.name:
+        return ClientBuildKitBuilder(ctx.docker)
     return detect_builder(ctx.docker)
 
 
@@ -253,7 +256,8 @@ class ImageBuilds:
 
         existing = self._existing(ref, digest)
         if existing is not None:
-            self._docker(lambda: self.docker.image.tag(existing, latest))
+            for tag in [latest, *(f"{spec.name}:{tag}" for tag in spec.tags)]:
+                self._docker(lambda tag=tag: self.docker.image.tag(existing, tag))
             return ImageResult(spec.name, UP_TO_DATE, ref, existing, digest)
 
         self.progress.update(spec.name, "building")
@@ -262,9 +266,16 @@ class ImageBuilds:
         request = BuildRequest(
             context=spec.context,
             dockerfile=spec.dockerfile,
-            tags=[ref, latest],
+            tags=[ref, latest, *(f"{spec.name}:{tag}" for tag in spec.tags)],
             build_args=build_args,
+            target=spec.target,
+            platforms=spec.platforms,
+            secrets=spec.secrets,
+            secret_env=spec.secret_env,
+            pull=spec.pull,
+            no_cache=spec.no_cache,
             labels={
+                **spec.labels,
                 LABEL_INPUT_HASH: digest,
                 LABEL_IMAGE: spec.name,
                 LABEL_REVISION: self.git_sha or "unknown",
@@ -342,7 +353,7 @@ def image_inputs(
         if dependency is not None and dependency.ref:
             build_args[name] = dependency.ref
     bases: dict[str, str] = {}
-    for ref in spec.parsed.base_refs(build_args):
+    for ref in spec.parsed.image_refs(build_args):
         if not ref.internal:
             dependency = dependencies.get(repository(ref.ref))
             bases[ref.ref] = dependency.image_id if dependency else local_id(ref.ref)
@@ -356,6 +367,7 @@ def image_inputs(
         excluded=hashing.never_inputs(spec.context, never),
         hasher=hasher,
         secret_args=spec.secret_build_args,
+        options=spec.hashed_options(),
     )
 
 

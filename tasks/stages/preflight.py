@@ -18,7 +18,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from tasks import manifests
-from tasks.builder import BuildxBuilder, LegacyBuilder
+from tasks.builder import BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder, client_runs_buildkit
 from tasks.config import Config
 from tasks.errors import Code, CommandEvidence, StagegateError
 from tasks.hashing import DockerIgnore, never_inputs
@@ -74,9 +74,14 @@ def environment_checks(
     daemon = check_daemon(docker, outputs)
     if not daemon.ok:
         return [daemon]
+    builder = check_builder(docker, env, outputs)
+    needs = (
+        check_buildkit_needs(config, images, outputs.get("builder"), outputs["docker"]) if builder.ok else []
+    )
     return [
         daemon,
-        check_builder(docker, env, outputs),
+        builder,
+        *needs,
         *check_tools(config),
         *check_base_images(config, docker, images, outputs),
         *check_manifest_references(config),
@@ -210,6 +215,7 @@ def check_daemon(docker: DockerClient, outputs: dict[str, Any]) -> Check:
         )
     server = version.server
     outputs["docker"] = {
+        "client_version": version.client.version if version.client else None,
         "server_version": server.version if server else None,
         "os": server.os if server else None,
         "arch": server.arch if server else None,
@@ -222,9 +228,15 @@ def check_daemon(docker: DockerClient, outputs: dict[str, Any]) -> Check:
 
 
 def check_builder(docker: DockerClient, env: Mapping[str, str], outputs: dict[str, Any]) -> Check:
+    """The builder of this run, recorded for build: buildx; else the client's own BuildKit
+    (clients before 23.0); else the legacy builder."""
     if docker.buildx.is_installed():
         outputs["builder"] = BuildxBuilder.name
         return Check("builder", True, "buildx (BuildKit)")
+    client = (outputs.get("docker") or {}).get("client_version") or ""
+    if client_runs_buildkit(client):
+        outputs["builder"] = ClientBuildKitBuilder.name
+        return Check("builder", True, f"BuildKit of the Docker client {client} (DOCKER_BUILDKIT=1)")
     if env.get("DOCKER_BUILDKIT") == "1":
         return Check(
             "builder",
@@ -241,6 +253,73 @@ def check_builder(docker: DockerClient, env: Mapping[str, str], outputs: dict[st
     return Check("builder", True, "legacy builder (buildx plugin not installed)")
 
 
+def check_buildkit_needs(
+    config: Config, images: list[str], builder: str | None, engine: Mapping[str, Any]
+) -> list[Check]:
+    """Before any build: every image whose Dockerfile (or configuration) needs what the
+    chosen builder cannot do, with the line that needs it — ``BUILDKIT_REQUIRED``."""
+    checks: list[Check] = []
+    engine_version = str(engine.get("server_version") or "")
+    old_frontend = client_runs_buildkit(engine_version) or engine_version.startswith(("17.", "18."))
+    own = f"{engine.get('os') or 'linux'}/{engine.get('arch') or 'amd64'}"
+    for name in images:
+        spec = config.images[name]
+        file = config.relpath(spec.dockerfile)
+        needs = spec.parsed.buildkit_needs(spec.build_args)
+        problem: tuple[str, str, dict[str, Any]] | None = None
+        if builder == LegacyBuilder.name:
+            if needs:
+                first = needs[0]
+                problem = (
+                    f"{name}: {file}:{first.line} uses {first.description} ({first.what}), "
+                    "which only BuildKit builds; only the legacy builder is available",
+                    _BUILDKIT_HINT,
+                    {"file": file, "line": first.line, "feature": first.what},
+                )
+            elif spec.secrets:
+                problem = (
+                    f"{name}: {spec.key}.secrets needs BuildKit (--secret); only the legacy builder is available",
+                    _BUILDKIT_HINT,
+                    {"key": f"{spec.key}.secrets"},
+                )
+            elif [p for p in spec.platforms if p != own]:
+                problem = (
+                    f"{name}: {spec.key}.platforms asks for {', '.join(spec.platforms)}; the legacy builder "
+                    f"builds only the engine's own platform ({own})",
+                    _BUILDKIT_HINT + f", or set platforms = [{own!r}]",
+                    {"key": f"{spec.key}.platforms"},
+                )
+        elif builder == ClientBuildKitBuilder.name and len(spec.platforms) > 1:
+            problem = (
+                f"{name}: {spec.key}.platforms lists {len(spec.platforms)} platforms; a multi-platform "
+                "image cannot be loaded into the engine without buildx",
+                "install the buildx plugin, or build one platform per run",
+                {"key": f"{spec.key}.platforms"},
+            )
+        if problem is None and old_frontend and "syntax" not in spec.parsed.directives:
+            frontend = [need for need in needs if need.frontend]
+            if frontend:
+                problem = (
+                    f"{name}: {file}:{frontend[0].line} uses {frontend[0].description} ({frontend[0].what}), "
+                    f"which the Dockerfile frontend built into engine {engine_version} does not parse",
+                    "add `# syntax=docker/dockerfile:1` as the first line (the frontend image is then pulled), "
+                    "or use a Docker engine 23.0 or newer",
+                    {"file": file, "line": frontend[0].line, "feature": frontend[0].what},
+                )
+        if problem is None:
+            continue
+        message, hint, subject = problem
+        error = StagegateError(Code.BUILDKIT_REQUIRED, message, hint, {"image": name, **subject})
+        checks.append(Check(f"builder for {name}", False, message, error))
+    return checks
+
+
+_BUILDKIT_HINT = (
+    "install the docker buildx plugin, or point STAGEGATE_DOCKER at a Docker client that runs "
+    "BuildKit itself (before 23.0)"
+)
+
+
 def check_base_images(
     config: Config, docker: DockerClient, images: list[str], outputs: dict[str, Any]
 ) -> list[Check]:
@@ -250,7 +329,7 @@ def check_base_images(
     seen: dict[str, Check] = {}
     for name in images:
         spec = config.images[name]
-        for ref in spec.parsed.base_refs(spec.build_args):
+        for ref in spec.parsed.image_refs(spec.build_args):
             if ref.internal or ref.configured_name(list(config.images)) is not None:
                 continue
             if ref.ref in seen and seen[ref.ref].ok:
@@ -260,10 +339,10 @@ def check_base_images(
                 check = Check(
                     f"base image of {name}",
                     False,
-                    f"{file}:{ref.line} FROM {ref.raw} does not resolve",
+                    f"{file}:{ref.line} {ref.instruction} {ref.raw} does not resolve",
                     StagegateError(
                         Code.BASE_IMAGE_MISSING,
-                        f"{name}: FROM {ref.raw} at {file}:{ref.line} resolves to {ref.ref!r}",
+                        f"{name}: {ref.instruction} {ref.raw} at {file}:{ref.line} resolves to {ref.ref!r}",
                         f"give the build arg a value in {spec.key}.build_args or an ARG default",
                         {"image": ref.ref or ref.raw, "file": file, "line": ref.line, "for_image": name},
                     ),
@@ -272,14 +351,22 @@ def check_base_images(
                 found[ref.ref] = retry_transient(lambda r=ref.ref: docker.image.inspect(r)).id
                 check = Check(f"base {ref.ref}", True, "present locally")
             else:
-                check = _pullable(docker, ref.ref, name, file, ref.line, spec.key)
+                check = _pullable(docker, ref.ref, name, file, ref.line, spec.key, ref.instruction)
             seen[ref.ref] = check
             checks.append(check)
     outputs["base_images"] = found
     return checks
 
 
-def _pullable(docker: DockerClient, image: str, for_image: str, file: str, line: int, key: str) -> Check:
+def _pullable(
+    docker: DockerClient,
+    image: str,
+    for_image: str,
+    file: str,
+    line: int,
+    key: str,
+    instruction: str = "FROM",
+) -> Check:
     try:
         _within(REGISTRY_TIMEOUT_S, lambda: retry_transient(lambda: docker.manifest.inspect(image)))
         return Check(f"base {image}", True, "not local, pullable from its registry")
@@ -291,7 +378,7 @@ def _pullable(docker: DockerClient, image: str, for_image: str, file: str, line:
             f"missing ({file}:{line})",
             StagegateError(
                 Code.BASE_IMAGE_MISSING,
-                f"base image {image} (FROM at {file}:{line}, for {for_image}) is neither local nor pullable",
+                f"base image {image} ({instruction} at {file}:{line}, for {for_image}) is neither local nor pullable",
                 f"pull or load it (`docker pull {image}`), or point the build arg at a local image in {key}.build_args",
                 {
                     "image": image,
