@@ -34,6 +34,7 @@ from tasks.filetypes import file_type
 from tasks.readiness import ReadinessPolicy
 
 PYPROJECT = "pyproject.toml"
+STAGEGATE_TOML = "stagegate.toml"  # for repositories without a pyproject.toml of their own
 SECTION = "tool.stagegate"
 ARTIFACTS_ENV = "STAGEGATE_ARTIFACTS"
 DEFAULT_ARTIFACTS = ".stagegate"
@@ -231,9 +232,10 @@ def artifacts_dir(root: Path, env: Mapping[str, str] = os.environ) -> Path:
     if env.get(ARTIFACTS_ENV):
         return (root / env[ARTIFACTS_ENV]).resolve()
     try:
-        if not (root / PYPROJECT).is_file():  # a FIFO must never be opened
-            raise OSError(f"{PYPROJECT} is not a file")
-        raw = tomllib.loads((root / PYPROJECT).read_text()).get("tool", {}).get("stagegate", {})
+        name = config_file(root)
+        if not (root / name).is_file():  # a FIFO must never be opened
+            raise OSError(f"{name} is not a file")
+        raw = tomllib.loads((root / name).read_text()).get("tool", {}).get("stagegate", {})
         value = raw.get("artifacts", DEFAULT_ARTIFACTS)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
         value = DEFAULT_ARTIFACTS
@@ -357,8 +359,38 @@ _VARIABLE = re.compile(
 )
 
 
+def config_file(root: Path) -> str:
+    """The file that holds ``[tool.stagegate]``: ``pyproject.toml``, or ``stagegate.toml`` at the
+    repository root when there is none with that table. Both holding one is an error: never
+    one of them silently."""
+    own = root / STAGEGATE_TOML
+    if not own.is_file():
+        return PYPROJECT
+    if _has_section(root / PYPROJECT):
+        if _has_section(own):
+            raise config_error(
+                SECTION,
+                f"both {PYPROJECT} and {STAGEGATE_TOML} hold a [{SECTION}] table",
+                f"keep one of them (stagegate reads {PYPROJECT} when it has the table)",
+                file=STAGEGATE_TOML,
+            )
+        return PYPROJECT
+    return STAGEGATE_TOML
+
+
+def _has_section(path: Path) -> bool:
+    try:
+        if not path.is_file():
+            return False
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return path.name == PYPROJECT and path.is_file()  # a broken pyproject.toml is reported as such
+    return isinstance(document.get("tool"), dict) and "stagegate" in document["tool"]
+
+
 def _read_section(root: Path) -> dict[str, Any]:
-    path = root / PYPROJECT
+    name = config_file(root)  # the file every message below quotes
+    path = root / name
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
@@ -366,44 +398,42 @@ def _read_section(root: Path) -> dict[str, Any]:
     if mode is not None and not stat.S_ISREG(mode):
         raise config_error(
             SECTION,
-            f"{PYPROJECT} is {file_type(mode)}, not a file",
-            f"replace {PYPROJECT} with the project's TOML file",
-            file=PYPROJECT,
+            f"{name} is {file_type(mode)}, not a file",
+            f"replace {name} with the project's TOML file",
+            file=name,
         )
     try:
         text = path.read_bytes().decode("utf-8")
         if text.startswith("\ufeff"):
             raise config_error(
                 SECTION,
-                f"{PYPROJECT} starts with a UTF-8 byte order mark, which TOML does not allow",
-                f"save {PYPROJECT} as UTF-8 without BOM",
-                file=PYPROJECT,
+                f"{name} starts with a UTF-8 byte order mark, which TOML does not allow",
+                f"save {name} as UTF-8 without BOM",
+                file=name,
             )
         document = tomllib.loads(text)
     except FileNotFoundError:
         raise config_error(
-            SECTION, f"no {PYPROJECT} in {root.name}/", f"run stagegate from a repository with a {PYPROJECT}"
+            SECTION, f"no {name} in {root.name}/", f"run stagegate from a repository with a {name}"
         ) from None
     except OSError as exc:
         raise config_error(
-            SECTION, f"cannot read {PYPROJECT}: {exc.strerror}", f"make {PYPROJECT} readable", file=PYPROJECT
+            SECTION, f"cannot read {name}: {exc.strerror}", f"make {name} readable", file=name
         ) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise config_error(
-            SECTION, f"{PYPROJECT} is not valid TOML: {exc}", "fix the TOML syntax (UTF-8)", file=PYPROJECT
+            SECTION, f"{name} is not valid TOML: {exc}", "fix the TOML syntax (UTF-8)", file=name
         ) from None
     section = document.get("tool", {}).get("stagegate")
     if section is None:
         raise config_error(
             SECTION,
-            f"{PYPROJECT} has no [{SECTION}] table",
+            f"{name} has no [{SECTION}] table",
             f"add [{SECTION}] with at least one [[{SECTION}.images]] entry (see README)",
-            file=PYPROJECT,
+            file=name,
         )
     if not isinstance(section, dict):
-        raise config_error(
-            SECTION, f"[{SECTION}] must be a table", "see README for the format", file=PYPROJECT
-        )
+        raise config_error(SECTION, f"[{SECTION}] must be a table", "see README for the format", file=name)
     return section
 
 
