@@ -19,7 +19,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from tasks import redact, runner
-from tasks.errors import Code, StagegateError
+from tasks.errors import Code, CommandEvidence, StagegateError
 from tasks.filetypes import file_type
 from tasks.references import repository, tag_of
 
@@ -89,17 +89,53 @@ def is_kustomization(path: Path) -> bool:
     return path.is_dir() and any((path / name).is_file() for name in KUSTOMIZATION_FILES)
 
 
-def render(path: Path, root: Path, *, log_file: Path | None = None) -> list[ManifestObject]:
+def render_sources(
+    sources: Sequence[Path],
+    root: Path,
+    *,
+    kustomize_args: Sequence[str] = (),
+    log_file: Path | None = None,
+) -> list[ManifestObject]:
+    """The objects of every configured source, in the configured order (``deploy.manifests``
+    may list several). With more than one source, each render has its own numbered log."""
+    objects: list[ManifestObject] = []
+    for index, path in enumerate(sources, start=1):
+        log = log_file
+        if log_file is not None and len(sources) > 1:
+            log = log_file.with_name(f"{log_file.stem}-{index}{log_file.suffix}")
+        objects += render(path, root, log_file=log, kustomize_args=kustomize_args)
+    return objects
+
+
+def needs_kubectl(sources: Iterable[Path]) -> bool:
+    return any(is_kustomization(path) for path in sources)
+
+
+def render(
+    path: Path, root: Path, *, log_file: Path | None = None, kustomize_args: Sequence[str] = ()
+) -> list[ManifestObject]:
     """The objects of a kustomize directory or of plain YAML files, in order."""
     relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     if is_kustomization(path):
         try:
             # the log is written once the Secrets of the output are known (see below)
-            result = runner.run(["kubectl", "kustomize", str(path)], cwd=root, timeout=120)
+            result = runner.run(["kubectl", "kustomize", *kustomize_args, str(path)], cwd=root, timeout=120)
         except runner.CommandFailed as exc:
             runner.write_log(log_file, exc.argv, exc.exit_code, exc.stdout, exc.stderr)
             if exc.exit_code is None and "not found on PATH" in exc.reason:
                 raise kubectl_missing(relative) from None
+            remote = remote_base_failure(exc.stderr, root)
+            if remote is not None:
+                url, cause = remote
+                raise StagegateError(
+                    Code.MANIFEST_REMOTE_UNREACHABLE,
+                    f"kubectl kustomize {relative} could not fetch the remote base {url}: {cause}",
+                    f"vendor that base: copy it into the repository (e.g. `git clone` it once at that ref) "
+                    f"and list the local copy in {relative}'s resources instead of {url}",
+                    {"key": "tool.stagegate.deploy.manifests", "file": relative, "url": url},
+                    command=CommandEvidence(exc.argv, exc.exit_code),
+                    log_excerpt=exc.stderr[-2000:],
+                ) from None
             raise StagegateError(
                 Code.CONFIG_INVALID,
                 f"kubectl kustomize {relative} failed: {kustomize_reason(exc.stderr, root) or exc.reason}",
@@ -163,13 +199,23 @@ def _regular_or_dir(path: Path, source: str, *, directory: bool = True) -> str:
 
 
 _KLOG_ERR = re.compile(r'err="((?:[^"\\]|\\.)*)"')
+_KLOG_ERR_BLOCK = re.compile(r"err=<\s*$")  # klog's multi-line value: `err=<`, indented lines, ` >`
 
 
 def kustomize_reason(stderr: str, root: Path) -> str:
     """The line of ``kubectl kustomize``'s output that says why, without klog's prefix and
     with the repository's own path left out."""
     reason = ""
-    for line in stderr.splitlines():
+    lines = stderr.splitlines()
+    for index, line in enumerate(lines):
+        if _KLOG_ERR_BLOCK.search(line):
+            block: list[str] = []
+            for value in lines[index + 1 :]:
+                if value.strip() == ">":
+                    break
+                block.append(value.strip())
+            reason = " ".join(part for part in block if part)
+            break
         match = _KLOG_ERR.search(line)
         if match:
             try:
@@ -184,6 +230,39 @@ def kustomize_reason(stderr: str, root: Path) -> str:
     for prefix in (os.fspath(root.resolve()) + os.sep, os.fspath(root) + os.sep):
         reason = reason.replace(prefix, "")
     return reason
+
+
+# kustomize's loader (api/internal/loader, api/internal/git): a remote resource is a URL with a
+# scheme, a `git@` address or a host-first path (`github.com/org/repo//dir?ref=v1`).
+_ACCUMULATING = re.compile(r"accumulating resources from '([^']+)'")
+_REMOTE = re.compile(r"^(?:https?://|ssh://|git::|git@|(?:[\w-]+\.)+[a-z]{2,}/[^/]+/[^/]+)")
+# what went wrong, the most telling first (git's own fatal line before Go's dial error)
+_FETCH_FAILED = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"Could not resolve host: [\w.-]+",
+        r"Repository not found",
+        r"Authentication failed",
+        r"could not read Username",
+        r"no such host",
+        r"connection refused",
+        r"i/o timeout|timed out",
+        r"exit status 128",
+    )
+)
+
+
+def remote_base_failure(stderr: str, root: Path) -> tuple[str, str] | None:
+    """``(url, cause)`` when kustomize failed because it could not fetch a remote base."""
+    reason = kustomize_reason(stderr, root) if stderr else ""
+    for url in _ACCUMULATING.findall(reason):
+        if not _REMOTE.match(url):
+            continue
+        after = reason[reason.find(url) :]
+        causes = [m.group(0) for m in (pattern.search(after) for pattern in _FETCH_FAILED) if m]
+        if causes or "git fetch" in after or "git clone" in after:
+            return url, causes[0] if causes else "it could not be fetched"
+    return None
 
 
 def register_secrets(docs: Iterable[Any]) -> None:

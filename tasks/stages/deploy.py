@@ -70,8 +70,11 @@ def _progress_printer(ctx: StageContext, heartbeat: float) -> Callable[[Assessme
 
 def rendered_objects(ctx: StageContext) -> list[ManifestObject]:
     """The manifests as this run deploys them: rendered, configured images at their built tags."""
-    assert ctx.config.deploy is not None
-    objects = manifests.render(ctx.config.deploy.manifests, ctx.config.root)
+    deploy = ctx.config.deploy
+    assert deploy is not None
+    objects = manifests.render_sources(
+        deploy.manifests, ctx.config.root, kustomize_args=deploy.kustomize_args
+    )
     manifests.validate(objects)  # nothing the API server would reject is applied, on any target
     return manifests.rewrite_images(objects, built_refs(ctx))
 

@@ -386,8 +386,12 @@ def check_manifests(
 ) -> tuple[list[StagegateError], dict]:
     """Check the manifests' image references, and write them rewritten to this run's tags."""
     assert config.deploy is not None
-    path = config.deploy.manifests
-    objects = manifests.render(path, config.root, log_file=artifacts / "logs" / "verify" / "render.log")
+    objects = manifests.render_sources(
+        config.deploy.manifests,
+        config.root,
+        kustomize_args=config.deploy.kustomize_args,
+        log_file=artifacts / "logs" / "verify" / "render.log",
+    )
     errors, references = manifests.check_references(
         objects, root=config.root, configured=list(config.images), external=config.deploy.external_images
     )
@@ -395,7 +399,7 @@ def check_manifests(
     rendered = artifacts / "manifests.yaml"
     write_text_atomic(rendered, manifests.to_yaml(rewritten))
     summary = {
-        "source": config.relpath(path),
+        "source": ", ".join(config.relpath(path) for path in config.deploy.manifests),
         "objects": len(objects),
         "images": references,
         "rendered": config.relpath(rendered),
