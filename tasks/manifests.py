@@ -322,7 +322,9 @@ def rewrite_images(objects: list[ManifestObject], built: Mapping[str, str]) -> l
     """Copies of ``objects`` with every reference to a configured image set to its built ref.
 
     ``built`` maps a configured name (``example/api-server``) to the exact reference of this
-    run (``example/api-server:sg-…``); any tag or digest in the manifest is replaced.
+    run (``example/api-server:sg-…``); any tag or digest in the manifest is replaced. Touched:
+    containers' ``image``, and (see :func:`value_references`) env ``value``s, ``command`` and
+    ``args`` items, and ConfigMap ``data`` values.
     """
     rewritten: list[ManifestObject] = []
     for obj in objects:
@@ -331,8 +333,131 @@ def rewrite_images(objects: list[ManifestObject], built: Mapping[str, str]) -> l
             name = repository(str(container.get("image", "")))
             if name in built:
                 container["image"] = built[name]
+        for holder, key, value in _value_fields(doc):
+            found = value_reference(value, built)
+            if found is not None and found[0] == "rewrite":
+                holder[key] = found[1] + built[found[2]]
         rewritten.append(ManifestObject(obj.source, doc))
     return rewritten
+
+
+# An image reference as Docker parses it (distribution/reference): [host[:port]/]path[:tag][@digest].
+_IMAGE_REF = re.compile(
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
+_FLAG_PREFIX = re.compile(r"^(-{0,2}[A-Za-z_][A-Za-z0-9_.-]*=)(.*)$")
+
+
+@dataclass(frozen=True)
+class ValueReference:
+    """A configured image named in a field other than ``image:`` that is left as written."""
+
+    source: str
+    resource: str
+    field: str
+    value: str
+    image: str
+    why: str
+
+
+def value_reference(value: str, configured: Iterable[str]) -> tuple[str, str, str] | None:
+    """Whether a string value names a configured image: ``("rewrite", prefix, name)`` when it
+    is exactly a reference (``example/api:ci``) or ``KEY=REF`` / ``--flag=REF``; ``("leave",
+    why, name)`` when a configured repository appears in it some other way; else None.
+
+    A reference must carry a tag or digest, or a ``/`` in its name, to count: a bare word
+    (``api``) is not taken for an image, and a host and port (``api:8080``) is left and
+    reported, not rewritten."""
+    configured = set(configured)
+    prefix, candidate = "", value
+    match = _FLAG_PREFIX.match(value)
+    if match and _IMAGE_REF.fullmatch(match.group(2)):
+        prefix, candidate = match.group(1), match.group(2)
+    if _IMAGE_REF.fullmatch(candidate):
+        name = repository(candidate)
+        if name in configured:
+            tag = tag_of(candidate)
+            if tag is None and "@" not in candidate and "/" not in name:
+                return None  # a bare word (`api`): a service name as often as an image
+            if tag is not None and tag.isdigit() and "@" not in candidate and "/" not in name:
+                return ("leave", f"{candidate} may be a host and port, not an image", name)
+            return ("rewrite", prefix, name)
+        return None
+    for name in configured:
+        if re.search(rf"(?<![\w./-]){re.escape(name)}(?:[:@][\w.:-]+)?(?![\w/-])", value):
+            return ("leave", "named inside a longer value that stagegate does not split", name)
+    return None
+
+
+def _value_fields(doc: dict[str, Any]) -> Iterator[tuple[Any, Any, str]]:
+    """``(holder, key, value)`` of every string value that may name an image: env ``value``s,
+    ``command``/``args`` items of every container, and ConfigMap ``data`` values."""
+    for _, container in _containers(doc):
+        for variable in container.get("env") or []:
+            if isinstance(variable, dict) and isinstance(variable.get("value"), str):
+                yield variable, "value", variable["value"]
+        for key in ("command", "args"):
+            items = container.get(key)
+            if isinstance(items, list):
+                for index, item in enumerate(items):
+                    if isinstance(item, str):
+                        yield items, index, item
+    if doc.get("kind") == "ConfigMap" and isinstance(doc.get("data"), dict):
+        for key, value in doc["data"].items():
+            if isinstance(value, str):
+                yield doc["data"], key, value
+
+
+def _value_field_names(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(field, value)`` in the order of :func:`_value_fields`, named for a human."""
+    for _, container in _containers(doc):
+        name = container.get("name", "")
+        for variable in container.get("env") or []:
+            if isinstance(variable, dict) and isinstance(variable.get("value"), str):
+                yield f"container {name!r} env {variable.get('name')}", variable["value"]
+        for key in ("command", "args"):
+            items = container.get(key)
+            if isinstance(items, list):
+                for index, item in enumerate(items):
+                    if isinstance(item, str):
+                        yield f"container {name!r} {key}[{index}]", item
+    if doc.get("kind") == "ConfigMap" and isinstance(doc.get("data"), dict):
+        for key, value in doc["data"].items():
+            if isinstance(value, str):
+                yield f"data.{key}", value
+
+
+def value_references(
+    objects: list[ManifestObject], configured: Iterable[str]
+) -> tuple[list[dict[str, Any]], list[ValueReference]]:
+    """The configured images named outside ``image:`` fields: those rewritten, and those left
+    as written (verify reports them)."""
+    configured = list(configured)
+    rewritten: list[dict[str, Any]] = []
+    left: list[ValueReference] = []
+    for obj in objects:
+        for field_name, value in _value_field_names(obj.doc):
+            found = value_reference(value, configured)
+            if found is None:
+                continue
+            resource = f"{obj.kind}/{obj.name}"
+            if found[0] == "rewrite":
+                rewritten.append({"resource": resource, "field": field_name, "image": value, "known": True})
+            else:
+                left.append(ValueReference(obj.source, resource, field_name, value, found[2], found[1]))
+    return rewritten, left
+
+
+# Applied (and waited for) before everything else: what the rest needs to exist at all.
+PREREQUISITE_KINDS = ("CustomResourceDefinition", "Namespace")
+
+
+def split_prerequisites(objects: list[ManifestObject]) -> tuple[list[ManifestObject], list[ManifestObject]]:
+    """``(CRDs and Namespaces, the rest)``, each in the rendered order."""
+    first = [o for o in objects if o.kind in PREREQUISITE_KINDS]
+    return first, [o for o in objects if o.kind not in PREREQUISITE_KINDS]
 
 
 def to_yaml(objects: list[ManifestObject], *, reveal_secrets: bool = False) -> str:

@@ -35,6 +35,8 @@ def run(ctx: StageContext) -> None:
     )
     try:
         ctx.outputs["apply"] = target.apply(objects)
+        for note in ctx.outputs["apply"].get("skipped") or []:
+            ctx.reporter.info(f"- skipped on the {target.name} target: {note}")
         progress = _progress_printer(ctx, policy.heartbeat)
 
         ctx.outputs["readiness"] = target.wait_ready(objects, policy, image_facts(ctx), progress)

@@ -63,6 +63,11 @@ def run(ctx: StageContext) -> None:
         failures += manifest_errors
         for error in manifest_errors:
             ctx.reporter.info(f"✗ {error.message}")
+        for ref in summary["not_rewritten"]:
+            ctx.reporter.warning(
+                f"{ref['file']}: {ref['resource']} {ref['field']} = {ref['value']!r} names a configured "
+                f"image but is not rewritten ({ref['why']}): write the reference alone in that field"
+            )
         if not manifest_errors:
             ctx.reporter.info(
                 f"✓ manifests: {summary['objects']} object(s) in {summary['source']}, "
@@ -395,6 +400,8 @@ def check_manifests(
     errors, references = manifests.check_references(
         objects, root=config.root, configured=list(config.images), external=config.deploy.external_images
     )
+    in_values, left = manifests.value_references(objects, config.images)
+    references += in_values
     rewritten = manifests.rewrite_images(objects, {n: r for n, r in built_refs.items() if r})
     rendered = artifacts / "manifests.yaml"
     write_text_atomic(rendered, manifests.to_yaml(rewritten))
@@ -403,6 +410,16 @@ def check_manifests(
         "objects": len(objects),
         "images": references,
         "rendered": config.relpath(rendered),
+        "not_rewritten": [
+            {
+                "file": ref.source,
+                "resource": ref.resource,
+                "field": ref.field,
+                "value": ref.value,
+                "why": ref.why,
+            }
+            for ref in left
+        ],
     }
     return errors, summary
 
