@@ -96,7 +96,8 @@ class DeploySettings(_Strict):
     """``[tool.stagegate.deploy]``: the manifests, the images they may use besides ours, and
     the readiness policy."""
 
-    manifests: str
+    manifests: str | Annotated[list[str], Field(min_length=1)]  # sources applied in order; globs allowed
+    kustomize_args: list[str] = []
     external_images: list[str] = []
     timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
     poll_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2.0
@@ -174,9 +175,10 @@ class ClusterConfig:
 
 @dataclass(frozen=True)
 class DeployConfig:
-    manifests: Path
+    manifests: tuple[Path, ...]  # in the order they are rendered and applied, globs expanded
     external_images: tuple[str, ...]
     policy: ReadinessPolicy = field(default_factory=ReadinessPolicy)
+    kustomize_args: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -283,9 +285,8 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ) -> Config:
     deploy = None
     if settings.deploy is not None:
         deploy = DeployConfig(
-            manifests=_path_in_repo(
-                root, settings.deploy.manifests, f"{SECTION}.deploy.manifests", must_exist=True
-            ),
+            manifests=_manifest_sources(root, settings.deploy.manifests),
+            kustomize_args=_kustomize_args(settings.deploy.kustomize_args),
             external_images=tuple(settings.deploy.external_images),
             policy=ReadinessPolicy(
                 poll_interval=settings.deploy.poll_interval,
@@ -588,6 +589,101 @@ def _secret_build_args(image: ImageSettings, key: str) -> frozenset[str]:
     for name in secret:
         redact.register_name(name)
     return secret
+
+
+def _manifest_sources(root: Path, value: str | list[str]) -> tuple[Path, ...]:
+    """``deploy.manifests``: one source or a list, each a kustomize dir, a YAML file, a directory
+    of them or a glob (sorted matches, at least one); every one inside the repository."""
+    values = [value] if isinstance(value, str) else value
+    key = f"{SECTION}.deploy.manifests"
+    sources: list[Path] = []
+    for index, entry in enumerate(values):
+        entry_key = key if isinstance(value, str) else f"{key}[{index}]"
+        if not any(c in entry for c in "*?["):
+            sources.append(_path_in_repo(root, entry, entry_key, must_exist=True))
+            continue
+        if Path(entry).is_absolute() or ".." in Path(entry).parts:
+            raise config_error(
+                entry_key,
+                f"{entry_key} = {entry!r} leaves the repository",
+                "use a glob relative to pyproject.toml, inside the repository",
+                path=entry,
+            )
+        matches = sorted(root.glob(entry))
+        if not matches:
+            raise config_error(
+                entry_key,
+                f"{entry_key}: the glob {entry!r} matches nothing",
+                f"fix the pattern in {PYPROJECT}, or remove it",
+                path=entry,
+            )
+        for match in matches:
+            sources.append(
+                _path_in_repo(root, match.relative_to(root).as_posix(), entry_key, must_exist=True)
+            )
+    return tuple(sources)
+
+
+# The flags of `kubectl kustomize` (kubectl v1.32, kustomize v5.5.0: `kubectl kustomize --help`)
+# that change what is rendered; `-o/--output` is stagegate's to decide, so it is not allowed.
+KUSTOMIZE_VALUE_FLAGS = frozenset(
+    {
+        "--load-restrictor",
+        "--helm-api-versions",
+        "--helm-command",
+        "--helm-kube-version",
+        "--env",
+        "-e",
+        "--mount",
+    }
+)
+KUSTOMIZE_BOOL_FLAGS = frozenset(
+    {"--enable-helm", "--enable-alpha-plugins", "--helm-debug", "--as-current-user", "--network"}
+)
+KUSTOMIZE_NETWORK_NAME = "--network-name"
+LOAD_RESTRICTORS = ("LoadRestrictionsRootOnly", "LoadRestrictionsNone")
+
+
+def _kustomize_args(args: list[str]) -> tuple[str, ...]:
+    """``deploy.kustomize_args``: only flags `kubectl kustomize` accepts, each with its value."""
+    key = f"{SECTION}.deploy.kustomize_args"
+    known = sorted(KUSTOMIZE_VALUE_FLAGS | KUSTOMIZE_BOOL_FLAGS | {KUSTOMIZE_NETWORK_NAME})
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        flag, has_value, value = arg.partition("=")
+        if flag in KUSTOMIZE_VALUE_FLAGS or flag == KUSTOMIZE_NETWORK_NAME:
+            if not has_value:
+                if index + 1 >= len(args) or args[index + 1].startswith("-"):
+                    raise config_error(
+                        f"{key}[{index}]",
+                        f"{key}: {flag} needs a value",
+                        f'write it as "{flag}=VALUE" or follow it with the value',
+                    )
+                index += 1
+                value = args[index]
+            if flag == "--load-restrictor" and value not in LOAD_RESTRICTORS:
+                raise config_error(
+                    f"{key}[{index}]",
+                    f"{key}: --load-restrictor {value!r} is not one of {', '.join(LOAD_RESTRICTORS)}",
+                    "use --load-restrictor=LoadRestrictionsNone to let an overlay load files outside its root",
+                )
+        elif flag in KUSTOMIZE_BOOL_FLAGS:
+            if has_value and value not in ("true", "false"):
+                raise config_error(
+                    f"{key}[{index}]", f"{key}: {flag} takes true or false, not {value!r}", f'write "{flag}"'
+                )
+        else:
+            close = difflib.get_close_matches(flag, known, n=1)
+            raise config_error(
+                f"{key}[{index}]",
+                f"{key}: {arg!r} is not a flag of `kubectl kustomize`"
+                + (f" (did you mean {close[0]}?)" if close else ""),
+                f"use one of {', '.join(known)}"
+                + ("; -o/--output is stagegate's" if flag in ("-o", "--output") else ""),
+            )
+        index += 1
+    return tuple(args)
 
 
 def _path_in_repo(root: Path, value: str, key: str, *, must_exist: bool, kind: str = "path") -> Path:

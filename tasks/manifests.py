@@ -19,7 +19,7 @@ import json
 import os
 import re
 import stat
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from tasks import redact, runner
-from tasks.errors import Code, StagegateError
+from tasks.errors import Code, CommandEvidence, StagegateError
 from tasks.filetypes import file_type
 from tasks.references import repository, tag_of
 
@@ -89,17 +89,53 @@ def is_kustomization(path: Path) -> bool:
     return path.is_dir() and any((path / name).is_file() for name in KUSTOMIZATION_FILES)
 
 
-def render(path: Path, root: Path, *, log_file: Path | None = None) -> list[ManifestObject]:
+def render_sources(
+    sources: Sequence[Path],
+    root: Path,
+    *,
+    kustomize_args: Sequence[str] = (),
+    log_file: Path | None = None,
+) -> list[ManifestObject]:
+    """The objects of every configured source, in the configured order (``deploy.manifests``
+    may list several). With more than one source, each render has its own numbered log."""
+    objects: list[ManifestObject] = []
+    for index, path in enumerate(sources, start=1):
+        log = log_file
+        if log_file is not None and len(sources) > 1:
+            log = log_file.with_name(f"{log_file.stem}-{index}{log_file.suffix}")
+        objects += render(path, root, log_file=log, kustomize_args=kustomize_args)
+    return objects
+
+
+def needs_kubectl(sources: Iterable[Path]) -> bool:
+    return any(is_kustomization(path) for path in sources)
+
+
+def render(
+    path: Path, root: Path, *, log_file: Path | None = None, kustomize_args: Sequence[str] = ()
+) -> list[ManifestObject]:
     """The objects of a kustomize directory or of plain YAML files, in order."""
     relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     if is_kustomization(path):
         try:
             # the log is written once the Secrets of the output are known (see below)
-            result = runner.run(["kubectl", "kustomize", str(path)], cwd=root, timeout=120)
+            result = runner.run(["kubectl", "kustomize", *kustomize_args, str(path)], cwd=root, timeout=120)
         except runner.CommandFailed as exc:
             runner.write_log(log_file, exc.argv, exc.exit_code, exc.stdout, exc.stderr)
             if exc.exit_code is None and "not found on PATH" in exc.reason:
                 raise kubectl_missing(relative) from None
+            remote = remote_base_failure(exc.stderr, root)
+            if remote is not None:
+                url, cause = remote
+                raise StagegateError(
+                    Code.MANIFEST_REMOTE_UNREACHABLE,
+                    f"kubectl kustomize {relative} could not fetch the remote base {url}: {cause}",
+                    f"vendor that base: copy it into the repository (e.g. `git clone` it once at that ref) "
+                    f"and list the local copy in {relative}'s resources instead of {url}",
+                    {"key": "tool.stagegate.deploy.manifests", "file": relative, "url": url},
+                    command=CommandEvidence(exc.argv, exc.exit_code),
+                    log_excerpt=exc.stderr[-2000:],
+                ) from None
             raise StagegateError(
                 Code.CONFIG_INVALID,
                 f"kubectl kustomize {relative} failed: {kustomize_reason(exc.stderr, root) or exc.reason}",
@@ -163,13 +199,23 @@ def _regular_or_dir(path: Path, source: str, *, directory: bool = True) -> str:
 
 
 _KLOG_ERR = re.compile(r'err="((?:[^"\\]|\\.)*)"')
+_KLOG_ERR_BLOCK = re.compile(r"err=<\s*$")  # klog's multi-line value: `err=<`, indented lines, ` >`
 
 
 def kustomize_reason(stderr: str, root: Path) -> str:
     """The line of ``kubectl kustomize``'s output that says why, without klog's prefix and
     with the repository's own path left out."""
     reason = ""
-    for line in stderr.splitlines():
+    lines = stderr.splitlines()
+    for index, line in enumerate(lines):
+        if _KLOG_ERR_BLOCK.search(line):
+            block: list[str] = []
+            for value in lines[index + 1 :]:
+                if value.strip() == ">":
+                    break
+                block.append(value.strip())
+            reason = " ".join(part for part in block if part)
+            break
         match = _KLOG_ERR.search(line)
         if match:
             try:
@@ -184,6 +230,39 @@ def kustomize_reason(stderr: str, root: Path) -> str:
     for prefix in (os.fspath(root.resolve()) + os.sep, os.fspath(root) + os.sep):
         reason = reason.replace(prefix, "")
     return reason
+
+
+# kustomize's loader (api/internal/loader, api/internal/git): a remote resource is a URL with a
+# scheme, a `git@` address or a host-first path (`github.com/org/repo//dir?ref=v1`).
+_ACCUMULATING = re.compile(r"accumulating resources from '([^']+)'")
+_REMOTE = re.compile(r"^(?:https?://|ssh://|git::|git@|(?:[\w-]+\.)+[a-z]{2,}/[^/]+/[^/]+)")
+# what went wrong, the most telling first (git's own fatal line before Go's dial error)
+_FETCH_FAILED = tuple(
+    re.compile(pattern)
+    for pattern in (
+        r"Could not resolve host: [\w.-]+",
+        r"Repository not found",
+        r"Authentication failed",
+        r"could not read Username",
+        r"no such host",
+        r"connection refused",
+        r"i/o timeout|timed out",
+        r"exit status 128",
+    )
+)
+
+
+def remote_base_failure(stderr: str, root: Path) -> tuple[str, str] | None:
+    """``(url, cause)`` when kustomize failed because it could not fetch a remote base."""
+    reason = kustomize_reason(stderr, root) if stderr else ""
+    for url in _ACCUMULATING.findall(reason):
+        if not _REMOTE.match(url):
+            continue
+        after = reason[reason.find(url) :]
+        causes = [m.group(0) for m in (pattern.search(after) for pattern in _FETCH_FAILED) if m]
+        if causes or "git fetch" in after or "git clone" in after:
+            return url, causes[0] if causes else "it could not be fetched"
+    return None
 
 
 def register_secrets(docs: Iterable[Any]) -> None:
@@ -243,7 +322,9 @@ def rewrite_images(objects: list[ManifestObject], built: Mapping[str, str]) -> l
     """Copies of ``objects`` with every reference to a configured image set to its built ref.
 
     ``built`` maps a configured name (``example/api-server``) to the exact reference of this
-    run (``example/api-server:sg-…``); any tag or digest in the manifest is replaced.
+    run (``example/api-server:sg-…``); any tag or digest in the manifest is replaced. Touched:
+    containers' ``image``, and (see :func:`value_references`) env ``value``s, ``command`` and
+    ``args`` items, and ConfigMap ``data`` values.
     """
     rewritten: list[ManifestObject] = []
     for obj in objects:
@@ -252,8 +333,131 @@ def rewrite_images(objects: list[ManifestObject], built: Mapping[str, str]) -> l
             name = repository(str(container.get("image", "")))
             if name in built:
                 container["image"] = built[name]
+        for holder, key, value in _value_fields(doc):
+            found = value_reference(value, built)
+            if found is not None and found[0] == "rewrite":
+                holder[key] = found[1] + built[found[2]]
         rewritten.append(ManifestObject(obj.source, doc))
     return rewritten
+
+
+# An image reference as Docker parses it (distribution/reference): [host[:port]/]path[:tag][@digest].
+_IMAGE_REF = re.compile(
+    r"(?:[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[\w][\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?"
+)
+_FLAG_PREFIX = re.compile(r"^(-{0,2}[A-Za-z_][A-Za-z0-9_.-]*=)(.*)$")
+
+
+@dataclass(frozen=True)
+class ValueReference:
+    """A configured image named in a field other than ``image:`` that is left as written."""
+
+    source: str
+    resource: str
+    field: str
+    value: str
+    image: str
+    why: str
+
+
+def value_reference(value: str, configured: Iterable[str]) -> tuple[str, str, str] | None:
+    """Whether a string value names a configured image: ``("rewrite", prefix, name)`` when it
+    is exactly a reference (``example/api:ci``) or ``KEY=REF`` / ``--flag=REF``; ``("leave",
+    why, name)`` when a configured repository appears in it some other way; else None.
+
+    A reference must carry a tag or digest, or a ``/`` in its name, to count: a bare word
+    (``api``) is not taken for an image, and a host and port (``api:8080``) is left and
+    reported, not rewritten."""
+    configured = set(configured)
+    prefix, candidate = "", value
+    match = _FLAG_PREFIX.match(value)
+    if match and _IMAGE_REF.fullmatch(match.group(2)):
+        prefix, candidate = match.group(1), match.group(2)
+    if _IMAGE_REF.fullmatch(candidate):
+        name = repository(candidate)
+        if name in configured:
+            tag = tag_of(candidate)
+            if tag is None and "@" not in candidate and "/" not in name:
+                return None  # a bare word (`api`): a service name as often as an image
+            if tag is not None and tag.isdigit() and "@" not in candidate and "/" not in name:
+                return ("leave", f"{candidate} may be a host and port, not an image", name)
+            return ("rewrite", prefix, name)
+        return None
+    for name in configured:
+        if re.search(rf"(?<![\w./-]){re.escape(name)}(?:[:@][\w.:-]+)?(?![\w/-])", value):
+            return ("leave", "named inside a longer value that stagegate does not split", name)
+    return None
+
+
+def _value_fields(doc: dict[str, Any]) -> Iterator[tuple[Any, Any, str]]:
+    """``(holder, key, value)`` of every string value that may name an image: env ``value``s,
+    ``command``/``args`` items of every container, and ConfigMap ``data`` values."""
+    for _, container in _containers(doc):
+        for variable in container.get("env") or []:
+            if isinstance(variable, dict) and isinstance(variable.get("value"), str):
+                yield variable, "value", variable["value"]
+        for key in ("command", "args"):
+            items = container.get(key)
+            if isinstance(items, list):
+                for index, item in enumerate(items):
+                    if isinstance(item, str):
+                        yield items, index, item
+    if doc.get("kind") == "ConfigMap" and isinstance(doc.get("data"), dict):
+        for key, value in doc["data"].items():
+            if isinstance(value, str):
+                yield doc["data"], key, value
+
+
+def _value_field_names(doc: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """``(field, value)`` in the order of :func:`_value_fields`, named for a human."""
+    for _, container in _containers(doc):
+        name = container.get("name", "")
+        for variable in container.get("env") or []:
+            if isinstance(variable, dict) and isinstance(variable.get("value"), str):
+                yield f"container {name!r} env {variable.get('name')}", variable["value"]
+        for key in ("command", "args"):
+            items = container.get(key)
+            if isinstance(items, list):
+                for index, item in enumerate(items):
+                    if isinstance(item, str):
+                        yield f"container {name!r} {key}[{index}]", item
+    if doc.get("kind") == "ConfigMap" and isinstance(doc.get("data"), dict):
+        for key, value in doc["data"].items():
+            if isinstance(value, str):
+                yield f"data.{key}", value
+
+
+def value_references(
+    objects: list[ManifestObject], configured: Iterable[str]
+) -> tuple[list[dict[str, Any]], list[ValueReference]]:
+    """The configured images named outside ``image:`` fields: those rewritten, and those left
+    as written (verify reports them)."""
+    configured = list(configured)
+    rewritten: list[dict[str, Any]] = []
+    left: list[ValueReference] = []
+    for obj in objects:
+        for field_name, value in _value_field_names(obj.doc):
+            found = value_reference(value, configured)
+            if found is None:
+                continue
+            resource = f"{obj.kind}/{obj.name}"
+            if found[0] == "rewrite":
+                rewritten.append({"resource": resource, "field": field_name, "image": value, "known": True})
+            else:
+                left.append(ValueReference(obj.source, resource, field_name, value, found[2], found[1]))
+    return rewritten, left
+
+
+# Applied (and waited for) before everything else: what the rest needs to exist at all.
+PREREQUISITE_KINDS = ("CustomResourceDefinition", "Namespace")
+
+
+def split_prerequisites(objects: list[ManifestObject]) -> tuple[list[ManifestObject], list[ManifestObject]]:
+    """``(CRDs and Namespaces, the rest)``, each in the rendered order."""
+    first = [o for o in objects if o.kind in PREREQUISITE_KINDS]
+    return first, [o for o in objects if o.kind not in PREREQUISITE_KINDS]
 
 
 def to_yaml(objects: list[ManifestObject], *, reveal_secrets: bool = False) -> str:

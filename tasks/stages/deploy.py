@@ -35,6 +35,8 @@ def run(ctx: StageContext) -> None:
     )
     try:
         ctx.outputs["apply"] = target.apply(objects)
+        for note in ctx.outputs["apply"].get("skipped") or []:
+            ctx.reporter.info(f"- skipped on the {target.name} target: {note}")
         progress = _progress_printer(ctx, policy.heartbeat)
 
         ctx.outputs["readiness"] = target.wait_ready(objects, policy, image_facts(ctx), progress)
@@ -70,8 +72,11 @@ def _progress_printer(ctx: StageContext, heartbeat: float) -> Callable[[Assessme
 
 def rendered_objects(ctx: StageContext) -> list[ManifestObject]:
     """The manifests as this run deploys them: rendered, configured images at their built tags."""
-    assert ctx.config.deploy is not None
-    objects = manifests.render(ctx.config.deploy.manifests, ctx.config.root)
+    deploy = ctx.config.deploy
+    assert deploy is not None
+    objects = manifests.render_sources(
+        deploy.manifests, ctx.config.root, kustomize_args=deploy.kustomize_args
+    )
     manifests.validate(objects)  # nothing the API server would reject is applied, on any target
     return manifests.rewrite_images(objects, built_refs(ctx))
 

@@ -154,11 +154,13 @@ def check_manifest_references(config: Config) -> list[Check]:
     image name must not cost a whole build first. (verify checks them again.)"""
     if config.deploy is None:
         return []
-    source = config.relpath(config.deploy.manifests)
-    if manifests.is_kustomization(config.deploy.manifests) and shutil.which("kubectl") is None:
+    source = ", ".join(config.relpath(path) for path in config.deploy.manifests)
+    if manifests.needs_kubectl(config.deploy.manifests) and shutil.which("kubectl") is None:
         return []  # check_tools reports it
     try:
-        objects = manifests.render(config.deploy.manifests, config.root)
+        objects = manifests.render_sources(
+            config.deploy.manifests, config.root, kustomize_args=config.deploy.kustomize_args
+        )
     except StagegateError as error:
         return [Check("manifests", False, error.message, error)]
     invalid = manifests.validation_errors(objects)
@@ -174,7 +176,7 @@ def check_manifest_references(config: Config) -> list[Check]:
 
 def check_tools(config: Config) -> list[Check]:
     """CLIs that later stages of the run will need: missing ones fail now, not later."""
-    if config.deploy is None or not manifests.is_kustomization(config.deploy.manifests):
+    if config.deploy is None or not manifests.needs_kubectl(config.deploy.manifests):
         return []
     path = shutil.which("kubectl")
     if path is None:
@@ -183,7 +185,9 @@ def check_tools(config: Config) -> list[Check]:
                 "kubectl",
                 False,
                 "not on PATH",
-                manifests.kubectl_missing(config.relpath(config.deploy.manifests)),
+                manifests.kubectl_missing(
+                    next(config.relpath(p) for p in config.deploy.manifests if manifests.is_kustomization(p))
+                ),
             )
         ]
     return [Check("kubectl", True, f"{path} (renders the kustomize manifests)")]

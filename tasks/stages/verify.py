@@ -63,6 +63,11 @@ def run(ctx: StageContext) -> None:
         failures += manifest_errors
         for error in manifest_errors:
             ctx.reporter.info(f"✗ {error.message}")
+        for ref in summary["not_rewritten"]:
+            ctx.reporter.warning(
+                f"{ref['file']}: {ref['resource']} {ref['field']} = {ref['value']!r} names a configured "
+                f"image but is not rewritten ({ref['why']}): write the reference alone in that field"
+            )
         if not manifest_errors:
             ctx.reporter.info(
                 f"✓ manifests: {summary['objects']} object(s) in {summary['source']}, "
@@ -386,19 +391,35 @@ def check_manifests(
 ) -> tuple[list[StagegateError], dict]:
     """Check the manifests' image references, and write them rewritten to this run's tags."""
     assert config.deploy is not None
-    path = config.deploy.manifests
-    objects = manifests.render(path, config.root, log_file=artifacts / "logs" / "verify" / "render.log")
+    objects = manifests.render_sources(
+        config.deploy.manifests,
+        config.root,
+        kustomize_args=config.deploy.kustomize_args,
+        log_file=artifacts / "logs" / "verify" / "render.log",
+    )
     errors, references = manifests.check_references(
         objects, root=config.root, configured=list(config.images), external=config.deploy.external_images
     )
+    in_values, left = manifests.value_references(objects, config.images)
+    references += in_values
     rewritten = manifests.rewrite_images(objects, {n: r for n, r in built_refs.items() if r})
     rendered = artifacts / "manifests.yaml"
     write_text_atomic(rendered, manifests.to_yaml(rewritten))
     summary = {
-        "source": config.relpath(path),
+        "source": ", ".join(config.relpath(path) for path in config.deploy.manifests),
         "objects": len(objects),
         "images": references,
         "rendered": config.relpath(rendered),
+        "not_rewritten": [
+            {
+                "file": ref.source,
+                "resource": ref.resource,
+                "field": ref.field,
+                "value": ref.value,
+                "why": ref.why,
+            }
+            for ref in left
+        ],
     }
     return errors, summary
 

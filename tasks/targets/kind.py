@@ -25,7 +25,7 @@ from tasks.builder import log_excerpt
 from tasks.clock import Clock
 from tasks.errors import Code, CommandEvidence, StagegateError
 from tasks.ledger import write_json_atomic, write_text_atomic
-from tasks.manifests import ManifestObject, to_yaml
+from tasks.manifests import ManifestObject, split_prerequisites, to_yaml
 from tasks.ownership import owner_id
 from tasks.readiness import WORKLOAD_KINDS, ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
 from tasks.redact import redact
@@ -40,6 +40,8 @@ _PLURALS = {
 }
 _FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)")
 KUBECTL_GET_TIMEOUT = 30.0
+ESTABLISHED_TIMEOUT = 60.0  # for the CRDs and Namespaces applied first
+ESTABLISHED_POLL = 0.5
 
 
 @dataclass
@@ -228,8 +230,21 @@ class KindTarget:
 
     # -- deploy --------------------------------------------------------------------------------
     def apply(self, objects: list[ManifestObject]) -> dict[str, Any]:
+        """CRDs and Namespaces first (one apply, then waited for until Established / Active),
+        then the rest: a custom resource applied with its CRD in one go would be refused."""
+        first, rest = split_prerequisites(objects)
         applied = self.artifacts / "applied.yaml"
-        write_text_atomic(applied, to_yaml(objects))  # Secret values redacted: kubectl reads stdin
+        write_text_atomic(applied, to_yaml(first + rest))  # Secret values redacted: kubectl reads stdin
+        lines: list[str] = []
+        if first and rest:
+            lines += self._apply(first, applied)
+            self._wait_established(first)
+            lines += self._apply(rest, applied)
+        else:
+            lines += self._apply(objects, applied)
+        return {"applied": lines, "first": [f"{o.kind}/{o.name}" for o in first] if rest else []}
+
+    def _apply(self, objects: list[ManifestObject], applied: Path) -> list[str]:
         try:
             result = self._kubectl(
                 ["apply", "-f", "-"], "apply", timeout=120, input=to_yaml(objects, reveal_secrets=True)
@@ -242,9 +257,70 @@ class KindTarget:
                 {"file": str(applied)},
                 command=CommandEvidence(exc.argv, exc.exit_code),
                 log_excerpt=log_excerpt(exc.stdout + exc.stderr),
-                log_file=str(self.artifacts / "logs" / "deploy" / "apply.log"),
+                log_file=str(self.artifacts / "logs" / "deploy" / "kubectl-apply.log"),
             ) from None
-        return {"applied": [line.strip() for line in result.stdout.splitlines() if line.strip()]}
+        return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+    def _wait_established(self, first: list[ManifestObject]) -> None:
+        """Until every CRD is ``Established`` with its names accepted and every Namespace
+        ``Active``; a CRD whose names were refused fails at once, anything else after
+        :data:`ESTABLISHED_TIMEOUT`."""
+        crds = [o.name for o in first if o.kind == "CustomResourceDefinition"]
+        spaces = [o.name for o in first if o.kind == "Namespace"]
+        deadline = self.clock.monotonic() + ESTABLISHED_TIMEOUT
+        while True:
+            pending: dict[str, str] = {}
+            for crd in self._get_named("customresourcedefinitions", crds):
+                name = crd["metadata"]["name"]
+                conditions = {c.get("type"): c for c in (crd.get("status") or {}).get("conditions") or []}
+                accepted, established = conditions.get("NamesAccepted"), conditions.get("Established")
+                if accepted and accepted.get("status") == "False":
+                    raise self._not_established(name, accepted)
+                if not established or established.get("status") != "True":
+                    pending[f"customresourcedefinition/{name}"] = _condition_text(established, "Established")
+            for namespace in self._get_named("namespaces", spaces):
+                phase = (namespace.get("status") or {}).get("phase")
+                if phase != "Active":
+                    pending[f"namespace/{namespace['metadata']['name']}"] = f"phase {phase or '(none)'}"
+            if not pending:
+                return
+            if self.clock.monotonic() >= deadline:
+                name, why = next(iter(pending.items()))
+                raise StagegateError(
+                    Code.CRD_NOT_ESTABLISHED,
+                    f"{name} was not ready {ESTABLISHED_TIMEOUT:g} s after it was applied: {why}",
+                    "look at the CRD's status (`kubectl get crd NAME -o yaml`): a conversion webhook "
+                    "or a structural schema problem keeps it from being served",
+                    {"resource": name, "pending": pending},
+                )
+            self.clock.sleep(ESTABLISHED_POLL)
+
+    def _not_established(self, name: str, condition: dict[str, Any]) -> StagegateError:
+        return StagegateError(
+            Code.CRD_NOT_ESTABLISHED,
+            f"customresourcedefinition/{name}: {_condition_text(condition, 'NamesAccepted')}",
+            "another CRD already claims its names (kind, plural, short names): rename them or remove the other",
+            {"resource": f"customresourcedefinition/{name}", "reason": condition.get("reason", "")},
+        )
+
+    def _get_named(self, resource: str, names: list[str]) -> list[dict[str, Any]]:
+        if not names:
+            return []
+        try:
+            result = self._kubectl(
+                ["get", resource, *names, "-o", "json"], "poll", timeout=KUBECTL_GET_TIMEOUT
+            )
+        except runner.CommandFailed as exc:
+            raise StagegateError(
+                Code.CLUSTER_UNREACHABLE,
+                f"kubectl get {resource} failed after the apply: {runner.last_line(exc.stderr)}",
+                "is the cluster's API server up? `kubectl --kubeconfig .stagegate/kubeconfig get nodes`",
+                {"resource": resource},
+                command=CommandEvidence(exc.argv, exc.exit_code),
+                log_excerpt=log_excerpt(exc.stderr),
+            ) from None
+        found = json.loads(result.stdout)
+        return list(found.get("items") or []) if found.get("kind") == "List" else [found]
 
     def wait_ready(
         self,
@@ -472,6 +548,15 @@ class KindTarget:
             if exc.exit_code is None and "not found on PATH" in exc.reason:
                 raise tool_missing("kubectl") from None
             raise
+
+
+def _condition_text(condition: dict[str, Any] | None, kind: str) -> str:
+    if not condition:
+        return f"no {kind} condition yet"
+    text = f"{kind}={condition.get('status')}"
+    if condition.get("reason"):
+        text += f" ({condition['reason']}: {condition.get('message', '')})"
+    return text
 
 
 def tool_missing(tool: str) -> StagegateError:

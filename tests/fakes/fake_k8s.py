@@ -42,7 +42,7 @@ KIND_NODE_IMAGE = "kindest/node:v1.32.2"
 DEFAULT_FAKE_NODE_IMAGE = "stagegate-test/busybox:1"
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system", "local-path-storage")
 SCENARIO_KEYS = {"create_cluster_error", "apply_error", "load_failures", "port_forward", "logs", "workloads"}
-SCENARIO_KEYS |= {"pullable", "replacements"}
+SCENARIO_KEYS |= {"pullable", "replacements", "crds"}
 STATE_KEYS = {"at", "phase", "scheduled", "message", "waiting", "ready", "restarts"}
 STATE_KEYS |= {"last_exit_code", "last_reason", "container", "init"}
 INIT_KEYS = {"waiting", "message", "restarts", "last_exit_code", "last_reason"}
@@ -863,6 +863,12 @@ KINDS = {
         Kind("ClusterRoleBinding", "rbac.authorization.k8s.io/v1", "clusterrolebindings", namespaced=False),
         Kind("PodDisruptionBudget", "policy/v1", "poddisruptionbudgets"),
         Kind("HorizontalPodAutoscaler", "autoscaling/v2", "horizontalpodautoscalers"),
+        Kind(
+            "CustomResourceDefinition",
+            "apiextensions.k8s.io/v1",
+            "customresourcedefinitions",
+            namespaced=False,
+        ),
     )
 }
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Pod")
@@ -874,7 +880,122 @@ GET_TYPES = {
     **dict.fromkeys(("daemonsets", "daemonset", "ds", "daemonsets.apps"), "DaemonSet"),
     **dict.fromkeys(("jobs", "job", "jobs.batch"), "Job"),
     **dict.fromkeys(("events", "event", "ev"), "Event"),
+    **dict.fromkeys(("namespaces", "namespace", "ns"), "Namespace"),
+    **dict.fromkeys(
+        (
+            "customresourcedefinitions",
+            "customresourcedefinition",
+            "crd",
+            "crds",
+            "customresourcedefinitions.apiextensions.k8s.io",
+        ),
+        "CustomResourceDefinition",
+    ),
 }
+
+
+# -- CustomResourceDefinitions -------------------------------------------------------------------
+# apiextensions-apiserver: pkg/apis/apiextensions/v1 (types: spec.group, names, scope, versions;
+# status.conditions, acceptedNames, storedVersions), pkg/controller/status/naming_controller.go
+# (NamesAccepted True "NoConflicts" / "no conflicts found"; Established False "Installing" / "the
+# initial names have been accepted"), pkg/controller/establish/establishing_controller.go
+# (Established True "InitialNamesAccepted" / "the initial names have been accepted").
+
+
+def crd_established_at(record: dict, scenario: dict) -> float | None:
+    """When the CRD becomes Established: at once, after the scenario's delay, or never (null)."""
+    entry = (scenario.get("crds") or {}).get(record["object"]["metadata"]["name"], {})
+    if not isinstance(entry, dict) or set(entry) - {"established_after"}:
+        raise Failure(
+            f'fake: scenario.json: crds entries are {{"established_after": seconds | null}}, not {entry!r}'
+        )
+    delay = entry.get("established_after", 0)
+    if delay is None:
+        return None
+    if isinstance(delay, bool) or not isinstance(delay, (int, float)) or delay < 0:
+        raise Failure(f"fake: scenario.json: established_after must be seconds >= 0 or null, not {delay!r}")
+    return record["applied_at"] + delay
+
+
+def crd_with_status(record: dict, scenario: dict, now: float) -> dict:
+    obj = copy.deepcopy(record["object"])
+    spec = obj.get("spec") or {}
+    established_at = crd_established_at(record, scenario)
+    established = established_at is not None and now >= established_at
+
+    def crd_condition(kind: str, ok: bool, at: float, reason: str, message: str) -> dict:
+        return {
+            "lastTransitionTime": rfc3339(at),
+            "message": message,
+            "reason": reason,
+            "status": "True" if ok else "False",
+            "type": kind,
+        }
+
+    accepted = crd_condition("NamesAccepted", True, record["applied_at"], "NoConflicts", "no conflicts found")
+    state = (
+        crd_condition(
+            "Established",
+            True,
+            established_at,
+            "InitialNamesAccepted",
+            "the initial names have been accepted",
+        )
+        if established_at is not None and established
+        else crd_condition(
+            "Established", False, record["applied_at"], "Installing", "the initial names have been accepted"
+        )
+    )
+    obj["status"] = {
+        "acceptedNames": spec.get("names") or {},
+        "conditions": [accepted, state],
+        "storedVersions": [v["name"] for v in spec.get("versions") or [] if v.get("storage")],
+    }
+    return obj
+
+
+def custom_kinds(api: dict, scenario: dict, now: float | None) -> dict[tuple[str, str], Kind]:
+    """(apiVersion, kind) -> Kind of every applied CRD's served versions; with ``now``, only the
+    CRDs Established by then (the API server serves a CRD's resource once it is Established)."""
+    found = {}
+    for record in records(api, "CustomResourceDefinition", None):
+        if now is not None:
+            at = crd_established_at(record, scenario)
+            if at is None or now < at:
+                continue
+        spec = record["object"].get("spec") or {}
+        names = spec.get("names") or {}
+        for version in spec.get("versions") or []:
+            if version.get("served", True) and names.get("kind") and names.get("plural"):
+                api_version = f"{spec.get('group')}/{version.get('name')}"
+                found[(api_version, names["kind"])] = Kind(
+                    names["kind"], api_version, names["plural"], namespaced=spec.get("scope") != "Cluster"
+                )
+    return found
+
+
+def custom_get_types(api: dict, scenario: dict, now: float) -> dict[str, Kind]:
+    """The names `kubectl get` knows a served custom resource by: plural, singular, short names,
+    plural.group, and the kind in lower case."""
+    types = {}
+    for kind in custom_kinds(api, scenario, now).values():
+        record = next(
+            r
+            for r in records(api, "CustomResourceDefinition", None)
+            if (r["object"]["spec"].get("names") or {}).get("kind") == kind.kind
+            and r["object"]["spec"].get("group") == kind.group
+        )
+        names = record["object"]["spec"]["names"]
+        for name in (
+            names["plural"],
+            names.get("singular"),
+            kind.kind.lower(),
+            f"{names['plural']}.{kind.group}",
+            *(names.get("shortNames") or []),
+        ):
+            if name:
+                types[name] = kind
+    return types
 
 
 def object_key(kind: str, namespace: str, name: str) -> str:
@@ -2051,10 +2172,14 @@ def load_manifests(files: list[str]) -> list[tuple[str, dict]]:
     return found
 
 
-def resolve(source: str, obj: dict, namespace: str, explicit: bool) -> tuple[Kind, str, str]:
+def resolve(
+    source: str, obj: dict, namespace: str, explicit: bool, custom: dict | None = None
+) -> tuple[Kind, str, str]:
     kind = KINDS.get(obj["kind"])
     name = (obj.get("metadata") or {}).get("name", "")
     if kind is None or kind.api_version != obj["apiVersion"]:
+        kind = (custom or {}).get((obj["apiVersion"], obj["kind"]))
+    if kind is None:
         raise Failure(
             f'error: resource mapping not found for name: "{name}" namespace: "{namespace}" from "{source}": '
             f'no matches for kind "{obj["kind"]}" in version "{obj["apiVersion"]}"\nensure CRDs are installed first'
@@ -2092,8 +2217,17 @@ def kubectl_apply(k: Kubectl, args: list[str]) -> int:
     api = k.state.api(cluster["name"])
     errors = []
     now = time.time()
+    # kubectl maps every object with the discovery it made at the start (a CRD applied by this
+    # same command is not served yet), and goes on with the others (the builder's ContinueOnError)
+    custom = custom_kinds(api, scenario, now)
     for source, obj in objects:
-        kind, ns, name = resolve(source, obj, k.namespace, "namespace" in k.opts)
+        try:
+            kind, ns, name = resolve(source, obj, k.namespace, "namespace" in k.opts, custom)
+        except Failure as failure:
+            if "ensure CRDs are installed first" not in failure.text:
+                raise
+            errors.append(failure.text)
+            continue
         if ns and ns not in namespaces_of(api):
             errors.append(
                 f'Error from server (NotFound): error when creating "{source}": namespaces "{ns}" not found'
@@ -2181,10 +2315,25 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
         )
     if k.opts.get("output") != "json":
         raise Failure("error: fake kubectl: `kubectl get` supports only -o json")
-    kinds = []
+    scenario = k.state.scenario()
+    now = time.time()
+    custom: dict[str, Kind] = {}
+    if any(name not in GET_TYPES for name in args[0].split(",")):
+        try:  # a custom resource type is known only to a live server
+            cluster = k.server()[1]
+        except Failure:
+            cluster = None
+        if cluster is not None:
+            custom = custom_get_types(k.state.api(cluster["name"]), scenario, now)
+    kinds: list[Any] = []
     for name in args[0].split(","):
+        if name in custom:
+            kinds.append(custom[name])
+            continue
         if name not in GET_TYPES:
-            raise Failure(f'error: fake kubectl: get supports only {sorted(set(GET_TYPES))}, not "{name}"')
+            raise Failure(
+                f'error: fake kubectl: get supports only {sorted(set(GET_TYPES))} and served custom resources, not "{name}"'
+            )
         kinds.append(GET_TYPES[name])
     names = args[1:]
     if names and len(kinds) > 1:
@@ -2194,13 +2343,21 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
         raise Failure("error: a resource cannot be retrieved by name across all namespaces")
     requirements = parse_selector(k.opts["selector"]) if k.opts.get("selector") else []
     cluster = k.cluster()
-    namespace = None if all_ns else k.namespace
     api = k.state.api(cluster["name"])
-    scenario = k.state.scenario()
-    now = time.time()
+    namespace = None if all_ns else k.namespace
     items = []
     for kind in kinds:
-        if kind == "Pod":
+        if isinstance(kind, Kind):  # a custom resource, as applied
+            found = [
+                copy.deepcopy(r["object"])
+                for r in records(api, kind.kind, namespace if kind.namespaced else None)
+                if r["object"]["apiVersion"].partition("/")[0] == kind.group
+            ]
+        elif kind == "CustomResourceDefinition":
+            found = [crd_with_status(r, scenario, now) for r in records(api, kind, None)]
+        elif kind == "Namespace":
+            found = namespace_objects(api)
+        elif kind == "Pod":
             found = all_pods(api, cluster, scenario, now, namespace)
         elif kind == "Event":
             found = all_events(api, cluster, scenario, now, namespace)
@@ -2217,7 +2374,14 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
         by_name = {o["metadata"]["name"]: o for o in items}
         missing = [n for n in names if n not in by_name]
         if missing:
-            resource = KINDS[kinds[0]].resource if kinds[0] in KINDS else "events"
+            first = kinds[0]
+            resource = (
+                first.resource
+                if isinstance(first, Kind)
+                else KINDS[first].resource
+                if first in KINDS
+                else "events"
+            )
             raise Failure(
                 "\n".join(f'Error from server (NotFound): {resource} "{n}" not found' for n in missing)
             )
@@ -2234,6 +2398,25 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
         )
     )
     return 0
+
+
+def namespace_objects(api: dict) -> list[dict]:
+    """Every namespace: kind's own (as a fresh kind v0.27 node has them) and the applied ones."""
+    applied = {
+        r["object"]["metadata"]["name"]: copy.deepcopy(r["object"]) for r in records(api, "Namespace", None)
+    }
+    for name in SYSTEM_NAMESPACES:
+        applied.setdefault(
+            name,
+            {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"labels": {"kubernetes.io/metadata.name": name}, "name": name},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            },
+        )
+    return [applied[name] for name in sorted(applied)]
 
 
 def find_pod(k: Kubectl, name: str) -> tuple[dict, dict, list[dict]]:
@@ -2315,8 +2498,9 @@ def kubectl_delete(k: Kubectl, args: list[str]) -> int:
         )
     if files:
         targets = []
+        custom = custom_kinds(k.state.api(k.cluster()["name"]), k.state.scenario(), None)
         for source, obj in load_manifests(files):
-            kind, ns, name = resolve(source, obj, k.namespace, "namespace" in k.opts)
+            kind, ns, name = resolve(source, obj, k.namespace, "namespace" in k.opts, custom)
             targets.append((f'error when deleting "{source}": ', kind, ns, name))
     elif len(args) >= 2 and args[0] in ("namespace", "namespaces", "ns"):
         targets = [("", KINDS["Namespace"], "", n) for n in args[1:]]

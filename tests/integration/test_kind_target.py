@@ -692,3 +692,136 @@ def test_a_cluster_stagegate_did_not_create_for_this_checkout_is_reused_never_de
     assert not mine.created_by_stagegate()
     assert teardown(repo.root) is None
     assert len(fake.calls("kind", "delete")) == 1  # only the one above
+
+
+CRD_STACK = """\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {{kind: Widget, plural: widgets, singular: widget}}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema: {{openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}}}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: gear
+  namespace: demo
+spec: {{size: 3}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: api
+  namespace: demo
+spec:
+  selector:
+    matchLabels: {{app: api}}
+  template:
+    metadata:
+      labels: {{app: api}}
+    spec:
+      containers:
+        - name: api
+          image: {image}:dev
+          imagePullPolicy: IfNotPresent
+          env:
+            - {{name: DRIVER_IMAGE, value: "{image}:ci"}}
+            - {{name: API_URL, value: "http://api:8080"}}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+"""
+
+
+def crd_stack(repo: Repo, ns: str, busybox_image: str, cluster: str) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster)
+    repo.write("k8s/app.yaml", CRD_STACK.format(image=f"{ns}/app"))
+
+
+def test_a_crd_and_its_custom_resource_deploy_in_one_pass_crd_first(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    crd_stack(repo, ns, busybox_image, cluster_name)
+    fake.scenario(crds={"widgets.example.com": {"established_after": 0.8}})
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 0, reporter.console.file.getvalue()
+    applies = fake.calls("kubectl", "apply")
+    assert len(applies) == 2
+    waits = fake.calls("kubectl", "get", "customresourcedefinitions", "widgets.example.com")
+    assert len(waits) >= 2  # Installing at first, then Established
+    calls = [json.loads(line) for line in (fake.state / "calls.jsonl").read_text().splitlines()]
+    second_apply = [c for c in calls if "apply" in c["argv"]][1]
+    last_wait = [c for c in calls if "customresourcedefinitions" in c["argv"]][-1]
+    assert last_wait["time"] < second_apply["time"]
+    outputs = repo.run_record()["stages"]["deploy"]["outputs"]["apply"]
+    assert outputs["first"] == ["CustomResourceDefinition/widgets.example.com", "Namespace/demo"]
+    assert outputs["applied"][:2] == [
+        "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created",
+        "namespace/demo created",
+    ]
+    assert "widget.example.com/gear created" in outputs["applied"]
+    kubeconfig = str(repo.artifacts / "kubeconfig")
+    got = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "get", "widgets", "-n", "demo", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert [w["spec"] for w in json.loads(got.stdout)["items"]] == [{"size": 3}]
+    # the image named in an env var runs at this run's tag, as the container's own image does
+    built = repo.run_record()["stages"]["build"]["outputs"]["images"][f"{ns}/app"]["ref"]
+    pods = subprocess.run(
+        ["kubectl", "--kubeconfig", kubeconfig, "get", "pods", "-n", "demo", "-o", "json"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    container = json.loads(pods.stdout)["items"][0]["spec"]["containers"][0]
+    assert container["image"] == built
+    assert container["env"] == [
+        {"name": "DRIVER_IMAGE", "value": built},
+        {"name": "API_URL", "value": "http://api:8080"},
+    ]
+
+
+def test_the_same_manifests_in_one_apply_are_refused_by_kubectl(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    """The ordering matters: one `kubectl apply` of the same set meets the real error."""
+    crd_stack(repo, ns, busybox_image, cluster_name)
+    assert chain(repo, docker, reporter, "cluster") == 0, reporter.console.file.getvalue()
+    rendered = (repo.artifacts / "manifests.yaml").read_text()
+    one_shot = subprocess.run(
+        ["kubectl", "--kubeconfig", str(repo.artifacts / "kubeconfig"), "apply", "-f", "-"],
+        input=rendered,
+        capture_output=True,
+        text=True,
+    )
+    assert one_shot.returncode == 1
+    assert 'no matches for kind "Widget" in version "example.com/v1"' in one_shot.stderr
+    assert "ensure CRDs are installed first" in one_shot.stderr
+
+
+def test_a_crd_that_never_becomes_established_is_a_clear_error(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name, monkeypatch
+) -> None:
+    from tasks.targets import kind
+
+    monkeypatch.setattr(kind, "ESTABLISHED_TIMEOUT", 1.0)
+    crd_stack(repo, ns, busybox_image, cluster_name)
+    fake.scenario(crds={"widgets.example.com": {"established_after": None}})
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 1
+    error = repo.error()
+    assert error["code"] == "CRD_NOT_ESTABLISHED"
+    assert error["subject"]["resource"] == "customresourcedefinition/widgets.example.com"
+    assert "Established=False (Installing" in error["message"]
+    assert len(fake.calls("kubectl", "apply")) == 1  # the rest was never applied

@@ -244,7 +244,9 @@ def test_deploy_validates_what_it_renders_before_anything_is_applied(tmp_path: P
         "  containers: [{name: c, image: app, workingDir: relative}]\n"
     )
     ctx = SimpleNamespace(
-        config=SimpleNamespace(deploy=SimpleNamespace(manifests=tmp_path / "k8s"), root=tmp_path),
+        config=SimpleNamespace(
+            deploy=SimpleNamespace(manifests=(tmp_path / "k8s",), kustomize_args=()), root=tmp_path
+        ),
         run={"stages": {"build": {"outputs": {}}}},
     )
     with pytest.raises(StagegateError) as info:

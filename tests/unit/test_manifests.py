@@ -424,11 +424,14 @@ def test_rewrite_images_over_every_fixture_kind() -> None:
         ("Pod", "smoke", "smoke", "example/api-server:sg-1111111111"),
     ]
 
+    # A ConfigMap value that is a reference to a configured image is rewritten; one that only
+    # contains one inside a longer text is not.
+    config_map = next(obj for obj in rewritten if obj.kind == "ConfigMap")
+    assert config_map.doc["data"]["image"] == "example/api-server:sg-1111111111"
+    assert "image: example/worker:from-configmap\n" in config_map.doc["data"]["pod-template.yaml"]
+    config_map.doc["data"]["image"] = "example/api-server:from-configmap"
     # Only the images changed: everything else, pull policies included, is as written.
     assert [without_images(obj.doc) for obj in rewritten] == [without_images(doc) for doc in original]
-    # ConfigMap text that looks like an image reference is not touched.
-    config_map = next(obj for obj in rewritten if obj.kind == "ConfigMap")
-    assert config_map.doc["data"]["image"] == "example/api-server:from-configmap"
 
 
 def without_images(value: Any, key: str = "") -> Any:

@@ -54,7 +54,7 @@ from tasks.targets.docker.labels import (
 from tasks.targets.docker.plans import PodPlan, WorkloadPlan, name_suffix, target_port
 from tasks.targets.docker.pods import PodRun
 from tasks.targets.docker.status import Backoff
-from tasks.targets.docker.translate import SECRETS_DIR, translate
+from tasks.targets.docker.translate import SECRETS_DIR, translate, without_custom_resources
 
 
 @dataclass
@@ -143,6 +143,7 @@ class DockerTarget:
 
     def _apply(self, objects: list[ManifestObject]) -> dict[str, Any]:
         self.forget_secrets()  # the previous deploy's
+        objects, skipped = without_custom_resources(objects)
         plans = translate(objects, workdir=self.workdir)
         write_json_atomic(
             self.artifacts / "docker-plan.json",
@@ -170,7 +171,11 @@ class DockerTarget:
                     component="job-controller",
                 )
         self.snapshot()
-        return {"applied": [f"pod/{p.name} ({p.workload})" for p in plans], "plan": "docker-plan.json"}
+        return {
+            "applied": [f"pod/{p.name} ({p.workload})" for p in plans],
+            "plan": "docker-plan.json",
+            "skipped": skipped,
+        }
 
     def snapshot(self) -> Snapshot:
         """One pass of the kubelet and the controllers, then the state as the API would show it:

@@ -35,6 +35,28 @@ from tasks.targets.docker.plans import (
 )
 
 
+def without_custom_resources(objects: list[ManifestObject]) -> tuple[list[ManifestObject], list[str]]:
+    """The objects the docker target runs, and a note for each CustomResourceDefinition and
+    each custom resource of a kind one of them defines: no API server serves them here, so
+    they are skipped (and said so), not run and not an error."""
+    defined = set()
+    for obj in objects:
+        if obj.kind == "CustomResourceDefinition":
+            spec = obj.doc.get("spec") or {}
+            defined.add((str(spec.get("group", "")), str((spec.get("names") or {}).get("kind", ""))))
+    kept: list[ManifestObject] = []
+    skipped: list[str] = []
+    for obj in objects:
+        group = str(obj.doc.get("apiVersion", "")).rpartition("/")[0]
+        if obj.kind == "CustomResourceDefinition":
+            skipped.append(f"{obj.kind}/{obj.name} ({obj.source}): no API server on the docker target")
+        elif (group, obj.kind) in defined:
+            skipped.append(f"{obj.kind}/{obj.name} ({obj.source}): a custom resource, nothing runs it here")
+        else:
+            kept.append(obj)
+    return kept, skipped
+
+
 def translate(objects: list[ManifestObject], *, workdir: Path) -> list[PodPlan]:
     """The pods to start for ``objects``; refuses (listing every problem) what it cannot honour."""
     problems: list[str] = []
