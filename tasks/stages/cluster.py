@@ -45,6 +45,8 @@ def make_target(ctx: StageContext, name: str, cluster: dict[str, Any] | None = N
         clock=ctx.clock,
         kind_config=settings.kind_config,
         node_image=settings.node_image,
+        # the CRDs applied first share the deploy's deadline (at most a minute)
+        established_timeout=min(60.0, ctx.config.deploy.policy.timeout) if ctx.config.deploy else 60.0,
     )
 
 

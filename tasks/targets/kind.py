@@ -40,7 +40,7 @@ _PLURALS = {
 }
 _FORWARDING = re.compile(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)")
 KUBECTL_GET_TIMEOUT = 30.0
-ESTABLISHED_TIMEOUT = 60.0  # for the CRDs and Namespaces applied first
+ESTABLISHED_TIMEOUT = 60.0  # default bound for the CRDs and Namespaces applied first
 ESTABLISHED_POLL = 0.5
 
 
@@ -54,6 +54,8 @@ class KindTarget:
     clock: Clock = field(default_factory=Clock)
     kind_config: Path | None = None
     node_image: str | None = None
+    # how long the CRDs and Namespaces applied first may take to be Established / Active
+    established_timeout: float = ESTABLISHED_TIMEOUT
     name: str = field(default="kind", init=False)
 
     @property
@@ -264,10 +266,10 @@ class KindTarget:
     def _wait_established(self, first: list[ManifestObject]) -> None:
         """Until every CRD is ``Established`` with its names accepted and every Namespace
         ``Active``; a CRD whose names were refused fails at once, anything else after
-        :data:`ESTABLISHED_TIMEOUT`."""
+        ``established_timeout``."""
         crds = [o.name for o in first if o.kind == "CustomResourceDefinition"]
         spaces = [o.name for o in first if o.kind == "Namespace"]
-        deadline = self.clock.monotonic() + ESTABLISHED_TIMEOUT
+        deadline = self.clock.monotonic() + self.established_timeout
         while True:
             pending: dict[str, str] = {}
             for crd in self._get_named("customresourcedefinitions", crds):
@@ -288,7 +290,7 @@ class KindTarget:
                 name, why = next(iter(pending.items()))
                 raise StagegateError(
                     Code.CRD_NOT_ESTABLISHED,
-                    f"{name} was not ready {ESTABLISHED_TIMEOUT:g} s after it was applied: {why}",
+                    f"{name} was not ready {self.established_timeout:g} s after it was applied: {why}",
                     "look at the CRD's status (`kubectl get crd NAME -o yaml`): a conversion webhook "
                     "or a structural schema problem keeps it from being served",
                     {"resource": name, "pending": pending},

@@ -743,8 +743,8 @@ metadata:
 """
 
 
-def crd_stack(repo: Repo, ns: str, busybox_image: str, cluster: str) -> None:
-    stack(repo, ns, busybox_image, cluster=cluster)
+def crd_stack(repo: Repo, ns: str, busybox_image: str, cluster: str, timeout: float = 20) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster, timeout=timeout)
     repo.write("k8s/app.yaml", CRD_STACK.format(image=f"{ns}/app"))
 
 
@@ -812,12 +812,9 @@ def test_the_same_manifests_in_one_apply_are_refused_by_kubectl(
 
 
 def test_a_crd_that_never_becomes_established_is_a_clear_error(
-    repo, docker, busybox_image, reporter, ns, fake, cluster_name, monkeypatch
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
 ) -> None:
-    from tasks.targets import kind
-
-    monkeypatch.setattr(kind, "ESTABLISHED_TIMEOUT", 1.0)
-    crd_stack(repo, ns, busybox_image, cluster_name)
+    crd_stack(repo, ns, busybox_image, cluster_name, timeout=1)  # the deploy's deadline bounds it
     fake.scenario(crds={"widgets.example.com": {"established_after": None}})
     assert chain(repo, docker, reporter, "cluster", "deploy") == 1
     error = repo.error()
