@@ -386,3 +386,30 @@ def test_a_command_missing_from_the_image_is_fatal_at_once(repo, docker, busybox
     assert "its command cannot run, so waiting cannot help" in error["message"]
     assert "not found or not executable" in error["hint"]
     assert error["subject"]["detected_after_s"] < 5
+
+
+def test_crds_and_their_custom_resources_are_skipped_with_a_note_and_env_image_refs_rewritten(
+    repo, docker, busybox_image, reporter, ns
+):
+    from tests.integration.test_kind_target import CRD_STACK
+
+    stack(repo, ns, busybox_image, timeout=20)
+    manifest = CRD_STACK.format(image=f"{ns}/app").replace(
+        "          imagePullPolicy: IfNotPresent\n          env:",
+        '          imagePullPolicy: IfNotPresent\n          command: ["sleep", "3600"]\n          env:',
+    )
+    repo.write("k8s/app.yaml", manifest)
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 0, reporter.console.file.getvalue()
+    shown = " ".join(reporter.console.file.getvalue().split())
+    assert (
+        "skipped on the docker target" in shown and "widgets.example.com" in shown and "Widget/gear" in shown
+    )
+    apply = repo.run_record()["stages"]["deploy"]["outputs"]["apply"]
+    assert len(apply["skipped"]) == 2
+    assert any("widgets.example.com" in entry for entry in apply["skipped"])
+    assert any("Widget/gear" in entry for entry in apply["skipped"])
+    built = repo.run_record()["stages"]["build"]["outputs"]["images"][f"{ns}/app"]["ref"]
+    [api] = [c for c in docker.container.list(filters=[("label", f"dev.stagegate.project={ns}")])]
+    env = dict(entry.split("=", 1) for entry in docker.container.inspect(api.id).config.env)
+    assert env["DRIVER_IMAGE"] == built  # `{ns}/app:ci` rewritten to this run's tag
+    assert env["API_URL"] == "http://api:8080"  # not an image: untouched
