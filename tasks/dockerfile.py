@@ -61,6 +61,10 @@ class BaseRef:
     stage_alias: str | None  # "AS builder"
     internal: bool  # names an earlier stage of the same Dockerfile (by name or index), or scratch
     instruction: str = "FROM"  # or "COPY --from", "RUN --mount=from"
+    # Build args the reference uses plainly (``${NAME}``, no ``:-default``) that have no value:
+    # declared without a default and not given, or not declared at all. An arg set to "" is
+    # not among them. BuildKit's automatic platform args are never listed.
+    unset_args: tuple[str, ...] = ()
 
     def configured_name(self, names: Sequence[str]) -> str | None:
         """The configured image this reference names (any tag), or None."""
@@ -129,7 +133,17 @@ class Dockerfile:
             for raw, what in _from_flags(instruction):
                 ref = _substitute(raw, values)
                 internal = ref.lower() in aliases or (ref.isdigit() and int(ref) < stages)
-                refs.append(BaseRef(instruction.line, ref, raw, None, internal or ref == "scratch", what))
+                refs.append(
+                    BaseRef(
+                        instruction.line,
+                        ref,
+                        raw,
+                        None,
+                        internal or ref == "scratch",
+                        what,
+                        _unset(raw, values),
+                    )
+                )
             if instruction.keyword != "FROM":
                 continue
             stages += 1
@@ -146,6 +160,7 @@ class Dockerfile:
                     raw=raw,
                     stage_alias=alias,
                     internal=ref == "scratch" or ref.lower() in aliases,
+                    unset_args=_unset(raw, values),
                 )
             )
             if alias:
@@ -459,3 +474,15 @@ def _substitute(text: str, values: Mapping[str, str | None]) -> str:
         return value or ""
 
     return _REFERENCE.sub(expand, text)
+
+
+def _unset(text: str, values: Mapping[str, str | None]) -> tuple[str, ...]:
+    """The variables ``text`` uses without a fallback that have no value (``None`` or absent)."""
+    names: list[str] = []
+    for match in _REFERENCE.finditer(text):
+        name = match.group("name") or match.group("bare")
+        if match.group("op") or values.get(name) is not None or name in PLATFORM_ARGS:
+            continue
+        if name not in names:
+            names.append(name)
+    return tuple(names)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,17 +18,20 @@ from typing import Any, TypeVar
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from tasks import manifests
+from tasks import manifests, runner
 from tasks.builder import BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder, client_runs_buildkit
 from tasks.config import Config
-from tasks.errors import Code, CommandEvidence, StagegateError
+from tasks.errors import Code, CommandEvidence, StagegateError, config_error
 from tasks.hashing import DockerIgnore, never_inputs
 from tasks.retry import retry_transient
+from tasks.runner import CommandFailed, last_line
 from tasks.stages import StageContext
 from tasks.stages.build import never_inputs as never_input_paths
 
 DAEMON_TIMEOUT_S = 10.0
-REGISTRY_TIMEOUT_S = 20.0
+REGISTRY_TIMEOUT_S = 20.0  # one registry probe
+REGISTRY_TOTAL_S = 30.0  # all registry probes of a run together
+REGISTRY_WORKERS = 4
 
 T = TypeVar("T")
 
@@ -46,7 +50,12 @@ class Check:
 def run(ctx: StageContext) -> None:
     ctx.reporter.stage_started("preflight", "Docker engine, builder, base images")
     checks = environment_checks(
-        ctx.config, ctx.docker, ctx.config.select(list(ctx.options.only)), ctx.env, ctx.outputs
+        ctx.config,
+        ctx.docker,
+        ctx.config.select(list(ctx.options.only)),
+        ctx.env,
+        ctx.outputs,
+        monotonic=ctx.clock.monotonic,
     )
     for check in checks:
         if check.warning:
@@ -69,6 +78,8 @@ def environment_checks(
     images: list[str],
     env: Mapping[str, str],
     outputs: dict[str, Any],
+    *,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> list[Check]:
     """Run every check that can run; later checks are skipped when the daemon is down."""
     daemon = check_daemon(docker, outputs)
@@ -83,7 +94,7 @@ def environment_checks(
         builder,
         *needs,
         *check_tools(config),
-        *check_base_images(config, docker, images, outputs),
+        *check_base_images(config, docker, images, outputs, monotonic=monotonic),
         *check_manifest_references(config),
         *check_build_contexts(config, images),
     ]
@@ -324,75 +335,210 @@ _BUILDKIT_HINT = (
 )
 
 
+@dataclass(frozen=True)
+class _Use:
+    """One place that names an external image."""
+
+    for_image: str
+    key: str  # the image's config key, e.g. "tool.stagegate.images[0]"
+    file: str
+    line: int
+    instruction: str  # "FROM", "COPY --from", "RUN --mount=from"
+    raw: str
+
+
+# A probe asks the registry whether ``image`` exists, taking at most ``timeout`` seconds;
+# it raises (runner.CommandFailed, DockerException, TimeoutError…) when it does not.
+RegistryProbe = Callable[[str, float], object]
+
+
 def check_base_images(
-    config: Config, docker: DockerClient, images: list[str], outputs: dict[str, Any]
+    config: Config,
+    docker: DockerClient,
+    images: list[str],
+    outputs: dict[str, Any],
+    *,
+    probe: RegistryProbe | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    each_s: float = REGISTRY_TIMEOUT_S,
+    total_s: float = REGISTRY_TOTAL_S,
 ) -> list[Check]:
-    """Every external ``FROM`` image present locally or pullable, with where it is named."""
+    """Every external image (``FROM``, ``COPY --from``, ``RUN --mount=from``) present locally
+    or pullable, each distinct image checked once, with every place that names it. Images not
+    present locally are probed in parallel, all within ``total_s``; a reference left with an
+    unset build arg is reported as that, not probed."""
     checks: list[Check] = []
-    found: dict[str, str] = {}
-    seen: dict[str, Check] = {}
+    uses: dict[str, list[_Use]] = {}
+    unset: dict[tuple[str, int, tuple[str, ...]], list[_Use]] = {}
+    undeclared: dict[tuple[str, int, tuple[str, ...]], list[str]] = {}
     for name in images:
         spec = config.images[name]
+        file = config.relpath(spec.dockerfile)
         for ref in spec.parsed.image_refs(spec.build_args):
             if ref.internal or ref.configured_name(list(config.images)) is not None:
                 continue
-            if ref.ref in seen and seen[ref.ref].ok:
-                continue
-            file = config.relpath(spec.dockerfile)
-            if not ref.ref or "$" in ref.ref:
-                check = Check(
-                    f"base image of {name}",
-                    False,
-                    f"{file}:{ref.line} {ref.instruction} {ref.raw} does not resolve",
-                    StagegateError(
-                        Code.BASE_IMAGE_MISSING,
-                        f"{name}: {ref.instruction} {ref.raw} at {file}:{ref.line} resolves to {ref.ref!r}",
-                        f"give the build arg a value in {spec.key}.build_args or an ARG default",
-                        {"image": ref.ref or ref.raw, "file": file, "line": ref.line, "for_image": name},
-                    ),
-                )
-            elif retry_transient(lambda r=ref.ref: docker.image.exists(r)):
-                found[ref.ref] = retry_transient(lambda r=ref.ref: docker.image.inspect(r)).id
-                check = Check(f"base {ref.ref}", True, "present locally")
+            use = _Use(name, spec.key, file, ref.line, ref.instruction, ref.raw)
+            if ref.unset_args:
+                place = (file, ref.line, ref.unset_args)
+                unset.setdefault(place, []).append(use)
+                declared = spec.parsed.global_args(spec.build_args)
+                undeclared[place] = [arg for arg in ref.unset_args if arg not in declared]
+            elif not ref.ref or "$" in ref.ref:
+                checks.append(_unresolved(use, ref.ref))
             else:
-                check = _pullable(docker, ref.ref, name, file, ref.line, spec.key, ref.instruction)
-            seen[ref.ref] = check
-            checks.append(check)
+                uses.setdefault(ref.ref, []).append(use)
+    checks.extend(_unset_build_args(place[2], places, undeclared[place]) for place, places in unset.items())
+    found: dict[str, str] = {}
+    remote: list[str] = []
+    for image in uses:
+        if retry_transient(lambda r=image: docker.image.exists(r)):
+            found[image] = retry_transient(lambda r=image: docker.image.inspect(r)).id
+            checks.append(Check(f"base {image}", True, "present locally"))
+        else:
+            remote.append(image)
+    answers = probe_registries(
+        remote, probe or _manifest_probe(docker), monotonic=monotonic, each_s=each_s, total_s=total_s
+    )
+    for image in remote:
+        reason = answers[image]
+        if reason is None:
+            checks.append(Check(f"base {image}", True, "not local, pullable from its registry"))
+        else:
+            checks.append(_missing(image, uses[image], reason))
     outputs["base_images"] = found
     return checks
 
 
-def _pullable(
-    docker: DockerClient,
-    image: str,
-    for_image: str,
-    file: str,
-    line: int,
-    key: str,
-    instruction: str = "FROM",
-) -> Check:
+def probe_registries(
+    images: list[str],
+    probe: RegistryProbe,
+    *,
+    monotonic: Callable[[], float] = time.monotonic,
+    each_s: float = REGISTRY_TIMEOUT_S,
+    total_s: float = REGISTRY_TOTAL_S,
+    workers: int = REGISTRY_WORKERS,
+) -> dict[str, str | None]:
+    """``probe`` each image, ``workers`` at a time, each within ``each_s`` and all within
+    ``total_s``: image -> None when the registry has it, else why not. A probe still running
+    at the bound is reported as not answering (its thread ends by its own timeout, which never
+    reaches past the bound)."""
+    if not images:
+        return {}
+    deadline = monotonic() + total_s
+
+    def one(image: str) -> str | None:
+        left = deadline - monotonic()
+        if left <= 0:
+            return f"registry did not answer within {total_s:g} s"
+        try:
+            probe(image, min(each_s, left))
+        except TimeoutError:
+            return f"registry did not answer within {each_s if each_s < left else total_s:g} s"
+        except (CommandFailed, DockerException) as exc:
+            return last_line(getattr(exc, "stderr", None) or "") or str(exc) or "registry did not answer"
+        return None
+
+    answers: dict[str, str | None] = {}
+    pool = concurrent.futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="registry-probe")
     try:
-        _within(REGISTRY_TIMEOUT_S, lambda: retry_transient(lambda: docker.manifest.inspect(image)))
-        return Check(f"base {image}", True, "not local, pullable from its registry")
-    except (DockerException, TimeoutError) as exc:
-        reason = (getattr(exc, "stderr", None) or str(exc) or "registry did not answer").strip().splitlines()
-        return Check(
-            f"base {image}",
-            False,
-            f"missing ({file}:{line})",
-            StagegateError(
-                Code.BASE_IMAGE_MISSING,
-                f"base image {image} ({instruction} at {file}:{line}, for {for_image}) is neither local nor pullable",
-                f"pull or load it (`docker pull {image}`), or point the build arg at a local image in {key}.build_args",
-                {
-                    "image": image,
-                    "file": file,
-                    "line": line,
-                    "for_image": for_image,
-                    "reason": reason[-1] if reason else "",
-                },
-            ),
-        )
+        futures = {pool.submit(one, image): image for image in images}
+        done, _ = concurrent.futures.wait(futures, timeout=max(0.0, deadline - monotonic()))
+        for future, image in futures.items():
+            if future in done:
+                answers[image] = future.result()
+            else:
+                answers[image] = f"registry did not answer within {total_s:g} s"
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    return answers
+
+
+def _manifest_probe(docker: DockerClient) -> RegistryProbe:
+    """``docker manifest inspect IMAGE`` through the runner, killed at its timeout
+    (python-on-whales has no timeouts of its own)."""
+    argv = [str(part) for part in docker.client_config.docker_cmd]
+
+    def probe(image: str, timeout: float) -> object:
+        try:
+            return runner.run([*argv, "manifest", "inspect", image], timeout=timeout)
+        except CommandFailed as exc:
+            if exc.exit_code is None and exc.reason.startswith("timed out"):
+                raise TimeoutError from None
+            raise
+
+    return probe
+
+
+def _missing(image: str, uses: list[_Use], reason: str) -> Check:
+    """One error for an image that is neither local nor pullable, naming every place."""
+    first = uses[0]
+    named = "; ".join(f"{use.file}:{use.line} ({use.instruction}, for {use.for_image})" for use in uses)
+    places = [{"file": use.file, "line": use.line, "for_image": use.for_image} for use in uses]
+    return Check(
+        f"base {image}",
+        False,
+        f"missing ({first.file}:{first.line}{f' and {len(uses) - 1} more' if len(uses) > 1 else ''}): {reason}",
+        StagegateError(
+            Code.BASE_IMAGE_MISSING,
+            f"base image {image} is neither local nor pullable ({reason}); named at {named}",
+            f"pull or load it (`docker pull {image}`), or point the build arg at a local image "
+            f"in {first.key}.build_args",
+            {
+                "image": image,
+                "file": first.file,
+                "line": first.line,
+                "for_image": first.for_image,
+                "reason": reason,
+                "named_at": places,
+            },
+        ),
+    )
+
+
+def _unset_build_args(args: tuple[str, ...], uses: list[_Use], undeclared: list[str]) -> Check:
+    """A reference with an empty part because a build arg has no value: name the arg."""
+    first = uses[0]
+    names = ", ".join(args)
+    images = sorted({use.for_image for use in uses})
+    plural = len(args) > 1
+    message = (
+        f"{first.instruction} {first.raw} at {first.file}:{first.line} uses the build arg{'s' if plural else ''} "
+        f"{names}, which {'have' if plural else 'has'} no value (no ARG default and no build arg), "
+        f"for {', '.join(images)}"
+    )
+    hint = f"set build_args = {{ {', '.join(f'{arg} = …' for arg in args)} }} in {first.key}"
+    if undeclared:
+        hint += f" and declare {', '.join(f'`ARG {arg}`' for arg in undeclared)} before the first FROM of {first.file}"
+    else:
+        hint += f", or give the ARG a default in {first.file}"
+    return Check(
+        f"base image at {first.file}:{first.line}",
+        False,
+        f"build arg {names} has no value",
+        config_error(
+            f"{first.key}.build_args",
+            message,
+            hint,
+            file=first.file,
+            line=first.line,
+            args=list(args),
+            images=images,
+        ),
+    )
+
+
+def _unresolved(use: _Use, ref: str) -> Check:
+    return Check(
+        f"base image of {use.for_image}",
+        False,
+        f"{use.file}:{use.line} {use.instruction} {use.raw} does not resolve",
+        StagegateError(
+            Code.BASE_IMAGE_MISSING,
+            f"{use.for_image}: {use.instruction} {use.raw} at {use.file}:{use.line} resolves to {ref!r}",
+            f"give the build arg a value in {use.key}.build_args or an ARG default",
+            {"image": ref or use.raw, "file": use.file, "line": use.line, "for_image": use.for_image},
+        ),
+    )
 
 
 def _daemon_down(

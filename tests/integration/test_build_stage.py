@@ -247,3 +247,86 @@ def test_a_failed_run_leaves_no_intermediate_container(repo, docker, busybox_ima
         cached = docker.image.list(filters=leftovers, all=True)  # the LABEL step's cache image
         if cached:
             docker.image.remove(cached, force=True)
+
+
+def test_a_registry_that_accepts_but_never_answers_is_bounded(repo, docker, ns) -> None:
+    """The real probe (``docker manifest inspect`` through the runner) against a socket on
+    127.0.0.1 that accepts connections and never says a word: bounded by the total time."""
+    import socket
+    import threading
+    import time
+
+    from tasks.config import load_config
+    from tasks.stages.preflight import check_base_images
+
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])  # kept open, never answered
+            except TimeoutError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    repo.write("app/Dockerfile", f"FROM 127.0.0.1:{port}/silent/base:1\n")
+    repo.write("api/Dockerfile", f"FROM 127.0.0.1:{port}/silent/other:1\n")
+    repo.config(image_table(ns, ("app", "app"), ("api", "api")))
+    config = load_config(repo.root, env={})
+    try:
+        begin = time.monotonic()
+        checks = check_base_images(config, docker, list(config.images), {}, each_s=20, total_s=2)
+        elapsed = time.monotonic() - begin
+    finally:
+        stop.set()
+        thread.join()
+        for connection in accepted:
+            connection.close()
+        server.close()
+
+    assert accepted  # the probe did reach the silent registry
+    assert elapsed < 6
+    errors = [check.error for check in checks if check.error is not None]
+    assert [error.subject["image"] for error in errors] == [
+        f"127.0.0.1:{port}/silent/base:1",
+        f"127.0.0.1:{port}/silent/other:1",
+    ]
+    assert all(error.subject["reason"].startswith("registry did not answer within 2 s") for error in errors)
+
+
+def test_one_missing_image_named_by_ten_dockerfiles_is_one_error(repo, docker, reporter, ns) -> None:
+    missing = f"127.0.0.1:9/{ns}/no-such-base:1"  # port 9: refused at once, no registry there
+    for index in range(10):
+        repo.write(f"app{index}/Dockerfile", f"FROM {missing}\n")
+    repo.write("other/Dockerfile", f"FROM 127.0.0.1:9/{ns}/other:1\n")
+    repo.config(image_table(ns, *((f"app{i}", f"app{i}") for i in range(10)), ("other", "other")))
+
+    assert run(repo, "preflight", docker=docker, reporter=reporter) == 1
+
+    error = repo.error()
+    assert (error["code"], error["subject"]["image"]) == ("BASE_IMAGE_MISSING", missing)
+    assert [place["file"] for place in error["subject"]["named_at"]] == [
+        f"app{i}/Dockerfile" for i in range(10)
+    ]
+    assert [(other["code"], other["subject"]["image"]) for other in error["others"]] == [
+        ("BASE_IMAGE_MISSING", f"127.0.0.1:9/{ns}/other:1")
+    ]
+
+
+def test_an_unset_build_arg_fails_preflight_naming_the_arg(repo, docker, reporter, ns) -> None:
+    repo.write("app/Dockerfile", "ARG NODE_VERSION\nFROM node:${NODE_VERSION}-slim\n")
+    repo.config(image_table(ns, ("app", "app")))
+
+    assert run(repo, "preflight", docker=docker, reporter=reporter) == 1
+
+    error = repo.error()
+    assert error["code"] == "CONFIG_INVALID"
+    assert (error["subject"]["file"], error["subject"]["line"]) == ("app/Dockerfile", 2)
+    assert error["subject"]["args"] == ["NODE_VERSION"]
+    assert "build_args = { NODE_VERSION = … }" in error["hint"]
+    assert "node:-slim" not in reporter.console.file.getvalue()

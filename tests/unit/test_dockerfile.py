@@ -266,3 +266,14 @@ def test_from_without_an_image_is_a_syntax_error() -> None:
 )
 def test_repository(ref: str, expected: str) -> None:
     assert repository(ref) == expected
+
+
+def test_image_refs_tell_an_unset_arg_from_an_empty_one() -> None:
+    parsed = Dockerfile.parse(
+        "ARG NODE_VERSION\nARG EMPTY=\nARG TARGETARCH\n"
+        "FROM node:${NODE_VERSION}-slim\nFROM x:${EMPTY}\nFROM y:${Z:-1}$UNDECLARED\nFROM z-$TARGETARCH\n"
+    )
+
+    assert [ref.unset_args for ref in parsed.image_refs({})] == [("NODE_VERSION",), (), ("UNDECLARED",), ()]
+    assert parsed.image_refs({"NODE_VERSION": "20"})[0].unset_args == ()
+    assert parsed.image_refs({"NODE_VERSION": ""})[0].unset_args == ()  # set, to empty
