@@ -113,6 +113,8 @@ def test_the_realistic_repository_runs_end_to_end_on_the_docker_target(
     assert (shop / ".nox").is_dir()
     again = nox(shop, "-s", "build")
     assert again.returncode == 0, again.stderr[-4000:]
+    said = " ".join((again.stdout + again.stderr).split())
+    assert "Docker would send .nox/ and .stagegate/ with it" in said  # a warning of preflight, no failure
     rebuilt = json.loads((shop / ".stagegate" / "run.json").read_text())["stages"]["build"]["outputs"]
     assert {name: i["status"] for name, i in rebuilt["images"].items()} == dict.fromkeys(images, "up to date")
 
