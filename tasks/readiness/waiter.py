@@ -269,10 +269,28 @@ class ReadinessWaiter:
             on_progress(result, elapsed)
             ready_in_a_row = ready_in_a_row + 1 if result.ready else 0
             if ready_in_a_row >= self.policy.stable_polls:
-                return {"ready_after_s": round(elapsed, 3), "polls": polls, "restarted": restarted}
+                return {
+                    "ready_after_s": round(elapsed, 3),
+                    "polls": polls,
+                    "restarted": restarted,
+                    "jobs": job_attempts(snapshot),
+                }
             if elapsed >= self.policy.timeout:
                 raise timeout_error(result, self.policy)
             self.clock.sleep(min(self.policy.poll_interval, max(0.0, self.policy.timeout - elapsed)))
+
+
+def job_attempts(snapshot: Snapshot) -> dict[str, dict[str, int]]:
+    """Each Job's ``succeeded`` and ``failed`` pod counts (from its status) when the deploy was
+    ready: a migration Job that failed until its database answered shows ``failed`` > 0."""
+    return {
+        workload_id(w): {
+            "succeeded": int((w.get("status") or {}).get("succeeded") or 0),
+            "failed": int((w.get("status") or {}).get("failed") or 0),
+        }
+        for w in snapshot.workloads
+        if w.get("kind") == "Job"
+    }
 
 
 def timeout_error(result: Assessment, policy: ReadinessPolicy) -> StagegateError:

@@ -106,7 +106,33 @@ def provided_config(objects: list[ManifestObject]) -> dict[tuple[str, str, str],
     return provided
 
 
+# Built-in kinds that live in no namespace: they never put "default" among a deploy's namespaces.
+CLUSTER_SCOPED_KINDS = frozenset(
+    {
+        "APIService",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "CustomResourceDefinition",
+        "IngressClass",
+        "MutatingWebhookConfiguration",
+        "Namespace",
+        "PersistentVolume",
+        "PriorityClass",
+        "RuntimeClass",
+        "StorageClass",
+        "ValidatingWebhookConfiguration",
+    }
+)
+
+
 def namespaces(objects: list[ManifestObject]) -> list[str]:
-    """The namespaces the workloads of ``objects`` live in."""
-    found = {obj.namespace or "default" for obj in objects if obj.kind not in ("Namespace",)}
+    """The namespaces the namespaced objects of ``objects`` live in ("default" for those that
+    name none); cluster-scoped objects — built-in kinds, and custom resources whose CRD in
+    ``objects`` says ``scope: Cluster`` — live in none."""
+    cluster_kinds = CLUSTER_SCOPED_KINDS | {
+        str(((obj.doc.get("spec") or {}).get("names") or {}).get("kind"))
+        for obj in objects
+        if obj.kind == "CustomResourceDefinition" and (obj.doc.get("spec") or {}).get("scope") == "Cluster"
+    }
+    found = {obj.namespace or "default" for obj in objects if obj.kind not in cluster_kinds}
     return sorted(found)

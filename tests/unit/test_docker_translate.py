@@ -247,3 +247,18 @@ def test_probes_resolve_named_ports_and_their_ports_are_published(tmp_path: Path
         translate(
             objects(text.replace("tcpSocket: {port: 9090}", "tcpSocket: {port: metrics}")), workdir=tmp_path
         )
+
+
+def test_namespaces_of_a_deploy_leave_out_cluster_scoped_objects() -> None:
+    # a CRD (or a cluster-scoped custom resource) names no namespace: it is not in "default"
+    from tasks.manifests import ManifestObject
+    from tasks.targets import namespaces
+
+    def obj(kind: str, namespace: str | None = None, **spec: object) -> ManifestObject:
+        metadata = {"name": kind.lower(), **({"namespace": namespace} if namespace else {})}
+        return ManifestObject("k8s", {"kind": kind, "metadata": metadata, "spec": spec})
+
+    crd = obj("CustomResourceDefinition", scope="Cluster", names={"kind": "Tenant"})
+    objects = [obj("Namespace"), crd, obj("Tenant"), obj("ClusterRole"), obj("Deployment", "shop")]
+    assert namespaces(objects) == ["shop"]
+    assert namespaces([*objects, obj("ConfigMap")]) == ["default", "shop"]

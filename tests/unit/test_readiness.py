@@ -426,7 +426,25 @@ def test_waiter_needs_two_ready_polls_in_a_row() -> None:
     time = FakeTime()
     ready = Snapshot([deployment(ready=1)], [pod(ready=True)])
     result = ReadinessWaiter(POLICY, time.clock(), FACTS).wait(scripted([(0, ready)], time))
-    assert result == {"ready_after_s": 2.0, "polls": 2, "restarted": []}
+    assert result == {"ready_after_s": 2.0, "polls": 2, "restarted": [], "jobs": {}}
+
+
+def test_waiter_reports_each_jobs_succeeded_and_failed_attempts_when_ready() -> None:
+    time = FakeTime()
+    migrate = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "migrate", "namespace": "shop", "generation": 1},
+        "spec": {"backoffLimit": 3, "template": {"spec": {"containers": [{"name": "m", "image": "x"}]}}},
+        "status": {
+            "succeeded": 1,
+            "failed": 2,
+            "conditions": [{"type": "Complete", "status": "True", "reason": "Completed"}],
+        },
+    }
+    ready = Snapshot([deployment(ready=1), migrate], [pod(ready=True)])
+    result = ReadinessWaiter(POLICY, time.clock(), FACTS).wait(scripted([(0, ready)], time))
+    assert result["jobs"] == {"Job/migrate": {"succeeded": 1, "failed": 2}}
 
 
 def test_waiter_reports_a_fatal_state_within_one_poll() -> None:
