@@ -33,10 +33,12 @@ from tasks.readiness.model import (
     ReadinessPolicy,
     Snapshot,
     Status,
+    count,
     name_of,
     namespace_of,
     pod_ready,
     selects,
+    status_of,
     terminating,
     workload_id,
 )
@@ -284,10 +286,7 @@ def job_attempts(snapshot: Snapshot) -> dict[str, dict[str, int]]:
     """Each Job's ``succeeded`` and ``failed`` pod counts (from its status) when the deploy was
     ready: a migration Job that failed until its database answered shows ``failed`` > 0."""
     return {
-        workload_id(w): {
-            "succeeded": int((w.get("status") or {}).get("succeeded") or 0),
-            "failed": int((w.get("status") or {}).get("failed") or 0),
-        }
+        workload_id(w): {key: count(status_of(w), key) for key in ("succeeded", "failed")}
         for w in snapshot.workloads
         if w.get("kind") == "Job"
     }
