@@ -308,20 +308,9 @@ class KindTarget:
     def _get_named(self, resource: str, names: list[str]) -> list[dict[str, Any]]:
         if not names:
             return []
-        try:
-            result = self._kubectl(
-                ["get", resource, *names, "-o", "json"], "poll", timeout=KUBECTL_GET_TIMEOUT
-            )
-        except runner.CommandFailed as exc:
-            raise StagegateError(
-                Code.CLUSTER_UNREACHABLE,
-                f"kubectl get {resource} failed after the apply: {runner.last_line(exc.stderr)}",
-                "is the cluster's API server up? `kubectl --kubeconfig .stagegate/kubeconfig get nodes`",
-                {"resource": resource},
-                command=CommandEvidence(exc.argv, exc.exit_code),
-                log_excerpt=log_excerpt(exc.stderr),
-            ) from None
-        found = json.loads(result.stdout)
+        found = self._get(
+            [resource, *names], f"kubectl get {resource}", "after the apply", {"resource": resource}
+        )
         return list(found.get("items") or []) if found.get("kind") == "List" else [found]
 
     def wait_ready(
@@ -371,20 +360,28 @@ class KindTarget:
         return True
 
     def _get_json(self, what: list[str], namespace: str) -> list[dict[str, Any]]:
+        found = self._get(
+            [*what, "-n", namespace],
+            f"kubectl get {' '.join(what)}",
+            "while waiting for readiness",
+            {"namespace": namespace},
+        )
+        return list(found.get("items") or [])
+
+    def _get(self, argv: list[str], what: str, when: str, subject: dict[str, Any]) -> dict[str, Any]:
+        """``kubectl get ARGV -o json``, parsed; the API server gone is ``CLUSTER_UNREACHABLE``."""
         try:
-            result = self._kubectl(
-                ["get", *what, "-n", namespace, "-o", "json"], "poll", timeout=KUBECTL_GET_TIMEOUT
-            )
-            return list(json.loads(result.stdout).get("items") or [])
+            result = self._kubectl(["get", *argv, "-o", "json"], "poll", timeout=KUBECTL_GET_TIMEOUT)
         except runner.CommandFailed as exc:
             raise StagegateError(
                 Code.CLUSTER_UNREACHABLE,
-                f"kubectl get {' '.join(what)} failed while waiting for readiness: {runner.last_line(exc.stderr)}",
+                f"{what} failed {when}: {runner.last_line(exc.stderr)}",
                 "is the cluster's API server up? `kubectl --kubeconfig .stagegate/kubeconfig get nodes`",
-                {"namespace": namespace},
+                subject,
                 command=CommandEvidence(exc.argv, exc.exit_code),
                 log_excerpt=log_excerpt(exc.stderr),
             ) from None
+        return dict(json.loads(result.stdout))
 
     # -- e2e -----------------------------------------------------------------------------------
     @contextmanager
