@@ -481,7 +481,7 @@ def scale(repeat: int) -> dict:
     }
 
 
-RACY_WAIT_S = 2.5  # a little more than tasks.hashing.RACY_MARGIN_NS
+RACY_WAIT_S = 2.5  # a little more than stagegate.hashing.RACY_MARGIN_NS
 
 
 def check_nox(project: Path, *args: str, env: dict[str, str] | None = None) -> None:
@@ -563,11 +563,10 @@ def startup_race(repeat: int) -> dict:
     the verdict — ready for the first, CONTAINER_CRASHLOOP for the second."""
     sys.path.insert(0, str(ROOT))
     from python_on_whales import DockerClient
-
-    from tasks.errors import StagegateError
-    from tasks.manifests import render
-    from tasks.readiness import ImageFacts, ReadinessPolicy
-    from tasks.targets.docker import DockerTarget
+    from stagegate.errors import StagegateError
+    from stagegate.manifests import render
+    from stagegate.readiness import ImageFacts, ReadinessPolicy
+    from stagegate.targets.docker import DockerTarget
 
     class WaitsOutTheBackOff(DockerTarget):
         """The same target without the shortcut: a crash-looping pod restarts when the

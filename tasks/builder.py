@@ -5,7 +5,7 @@ as distribution packages often ship); else the legacy builder.
 Both go through the ``python_on_whales.DockerClient`` they are given, write the command's
 output to the build log, and turn a failed build into :class:`BuildFailure`, whose
 :func:`parse_build_failure` finds the failing step, its Dockerfile line and the exit code of a
-failed ``RUN``. The Docker CLI's texts are scrubbed (:func:`tasks.redact.redact`) where they
+failed ``RUN``. The Docker CLI's texts are scrubbed (:func:`stagegate.redact.redact`) where they
 enter: the log, and the argv and output a :class:`BuildFailure` keeps — a dropped connection's
 error carries the whole request URL, build args included.
 """
@@ -28,9 +28,9 @@ from python_on_whales.exceptions import DockerException
 from python_on_whales.utils import run as _run_docker
 from python_on_whales.utils import stream_stdout_and_stderr as _stream_docker
 
-from tasks.dockerfile import Dockerfile, Instruction
-from tasks.redact import redact, redact_argv
-from tasks.runner import last_line
+from .dockerfile import Dockerfile, Instruction
+from .redact import redact, redact_argv
+from .runner import last_line
 
 # What the CLI says when it has no engine to talk to: none at the start ("Cannot connect"),
 # or the connection died under a running build ("error during connect: Post …/build?…: EOF",

@@ -13,20 +13,20 @@ from python_on_whales.exceptions import DockerException
 from rich.console import Console
 from rich.markup import escape
 
-from tasks import pipeline, runlock, runner
-from tasks.config import artifacts_dir, load_config
-from tasks.dockerclient import docker_client
-from tasks.errors import Code, StagegateError
-from tasks.ledger import Ledger
-from tasks.options import parse_prune_options, parse_teardown_options
-from tasks.prune import prune_images
-from tasks.redact import redact_logging
-from tasks.reports import RunReport, markdown_summary
-from tasks.stages.preflight import Check, environment_checks
-from tasks.targets import select_target
-from tasks.targets.docker import DockerTarget
-from tasks.targets.kind import KindTarget
-from tasks.ui import Reporter, make_console
+from . import pipeline, runlock, runner
+from .config import artifacts_dir, load_config
+from .dockerclient import docker_client
+from .errors import Code, StagegateError
+from .ledger import Ledger
+from .options import parse_prune_options, parse_teardown_options
+from .prune import prune_images
+from .redact import redact_logging
+from .reports import RunReport, markdown_summary
+from .stages.preflight import Check, environment_checks
+from .targets import select_target
+from .targets.docker import DockerTarget
+from .targets.kind import KindTarget
+from .ui import Reporter, make_console
 
 
 def stage(name: str, posargs: Sequence[str], root: Path, *, bin_dir: str | None = None) -> str | None:
@@ -190,6 +190,6 @@ def _quiet_libraries() -> None:
     """nox sets the root logger to DEBUG; keep library chatter (every docker argv) out of the
     terminal unless STAGEGATE_DEBUG is set. The build logs keep the full output."""
     level = logging.DEBUG if os.environ.get("STAGEGATE_DEBUG") else logging.WARNING
-    for name in ("python_on_whales", "tasks", "filelock"):
+    for name in ("python_on_whales", "stagegate", "filelock"):
         logging.getLogger(name).setLevel(level)
     redact_logging()

@@ -6,7 +6,7 @@ naming a configured image). Every problem is a ``CONFIG_INVALID`` error with the
 a hint; nothing half-valid escapes.
 
 Secret build args — listed in ``secret_build_args`` or named like a secret
-(:func:`tasks.redact.is_secret_name`) — are registered for redaction as soon as their value is
+(:func:`stagegate.redact.is_secret_name`) — are registered for redaction as soon as their value is
 known, before anything can write it.
 """
 
@@ -26,12 +26,12 @@ from typing import Annotated, Any, Literal
 import pydantic
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks import graph, redact
-from tasks.builder import BuildSecret
-from tasks.dockerfile import Dockerfile, DockerfileSyntaxError
-from tasks.errors import StagegateError, config_error
-from tasks.filetypes import file_type
-from tasks.readiness import ReadinessPolicy
+from . import graph, redact
+from .builder import BuildSecret
+from .dockerfile import Dockerfile, DockerfileSyntaxError
+from .errors import StagegateError, config_error
+from .filetypes import file_type
+from .readiness import ReadinessPolicy
 
 PYPROJECT = "pyproject.toml"
 STAGEGATE_TOML = "stagegate.toml"  # for repositories without a pyproject.toml of their own

@@ -3,7 +3,7 @@
 Which ``docker`` executable runs is configurable: ``STAGEGATE_DOCKER`` names it (a path or a
 name looked up on PATH), else ``docker`` on PATH. A machine with several clients (a new one
 first on PATH, and an older one that runs BuildKit itself beside a distribution's engine)
-picks one this way; the builder is then detected from that client (:mod:`tasks.builder`).
+picks one this way; the builder is then detected from that client (:mod:`stagegate.builder`).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from tasks.references import repository
+from .references import repository
 
 
 class DockerfileSyntaxError(ValueError):

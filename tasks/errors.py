@@ -2,7 +2,7 @@
 
 Every expected failure is a :class:`StagegateError` carrying a code from :class:`Code`, a
 one-line message, a hint and a subject (the keys that apply: image, file, line, ...). The
-stage runner (:mod:`tasks.pipeline`) turns it into ``error.json``; anything else that
+stage runner (:mod:`stagegate.pipeline`) turns it into ``error.json``; anything else that
 escapes a stage is recorded as ``INTERNAL_ERROR`` with its traceback.
 """
 

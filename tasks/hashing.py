@@ -24,10 +24,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks import redact
-from tasks.errors import Code, StagegateError
-from tasks.filetypes import file_type
-from tasks.ledger import write_text_atomic
+from . import redact
+from .errors import Code, StagegateError
+from .filetypes import file_type
+from .ledger import write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -467,7 +467,7 @@ def collect_inputs(
     """Read the inputs of one image from disk (through ``hasher``, shared by a stage).
 
     The build args named in ``secret_args`` are kept as their fingerprint
-    (:func:`tasks.redact.fingerprint`), never their value: the inputs file holds no secret,
+    (:func:`stagegate.redact.fingerprint`), never their value: the inputs file holds no secret,
     and a changed secret still changes the hash — as it changes Docker's own cache keys.
     """
     hasher = hasher or ContextHasher(None)

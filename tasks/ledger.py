@@ -5,7 +5,7 @@ duration and outputs. ``error.json`` exists if and only if the run failed, and t
 exactly one. Both are written atomically (temporary file, then rename) under a file lock.
 Every file written through :func:`write_text_atomic` or :func:`write_json_atomic` — these
 two, the inputs files, the rendered manifests, the docker target's plan — is redacted first
-(:mod:`tasks.redact`): no secret is ever written in clear.
+(:mod:`stagegate.redact`): no secret is ever written in clear.
 
 A stage refuses to start unless every stage before it in :data:`PIPELINE` passed in the
 same run (``UPSTREAM_FAILED``) — read from the ledger on disk, so the guard holds for a
@@ -26,9 +26,9 @@ from typing import Any
 
 import filelock
 
-from tasks.clock import Clock, iso
-from tasks.errors import Code, StagegateError
-from tasks.redact import redact, redact_json
+from .clock import Clock, iso
+from .errors import Code, StagegateError
+from .redact import redact, redact_json
 
 SCHEMA_VERSION = 1
 

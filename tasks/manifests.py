@@ -4,7 +4,7 @@ Shared by verify (which checks the references) and deploy (which applies the rew
 objects). A kustomize directory is rendered with ``kubectl kustomize``; plain YAML files
 (or a directory of them, not recursive, like ``kubectl apply -f DIR``) are read as they are.
 
-The values of ``Secret`` objects are registered for redaction (:mod:`tasks.redact`) as soon
+The values of ``Secret`` objects are registered for redaction (:mod:`stagegate.redact`) as soon
 as the manifests are read, before the render log is written; :func:`to_yaml` writes them as
 ``<redacted>`` unless asked for the real thing (what ``kubectl apply`` gets on stdin).
 """
@@ -26,10 +26,10 @@ from typing import Any
 
 import yaml
 
-from tasks import redact, runner
-from tasks.errors import Code, CommandEvidence, StagegateError
-from tasks.filetypes import file_type
-from tasks.references import repository, tag_of
+from . import redact, runner
+from .errors import Code, CommandEvidence, StagegateError
+from .filetypes import file_type
+from .references import repository, tag_of
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 YAML_SUFFIXES = (".yaml", ".yml", ".json")

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any, NoReturn
 
-from tasks.errors import config_error
+from .errors import config_error
 
 
 @dataclass(frozen=True)

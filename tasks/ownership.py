@@ -17,7 +17,7 @@ import os
 import secrets
 from pathlib import Path
 
-from tasks.errors import Code, StagegateError
+from .errors import Code, StagegateError
 
 OWNER_LABEL = "dev.stagegate.owner"
 OWNER_FILE = "owner.json"

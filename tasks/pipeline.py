@@ -1,6 +1,6 @@
 """The gate: every pipeline stage runs through :func:`run_stage`.
 
-It first holds the artifacts dir's run lock (:mod:`tasks.runlock`; a second process is
+It first holds the artifacts dir's run lock (:mod:`stagegate.runlock`; a second process is
 refused with ``RUN_IN_PROGRESS`` before it writes anything, so the active run's ledger stays
 its own), then opens the stage in the ledger (refusing with ``UPSTREAM_FAILED`` when an earlier stage
 of the run did not pass), times it, and records the outcome: outputs on success; on an
@@ -21,16 +21,16 @@ from typing import Any
 
 from python_on_whales import DockerClient
 
-from tasks import runlock, runner
-from tasks.clock import Clock
-from tasks.config import artifacts_dir, load_config
-from tasks.dockerclient import docker_client
-from tasks.errors import Code, StagegateError
-from tasks.ledger import PIPELINE, Ledger, Status
-from tasks.options import parse_options
-from tasks.reports import RunReport, publish_to_github, write_junit
-from tasks.stages import StageContext, build, cluster, deploy, e2e, preflight, verify
-from tasks.ui import Reporter
+from . import runlock, runner
+from .clock import Clock
+from .config import artifacts_dir, load_config
+from .dockerclient import docker_client
+from .errors import Code, StagegateError
+from .ledger import PIPELINE, Ledger, Status
+from .options import parse_options
+from .reports import RunReport, publish_to_github, write_junit
+from .stages import StageContext, build, cluster, deploy, e2e, preflight, verify
+from .ui import Reporter
 
 log = logging.getLogger(__name__)
 

@@ -20,7 +20,7 @@ from typing import Any
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from tasks.runner import last_line
+from .runner import last_line
 
 log = logging.getLogger(__name__)
 

@@ -19,11 +19,11 @@ Values shorter than :data:`MIN_LENGTH` characters are not registered: ``true``, 
 ``admin`` would be cut out of unrelated words, numbers and IDs all over the logs and destroy
 the evidence, and a value that short protects nothing anyway. They are still hidden where
 their structure is known (the rules above; Secret data in the manifests files, see
-:func:`tasks.manifests.to_yaml`; the inputs files, which keep :func:`fingerprint`).
+:func:`stagegate.manifests.to_yaml`; the inputs files, which keep :func:`fingerprint`).
 
-The writers: the ledger and every file written atomically (:mod:`tasks.ledger`), the command
-logs and :class:`tasks.runner.CommandFailed`, the build logs and build failures
-(:mod:`tasks.builder`), and every line the terminal UI prints (:mod:`tasks.ui`). Reports are
+The writers: the ledger and every file written atomically (:mod:`stagegate.ledger`), the command
+logs and :class:`stagegate.runner.CommandFailed`, the build logs and build failures
+(:mod:`stagegate.builder`), and every line the terminal UI prints (:mod:`stagegate.ui`). Reports are
 made from the redacted ledger.
 """
 

@@ -22,8 +22,8 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from tasks.ledger import Ledger
-from tasks.redact import redact
+from .ledger import Ledger
+from .redact import redact
 
 log = logging.getLogger(__name__)
 

@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.clock import Clock, iso
-from tasks.errors import Code, StagegateError
+from .clock import Clock, iso
+from .errors import Code, StagegateError
 
 LOG = logging.getLogger(__name__)
 

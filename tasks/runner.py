@@ -3,7 +3,7 @@
 Docker is not run here: it goes through a ``python_on_whales.DockerClient`` handed to the
 stages. Everything else is an argv list run by :func:`run`: no shell, a timeout, the output
 captured and, when asked, written to a log file. What reaches a log file or a
-:class:`CommandFailed` (and so error.json) is redacted (:mod:`tasks.redact`); the
+:class:`CommandFailed` (and so error.json) is redacted (:mod:`stagegate.redact`); the
 :class:`Result` a caller parses is the program's own output.
 """
 
@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.redact import redact, redact_argv
+from .redact import redact, redact_argv
 
 log = logging.getLogger(__name__)
 

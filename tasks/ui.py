@@ -2,7 +2,7 @@
 
 Stages never print; they report to an object of this module. Colours only on a terminal,
 ``NO_COLOR`` honoured (rich does both). Without a terminal (CI logs) live lines become one
-line per change of state. Every line printed goes through :func:`tasks.redact.redact`: the
+line per change of state. Every line printed goes through :func:`stagegate.redact.redact`: the
 reporter's console writes through :class:`RedactingStream`.
 """
 
@@ -22,7 +22,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from tasks.redact import redact
+from .redact import redact
 
 _STATUS_STYLE = {
     "passed": "green",

@@ -16,9 +16,8 @@ import pytest
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
-
-from tasks import runlock
-from tasks.ui import Reporter
+from stagegate import runlock
+from stagegate.ui import Reporter
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "tasks" / "error.schema.json").read_text())

@@ -6,13 +6,13 @@
 - :mod:`.pods` — container states: detection (pull errors, crashes, config errors,
   unschedulable, failing probes) apart from the errors that explain them.
 - :mod:`.waiter` — the policy over time (crash convergence, grace periods) and the loop.
-- ``python -m tasks.readiness [--elapsed S] FILE...`` — explain a verdict from kubectl JSON.
+- ``python -m stagegate.readiness [--elapsed S] FILE...`` — explain a verdict from kubectl JSON.
 
 Pure functions over the Kubernetes API's JSON: no CLI, no clock of their own. Decisions use
 reasons and conditions, never message text.
 """
 
-from tasks.readiness.model import (
+from .model import (
     RESTART_BUDGET_ANNOTATION,
     WORKLOAD_KINDS,
     Assessment,
@@ -21,8 +21,8 @@ from tasks.readiness.model import (
     Snapshot,
     Status,
 )
-from tasks.readiness.rules import workload_status
-from tasks.readiness.waiter import ReadinessWaiter, Tracker, timeout_error
+from .rules import workload_status
+from .waiter import ReadinessWaiter, Tracker, timeout_error
 
 __all__ = [
     "RESTART_BUDGET_ANNOTATION",

@@ -1,7 +1,7 @@
-"""``python -m tasks.readiness [--elapsed S] FILE...``: see :mod:`tasks.readiness.explain`."""
+"""``python -m stagegate.readiness [--elapsed S] FILE...``: see :mod:`stagegate.readiness.explain`."""
 
 import sys
 
-from tasks.readiness.explain import main
+from .explain import main
 
 sys.exit(main())

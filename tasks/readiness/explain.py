@@ -1,7 +1,7 @@
 """Explain readiness verdicts for kubectl JSON dumps — for people debugging a CI failure from
 the diagnostics, and for tools comparing verdicts.
 
-    python -m tasks.readiness [--elapsed S] FILE...
+    python -m stagegate.readiness [--elapsed S] FILE...
 
 Each FILE is one snapshot: ``kubectl get deploy,sts,ds,job,pod,events -o json`` output (a
 ``List``), or a single object. A workload's pods are the Pods of the same file that it
@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from tasks.readiness.model import (
+from .model import (
     WORKLOAD_KINDS,
     ImageFacts,
     ReadinessPolicy,
@@ -33,7 +33,7 @@ from tasks.readiness.model import (
     owned_by_any,
     workload_id,
 )
-from tasks.readiness.waiter import Tracker
+from .waiter import Tracker
 
 PASSIVE_KINDS = frozenset(
     {"Event", "ConfigMap", "Secret", "Service", "Endpoints", "EndpointSlice", "Namespace", "ServiceAccount"}
@@ -95,7 +95,7 @@ def explain(path: str, elapsed: float, policy: ReadinessPolicy, wall: datetime) 
 
 def main(argv: Sequence[str] | None = None, out: TextIO = sys.stdout) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tasks.readiness",
+        prog="python -m stagegate.readiness",
         description="Explain stagegate's readiness verdict for kubectl JSON dumps (one snapshot a file).",
     )
     parser.add_argument(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from tasks.errors import StagegateError
+from ..errors import StagegateError
 
 WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Pod")
 RESTART_BUDGET_ANNOTATION = "stagegate.dev/restart-budget"

@@ -11,8 +11,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from tasks.errors import Code, StagegateError
-from tasks.readiness.model import (
+from ..errors import Code, StagegateError
+from ..references import repository
+from .model import (
     RESTART_BUDGET_ANNOTATION,
     ImageFacts,
     annotations_of,
@@ -23,7 +24,6 @@ from tasks.readiness.model import (
     spec_of,
     status_of,
 )
-from tasks.references import repository
 
 PULL_REASONS = frozenset(
     {"ErrImagePull", "ImagePullBackOff", "ErrImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"}

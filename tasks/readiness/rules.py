@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from tasks.errors import Code, StagegateError
-from tasks.readiness.model import (
+from ..errors import Code, StagegateError
+from .model import (
     READY,
     Status,
     condition,

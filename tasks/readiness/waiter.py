@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tasks.clock import Clock
-from tasks.errors import Code, StagegateError
-from tasks.readiness import pods as podstate
-from tasks.readiness.model import (
+from ..clock import Clock
+from ..errors import Code, StagegateError
+from . import pods as podstate
+from .model import (
     Assessment,
     ImageFacts,
     ReadinessPolicy,
@@ -42,7 +42,7 @@ from tasks.readiness.model import (
     terminating,
     workload_id,
 )
-from tasks.readiness.rules import workload_status
+from .rules import workload_status
 
 Key = tuple[str, str, str]  # namespace, pod, container
 

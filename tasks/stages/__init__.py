@@ -1,6 +1,6 @@
 """The gated stages. Each is a function ``run(ctx: StageContext) -> None`` that fills
-``ctx.outputs`` as it goes and raises :class:`tasks.errors.StagegateError` when it fails;
-:mod:`tasks.pipeline` runs it, times it and records the result in the ledger."""
+``ctx.outputs`` as it goes and raises :class:`stagegate.errors.StagegateError` when it fails;
+:mod:`stagegate.pipeline` runs it, times it and records the result in the ledger."""
 
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ from typing import Any
 
 from python_on_whales import DockerClient
 
-from tasks.clock import Clock
-from tasks.config import Config
-from tasks.ledger import Ledger
-from tasks.options import Options
-from tasks.ui import Reporter
+from ..clock import Clock
+from ..config import Config
+from ..ledger import Ledger
+from ..options import Options
+from ..ui import Reporter
 
 
 @dataclass

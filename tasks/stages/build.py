@@ -23,8 +23,8 @@ from typing import Any, TypeVar
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from tasks import graph, hashing
-from tasks.builder import (
+from .. import graph, hashing
+from ..builder import (
     Builder,
     BuildFailure,
     BuildRequest,
@@ -35,13 +35,13 @@ from tasks.builder import (
     log_excerpt,
     parse_build_failure,
 )
-from tasks.config import Config, ImageSpec
-from tasks.dockerfile import repository
-from tasks.errors import Code, CommandEvidence, StagegateError
-from tasks.ledger import write_json_atomic
-from tasks.retry import retry_transient
-from tasks.stages import StageContext
-from tasks.ui import BuildProgress
+from ..config import Config, ImageSpec
+from ..dockerfile import repository
+from ..errors import Code, CommandEvidence, StagegateError
+from ..ledger import write_json_atomic
+from ..retry import retry_transient
+from ..ui import BuildProgress
+from . import StageContext
 
 log = logging.getLogger(__name__)
 

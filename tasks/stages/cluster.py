@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.stages import StageContext
-from tasks.stages.build import OK
-from tasks.targets import ImageToLoad, Target, select_target
-from tasks.targets.docker import DockerTarget
-from tasks.targets.kind import KindTarget
+from ..targets import ImageToLoad, Target, select_target
+from ..targets.docker import DockerTarget
+from ..targets.kind import KindTarget
+from . import StageContext
+from .build import OK
 
 
 def run(ctx: StageContext) -> None:

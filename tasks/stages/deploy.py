@@ -8,14 +8,14 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from tasks import manifests
-from tasks.errors import Code, StagegateError
-from tasks.manifests import ManifestObject
-from tasks.readiness import Assessment, ImageFacts
-from tasks.stages import StageContext
-from tasks.stages.build import OK
-from tasks.stages.cluster import target_of_run
-from tasks.targets import Target
+from .. import manifests
+from ..errors import Code, StagegateError
+from ..manifests import ManifestObject
+from ..readiness import Assessment, ImageFacts
+from ..targets import Target
+from . import StageContext
+from .build import OK
+from .cluster import target_of_run
 
 
 def run(ctx: StageContext) -> None:

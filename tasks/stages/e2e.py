@@ -18,11 +18,11 @@ from pathlib import Path
 from junitparser import JUnitXml, TestSuite
 from junitparser.junitparser import Error, Failure, Skipped
 
-from tasks import runner
-from tasks.errors import Code, CommandEvidence, StagegateError
-from tasks.stages import StageContext
-from tasks.stages.cluster import target_of_run
-from tasks.stages.deploy import collect, rendered_objects
+from .. import runner
+from ..errors import Code, CommandEvidence, StagegateError
+from . import StageContext
+from .cluster import target_of_run
+from .deploy import collect, rendered_objects
 
 JUNIT_NAME = "e2e-junit.xml"
 PYTEST_NO_TESTS_COLLECTED = 5  # pytest's exit code when it collected no test

@@ -18,15 +18,15 @@ from typing import Any, TypeVar
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from tasks import manifests, runner
-from tasks.builder import BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder, client_runs_buildkit
-from tasks.config import Config
-from tasks.errors import Code, CommandEvidence, StagegateError, config_error
-from tasks.hashing import DockerIgnore, never_inputs
-from tasks.retry import retry_transient
-from tasks.runner import CommandFailed, last_line
-from tasks.stages import StageContext
-from tasks.stages.build import never_inputs as never_input_paths
+from .. import manifests, runner
+from ..builder import BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder, client_runs_buildkit
+from ..config import Config
+from ..errors import Code, CommandEvidence, StagegateError, config_error
+from ..hashing import DockerIgnore, never_inputs
+from ..retry import retry_transient
+from ..runner import CommandFailed, last_line
+from . import StageContext
+from .build import never_inputs as never_input_paths
 
 DAEMON_TIMEOUT_S = 10.0
 REGISTRY_TIMEOUT_S = 20.0  # one registry probe

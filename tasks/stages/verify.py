@@ -20,15 +20,15 @@ from typing import Any
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
-from tasks import hashing, manifests, runner
-from tasks.builder import log_excerpt
-from tasks.clock import Clock
-from tasks.config import Config, ImageSpec
-from tasks.errors import Code, CommandEvidence, StagegateError
-from tasks.ledger import write_text_atomic
-from tasks.retry import retry_transient
-from tasks.stages import StageContext
-from tasks.stages.build import (
+from .. import hashing, manifests, runner
+from ..builder import log_excerpt
+from ..clock import Clock
+from ..config import Config, ImageSpec
+from ..errors import Code, CommandEvidence, StagegateError
+from ..ledger import write_text_atomic
+from ..retry import retry_transient
+from . import StageContext
+from .build import (
     OK,
     BuiltImage,
     context_hasher,

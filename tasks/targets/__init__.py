@@ -1,7 +1,7 @@
 """Targets: where the images run. One small interface; stages never know which target.
 
-- :mod:`tasks.targets.kind` — a kind cluster, driven through the ``kind`` and ``kubectl`` CLIs.
-- :mod:`tasks.targets.docker` — the same manifests as containers on the Docker engine, run by a
+- :mod:`stagegate.targets.kind` — a kind cluster, driven through the ``kind`` and ``kubectl`` CLIs.
+- :mod:`stagegate.targets.docker` — the same manifests as containers on the Docker engine, run by a
   small kubelet (a package: translator, kubelet, controllers).
 
 ``select_target`` picks one from the option, the configuration and what is installed, and
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tasks.manifests import ManifestObject
-from tasks.readiness import ImageFacts, ReadinessPolicy
+from ..manifests import ManifestObject
+from ..readiness import ImageFacts, ReadinessPolicy
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,5 @@
 """The kind target: a local Kubernetes cluster in Docker, driven by the ``kind`` and
-``kubectl`` CLIs (the user's own, with their auth plugins) through :mod:`tasks.runner`.
+``kubectl`` CLIs (the user's own, with their auth plugins) through :mod:`stagegate.runner`.
 
 The kubeconfig is written inside the artifacts dir; the user's ``~/.kube/config`` is never
 touched. Images are loaded only onto nodes that lack that image ID, then checked on the node
@@ -20,16 +20,16 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from tasks import runner
-from tasks.builder import log_excerpt
-from tasks.clock import Clock
-from tasks.errors import Code, CommandEvidence, StagegateError
-from tasks.ledger import write_json_atomic, write_text_atomic
-from tasks.manifests import ManifestObject, split_prerequisites, to_yaml
-from tasks.ownership import owner_id
-from tasks.readiness import WORKLOAD_KINDS, ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
-from tasks.redact import redact
-from tasks.targets import ImageToLoad, endpoint_env, namespaces, provided_config, services
+from .. import runner
+from ..builder import log_excerpt
+from ..clock import Clock
+from ..errors import Code, CommandEvidence, StagegateError
+from ..ledger import write_json_atomic, write_text_atomic
+from ..manifests import ManifestObject, split_prerequisites, to_yaml
+from ..ownership import owner_id
+from ..readiness import WORKLOAD_KINDS, ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
+from ..redact import redact
+from . import ImageToLoad, endpoint_env, namespaces, provided_config, services
 
 _PLURALS = {
     "Deployment": "deployments",

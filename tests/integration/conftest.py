@@ -7,9 +7,9 @@ import secrets
 
 import pytest
 from python_on_whales import DockerClient
+from stagegate.pipeline import run_stage
+from stagegate.ui import Reporter
 
-from tasks.pipeline import run_stage
-from tasks.ui import Reporter
 from tests.conftest import Repo
 
 # Never inherited by the runs of a test: its own artifacts dir, and no annotations or job

@@ -199,8 +199,8 @@ def test_a_failing_build_with_colour_codes_still_reports_the_failed_case(
     import xml.dom.minidom
 
     from junitparser import Failure, JUnitXml
+    from stagegate.pipeline import run_stage
 
-    from tasks.pipeline import run_stage
     from tests.integration.conftest import ISOLATED
 
     repo.write(
@@ -256,8 +256,8 @@ def test_a_registry_that_accepts_but_never_answers_is_bounded(repo, docker, ns) 
     import threading
     import time
 
-    from tasks.config import load_config
-    from tasks.stages.preflight import check_base_images
+    from stagegate.config import load_config
+    from stagegate.stages.preflight import check_base_images
 
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]

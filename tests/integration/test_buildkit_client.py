@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
+from stagegate.builder import client_runs_buildkit
+from stagegate.config import load_config
+from stagegate.dockerclient import docker_client
+from stagegate.stages.preflight import check_buildkit_needs
 
-from tasks.builder import client_runs_buildkit
-from tasks.config import load_config
-from tasks.dockerclient import docker_client
-from tasks.stages.preflight import check_buildkit_needs
 from tests.conftest import BUSYBOX_IMAGE, Repo
 from tests.integration.conftest import images, pipeline, run
 

@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 import yaml
 from python_on_whales import DockerClient
-
-from tasks.manifests import ManifestObject
-from tasks.readiness import Snapshot
-from tasks.targets.docker import DockerTarget
+from stagegate.manifests import ManifestObject
+from stagegate.readiness import Snapshot
+from stagegate.targets.docker import DockerTarget
 
 pytestmark = pytest.mark.docker
 

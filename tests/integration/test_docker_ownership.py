@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
+from stagegate.cli import teardown
+from stagegate.ownership import OWNER_LABEL, owner_id
+from stagegate.targets.docker import DockerTarget
+from stagegate.targets.docker.translate import SECRETS_DIR
 
-from tasks.cli import teardown
-from tasks.ownership import OWNER_LABEL, owner_id
-from tasks.targets.docker import DockerTarget
-from tasks.targets.docker.translate import SECRETS_DIR
 from tests.conftest import Repo
 from tests.integration.conftest import image_table, pipeline, run
 

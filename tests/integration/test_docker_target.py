@@ -139,7 +139,7 @@ def leftovers(docker: DockerClient, ns: str) -> list[str]:
 @pytest.fixture(autouse=True)
 def _teardown(docker: DockerClient, ns: str, repo: Repo):
     yield
-    from tasks.targets.docker import DockerTarget
+    from stagegate.targets.docker import DockerTarget
 
     DockerTarget(project=ns, artifacts=repo.artifacts, docker=docker).teardown(delete=True)
 
@@ -244,7 +244,7 @@ def test_teardown_removes_exactly_what_the_run_created(repo, docker, busybox_ima
     try:
         assert chain(repo, docker, reporter, "cluster", "deploy") == 0
         assert leftovers(docker, ns)
-        from tasks.cli import teardown
+        from stagegate.cli import teardown
 
         assert teardown(repo.root) is None
         assert leftovers(docker, ns) == []

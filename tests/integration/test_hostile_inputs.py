@@ -27,10 +27,10 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 from rich.console import Console
+from stagegate import manifests
+from stagegate.pipeline import run_stage
+from stagegate.ui import Reporter
 
-from tasks import manifests
-from tasks.pipeline import run_stage
-from tasks.ui import Reporter
 from tests.conftest import ROOT, Repo, validate_error_file
 from tests.integration.conftest import ISOLATED
 

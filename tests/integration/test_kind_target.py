@@ -510,11 +510,11 @@ def test_failing_e2e_names_the_tests_and_keeps_the_cluster(
 def test_losing_the_api_server_while_waiting_is_cluster_unreachable(
     repo, docker, busybox_image, reporter, ns, fake, cluster_name
 ) -> None:
-    from tasks.clock import Clock
-    from tasks.errors import Code, StagegateError
-    from tasks.manifests import render
-    from tasks.readiness import ImageFacts, ReadinessPolicy
-    from tasks.targets.kind import KindTarget
+    from stagegate.clock import Clock
+    from stagegate.errors import Code, StagegateError
+    from stagegate.manifests import render
+    from stagegate.readiness import ImageFacts, ReadinessPolicy
+    from stagegate.targets.kind import KindTarget
 
     stack(repo, ns, busybox_image, cluster=cluster_name)
     fake.scenario()
@@ -664,8 +664,8 @@ def test_a_readiness_probe_on_the_wrong_port_is_named_while_waiting_and_in_the_t
 def test_a_cluster_stagegate_did_not_create_for_this_checkout_is_reused_never_deleted(
     repo, docker, busybox_image, reporter, ns, fake, cluster_name, tmp_path
 ) -> None:
-    from tasks.cli import teardown
-    from tasks.targets.kind import KindTarget
+    from stagegate.cli import teardown
+    from stagegate.targets.kind import KindTarget
 
     stack(repo, ns, busybox_image, cluster=cluster_name)
     assert chain(repo, docker, reporter, "cluster") == 0  # this checkout creates it

@@ -8,8 +8,8 @@ import secrets
 
 import pytest
 from python_on_whales import DockerClient
+from stagegate import cli
 
-from tasks import cli
 from tests.conftest import Repo
 from tests.integration.conftest import image_table
 

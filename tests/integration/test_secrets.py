@@ -11,8 +11,8 @@ from urllib.parse import quote_plus
 
 import pytest
 from python_on_whales import DockerClient
+from stagegate import redact
 
-from tasks import redact
 from tests.conftest import Repo
 from tests.integration import test_docker_target as docker_target
 from tests.integration import test_kind_target as kind_target
@@ -66,7 +66,7 @@ def with_secret_build_arg(repo: Repo, ns: str) -> None:
 @pytest.fixture(autouse=True)
 def _teardown_docker_target(docker: DockerClient, ns: str, repo: Repo):
     yield
-    from tasks.targets.docker import DockerTarget
+    from stagegate.targets.docker import DockerTarget
 
     # the repository's own artifacts dir: its owner id is the one that created the objects
     DockerTarget(project=ns, artifacts=repo.artifacts, docker=docker).teardown(delete=True)

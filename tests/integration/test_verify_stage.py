@@ -13,9 +13,8 @@ import time
 import pytest
 import yaml
 from python_on_whales import DockerClient
+from stagegate import runlock
 
-from tasks import runlock
-from tests.conftest import ROOT
 from tests.integration.conftest import ISOLATED
 from tests.integration.test_build_stage import image_table, images, pipeline, run
 
@@ -150,12 +149,11 @@ def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
     runlock.release(repo.artifacts)
     run_id = repo.run_record()["run_id"]
     script = (
-        "import sys; from pathlib import Path; from tasks.pipeline import run_stage; "
-        "from tasks.ui import Reporter, make_console; "
+        "import sys; from pathlib import Path; from stagegate.pipeline import run_stage; "
+        "from stagegate.ui import Reporter, make_console; "
         "sys.exit(run_stage('verify', [], root=Path(sys.argv[1]), reporter=Reporter(make_console())))"
     )
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
-    env["PYTHONPATH"] = str(ROOT)
     process = subprocess.Popen(
         [sys.executable, "-c", script, str(repo.root)],
         env=env,

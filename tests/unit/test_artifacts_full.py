@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
+from stagegate import runlock
+from stagegate.errors import Code, StagegateError
+from stagegate.pipeline import run_stage
+from stagegate.ui import Reporter
 
-from tasks import runlock
-from tasks.errors import Code, StagegateError
-from tasks.pipeline import run_stage
-from tasks.ui import Reporter
 from tests.conftest import Repo
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
-from tasks.builder import parse_build_failure
-from tasks.dockerfile import Dockerfile
+from stagegate.builder import parse_build_failure
+from stagegate.dockerfile import Dockerfile
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "build-output"
 

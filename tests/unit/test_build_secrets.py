@@ -17,15 +17,14 @@ import pytest
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
-
-from tasks import hashing, redact
-from tasks.builder import BuildFailure, BuildRequest, LegacyBuilder
-from tasks.config import load_config
-from tasks.errors import Code, StagegateError
-from tasks.ledger import Ledger
-from tasks.pipeline import publish_reports
-from tasks.stages.build import build_error, image_inputs, save_inputs
-from tasks.ui import Reporter
+from stagegate import hashing, redact
+from stagegate.builder import BuildFailure, BuildRequest, LegacyBuilder
+from stagegate.config import load_config
+from stagegate.errors import Code, StagegateError
+from stagegate.ledger import Ledger
+from stagegate.pipeline import publish_reports
+from stagegate.stages.build import build_error, image_inputs, save_inputs
+from stagegate.ui import Reporter
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "build-output"
 # The token of the recorded fixture (a fake one, made up for the recording).

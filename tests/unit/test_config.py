@@ -1,4 +1,4 @@
-"""tasks.config: [tool.stagegate] loaded, validated and resolved, in small repositories under tmp_path."""
+"""stagegate.config: [tool.stagegate] loaded, validated and resolved, in small repositories under tmp_path."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from tasks.config import artifacts_dir, interpolate, load_config
-from tasks.errors import Code, StagegateError
+from stagegate.config import artifacts_dir, interpolate, load_config
+from stagegate.errors import Code, StagegateError
 
 BASE_AND_APP = """
 [tool.stagegate]

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.config import artifacts_dir, config_file, load_config
+from stagegate.config import artifacts_dir, config_file, load_config
+
 from tests.unit.test_config import config_error
 
 TABLE = '[tool.stagegate]\nartifacts = "out/sg"\n[[tool.stagegate.images]]\nname = "t/app"\ncontext = "app"\n'

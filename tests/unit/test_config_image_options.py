@@ -7,9 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from stagegate import redact
+from stagegate.config import load_config
 
-from tasks import redact
-from tasks.config import load_config
 from tests.unit.test_config import config_error, make_repo
 
 MULTI_STAGE = "FROM busybox AS deps\nRUN true\nFROM busybox AS runtime\nCOPY --from=deps /bin /x\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from tasks.readiness import Assessment
-from tasks.stages.deploy import _progress_printer
+from stagegate.readiness import Assessment
+from stagegate.stages.deploy import _progress_printer
 
 
 class Lines:

@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from tasks.manifests import ManifestObject
-from tasks.targets.docker.controllers import JobRun, Progress, deployment_json, job_json, statefulset_json
-from tasks.targets.docker.status import Backoff, go_duration, pod_phase
-from tasks.targets.docker.translate import translate
+from stagegate.manifests import ManifestObject
+from stagegate.targets.docker.controllers import JobRun, Progress, deployment_json, job_json, statefulset_json
+from stagegate.targets.docker.status import Backoff, go_duration, pod_phase
+from stagegate.targets.docker.translate import translate
 
 T0 = datetime(2026, 12, 1, 22, 5, 5, tzinfo=UTC)
 

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from tasks.errors import Code, StagegateError
-from tasks.manifests import ManifestObject
-from tasks.targets.docker import translate
+from stagegate.errors import Code, StagegateError
+from stagegate.manifests import ManifestObject
+from stagegate.targets.docker import translate
 
 
 def objects(text: str) -> list[ManifestObject]:
@@ -251,8 +250,8 @@ def test_probes_resolve_named_ports_and_their_ports_are_published(tmp_path: Path
 
 def test_namespaces_of_a_deploy_leave_out_cluster_scoped_objects() -> None:
     # a CRD (or a cluster-scoped custom resource) names no namespace: it is not in "default"
-    from tasks.manifests import ManifestObject
-    from tasks.targets import namespaces
+    from stagegate.manifests import ManifestObject
+    from stagegate.targets import namespaces
 
     def obj(kind: str, namespace: str | None = None, **spec: object) -> ManifestObject:
         metadata = {"name": kind.lower(), **({"namespace": namespace} if namespace else {})}

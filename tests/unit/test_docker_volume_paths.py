@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from tasks.errors import Code, StagegateError
-from tasks.manifests import ManifestObject
-from tasks.targets.docker import translate
-from tasks.targets.docker.translate import SECRETS_DIR
+from stagegate.errors import Code, StagegateError
+from stagegate.manifests import ManifestObject
+from stagegate.targets.docker import translate
+from stagegate.targets.docker.translate import SECRETS_DIR
 
 POD = """
 apiVersion: v1

@@ -1,13 +1,12 @@
-"""tasks.dockerfile: instructions with line numbers, global ARGs, FROM images."""
+"""stagegate.dockerfile: instructions with line numbers, global ARGs, FROM images."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-
-from tasks.dockerfile import Dockerfile, DockerfileSyntaxError
-from tasks.references import repository
+from stagegate.dockerfile import Dockerfile, DockerfileSyntaxError
+from stagegate.references import repository
 
 MULTI_LINE = """\
 # syntax=docker/dockerfile:1

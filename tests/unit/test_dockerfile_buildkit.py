@@ -1,11 +1,10 @@
-"""tasks.dockerfile beyond the basics: heredocs, parser directives, BuildKit's platform args,
+"""stagegate.dockerfile beyond the basics: heredocs, parser directives, BuildKit's platform args,
 images of ``COPY --from``/``RUN --mount=from``, ARG quoting, BOM, and what needs BuildKit."""
 
 from __future__ import annotations
 
 import pytest
-
-from tasks.dockerfile import Dockerfile, DockerfileSyntaxError, platform_args
+from stagegate.dockerfile import Dockerfile, DockerfileSyntaxError, platform_args
 
 HEREDOCS = """\
 FROM busybox

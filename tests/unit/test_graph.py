@@ -1,12 +1,11 @@
-"""tasks.graph: cycles, topological order, requirements and dependents."""
+"""stagegate.graph: cycles, topological order, requirements and dependents."""
 
 from __future__ import annotations
 
 import itertools
 
 import pytest
-
-from tasks.graph import dependents, find_cycle, requirements, topological_order
+from stagegate.graph import dependents, find_cycle, requirements, topological_order
 
 DIAMOND = {"base": [], "left": ["base"], "right": ["base"], "top": ["left", "right"], "lone": []}
 

@@ -1,4 +1,4 @@
-"""tasks.hashing: .dockerignore with Docker's matching rules, context files, input hashes."""
+"""stagegate.hashing: .dockerignore with Docker's matching rules, context files, input hashes."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from tasks.hashing import (
+from stagegate.hashing import (
     CACHE_FILE,
     CACHE_VERSION,
     HASH_VERSION,
@@ -609,7 +608,7 @@ def test_a_cache_that_cannot_be_written_is_not_fatal(tmp_path: Path) -> None:
 
 
 def test_the_cache_is_written_whole_and_leaves_no_temporary_file(tmp_path: Path) -> None:
-    """(The write itself is tasks.ledger.write_text_atomic, tested in test_ledger.py.)"""
+    """(The write itself is stagegate.ledger.write_text_atomic, tested in test_ledger.py.)"""
     run = Run(tmp_path)
     run.files()
     (run.context / "a.txt").write_text("changed")

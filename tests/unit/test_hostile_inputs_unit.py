@@ -9,12 +9,11 @@ import stat
 from pathlib import Path
 
 import pytest
-
-from tasks import hashing, manifests
-from tasks.config import interpolate
-from tasks.dockerfile import Dockerfile
-from tasks.errors import Code, StagegateError
-from tasks.manifests import ManifestObject, kustomize_reason, validation_errors
+from stagegate import hashing, manifests
+from stagegate.config import interpolate
+from stagegate.dockerfile import Dockerfile
+from stagegate.errors import Code, StagegateError
+from stagegate.manifests import ManifestObject, kustomize_reason, validation_errors
 
 KEY = "tool.stagegate.images[0].build_args.X"
 
@@ -236,7 +235,7 @@ def test_kustomize_reason_is_the_klog_error_without_the_repository_path(tmp_path
 def test_deploy_validates_what_it_renders_before_anything_is_applied(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from tasks.stages.deploy import rendered_objects
+    from stagegate.stages.deploy import rendered_objects
 
     (tmp_path / "k8s").mkdir()
     (tmp_path / "k8s" / "app.yaml").write_text(

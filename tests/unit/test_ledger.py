@@ -8,10 +8,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from stagegate.clock import Clock
+from stagegate.errors import Code, CommandEvidence, StagegateError
+from stagegate.ledger import PIPELINE, Ledger, write_json_atomic
 
-from tasks.clock import Clock
-from tasks.errors import Code, CommandEvidence, StagegateError
-from tasks.ledger import PIPELINE, Ledger, write_json_atomic
 from tests.conftest import SCHEMA
 
 GIT = {"sha": "0123abc", "dirty": False}

@@ -7,9 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from tasks.manifests import ManifestObject, rewrite_images, split_prerequisites, value_references
-from tasks.targets.docker.translate import without_custom_resources
+from stagegate.manifests import ManifestObject, rewrite_images, split_prerequisites, value_references
+from stagegate.targets.docker.translate import without_custom_resources
 
 BUILT = {"example/driver": "example/driver:sg-1234", "api": "api:sg-5678", "busybox": "busybox:sg-9"}
 

@@ -8,10 +8,9 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
-from tasks.config import load_config
-from tasks.errors import Code, StagegateError
-from tasks.manifests import kustomize_reason, remote_base_failure, render_sources
+from stagegate.config import load_config
+from stagegate.errors import Code, StagegateError
+from stagegate.manifests import kustomize_reason, remote_base_failure, render_sources
 
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}}}\nspec:\n  containers: [{{name: c, image: app:1}}]\n"
 

@@ -1,4 +1,4 @@
-"""tasks.manifests (render, container_images, rewrite_images) and tasks.references.
+"""stagegate.manifests (render, container_images, rewrite_images) and stagegate.references.
 
 The fixtures in tests/fixtures/manifests are hand-written in the shape of the Kubernetes API
 reference; the kustomize tests render the example stack's example/k8s with a real kubectl.
@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-
-from tasks.errors import Code, StagegateError
-from tasks.manifests import (
+from stagegate.errors import Code, StagegateError
+from stagegate.manifests import (
     ContainerImage,
     ManifestObject,
     check_references,
@@ -27,7 +26,7 @@ from tasks.manifests import (
     rewrite_images,
     to_yaml,
 )
-from tasks.references import repository, tag_of
+from stagegate.references import repository, tag_of
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "manifests"

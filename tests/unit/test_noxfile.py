@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import subprocess
@@ -61,3 +62,29 @@ def test_noxfile_script_block_installs_the_projects_dependencies() -> None:
     script = tomllib.loads("\n".join(line.removeprefix("#").removeprefix(" ") for line in block.splitlines()))
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert sorted(script["dependencies"]) == sorted(project["dependencies"])
+
+
+def test_every_package_under_tasks_installs_as_stagegate_and_nothing_as_tasks() -> None:
+    setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert setuptools["package-dir"] == {"stagegate": "tasks"}
+    on_disk = {
+        ".".join(("stagegate", *init.parent.relative_to(ROOT / "tasks").parts))
+        for init in (ROOT / "tasks").rglob("__init__.py")
+    }
+    assert set(setuptools["packages"]) == on_disk
+    assert setuptools["package-data"] == {"stagegate": ["error.schema.json"]}
+
+
+def test_the_library_imports_itself_relatively_so_its_installed_name_is_its_only_name() -> None:
+    absolute = []
+    for path in (ROOT / "tasks").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            absolute += [
+                f"{path.relative_to(ROOT)}:{node.lineno}"
+                for n in names
+                if n.split(".")[0] in ("tasks", "stagegate")
+            ]
+    assert absolute == []

@@ -1,12 +1,11 @@
-"""tasks.options: the option set of every pipeline session; every mistake is CONFIG_INVALID."""
+"""stagegate.options: the option set of every pipeline session; every mistake is CONFIG_INVALID."""
 
 from __future__ import annotations
 
 import pytest
-
-from tasks import options as options_module
-from tasks.errors import Code, StagegateError
-from tasks.options import Options, parse_options
+from stagegate import options as options_module
+from stagegate.errors import Code, StagegateError
+from stagegate.options import Options, parse_options
 
 
 def option_error(argv: list[str]) -> StagegateError:
@@ -144,7 +143,7 @@ def test_a_number_out_of_range_says_what_is_expected() -> None:
 
 
 def test_prune_options() -> None:
-    from tasks.options import PruneOptions, parse_prune_options
+    from stagegate.options import PruneOptions, parse_prune_options
 
     assert parse_prune_options([]) == PruneOptions(keep=3, dry_run=False)
     assert parse_prune_options(["--keep", "0", "--dry-run"]) == PruneOptions(keep=0, dry_run=True)

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from tasks.errors import Code, StagegateError
-from tasks.pipeline import run_stage
-from tasks.stages import StageContext
+from stagegate.errors import Code, StagegateError
+from stagegate.pipeline import run_stage
+from stagegate.stages import StageContext
 
 
 class NotADockerClient:

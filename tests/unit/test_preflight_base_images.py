@@ -8,9 +8,10 @@ import threading
 import time
 from types import SimpleNamespace
 
-from tasks.config import load_config
-from tasks.runner import CommandFailed
-from tasks.stages.preflight import check_base_images, probe_registries
+from stagegate.config import load_config
+from stagegate.runner import CommandFailed
+from stagegate.stages.preflight import check_base_images, probe_registries
+
 from tests.conftest import Repo
 
 NO_LOCAL_IMAGES = SimpleNamespace(image=SimpleNamespace(exists=lambda ref: False))

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from stagegate.config import load_config
+from stagegate.stages.preflight import check_build_contexts
 
-from tasks.config import load_config
-from tasks.stages.preflight import check_build_contexts
 from tests.conftest import Repo
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
-from tasks.clock import Clock
-from tasks.errors import Code, StagegateError
-from tasks.readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot, Tracker
+from stagegate.clock import Clock
+from stagegate.errors import Code, StagegateError
+from stagegate.readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot, Tracker
 
 POLICY = ReadinessPolicy(poll_interval=2, timeout=60, crashloop_restarts=1, unschedulable_grace=10)
 BUILT = "example/api-server:sg-0123456789abcdef"

@@ -1,4 +1,4 @@
-"""The explain command: ``python -m tasks.readiness [--elapsed S] FILE...`` on kubectl JSON dumps.
+"""The explain command: ``python -m stagegate.readiness [--elapsed S] FILE...`` on kubectl JSON dumps.
 
 The files are written by the tests in the shape of ``kubectl get deploy,job,pod -o json``
 (a ``v1`` ``List``) or of a single object; the objects are hand-written after the Kubernetes
@@ -16,8 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tasks.readiness.explain import main
+from stagegate.readiness.explain import main
 
 REPO = Path(__file__).resolve().parents[2]
 LABELS = {"app.kubernetes.io/name": "api-server", "pod-template-hash": "5d9c7b8f6d"}
@@ -372,7 +371,7 @@ def test_unreadable_file_exits_2_with_a_message_and_no_traceback(
 def test_module_runs_as_a_command_and_prints_one_json_line(tmp_path: Path) -> None:
     path = write(tmp_path, kubectl_list(*failed_job()))
     done = subprocess.run(
-        [sys.executable, "-m", "tasks.readiness", "--elapsed", "0", path],
+        [sys.executable, "-m", "stagegate.readiness", "--elapsed", "0", path],
         cwd=REPO,
         capture_output=True,
         text=True,

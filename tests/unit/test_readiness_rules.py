@@ -1,4 +1,4 @@
-"""The per-kind readiness rules (:func:`tasks.readiness.rules.workload_status`) and pod selection.
+"""The per-kind readiness rules (:func:`stagegate.readiness.rules.workload_status`) and pod selection.
 
 The objects below are hand-written after the Kubernetes API types (apps/v1 Deployment,
 StatefulSet, DaemonSet, ReplicaSet; batch/v1 Job; core/v1 Pod; a cert-manager Certificate as
@@ -15,11 +15,10 @@ import copy
 from typing import Any
 
 import pytest
-
-from tasks.errors import Code
-from tasks.readiness.model import ImageFacts, ReadinessPolicy, Snapshot, selects
-from tasks.readiness.rules import workload_status
-from tasks.readiness.waiter import Tracker
+from stagegate.errors import Code
+from stagegate.readiness.model import ImageFacts, ReadinessPolicy, Snapshot, selects
+from stagegate.readiness.rules import workload_status
+from stagegate.readiness.waiter import Tracker
 
 NAMESPACE = "shop"
 DROP = object()  # a field value that removes the field

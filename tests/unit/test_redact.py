@@ -13,12 +13,11 @@ from urllib.parse import quote, quote_plus
 
 import pytest
 from rich.console import Console
-
-from tasks import redact, runner
-from tasks.errors import Code, CommandEvidence, StagegateError
-from tasks.ledger import Ledger, write_json_atomic, write_text_atomic
-from tasks.redact import MIN_LENGTH, REDACTED, Secrets, fingerprint, is_secret_name
-from tasks.ui import Reporter
+from stagegate import redact, runner
+from stagegate.errors import Code, CommandEvidence, StagegateError
+from stagegate.ledger import Ledger, write_json_atomic, write_text_atomic
+from stagegate.redact import MIN_LENGTH, REDACTED, Secrets, fingerprint, is_secret_name
+from stagegate.ui import Reporter
 
 TOKEN = "npm_FAKE0123456789abcdef"
 
@@ -234,7 +233,7 @@ def test_log_records_reach_the_root_handlers_redacted() -> None:
         redact.redact_logging()
         redact.redact_logging()  # once is enough: no second filter
         assert sum(isinstance(f, redact.RedactingFilter) for f in handler.filters) == 1
-        logging.getLogger("tasks.somewhere").warning("could not write %s", "hunter2-secret-value")
+        logging.getLogger("stagegate.somewhere").warning("could not write %s", "hunter2-secret-value")
     finally:
         root.removeHandler(handler)
     assert stream.getvalue() == "could not write <redacted>\n"

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 from junitparser import Failure, JUnitXml, Skipped
 from rich.console import Console
-
-from tasks.clock import Clock
-from tasks.errors import Code, CommandEvidence, StagegateError
-from tasks.ledger import PIPELINE, Ledger
-from tasks.reports import RunReport, github_annotation, markdown_summary, publish_to_github, write_junit
-from tasks.ui import Reporter
+from stagegate.clock import Clock
+from stagegate.errors import Code, CommandEvidence, StagegateError
+from stagegate.ledger import PIPELINE, Ledger
+from stagegate.reports import RunReport, github_annotation, markdown_summary, publish_to_github, write_junit
+from stagegate.ui import Reporter
 
 GOLDEN = Path(__file__).resolve().parent.parent / "fixtures" / "reports"
 GIT = {"sha": "0123456789abcdef0123", "dirty": False}
@@ -161,7 +160,7 @@ def test_nothing_is_published_outside_github_actions(tmp_path: Path) -> None:
 
 
 def test_report_renders_a_saved_artifacts_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from tasks import cli
+    from stagegate import cli
 
     artifacts = ledger_failing_in(tmp_path, "build")
     assert cli.report(tmp_path, [str(artifacts), "--markdown"]) is None
@@ -183,7 +182,7 @@ def test_terminal_summary_has_table_cause_hint_and_paths(tmp_path: Path) -> None
 
 
 def test_no_color_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tasks.ui import make_console
+    from stagegate.ui import make_console
 
     monkeypatch.setenv("NO_COLOR", "1")
     assert make_console().no_color
@@ -209,7 +208,7 @@ HOSTILE = "\x1b[31mred\x1b[0m \x01bell\x07 \x1b]0;title\x07lone\ud800 \ufffe\uff
     ],
 )
 def test_clean_text_strips_ansi_and_what_xml_cannot_hold(text: str, clean: str) -> None:
-    from tasks.reports import clean_text
+    from stagegate.reports import clean_text
 
     assert clean_text(text) == clean
 
@@ -277,7 +276,7 @@ def test_a_broken_e2e_junit_file_is_an_errored_case_not_a_crash(tmp_path: Path, 
 def test_a_junit_that_cannot_be_written_is_a_warning_and_leaves_no_stale_one(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from tasks.pipeline import publish_reports
+    from stagegate.pipeline import publish_reports
 
     artifacts = ledger_failing_in(tmp_path, "build")
     write_junit(RunReport.load(artifacts))

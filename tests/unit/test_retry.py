@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 from python_on_whales.exceptions import DockerException
-
-from tasks.retry import retry_transient
+from stagegate.retry import retry_transient
 
 
 def failing(stderr: str, times: int):

@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 
 import pytest
+from stagegate import runlock
+from stagegate.cli import teardown
+from stagegate.errors import Code, StagegateError
+from stagegate.pipeline import run_stage
 
-from tasks import runlock
-from tasks.cli import teardown
-from tasks.errors import Code, StagegateError
-from tasks.pipeline import run_stage
-from tests.conftest import ROOT, Repo
+from tests.conftest import Repo
 
 # A process that runs preflight through run_stage with a stage that waits for a file: it holds
 # the lock (and stays "running" in the ledger) until the test lets it go, or kills it.
@@ -29,8 +29,8 @@ HOLDER = textwrap.dedent(
     import io, sys, time
     from pathlib import Path
     from rich.console import Console
-    from tasks.pipeline import run_stage
-    from tasks.ui import Reporter
+    from stagegate.pipeline import run_stage
+    from stagegate.ui import Reporter
 
     root, release = Path(sys.argv[1]), Path(sys.argv[2])
 
@@ -65,7 +65,6 @@ def start_holder(repo: Repo, tmp_path: Path) -> tuple[subprocess.Popen[str], Pat
         [sys.executable, "-c", HOLDER, str(repo.root), str(release)],
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert holder.stdout is not None
     assert holder.stdout.readline().strip() == "holding"

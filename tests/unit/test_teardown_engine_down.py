@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from stagegate.cli import teardown
 
-from tasks.cli import teardown
 from tests.conftest import Repo
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import io
 
 from rich.console import Console
-
-from tasks.ui import Reporter
+from stagegate.ui import Reporter
 
 
 def test_info_lines_keep_the_configuration_keys_they_quote() -> None:

@@ -26,10 +26,10 @@ The kubelet runs while the target is polled (deploy's readiness wait): a contain
 exits during the e2e stage is not restarted.
 """
 
-from tasks.targets.docker.labels import LABEL_PROJECT, LABEL_TARGET
-from tasks.targets.docker.plans import MAX_REPLICAS, ContainerPlan, PodPlan, WorkloadPlan
-from tasks.targets.docker.target import DockerTarget
-from tasks.targets.docker.translate import translate
+from .labels import LABEL_PROJECT, LABEL_TARGET
+from .plans import MAX_REPLICAS, ContainerPlan, PodPlan, WorkloadPlan
+from .target import DockerTarget
+from .translate import translate
 
 __all__ = [
     "LABEL_PROJECT",

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tasks.clock import Clock, iso
-from tasks.targets.docker.events import EventRecorder, ObjectRef
-from tasks.targets.docker.labels import LABEL_WORKLOAD
-from tasks.targets.docker.plans import PodPlan, WorkloadPlan
-from tasks.targets.docker.status import condition, counts, is_ready
+from ...clock import Clock, iso
+from .events import EventRecorder, ObjectRef
+from .labels import LABEL_WORKLOAD
+from .plans import PodPlan, WorkloadPlan
+from .status import condition, counts, is_ready
 
 COMPLETE = ("CompletionsReached", "Reached expected number of succeeded pods")
 FAILED = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")

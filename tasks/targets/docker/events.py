@@ -10,7 +10,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any
 
-from tasks.clock import Clock, iso
+from ...clock import Clock, iso
 
 
 @dataclass(frozen=True)

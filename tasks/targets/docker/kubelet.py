@@ -23,10 +23,10 @@ from typing import Any
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
-from tasks.clock import Clock, iso
-from tasks.retry import retry_transient
-from tasks.targets.docker.events import EventRecorder
-from tasks.targets.docker.labels import (
+from ...clock import Clock, iso
+from ...retry import retry_transient
+from .events import EventRecorder
+from .labels import (
     LABEL_ALIASES,
     LABEL_CONTAINER,
     LABEL_INIT,
@@ -41,10 +41,10 @@ from tasks.targets.docker.labels import (
     LABEL_WORKLOAD,
     conflict,
 )
-from tasks.targets.docker.plans import PodPlan, probe_action
-from tasks.targets.docker.pods import ContainerRun, PodRun, ProbeState, pod_json
-from tasks.targets.docker.probes import PROBE_NAMES, ProbeResult, run_probe, setting
-from tasks.targets.docker.status import Backoff, go_duration
+from .plans import PodPlan, probe_action
+from .pods import ContainerRun, PodRun, ProbeState, pod_json
+from .probes import PROBE_NAMES, ProbeResult, run_probe, setting
+from .status import Backoff, go_duration
 
 LOG = logging.getLogger(__name__)
 

@@ -1,9 +1,9 @@
 """The labels of everything the docker target creates: the owner labels (target, project,
-and the owner id of :mod:`tasks.ownership`, the one that decides) that teardown, redeploy and
+and the owner id of :mod:`stagegate.ownership`, the one that decides) that teardown, redeploy and
 reuse filter on, and what a container is in Kubernetes terms."""
 
-from tasks.errors import Code, StagegateError
-from tasks.ownership import OWNER_LABEL
+from ...errors import Code, StagegateError
+from ...ownership import OWNER_LABEL
 
 LABEL_OWNER = OWNER_LABEL
 LABEL_TARGET = "dev.stagegate.target"

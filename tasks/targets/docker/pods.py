@@ -12,11 +12,11 @@ from typing import Any
 
 from python_on_whales import Container
 
-from tasks.clock import iso
-from tasks.targets.docker.events import ObjectRef
-from tasks.targets.docker.labels import LABEL_WORKLOAD
-from tasks.targets.docker.plans import ContainerPlan, PodPlan
-from tasks.targets.docker.status import pod_conditions, pod_phase
+from ...clock import iso
+from .events import ObjectRef
+from .labels import LABEL_WORKLOAD
+from .plans import ContainerPlan, PodPlan
+from .status import pod_conditions, pod_phase
 
 
 @dataclass

@@ -20,16 +20,16 @@ from typing import Any
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 
-from tasks.clock import Clock, iso
-from tasks.errors import Code, StagegateError
-from tasks.ledger import write_json_atomic
-from tasks.manifests import ManifestObject
-from tasks.ownership import owner_id, short
-from tasks.readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
-from tasks.redact import redact
-from tasks.retry import retry_transient
-from tasks.targets import ImageToLoad, endpoint_env, namespaces, provided_config
-from tasks.targets.docker.controllers import (
+from ...clock import Clock, iso
+from ...errors import Code, StagegateError
+from ...ledger import write_json_atomic
+from ...manifests import ManifestObject
+from ...ownership import owner_id, short
+from ...readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
+from ...redact import redact
+from ...retry import retry_transient
+from .. import ImageToLoad, endpoint_env, namespaces, provided_config
+from .controllers import (
     JobController,
     JobRun,
     Progress,
@@ -37,9 +37,9 @@ from tasks.targets.docker.controllers import (
     job_json,
     statefulset_json,
 )
-from tasks.targets.docker.events import EventRecorder, ObjectRef
-from tasks.targets.docker.kubelet import Kubelet
-from tasks.targets.docker.labels import (
+from .events import EventRecorder, ObjectRef
+from .kubelet import Kubelet
+from .labels import (
     LABEL_ALIASES,
     LABEL_CONTAINER,
     LABEL_OWNER,
@@ -51,10 +51,10 @@ from tasks.targets.docker.labels import (
     LABEL_TARGET,
     conflict,
 )
-from tasks.targets.docker.plans import PodPlan, WorkloadPlan, name_suffix, target_port
-from tasks.targets.docker.pods import PodRun
-from tasks.targets.docker.status import Backoff
-from tasks.targets.docker.translate import SECRETS_DIR, translate, without_custom_resources
+from .plans import PodPlan, WorkloadPlan, name_suffix, target_port
+from .pods import PodRun
+from .status import Backoff
+from .translate import SECRETS_DIR, translate, without_custom_resources
 
 
 @dataclass
@@ -70,7 +70,7 @@ class DockerTarget:
     clock: Clock = field(default_factory=Clock)
     backoff_base: float = 10.0
     backoff_cap: float = 300.0
-    owner: str = ""  # the owner id; by default the artifacts dir's (tasks.ownership)
+    owner: str = ""  # the owner id; by default the artifacts dir's (stagegate.ownership)
     name: str = field(default="docker", init=False)
     _pods: list[PodRun] = field(default_factory=list, init=False)
     _workloads: list[WorkloadPlan] = field(default_factory=list, init=False)

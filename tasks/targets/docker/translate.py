@@ -16,9 +16,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tasks.errors import Code, StagegateError
-from tasks.manifests import ManifestObject
-from tasks.targets.docker.plans import (
+from ...errors import Code, StagegateError
+from ...manifests import ManifestObject
+from .plans import (
     MAX_REPLICAS,
     PASSIVE_KINDS,
     PROBE_KINDS,

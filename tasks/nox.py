@@ -1,0 +1,113 @@
+"""stagegate's sessions for any repository's noxfile, in three lines::
+
+    import stagegate.nox
+
+    stagegate.nox.register()
+
+That defines the pipeline — ``preflight`` → ``build`` → ``verify`` → ``cluster`` → ``deploy`` →
+``e2e``, each ``requires=`` the one before, so ``nox -s e2e`` runs the whole chain — and the
+sessions around it: ``teardown``, ``prune``, ``report``, ``doctor``. All are ``default=False``
+(a bare ``nox`` runs the repository's own default sessions). Options after ``--`` reach every
+pipeline session (``nox -s e2e -- --target docker``). The configuration is ``[tool.stagegate]``
+in the repository's ``pyproject.toml`` (or ``stagegate.toml``), read from ``root``: by default
+the folder of the noxfile that calls :func:`register`.
+
+This repository's own noxfile uses this very function: there is one definition of the sessions.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nox
+
+from . import cli
+
+#: Every session :func:`register` defines, in the order ``nox -l`` lists them.
+SESSIONS = (
+    "preflight",
+    "build",
+    "verify",
+    "cluster",
+    "deploy",
+    "e2e",
+    "teardown",
+    "prune",
+    "report",
+    "doctor",
+)
+
+
+def register(root: str | Path | None = None) -> tuple[str, ...]:
+    """Define stagegate's sessions in the calling noxfile; returns their names.
+
+    ``root`` is the repository the sessions work on (where ``[tool.stagegate]`` is); by default
+    the folder of the calling noxfile, else the current directory (nox runs from the noxfile's).
+    """
+    repo = _caller_root() if root is None else Path(root).resolve()
+
+    @nox.session(name="preflight", python=False, default=False)
+    def preflight(session: nox.Session) -> None:
+        """Check engine, builder, base images and manifest image references before anything runs."""
+        _fail_on(session, cli.stage("preflight", session.posargs, repo))
+
+    @nox.session(name="build", python=False, default=False, requires=["preflight"])
+    def build(session: nox.Session) -> None:
+        """Build every configured image: dependency order, in parallel, unchanged ones skipped."""
+        _fail_on(session, cli.stage("build", session.posargs, repo))
+
+    @nox.session(name="verify", python=False, default=False, requires=["build"])
+    def verify(session: nox.Session) -> None:
+        """Prove the images right: present, current, platform, smoke command, manifests' image references."""
+        _fail_on(session, cli.stage("verify", session.posargs, repo))
+
+    @nox.session(name="cluster", python=False, default=False, requires=["verify"])
+    def cluster(session: nox.Session) -> None:
+        """Create or reuse the target (a kind cluster by default) and put this run's images on it."""
+        _fail_on(session, cli.stage("cluster", session.posargs, repo))
+
+    @nox.session(name="deploy", python=False, default=False, requires=["cluster"])
+    def deploy(session: nox.Session) -> None:
+        """Apply the manifests at the built tags; wait for readiness, failing fast on pod errors."""
+        _fail_on(session, cli.stage("deploy", session.posargs, repo))
+
+    @nox.session(name="e2e", default=False, requires=["deploy"], reuse_venv=True)
+    def e2e(session: nox.Session) -> None:
+        """Run the e2e tests against the deployment (the whole chain: nox -s e2e)."""
+        if requirements := cli.e2e_requirements(repo):
+            session.install(*requirements)
+        _fail_on(session, cli.stage("e2e", session.posargs, repo, bin_dir=session.bin))
+
+    @nox.session(name="teardown", python=False, default=False)
+    def teardown(session: nox.Session) -> None:
+        """Remove what stagegate created: its cluster, or what it applied to yours."""
+        _fail_on(session, cli.teardown(repo, session.posargs))
+
+    @nox.session(name="prune", python=False, default=False)
+    def prune(session: nox.Session) -> None:
+        """Remove stagegate's old sg- image tags, keeping the current run's and the newest: -- --keep N."""
+        _fail_on(session, cli.prune(repo, session.posargs))
+
+    @nox.session(name="report", python=False, default=False)
+    def report(session: nox.Session) -> None:
+        """Show a run's summary again from an artifacts dir: nox -s report -- [DIR] [--markdown]."""
+        _fail_on(session, cli.report(repo, session.posargs))
+
+    @nox.session(name="doctor", python=False, default=False)
+    def doctor(session: nox.Session) -> None:
+        """Print the environment report (the preflight checks); never fails."""
+        cli.doctor(repo)
+
+    return SESSIONS
+
+
+def _fail_on(session: nox.Session, failure: str | None) -> None:
+    if failure:
+        session.error(failure)
+
+
+def _caller_root() -> Path:
+    """The folder of the noxfile calling :func:`register` (two frames up: register, its caller)."""
+    caller = sys._getframe(2).f_globals.get("__file__")
+    return Path(caller).resolve().parent if caller else Path.cwd().resolve()
