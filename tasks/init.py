@@ -4,9 +4,9 @@
 
 - an image per file named ``Dockerfile`` (hidden folders, ``node_modules`` and virtualenvs are
   not searched), named after its folder (the repository's folder for one at the root; the
-  folder's path when two folders share a name). Its context is its folder — or the repository
-  root when a ``COPY``/``ADD`` of it names a path that is not in its folder but is at the root
-  (``COPY services/api/ /app/`` in ``services/api/Dockerfile``);
+  folder's path when two folders share a name). Its context is its folder — or, when a
+  ``COPY``/``ADD`` of it names a path that is not in its folder, the nearest folder above where
+  every such path is (``COPY services/api/ /app/`` in ``services/api/Dockerfile``: the root);
 - the manifests: the shallowest folder with a ``kustomization.yaml``, else the shallowest folder
   whose YAML files hold Kubernetes objects (``apiVersion`` and ``kind``), most objects first;
 - the e2e command: ``pytest DIR -q`` for the shallowest folder named like ``e2e`` that holds
@@ -54,7 +54,7 @@ class ProposedImage:
     name: str
     context: str  # relative to the repository, "." for the root
     dockerfile: str | None  # None: <context>/Dockerfile
-    why_root: str | None = None  # the COPY/ADD that made the context the repository root
+    why_root: str | None = None  # the COPY/ADD that made the context a folder above the Dockerfile's
 
 
 @dataclass(frozen=True)
@@ -132,13 +132,13 @@ def _images(root: Path, dirs: list[Path]) -> tuple[ProposedImage, ...]:
         if folder_names.count(folder) > 1 and path.parent != root:
             folder = folder_rel
         name = _image_name(folder)
-        outside = _copies_from_outside(root, path)
-        if path.parent == root:
-            images.append(ProposedImage(name, ".", None))
-        elif outside:
-            images.append(ProposedImage(name, ".", path.relative_to(root).as_posix(), outside))
+        context, why = _context(root, path)
+        if context == path.parent:
+            images.append(ProposedImage(name, _relative(root, context), None))
         else:
-            images.append(ProposedImage(name, folder_rel, None))
+            images.append(
+                ProposedImage(name, _relative(root, context), path.relative_to(root).as_posix(), why)
+            )
     return tuple(images)
 
 
@@ -148,26 +148,36 @@ def _image_name(folder: str) -> str:
     return "/".join(part for part in parts if part) or "app"
 
 
-def _copies_from_outside(root: Path, dockerfile: Path) -> str | None:
-    """The first ``COPY``/``ADD`` source that is not in the Dockerfile's folder but is at the
-    repository root (or leaves the folder with ``..``), as written; None when there is none."""
+def _context(root: Path, dockerfile: Path) -> tuple[Path, str | None]:
+    """The build context of ``dockerfile`` and the ``COPY``/``ADD`` source that chose it: its own
+    folder when every source is there, else the nearest folder above it (up to the repository
+    root) where every source is; the root for a source that leaves the folder with ``..``. A
+    Dockerfile whose sources are nowhere keeps its folder (the build then says what is missing)."""
+    folder = dockerfile.parent
     try:
         parsed = Dockerfile.parse(dockerfile.read_text(encoding="utf-8"), dockerfile)
     except (OSError, UnicodeDecodeError, DockerfileSyntaxError):
-        return None
-    folder = dockerfile.parent
-    for instruction in parsed.instructions:
-        if instruction.keyword not in ("COPY", "ADD") or "from" in instruction.flags():
-            continue
-        for source in _sources(instruction):
-            if source.startswith("<<") or "$" in source or "://" in source or source.startswith("git@"):
-                continue
-            relative = source.lstrip("/")
-            if ".." in Path(relative).parts:
-                return source
-            if not _matches(folder, relative) and _matches(root, relative):
-                return source
-    return None
+        return folder, None
+    sources = [
+        source
+        for instruction in parsed.instructions
+        if instruction.keyword in ("COPY", "ADD") and "from" not in instruction.flags()
+        for source in _sources(instruction)
+        if not (source.startswith("<<") or "$" in source or "://" in source or source.startswith("git@"))
+    ]
+    relative = [source.lstrip("/") for source in sources]
+    for source, path in zip(sources, relative, strict=True):
+        if ".." in Path(path).parts:
+            return root, source
+    missing = [source for source, path in zip(sources, relative, strict=True) if not _matches(folder, path)]
+    if not missing:
+        return folder, None
+    for ancestor in folder.parents:
+        if all(_matches(ancestor, path) for path in relative):
+            return ancestor, missing[0]
+        if ancestor == root:
+            break
+    return folder, None
 
 
 def _sources(instruction: Instruction) -> list[str]:

@@ -82,6 +82,20 @@ def test_copies_inside_the_folder_or_from_a_stage_keep_the_folder_as_context(roo
     assert (image.context, image.dockerfile) == ("api", None)
 
 
+def test_the_nearest_folder_above_holding_every_copied_path_is_the_context(root: Path) -> None:
+    # this repository's example: example/api/Dockerfile copies api/api, which is in example/
+    write(
+        root, {"example/api/Dockerfile": "FROM x\nCOPY api/api /app/api\n", "example/api/api/__init__.py": ""}
+    )
+    (image,) = discover(root).images
+    assert (image.name, image.context, image.dockerfile) == ("api", "example", "example/api/Dockerfile")
+
+
+def test_a_dockerfile_whose_copies_are_nowhere_keeps_its_folder(root: Path) -> None:
+    write(root, {"api/Dockerfile": "FROM x\nCOPY missing.txt /x\n"})
+    assert discover(root).images[0].context == "api"
+
+
 def test_a_copy_leaving_the_folder_with_dotdot_makes_the_root_the_context(root: Path) -> None:
     write(root, {"api/Dockerfile": "FROM x\nCOPY ../lib /lib\n", "lib/x": ""})
     assert discover(root).images[0].context == "."
@@ -241,6 +255,11 @@ def test_python_m_stagegate_init_runs_in_the_current_directory_and_refuses_other
         [sys.executable, "-m", "stagegate", "setup"], cwd=root, env=env, capture_output=True, text=True
     )
     assert usage.returncode == 2 and "usage: python -m stagegate init" in usage.stderr
+    refused = subprocess.run(
+        [sys.executable, "-m", "stagegate", "init"], cwd=root / "e2e", env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 1 and "Traceback" not in refused.stdout + refused.stderr
+    assert "CONFIG_INVALID: stagegate init found no Dockerfile in e2e/" in refused.stderr
     done = subprocess.run(
         [sys.executable, "-m", "stagegate", "init"], cwd=root, env=env, capture_output=True, text=True
     )
