@@ -35,6 +35,11 @@ from typing import Any
 
 import yaml
 
+try:  # run as bin/kubectl (tests/fakes on sys.path) or imported as tests.fakes.fake_k8s
+    import k8s_validation
+except ImportError:  # pragma: no cover
+    from tests.fakes import k8s_validation
+
 BIN_DIR = Path(__file__).resolve().parent / "bin"
 KIND_DISPLAY_VERSION = "kind v0.27.0 go1.23.6 linux/amd64"
 # kind v0.27.0's default node image, as its create status line shows it.
@@ -2236,6 +2241,12 @@ def kubectl_apply(k: Kubectl, args: list[str]) -> int:
         applied = copy.deepcopy(obj)
         if ns:
             applied["metadata"]["namespace"] = ns
+        refusal = api_refusal(api, kind, applied)
+        if refusal is not None:  # nothing of it is stored; kubectl goes on with the next object
+            errors.append(
+                (source, kind, ns, name, api["objects"].get(object_key(kind.kind, ns, name)), refusal)
+            )
+            continue
         last_applied = (
             json.dumps(
                 {**applied, "metadata": {"annotations": {}, **applied["metadata"]}},
@@ -2284,8 +2295,61 @@ def kubectl_apply(k: Kubectl, args: list[str]) -> int:
         out(f"{kind.type_name}/{name} {'configured' if record else 'created'}")
     k.state.save_api(cluster["name"], api)
     if errors:
-        raise Failure("\n".join(errors))
+        raise Failure(apply_errors_text(errors))
     return 0
+
+
+def api_refusal(api: dict, kind: Kind, obj: dict) -> k8s_validation.APIError | None:
+    """The API server's answer to an object it is sent: see k8s_validation."""
+    try:
+        if kind.kind in KINDS and KINDS[kind.kind].api_version == obj["apiVersion"]:
+            return k8s_validation.check(obj, kind.group)
+        crd = next(
+            (
+                r["object"]
+                for r in records(api, "CustomResourceDefinition", None)
+                if (r["object"].get("spec") or {}).get("group") == kind.group
+                and ((r["object"]["spec"].get("names") or {}).get("kind")) == kind.kind
+            ),
+            None,
+        )
+        return k8s_validation.check_custom(obj, crd) if crd else None
+    except k8s_validation.NotModelled as exc:
+        raise Failure(f"error: fake kubectl: {exc}") from None
+
+
+def apply_errors_text(errors: list) -> str:
+    """kubectl apply's errors: one is printed by cmdutil.CheckErr (an Invalid one as "The KIND
+    "NAME" is invalid: CAUSE", or with several causes as "* CAUSE" lines), several as an
+    aggregate, each "Error from server (REASON): error when creating "SOURCE": MESSAGE".
+    kubectl: pkg/cmd/util/helpers.go (checkErr, MultilineError, StandardErrorMessage),
+    pkg/cmd/apply/apply.go and patcher.go (AddSourceToErr: "creating", "applying patch")."""
+    if len(errors) == 1 and isinstance(errors[0], tuple) and errors[0][-1].reason == "Invalid":
+        refusal = errors[0][-1]
+        head = f'The {refusal.kind} "{refusal.name}" is invalid: '
+        if len(refusal.causes) == 1:
+            return head + refusal.causes[0]
+        return head + "\n" + "\n".join(f"* {c}" for c in refusal.causes)
+    lines = []
+    for entry in errors:
+        if isinstance(entry, str):
+            lines.append(entry)
+            continue
+        source, kind, ns, name, existing, refusal = entry
+        if existing is None:
+            where = f'error when creating "{source}"'
+        else:  # an update: kubectl patches, and names the patch and its target
+            target = (
+                f'Resource: "{kind.api_version.rpartition("/")[0] + "/" if kind.group else ""}'
+                f'{kind.api_version.rpartition("/")[2]}, Resource={kind.plural}", '
+                f'GroupVersionKind: "{kind.api_version}, Kind={kind.kind}"\nName: "{name}", Namespace: "{ns}"'
+            )
+            where = (
+                f"error when applying patch:\n{json.dumps(existing['object'].get('spec'), sort_keys=True)}"
+                f'\nto:\n{target}\nfor: "{source}": error when patching "{source}"'
+            )
+        lines.append(f"Error from server ({refusal.reason}): {where}: {refusal.message}")
+    return "\n".join(lines)
 
 
 def parse_selector(text: str) -> list[tuple[str, str, str]]:
