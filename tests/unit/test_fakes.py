@@ -20,6 +20,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -356,9 +357,9 @@ def remove_nodes(name: str) -> None:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def cluster(docker, busybox_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("fake-cluster")
+@contextmanager
+def fake_cluster(root: Path) -> Iterator[Cluster]:
+    """A fake kind cluster in ``root`` (needs Docker: the node is a container), deleted after."""
     fakes = Fakes(root / "state", root / "kubeconfig")
     name = f"sgfake-{secrets.token_hex(3)}"
     try:
@@ -367,6 +368,12 @@ def cluster(docker, busybox_image: str, tmp_path_factory: pytest.TempPathFactory
     finally:
         fakes.kind("delete", "cluster", "--name", name)
         remove_nodes(name)
+
+
+@pytest.fixture(scope="module")
+def cluster(docker, busybox_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with fake_cluster(tmp_path_factory.mktemp("fake-cluster")) as made:
+        yield made
 
 
 @pytest.fixture
