@@ -883,6 +883,7 @@ GET_TYPES = {
     **dict.fromkeys(("deployments", "deployment", "deploy", "deployments.apps"), "Deployment"),
     **dict.fromkeys(("statefulsets", "statefulset", "sts", "statefulsets.apps"), "StatefulSet"),
     **dict.fromkeys(("daemonsets", "daemonset", "ds", "daemonsets.apps"), "DaemonSet"),
+    **dict.fromkeys(("replicasets", "replicaset", "rs", "replicasets.apps"), "ReplicaSet"),
     **dict.fromkeys(("jobs", "job", "jobs.batch"), "Job"),
     **dict.fromkeys(("events", "event", "ev"), "Event"),
     **dict.fromkeys(("namespaces", "namespace", "ns"), "Namespace"),
@@ -1833,6 +1834,60 @@ def all_events(api: dict, cluster: dict, scenario: dict, now: float, namespace: 
 # -- workload status -------------------------------------------------------------------------------
 
 
+def deployment_replicaset(record: dict, pods: list[dict]) -> dict:
+    """The ReplicaSet of a Deployment's current template, as the deployment controller makes it
+    (k8s: pkg/controller/deployment/sync.go getNewReplicaSet: name ``<deployment>-<hash>``, the
+    ``pod-template-hash`` label on it, its selector and its template, the ``desired-replicas``,
+    ``max-replicas`` and ``revision`` annotations, the Deployment as its controller); its pods are
+    the Deployment's (their ownerReferences name it, with its uid)."""
+    deployment = record["object"]
+    meta, spec = deployment["metadata"], deployment.get("spec") or {}
+    template = copy.deepcopy(spec.get("template") or {})
+    rs_hash = template_hash(spec.get("template") or {})
+    name, ns = f"{meta['name']}-{rs_hash}", meta["namespace"]
+    labels = {**((template.get("metadata") or {}).get("labels") or {}), "pod-template-hash": rs_hash}
+    template.setdefault("metadata", {})["labels"] = labels
+    selector = copy.deepcopy(spec.get("selector") or {})
+    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), "pod-template-hash": rs_hash}
+    replicas = int(spec.get("replicas", 1))
+    strategy = spec.get("strategy") or {}
+    surge = (strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")
+    if strategy.get("type") == "Recreate":
+        surge = 0
+    # k8s: pkg/controller/deployment/util MaxSurge: a percentage rounds up
+    extra = -(-replicas * int(surge[:-1]) // 100) if isinstance(surge, str) else int(surge)
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "annotations": {
+                "deployment.kubernetes.io/desired-replicas": str(replicas),
+                "deployment.kubernetes.io/max-replicas": str(replicas + extra),
+                "deployment.kubernetes.io/revision": meta["annotations"]["deployment.kubernetes.io/revision"],
+            },
+            "creationTimestamp": rfc3339(record["applied_at"]),
+            "generation": 1,
+            "labels": labels,
+            "name": name,
+            "namespace": ns,
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "blockOwnerDeletion": True,
+                    "controller": True,
+                    "kind": "Deployment",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                }
+            ],
+            "resourceVersion": meta["resourceVersion"],
+            "uid": uid_of(ns, name, record["created_at"]),
+        },
+        "spec": {"replicas": replicas, "selector": selector, "template": template},
+    }
+    return with_status({**record, "object": obj}, pods, record["applied_at"])
+
+
 def with_status(record: dict, pods: list[dict], now: float) -> dict:
     """The object as `kubectl get -o json` returns it: as applied, with the server's metadata and status.
 
@@ -1921,6 +1976,14 @@ def with_status(record: dict, pods: list[dict], now: float) -> dict:
             "numberUnavailable": total - ready,
             "observedGeneration": generation,
             "updatedNumberScheduled": total,
+        }
+    elif kind == "ReplicaSet":  # k8s: pkg/controller/replicaset calculateStatus
+        status = {
+            "availableReplicas": ready,
+            "fullyLabeledReplicas": total,
+            "observedGeneration": generation,
+            "readyReplicas": ready,
+            "replicas": total,
         }
     elif kind == "Job":
         phases = [p["status"]["phase"] for p in pods]
@@ -2425,6 +2488,18 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
             found = all_pods(api, cluster, scenario, now, namespace)
         elif kind == "Event":
             found = all_events(api, cluster, scenario, now, namespace)
+        elif kind == "ReplicaSet":  # the applied ones and those of the Deployments
+            found = sorted(
+                [
+                    with_status(r, [p for p, _ in workload_pods(r, cluster, scenario, now)], now)
+                    for r in records(api, "ReplicaSet", namespace)
+                ]
+                + [
+                    deployment_replicaset(r, [p for p, _ in workload_pods(r, cluster, scenario, now)])
+                    for r in records(api, "Deployment", namespace)
+                ],
+                key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"]),
+            )
         else:
             found = [
                 with_status(r, [p for p, _ in workload_pods(r, cluster, scenario, now)], now)

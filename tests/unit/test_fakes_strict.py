@@ -375,3 +375,64 @@ def test_the_realistic_repositorys_manifests_apply(cluster: Cluster, tmp_path: P
     for path in sorted(k8s.glob("*.yaml")):
         if path not in first and path.name != "kustomization.yaml":
             ok(cluster.fakes.kubectl("apply", "-f", str(path)))
+
+
+# -- kubectl get replicasets ------------------------------------------------------------------------
+
+
+@pytest.mark.docker
+def test_replicasets_of_deployments_own_their_pods(cluster: Cluster) -> None:
+    cluster.fakes.scenario(pullable=["example/web"])
+    ns = cluster.deploy("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n")
+    web = copy.deepcopy(DEPLOYMENT)
+    web["metadata"]["namespace"] = ns
+    bare = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": "bare", "namespace": ns},
+        "spec": copy.deepcopy({k: v for k, v in DEPLOYMENT["spec"].items() if k != "replicas"}),
+    }
+    bare["spec"]["selector"] = {"matchLabels": {"app": "bare"}}
+    bare["spec"]["template"]["metadata"]["labels"] = {"app": "bare"}
+    ok(cluster.fakes.kubectl("apply", "-f", "-", stdin=as_yaml(web, bare)))
+    listed = cluster.fakes.json("get", "rs", "-n", ns)
+    assert listed["kind"] == "List"
+    by_name = {rs["metadata"]["name"]: rs for rs in listed["items"]}
+    assert "bare" in by_name
+    (web_rs,) = [rs for name, rs in by_name.items() if name.startswith("web-")]
+    deployment = cluster.fakes.json("get", "deployments", "web", "-n", ns)
+    rs_hash = web_rs["metadata"]["labels"]["pod-template-hash"]
+    assert web_rs["metadata"]["name"] == f"web-{rs_hash}"
+    assert web_rs["metadata"]["ownerReferences"] == [
+        {
+            "apiVersion": "apps/v1",
+            "blockOwnerDeletion": True,
+            "controller": True,
+            "kind": "Deployment",
+            "name": "web",
+            "uid": deployment["metadata"]["uid"],
+        }
+    ]
+    assert web_rs["spec"]["selector"] == {"matchLabels": {"app": "web", "pod-template-hash": rs_hash}}
+    assert web_rs["metadata"]["annotations"]["deployment.kubernetes.io/desired-replicas"] == "2"
+    assert web_rs["status"] == {
+        "availableReplicas": 2,
+        "fullyLabeledReplicas": 2,
+        "observedGeneration": 1,
+        "readyReplicas": 2,
+        "replicas": 2,
+    }
+    pods = cluster.pods(ns, "-l", "app=web")
+    assert len(pods) == 2
+    for pod in pods:
+        (owner,) = pod["metadata"]["ownerReferences"]
+        assert (owner["kind"], owner["name"], owner["uid"]) == (
+            "ReplicaSet",
+            web_rs["metadata"]["name"],
+            web_rs["metadata"]["uid"],
+        )
+        assert pod["metadata"]["labels"]["pod-template-hash"] == rs_hash
+    (bare_pod,) = cluster.pods(ns, "-l", "app=bare")
+    assert bare_pod["metadata"]["ownerReferences"][0]["uid"] == by_name["bare"]["metadata"]["uid"]
+    assert by_name["bare"]["status"]["replicas"] == 1
+    assert cluster.fakes.json("get", "replicasets.apps", web_rs["metadata"]["name"], "-n", ns) == web_rs
