@@ -883,6 +883,7 @@ GET_TYPES = {
     **dict.fromkeys(("statefulsets", "statefulset", "sts", "statefulsets.apps"), "StatefulSet"),
     **dict.fromkeys(("daemonsets", "daemonset", "ds", "daemonsets.apps"), "DaemonSet"),
     **dict.fromkeys(("replicasets", "replicaset", "rs", "replicasets.apps"), "ReplicaSet"),
+    **dict.fromkeys(("services", "service", "svc"), "Service"),
     **dict.fromkeys(("jobs", "job", "jobs.batch"), "Job"),
     **dict.fromkeys(("events", "event", "ev"), "Event"),
     **dict.fromkeys(("namespaces", "namespace", "ns"), "Namespace"),
@@ -1833,6 +1834,35 @@ def all_events(api: dict, cluster: dict, scenario: dict, now: float, namespace: 
 # -- workload status -------------------------------------------------------------------------------
 
 
+def service_as_served(record: dict) -> dict:
+    """A Service as the API server returns it: a cluster IP from kind's service range
+    (10.96.0.0/16), the defaults of pkg/apis/core/v1/defaults.go (protocol TCP, targetPort = port,
+    sessionAffinity None, type ClusterIP, internalTrafficPolicy Cluster, single-stack IPv4) and an
+    empty load-balancer status; a NodePort/LoadBalancer port gets a nodePort (30000-32767)."""
+    obj = copy.deepcopy(record["object"])
+    spec = obj.setdefault("spec", {})
+    uid = obj["metadata"]["uid"]
+    number = int(hashlib.sha256(uid.encode()).hexdigest(), 16)
+    kind = spec.setdefault("type", "ClusterIP")
+    if kind != "ExternalName":
+        if spec.get("clusterIP") != "None":
+            spec["clusterIP"] = spec.get("clusterIP") or f"10.96.{number % 254 + 1}.{number // 254 % 254 + 1}"
+        spec["clusterIPs"] = [spec["clusterIP"]]
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+    for i, port in enumerate(spec.get("ports") or []):
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
+        if kind in ("NodePort", "LoadBalancer"):
+            port.setdefault("nodePort", 30000 + (number + i) % 2768)
+    spec.setdefault("sessionAffinity", "None")
+    if kind in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    obj["status"] = {"loadBalancer": {}}
+    return obj
+
+
 def deployment_replicaset(record: dict, pods: list[dict]) -> dict:
     """The ReplicaSet of a Deployment's current template, as the deployment controller makes it
     (k8s: pkg/controller/deployment/sync.go getNewReplicaSet: name ``<deployment>-<hash>``, the
@@ -2678,6 +2708,14 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
             found = all_pods(api, cluster, scenario, now, namespace)
         elif kind == "Event":
             found = all_events(api, cluster, scenario, now, namespace)
+        elif kind == "Service":
+            found = [
+                service_as_served(r)
+                for r in sorted(
+                    records(api, kind, namespace),
+                    key=lambda r: (r["object"]["metadata"]["namespace"], r["object"]["metadata"]["name"]),
+                )
+            ]
         elif kind == "ReplicaSet":  # the applied ones and those of the Deployments
             found = sorted(
                 [
