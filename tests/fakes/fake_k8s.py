@@ -2499,7 +2499,9 @@ def kubectl_apply(k: Kubectl, args: list[str]) -> int:
         key = object_key(kind.kind, ns, name)
         record = api["objects"].get(key)
         annotations = dict(applied["metadata"].get("annotations") or {})
-        if not mode["server_side"]:  # server-side apply keeps managedFields instead
+        # server-side apply keeps managedFields instead; it updates the annotation only where it
+        # exists (k8s: apiserver pkg/endpoints/handlers/fieldmanager lastappliedupdater)
+        if not mode["server_side"] or (record and last_applied_of(record) is not None):
             annotations["kubectl.kubernetes.io/last-applied-configuration"] = last_applied
         unchanged = record and record.get("config", last_applied_of(record)) == last_applied
         if mode["output"] == "name":

@@ -436,3 +436,82 @@ def test_replicasets_of_deployments_own_their_pods(cluster: Cluster) -> None:
     assert bare_pod["metadata"]["ownerReferences"][0]["uid"] == by_name["bare"]["metadata"]["uid"]
     assert by_name["bare"]["status"]["replicas"] == 1
     assert cluster.fakes.json("get", "replicasets.apps", web_rs["metadata"]["name"], "-n", ns) == web_rs
+
+
+# -- flags ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.docker
+def test_apply_flags_real_kubectl_has(cluster: Cluster, tmp_path: Path) -> None:
+    ns = cluster.deploy("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n")
+    web = copy.deepcopy(DEPLOYMENT)
+    web["metadata"]["namespace"] = ns
+    manifest = as_yaml(web)
+    kubectl = cluster.fakes.kubectl
+    assert ok(kubectl("apply", "--dry-run=client", "-f", "-", stdin=manifest)).stdout == (
+        "deployment.apps/web created (dry run)\n"
+    )
+    assert ok(kubectl("apply", "--dry-run=server", "-f", "-", stdin=manifest)).stdout == (
+        "deployment.apps/web created (server dry run)\n"
+    )
+    assert cluster.fakes.json("get", "deployments", "-n", ns)["items"] == []
+    bad = as_yaml(
+        deployment(lambda o: (o["metadata"].update(namespace=ns), o["spec"].update(replicas="two")))
+    )
+    assert kubectl("apply", "--dry-run=server", "-f", "-", stdin=bad).returncode == 1  # the server checks
+    assert (
+        ok(kubectl("apply", "--dry-run=client", "-f", "-", stdin=bad)).returncode == 0
+    )  # the client does not
+    assert ok(kubectl("apply", "-o", "name", "-f", "-", stdin=manifest)).stdout == "deployment.apps/web\n"
+    server_side = as_yaml({**web, "metadata": {"name": "ssa", "namespace": ns}})
+    result = ok(
+        kubectl(
+            "--request-timeout=30s",
+            "-v",
+            "2",
+            "apply",
+            "--server-side",
+            "--field-manager",
+            "stagegate",
+            "--force-conflicts",
+            "-f",
+            "-",
+            stdin=server_side,
+        )
+    )
+    assert result.stdout == "deployment.apps/ssa serverside-applied\n"
+    stored = cluster.fakes.json("get", "deploy", "ssa", "-n", ns)
+    assert "kubectl.kubernetes.io/last-applied-configuration" not in stored["metadata"]["annotations"]
+    assert ok(kubectl("apply", "-f", "-", stdin=manifest)).stdout == "deployment.apps/web unchanged\n"
+    # apply -k: kustomize by the real kubectl, applied by the fake
+    if real_kubectl():
+        base = tmp_path / "base"
+        base.mkdir()
+        (base / "web.yaml").write_text(as_yaml({**web, "metadata": {"name": "kustomized"}}))
+        (base / "kustomization.yaml").write_text(f"namespace: {ns}\nresources: [web.yaml]\n")
+        assert ok(kubectl("apply", "-k", str(base))).stdout == "deployment.apps/kustomized created\n"
+        refused = kubectl("apply", "-k", str(base), "-f", "-", stdin=manifest)
+        assert refused.stderr == "error: only one of -f or -k can be specified\n"
+
+
+@pytest.mark.docker
+def test_get_outputs_and_context(cluster: Cluster) -> None:
+    ns = cluster.deploy("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: NS\n")
+    web = copy.deepcopy(DEPLOYMENT)
+    web["metadata"]["namespace"] = ns
+    ok(cluster.fakes.kubectl("apply", "-f", "-", stdin=as_yaml(web)))
+    kubectl = cluster.fakes.kubectl
+    names = ok(kubectl("get", "deployments,pods", "-n", ns, "-o", "name")).stdout.splitlines()
+    assert names[0] == "deployment.apps/web"
+    assert [n.split("/")[0] for n in names[1:]] == ["pod", "pod"]
+    path = "jsonpath={.items[*].metadata.name}"
+    pods = ok(kubectl("get", "pods", "-n", ns, "-o", path)).stdout.split(" ")
+    assert len(pods) == 2
+    assert pods[0].startswith("web-")
+    assert ok(kubectl("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.spec.replicas}")).stdout == "2"
+    assert ok(kubectl("get", "deploy", "web", "-n", ns, "-o", "jsonpath={.metadata.labels}")).stdout == ""
+    context = f"kind-{cluster.name}"
+    assert ok(kubectl("--context", context, "get", "ns", ns, "-o", "name")).stdout == f"namespace/{ns}\n"
+    missing = kubectl("--context", "kind-nope", "get", "pods", "-o", "json")
+    assert missing.returncode == 1
+    assert missing.stderr == "error: context was not found for specified context: kind-nope\n"
