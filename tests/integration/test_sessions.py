@@ -211,6 +211,42 @@ spec:
 """
 
 
+def test_deploy_session_on_the_fake_kind_is_apply_failed_with_the_api_servers_words(
+    project: Repo, tmp_path: Path
+) -> None:
+    """A Deployment with a misspelt field (``minReadySecond``) passes every check of stagegate's
+    own and is refused by the API server's strict decoding (here the strict fake kubectl):
+    deploy stops with APPLY_FAILED quoting it."""
+    state = tmp_path / "fake-k8s"
+    state.mkdir()
+    manifest = APP_MANIFEST.format(image=project.image_name).replace(
+        "spec:\n", "spec:\n  minReadySecond: 5\n", 1
+    )
+    assert "  minReadySecond: 5\n  selector:" in manifest
+    project.write("k8s/app.yaml", manifest)
+    project.write(
+        "pyproject.toml",
+        project.root.joinpath("pyproject.toml").read_text()
+        + '[tool.stagegate.deploy]\nmanifests = "k8s"\npoll_interval = 0.3\n'
+        + f'[tool.stagegate.cluster]\nname = "sg{secrets.token_hex(3)}"\n',
+    )
+    env = {
+        "FAKE_K8S_STATE": str(state),
+        "FAKE_KIND_NODE_IMAGE": "stagegate-test/busybox:1",
+        "PATH": f"{ROOT / 'tests' / 'fakes' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    try:
+        result = nox(project.root, "-s", "deploy", "--", "--target", "kind", env=env)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        error = validate_error_file(project.artifacts / "error.json")
+        assert (error["stage"], error["code"]) == ("deploy", "APPLY_FAILED"), error
+        assert 'strict decoding error: unknown field "spec.minReadySecond"' in error["message"], error
+        assert "Session deploy aborted: APPLY_FAILED" in result.stderr
+    finally:
+        nox(project.root, "-s", "teardown", env=env)
+
+
 def test_teardown_rejects_an_unknown_option(project: Repo) -> None:
     result = nox(project.root, "-s", "teardown", "--", "--bogus")
     assert result.returncode == 1

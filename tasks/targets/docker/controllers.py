@@ -221,6 +221,7 @@ def deployment_json(
         "revisionHistoryLimit": int(plan.spec.get("revisionHistoryLimit", 10)),
         "strategy": plan.spec.get("strategy")
         or {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}},
+        "template": plan.spec.get("template") or {},
     }
     return _workload(plan, spec, status)
 
@@ -245,6 +246,7 @@ def statefulset_json(plan: WorkloadPlan, pods: list[dict[str, Any]]) -> dict[str
         "podManagementPolicy": plan.spec.get("podManagementPolicy", "OrderedReady"),
         "updateStrategy": plan.spec.get("updateStrategy")
         or {"type": "RollingUpdate", "rollingUpdate": {"partition": 0}},
+        "template": plan.spec.get("template") or {},
     }
     return _workload(plan, spec, status)
 
