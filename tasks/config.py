@@ -82,6 +82,9 @@ class ImageSettings(_Strict):
     depends_on: list[str] = []
     smoke: list[str] | None = None
     smoke_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
+    # None: the smoke command runs with the image's ENTRYPOINT cleared; "image": the image's
+    # ENTRYPOINT runs with the smoke list as its arguments; "/path": that program instead.
+    smoke_entrypoint: Annotated[str, Field(pattern=r"^(image|/\S+)$")] | None = None
 
 
 class ClusterSettings(_Strict):
@@ -148,6 +151,7 @@ class ImageSpec:
     pull: bool = False
     no_cache: bool = False
     secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # env var -> value
+    smoke_entrypoint: str | None = None  # None: cleared; "image": the image's own; or a path
 
     def hashed_options(self) -> dict[str, str]:
         """What of the configuration changes the image besides build args: the target stage,
@@ -517,6 +521,7 @@ def _resolve_image(
         depends_on=depends_on,  # type: ignore[arg-type]
         smoke=tuple(image.smoke) if image.smoke is not None else None,
         smoke_timeout=image.smoke_timeout,
+        smoke_entrypoint=image.smoke_entrypoint,
         parsed=parsed,
         index=index,
         secret_build_args=secret_args,
@@ -741,7 +746,11 @@ def _from_validation_error(exc: pydantic.ValidationError, raw: Any) -> Stagegate
     if first["type"] == "string_pattern_mismatch":
         if loc[-1] != "name" or loc[0] != "images":
             pattern = (first.get("ctx") or {}).get("pattern", "")
-            what = {"platform": "an os/arch platform like 'linux/amd64'", "name": "a lowercase DNS name"}
+            what = {
+                "platform": "an os/arch platform like 'linux/amd64'",
+                "name": "a lowercase DNS name",
+                "smoke_entrypoint": '"image" or an absolute path of a program in the image',
+            }
             return config_error(
                 key,
                 f"{key} = {first['input']!r} is not {what.get(str(loc[-1]), 'valid')}",
