@@ -20,15 +20,13 @@ def run(ctx: StageContext) -> None:
     up = target.up(recreate=ctx.options.recreate)
     ctx.outputs["cluster"] = up
     ctx.reporter.info(
-        f"cluster {up['cluster']}: {up['action']}" + (" by stagegate" if up["created_by_stagegate"] else "")
+        f"{target.place} {up['cluster']}: {up['action']}"
+        + (" by stagegate" if up["created_by_stagegate"] else "")
     )
     loaded = target.load_images(images_of_run(ctx))
     ctx.outputs["load"] = loaded
     for image, entry in loaded["images"].items():
-        where = (
-            f"loaded onto {', '.join(entry['loaded_to'])}" if entry["loaded_to"] else "already on every node"
-        )
-        ctx.reporter.info(f"✓ {image}: {where}")
+        ctx.reporter.info(f"✓ {image}: {entry['summary']}")
 
 
 def make_target(ctx: StageContext, name: str, cluster: dict[str, Any] | None = None) -> Target:
