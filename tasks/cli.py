@@ -54,10 +54,11 @@ def stage(name: str, posargs: Sequence[str], root: Path, *, bin_dir: str | None 
 
 
 def e2e_requirements(root: Path) -> list[str]:
-    """What the e2e session installs into its virtualenv (none when the config is broken:
-    the e2e stage then reports the configuration error itself)."""
+    """What the e2e session installs into its virtualenv, with the run's profile applied (none
+    when the config is broken: the e2e stage then reports the configuration error itself)."""
     try:
-        config = load_config(root)
+        profile = (Ledger(artifacts_dir(root)).read_run() or {}).get("profile") or {}
+        config = load_config(root, profile=profile.get("name") if isinstance(profile, dict) else None)
     except StagegateError:
         return []
     return list(config.e2e.requirements) if config.e2e else []

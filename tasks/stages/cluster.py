@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..profiles import check_target
 from ..targets import ImageToLoad, Target, select_target
 from ..targets.docker import DockerTarget
 from ..targets.kind import KindTarget
@@ -14,6 +15,7 @@ from .build import OK
 def run(ctx: StageContext) -> None:
     requested = ctx.options.target or ctx.config.target
     name, reason = select_target(requested)
+    check_target(ctx.run.get("profile"), name)
     ctx.outputs.update(target=name, target_reason=reason)
     target = make_target(ctx, name)
     ctx.reporter.stage_started("cluster", f"target {name} ({reason}), name {ctx.config.cluster.name!r}")
