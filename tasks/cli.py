@@ -178,7 +178,7 @@ def doctor(root: Path) -> int:
     except StagegateError as error:
         checks.append(Check("config", False, error.message, error))
     for check in checks:
-        mark = "[green]✓[/green]" if check.ok else "[red]✗[/red]"
+        mark = "[yellow]![/yellow]" if check.warning else "[green]✓[/green]" if check.ok else "[red]✗[/red]"
         console.print(f"{mark} {check.name}: {check.detail}")
         if check.error is not None:
             console.print(f"    [bold]{check.error.code}[/bold] — hint: {check.error.hint}")

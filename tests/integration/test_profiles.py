@@ -1,5 +1,6 @@
-"""Profiles through the real pipeline: the profile named like the target applies at preflight,
-run.json records it, and a later stage keeps it."""
+"""Which manifests a run reads, through the real pipeline: the profile named like the target
+applies at preflight, run.json records it, a later stage keeps it; and a manifest in a
+sub-folder of a plain-YAML dir is a warning naming it."""
 
 from __future__ import annotations
 
@@ -63,3 +64,16 @@ def test_an_unknown_profile_is_config_invalid_naming_the_known_ones(
     error = repo.error()
     assert (error["code"], error["subject"]["key"]) == ("CONFIG_INVALID", "--profile")
     assert "'docker'" in error["hint"]
+
+
+def test_a_manifest_in_a_sub_folder_of_a_plain_yaml_dir_is_a_warning_naming_it(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    stack(repo, ns, busybox_image)
+    repo.write("k8s/jobs/migrate.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: m}\n")
+    assert run(repo, "preflight", docker=docker, reporter=reporter) == 0
+    shown = reporter.console.file.getvalue()
+    assert "! warning: manifests: k8s/jobs/migrate.yaml not read" in shown
+    assert 'manifests = "k8s/**/*.yaml"' in shown
+    warnings = repo.run_record()["stages"]["preflight"]["outputs"]["warnings"]
+    assert any("k8s/jobs/migrate.yaml" in warning for warning in warnings)
