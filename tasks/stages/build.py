@@ -122,7 +122,9 @@ def run(ctx: StageContext) -> None:
         first, *others = failures
         first.others = others
         raise first
-    _suggest_prune(ctx, names)
+    built = [name for name in names if results[name].status == BUILT]
+    if built:  # only a build adds an sg- image: a no-op run does not pay for the count
+        _suggest_prune(ctx, built)
 
 
 def _suggest_prune(ctx: StageContext, names: list[str]) -> None:

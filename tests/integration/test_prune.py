@@ -100,7 +100,9 @@ def test_the_build_suggests_prune_when_old_sg_images_pile_up(
     repo.config(image_table(ns, ("app", "app")))
     assert pipeline(repo, docker=docker, reporter=reporter) == 0
     assert "nox -s prune" not in reporter.console.file.getvalue()  # 10 old ones: not yet
-    sg_image(docker, tmp_path, busybox_image, name, "sg-old10")
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0  # up to date: nothing counted
+    assert "nox -s prune" not in reporter.console.file.getvalue()
+    repo.write("app/edit.txt", "an edit: the first run's image is now an old one too")
     assert pipeline(repo, docker=docker, reporter=reporter) == 0
     shown = reporter.console.file.getvalue()
     assert f"hint: old sg- images pile up: {name} (11); `nox -s prune` removes them" in shown
