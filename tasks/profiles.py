@@ -73,10 +73,13 @@ def choose_profile(
     return ProfileChoice(None, f"none is named like the target, {target}", target)
 
 
-def check_target(choice: dict[str, Any] | None, target: str) -> None:
-    """The cluster stage's target must be the one a profile was chosen for (by its name)."""
+def check_target(choice: dict[str, Any] | None, target: str, profiles: tuple[str, ...]) -> None:
+    """The cluster stage's target, when it is not the one the run's profile was chosen for by
+    name, must not call for another profile (``profiles``: the configured names)."""
     if not isinstance(choice, dict) or choice.get("target") in (None, target):
         return
+    if (target if target in profiles else None) == choice.get("name"):
+        return  # the same profile (or none) either way
     chosen = choice["target"]
     raise config_error(
         "--target",

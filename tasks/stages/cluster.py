@@ -15,7 +15,7 @@ from .build import OK
 def run(ctx: StageContext) -> None:
     requested = ctx.options.target or ctx.config.target
     name, reason = select_target(requested)
-    check_target(ctx.run.get("profile"), name)
+    check_target(ctx.run.get("profile"), name, ctx.config.profiles)
     ctx.outputs.update(target=name, target_reason=reason)
     target = make_target(ctx, name)
     ctx.reporter.stage_started("cluster", f"target {name} ({reason}), name {ctx.config.cluster.name!r}")

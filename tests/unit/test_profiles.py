@@ -127,8 +127,12 @@ def test_a_later_stage_keeps_the_runs_profile_and_refuses_another(tmp_path: Path
 
 
 def test_the_cluster_stage_refuses_a_target_other_than_the_one_the_profile_was_chosen_for() -> None:
-    check_target({"name": "docker", "target": "docker"}, "docker")
-    check_target({"name": "ci", "target": None}, "kind")  # chosen by --profile: any target
+    profiles = ("docker", "kind")
+    check_target({"name": "docker", "target": "docker"}, "docker", profiles)
+    check_target({"name": "ci", "target": None}, "kind", profiles)  # chosen by --profile: any target
+    check_target({"name": None, "target": "docker"}, "kind", ())  # no profile either way
     with pytest.raises(StagegateError) as info:
-        check_target({"name": None, "target": "docker"}, "kind")
+        check_target({"name": None, "target": "docker"}, "kind", profiles)
     assert "for the docker target" in info.value.message
+    with pytest.raises(StagegateError):
+        check_target({"name": "docker", "target": "docker"}, "kind", ("docker",))
