@@ -136,3 +136,16 @@ def test_the_cluster_stage_refuses_a_target_other_than_the_one_the_profile_was_c
     assert "for the docker target" in info.value.message
     with pytest.raises(StagegateError):
         check_target({"name": "docker", "target": "docker"}, "kind", ("docker",))
+
+
+def test_the_e2e_session_installs_the_requirements_of_the_runs_profile(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    from stagegate import cli
+
+    monkeypatch.delenv("STAGEGATE_ARTIFACTS", raising=False)
+    root = repo(tmp_path, "[tool.stagegate.profiles.docker.e2e]\nrequirements = ['pytest', 'httpx']\n")
+    assert cli.e2e_requirements(root) == ["pytest"]  # no run yet: the base table
+    (root / ".stagegate").mkdir()
+    (root / ".stagegate" / "run.json").write_text(json.dumps({"profile": {"name": "docker"}}))
+    assert cli.e2e_requirements(root) == ["pytest", "httpx"]
