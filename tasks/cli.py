@@ -55,10 +55,11 @@ def stage(name: str, posargs: Sequence[str], root: Path, *, bin_dir: str | None 
 
 
 def e2e_requirements(root: Path) -> list[str]:
-    """What the e2e session installs into its virtualenv (none when the config is broken:
-    the e2e stage then reports the configuration error itself)."""
+    """What the e2e session installs into its virtualenv, with the run's profile applied (none
+    when the config is broken: the e2e stage then reports the configuration error itself)."""
     try:
-        config = load_config(root)
+        profile = (Ledger(artifacts_dir(root)).read_run() or {}).get("profile") or {}
+        config = load_config(root, profile=profile.get("name") if isinstance(profile, dict) else None)
     except StagegateError:
         return []
     return list(config.e2e.requirements) if config.e2e else []
@@ -178,7 +179,7 @@ def doctor(root: Path) -> int:
     except StagegateError as error:
         checks.append(Check("config", False, error.message, error))
     for check in checks:
-        mark = "[green]✓[/green]" if check.ok else "[red]✗[/red]"
+        mark = "[yellow]![/yellow]" if check.warning else "[green]✓[/green]" if check.ok else "[red]✗[/red]"
         console.print(f"{mark} {check.name}: {check.detail}")
         if check.error is not None:
             console.print(f"    [bold]{check.error.code}[/bold] — hint: {check.error.hint}")

@@ -82,6 +82,9 @@ class ImageSettings(_Strict):
     depends_on: list[str] = []
     smoke: list[str] | None = None
     smoke_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
+    # None: the smoke command runs with the image's ENTRYPOINT cleared; "image": the image's
+    # ENTRYPOINT runs with the smoke list as its arguments; "/path": that program instead.
+    smoke_entrypoint: Annotated[str, Field(pattern=r"^(image|/\S+)$")] | None = None
 
 
 class ClusterSettings(_Strict):
@@ -114,6 +117,69 @@ class E2ESettings(_Strict):
     allow_no_tests: bool = False  # a run that executed no test (none, or all skipped) passes
 
 
+# -- profiles -------------------------------------------------------------------------------
+# ``[tool.stagegate.profiles.<name>]``: overrides of the deploy and e2e tables, applied when the
+# run's target has the profile's name or when ``--profile <name>`` asks for it. Each key a
+# profile sets replaces the same key of the base table (a list such as ``deploy.manifests`` is
+# replaced whole); keys it does not set keep their base value.
+PROFILE_TABLES = ("deploy", "e2e")
+
+
+def _overrides(model: type[BaseModel]) -> type[BaseModel]:
+    """``model`` with every key optional (same types and bounds): one table of a profile."""
+    fields: dict[str, Any] = {
+        name: (
+            (Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation) | None,
+            None,
+        )
+        for name, info in model.model_fields.items()
+    }
+    return pydantic.create_model(f"{model.__name__}Overrides", __base__=_Strict, **fields)
+
+
+DeployOverrides = _overrides(DeploySettings)
+E2EOverrides = _overrides(E2ESettings)
+
+
+class ProfileSettings(_Strict):
+    """One ``[tool.stagegate.profiles.<name>]`` table."""
+
+    deploy: DeployOverrides | None = None  # type: ignore[valid-type]
+    e2e: E2EOverrides | None = None  # type: ignore[valid-type]
+
+
+def _with_profile(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    """The raw ``[tool.stagegate]`` table with profile ``name`` applied."""
+    profile = raw["profiles"][name]
+    merged = dict(raw)
+    for table in PROFILE_TABLES:
+        if table in profile:
+            merged[table] = {**(raw.get(table) or {}), **profile[table]}
+    return merged
+
+
+def _profile_key(raw: dict[str, Any], name: str | None, table: str, key: str) -> str:
+    """The key path of ``table.key`` as the run uses it: the profile's, when it sets it."""
+    if name is not None and key in (raw["profiles"][name].get(table) or {}):
+        return f"{SECTION}.profiles.{name}.{table}.{key}"
+    return f"{SECTION}.{table}.{key}"
+
+
+def unknown_profile(name: str, known: typing.Iterable[str]) -> StagegateError:
+    known = list(known)
+    return config_error(
+        "--profile",
+        f"--profile {name!r} names no profile of [tool.stagegate.profiles]",
+        _did_you_mean(name, known)
+        or (
+            "profiles: " + ", ".join(known)
+            if known
+            else "none is configured: add [tool.stagegate.profiles.NAME]"
+        ),
+        profile=name,
+    )
+
+
 class Settings(_Strict):
     """The ``[tool.stagegate]`` table, as written."""
 
@@ -124,6 +190,7 @@ class Settings(_Strict):
     cluster: ClusterSettings = ClusterSettings()
     deploy: DeploySettings | None = None
     e2e: E2ESettings | None = None
+    profiles: dict[str, ProfileSettings] = {}
 
 
 @dataclass(frozen=True)
@@ -148,6 +215,7 @@ class ImageSpec:
     pull: bool = False
     no_cache: bool = False
     secret_env: Mapping[str, str] = field(default_factory=dict, repr=False)  # env var -> value
+    smoke_entrypoint: str | None = None  # None: cleared; "image": the image's own; or a path
 
     def hashed_options(self) -> dict[str, str]:
         """What of the configuration changes the image besides build args: the target stage,
@@ -201,6 +269,8 @@ class Config:
     target: str = "auto"
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
     e2e: E2EConfig | None = None
+    profiles: tuple[str, ...] = ()  # the names under [tool.stagegate.profiles]
+    profile: str | None = None  # the one applied
 
     def relpath(self, path: Path) -> str:
         """``path`` relative to the repository root, for messages and error.json."""
@@ -246,14 +316,28 @@ def artifacts_dir(root: Path, env: Mapping[str, str] = os.environ) -> Path:
     return (root / value).resolve()
 
 
-def load_config(root: Path, env: Mapping[str, str] = os.environ) -> Config:
-    """Read, validate and resolve ``[tool.stagegate]`` of the repository at ``root``."""
+def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | None = None) -> Config:
+    """Read, validate and resolve ``[tool.stagegate]`` of the repository at ``root``, with the
+    profile named ``profile`` applied (``CONFIG_INVALID`` when there is none of that name)."""
     root = root.resolve()
     raw = _read_section(root)
     try:
         settings = Settings.model_validate(raw)
     except pydantic.ValidationError as exc:
         raise _from_validation_error(exc, raw) from None
+    for name, overrides in settings.profiles.items():  # every profile's paths, used or not
+        if overrides.deploy is not None and overrides.deploy.manifests is not None:
+            _manifest_sources(
+                root, overrides.deploy.manifests, _profile_key(raw, name, "deploy", "manifests")
+            )
+    if profile is not None:
+        if profile not in settings.profiles:
+            raise unknown_profile(profile, settings.profiles)
+        merged = _with_profile(raw, profile)
+        try:
+            settings = Settings.model_validate(merged)
+        except pydantic.ValidationError as exc:
+            raise _from_validation_error(exc, merged, profile=(profile, raw)) from None
 
     if env.get(ARTIFACTS_ENV):
         artifacts = (root / env[ARTIFACTS_ENV]).resolve()
@@ -285,8 +369,12 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ) -> Config:
     deploy = None
     if settings.deploy is not None:
         deploy = DeployConfig(
-            manifests=_manifest_sources(root, settings.deploy.manifests),
-            kustomize_args=_kustomize_args(settings.deploy.kustomize_args),
+            manifests=_manifest_sources(
+                root, settings.deploy.manifests, _profile_key(raw, profile, "deploy", "manifests")
+            ),
+            kustomize_args=_kustomize_args(
+                settings.deploy.kustomize_args, _profile_key(raw, profile, "deploy", "kustomize_args")
+            ),
             external_images=tuple(settings.deploy.external_images),
             policy=ReadinessPolicy(
                 poll_interval=settings.deploy.poll_interval,
@@ -316,6 +404,8 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ) -> Config:
         target=settings.target,
         cluster=ClusterConfig(settings.cluster.name, kind_config, settings.cluster.node_image),
         e2e=e2e,
+        profiles=tuple(settings.profiles),
+        profile=profile,
     )
 
 
@@ -517,6 +607,7 @@ def _resolve_image(
         depends_on=depends_on,  # type: ignore[arg-type]
         smoke=tuple(image.smoke) if image.smoke is not None else None,
         smoke_timeout=image.smoke_timeout,
+        smoke_entrypoint=image.smoke_entrypoint,
         parsed=parsed,
         index=index,
         secret_build_args=secret_args,
@@ -591,11 +682,12 @@ def _secret_build_args(image: ImageSettings, key: str) -> frozenset[str]:
     return secret
 
 
-def _manifest_sources(root: Path, value: str | list[str]) -> tuple[Path, ...]:
+def _manifest_sources(
+    root: Path, value: str | list[str], key: str = f"{SECTION}.deploy.manifests"
+) -> tuple[Path, ...]:
     """``deploy.manifests``: one source or a list, each a kustomize dir, a YAML file, a directory
     of them or a glob (sorted matches, at least one); every one inside the repository."""
     values = [value] if isinstance(value, str) else value
-    key = f"{SECTION}.deploy.manifests"
     sources: list[Path] = []
     for index, entry in enumerate(values):
         entry_key = key if isinstance(value, str) else f"{key}[{index}]"
@@ -644,9 +736,8 @@ KUSTOMIZE_NETWORK_NAME = "--network-name"
 LOAD_RESTRICTORS = ("LoadRestrictionsRootOnly", "LoadRestrictionsNone")
 
 
-def _kustomize_args(args: list[str]) -> tuple[str, ...]:
+def _kustomize_args(args: list[str], key: str = f"{SECTION}.deploy.kustomize_args") -> tuple[str, ...]:
     """``deploy.kustomize_args``: only flags `kubectl kustomize` accepts, each with its value."""
-    key = f"{SECTION}.deploy.kustomize_args"
     known = sorted(KUSTOMIZE_VALUE_FLAGS | KUSTOMIZE_BOOL_FLAGS | {KUSTOMIZE_NETWORK_NAME})
     index = 0
     while index < len(args):
@@ -725,10 +816,17 @@ def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
     return f"did you mean {close[0]!r}?" if close else ""
 
 
-def _from_validation_error(exc: pydantic.ValidationError, raw: Any) -> StagegateError:
-    """The first validation problem as ``CONFIG_INVALID``, with key path and hint."""
+def _from_validation_error(
+    exc: pydantic.ValidationError, raw: Any, profile: tuple[str, Any] | None = None
+) -> StagegateError:
+    """The first validation problem as ``CONFIG_INVALID``, with key path and hint.
+
+    ``profile`` (its name, the table before it was applied): a problem of the merged table that
+    the profile brought in (a table it supplies without a required key) is named under it."""
     first = exc.errors()[0]
     loc = first["loc"]
+    if profile is not None and loc and loc[0] in PROFILE_TABLES and not profile[1].get(loc[0]):
+        loc = ("profiles", profile[0], *loc)
     if "build_args" in loc and len(loc) > loc.index("build_args") + 2:  # the union's member names
         loc = loc[: loc.index("build_args") + 2]
     key = SECTION + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
@@ -741,7 +839,11 @@ def _from_validation_error(exc: pydantic.ValidationError, raw: Any) -> Stagegate
     if first["type"] == "string_pattern_mismatch":
         if loc[-1] != "name" or loc[0] != "images":
             pattern = (first.get("ctx") or {}).get("pattern", "")
-            what = {"platform": "an os/arch platform like 'linux/amd64'", "name": "a lowercase DNS name"}
+            what = {
+                "platform": "an os/arch platform like 'linux/amd64'",
+                "name": "a lowercase DNS name",
+                "smoke_entrypoint": '"image" or an absolute path of a program in the image',
+            }
             return config_error(
                 key,
                 f"{key} = {first['input']!r} is not {what.get(str(loc[-1]), 'valid')}",
@@ -780,7 +882,7 @@ def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
     """Field names of the model found by walking ``loc`` from ``model``."""
     current: Any = model
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or part not in current.model_fields:  # a list index, a dict key
             continue
         annotation = current.model_fields[part].annotation
         current = next(

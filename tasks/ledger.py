@@ -211,6 +211,7 @@ class Ledger:
             "started_at": iso(now),
             "git": git,
             "target": None,
+            "profile": None,  # chosen by the first stage: {name, reason, target} (stagegate.profiles)
             "builder": None,
             "options": {},
             "stages": {stage: _blank_stage() for stage in PIPELINE},

@@ -107,6 +107,27 @@ def render_sources(
     return objects
 
 
+def unread_files(sources: Sequence[Path]) -> dict[Path, list[Path]]:
+    """YAML files in sub-folders of the plain-YAML directories of ``sources`` that no source
+    reads (a plain directory's own files are read, not its sub-folders'), by directory."""
+    read = {path.resolve() for path in sources if path.is_file()}
+    for path in sources:
+        if path.is_dir() and not is_kustomization(path):
+            read |= {p.resolve() for p in path.iterdir() if p.suffix in YAML_SUFFIXES}
+    unread: dict[Path, list[Path]] = {}
+    for path in sources:
+        if not path.is_dir() or is_kustomization(path):
+            continue
+        nested = [
+            p
+            for p in sorted(path.rglob("*"))
+            if p.parent != path and p.suffix in YAML_SUFFIXES and p.is_file() and p.resolve() not in read
+        ]
+        if nested:
+            unread[path] = nested
+    return unread
+
+
 def needs_kubectl(sources: Iterable[Path]) -> bool:
     return any(is_kustomization(path) for path in sources)
 

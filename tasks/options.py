@@ -25,6 +25,7 @@ class Options:
     target: str | None = None  # None: [tool.stagegate] target
     keep_cluster: bool = False
     recreate: bool = False
+    profile: str | None = None  # None: the profile named like the target, if there is one
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "only": list(self.only)}
@@ -57,7 +58,7 @@ def _positive(text: str) -> int:
     return _whole_number(text, 1)
 
 
-_SUMMARY = "--keep-going, --only IMAGE, --jobs N, --target auto|kind|docker, --keep-cluster, --recreate"
+_SUMMARY = "--keep-going, --only IMAGE, --jobs N, --target auto|kind|docker, --profile NAME, --keep-cluster, --recreate"
 _parser = _Parser(prog="nox -s <stage> --", add_help=False, allow_abbrev=False, summary=_SUMMARY)
 _parser.add_argument(
     "--keep-going", action="store_true", help="build everything that can be built; report all failures"
@@ -80,6 +81,11 @@ _parser.add_argument(
 
 _parser.add_argument(
     "--target", choices=["auto", "kind", "docker"], help="where to deploy (default: [tool.stagegate] target)"
+)
+_parser.add_argument(
+    "--profile",
+    metavar="NAME",
+    help="apply [tool.stagegate.profiles.NAME] (default: the profile named like the target, if any)",
 )
 _parser.add_argument(
     "--keep-cluster",
@@ -108,6 +114,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         target=namespace.target,
         keep_cluster=namespace.keep_cluster,
         recreate=namespace.recreate,
+        profile=namespace.profile,
     )
 
 

@@ -28,6 +28,7 @@ from .dockerclient import docker_client
 from .errors import Code, StagegateError
 from .ledger import PIPELINE, Ledger, Status
 from .options import parse_options
+from .profiles import choose_profile
 from .reports import RunReport, publish_to_github, write_junit
 from .stages import StageContext, build, cluster, deploy, e2e, preflight, verify
 from .ui import Reporter
@@ -75,6 +76,13 @@ def run_stage(
         runlock.note_run(artifacts, str(run.get("run_id")))
         options = parse_options(argv)
         config = load_config(root, env)
+        choice = choose_profile(config, options, run)
+        if choice.name is not None:
+            config = load_config(root, env, profile=choice.name)
+        if not isinstance(run.get("profile"), dict):  # chosen now: the run's first stage
+            run["profile"] = choice.to_json()
+            ledger.note("profile", run["profile"])
+            reporter.info(choice.describe())
         context = StageContext(
             config=config,
             options=options,

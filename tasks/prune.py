@@ -91,6 +91,22 @@ def prune_images(
     return result
 
 
+PILE_UP = 10  # old sg- images of one image above which the build stage suggests nox -s prune
+
+
+def piled_up(docker: DockerClient, names: list[str], *, above: int = PILE_UP) -> dict[str, int]:
+    """The images of ``names`` with more than ``above`` ``sg-`` images besides the newest, and
+    how many: one ``docker image ls`` for all of them when few are there (the usual case)."""
+    filters = [("reference", f"{name}:{TAG_PREFIX}*") for name in names]
+    if not names or len(docker.image.list(filters=filters)) <= above:
+        return {}
+    counts = {
+        name: len(docker.image.list(filters=[filter])) - 1
+        for name, filter in zip(names, filters, strict=True)
+    }
+    return {name: count for name, count in counts.items() if count > above}
+
+
 def _sg_tags(docker: DockerClient, name: str) -> tuple[list[_Tagged], dict[str, list[str]]]:
     """stagegate's ``sg-`` tags of ``name``, and per image ID its tags that are not those."""
     ids = [image.id for image in docker.image.list(filters=[("reference", f"{name}:{TAG_PREFIX}*")])]

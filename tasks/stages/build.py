@@ -39,6 +39,7 @@ from ..config import Config, ImageSpec
 from ..dockerfile import repository
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_json_atomic
+from ..prune import piled_up
 from ..retry import retry_transient
 from ..ui import BuildProgress
 from . import StageContext
@@ -121,6 +122,25 @@ def run(ctx: StageContext) -> None:
         first, *others = failures
         first.others = others
         raise first
+    built = [name for name in names if results[name].status == BUILT]
+    if built:  # only a build adds an sg- image: a no-op run does not pay for the count
+        _suggest_prune(ctx, built)
+
+
+def _suggest_prune(ctx: StageContext, names: list[str]) -> None:
+    """A hint when old ``sg-`` images pile up (every edit leaves one); never fails the build."""
+    try:
+        piled = piled_up(ctx.docker, names)
+    except DockerException as exc:
+        log.debug("counting old sg- images: %s", exc)
+        return
+    if piled:
+        ctx.outputs["old_sg_images"] = piled
+        listed = ", ".join(f"{name} ({count})" for name, count in piled.items())
+        ctx.reporter.info(
+            f"hint: old sg- images pile up: {listed}; `nox -s prune` removes them "
+            "(keeping this run's and the 3 newest)"
+        )
 
 
 def _builder_for(ctx: StageContext) -> Builder:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..profiles import check_target
 from ..targets import ImageToLoad, Target, select_target
 from ..targets.docker import DockerTarget
 from ..targets.kind import KindTarget
@@ -14,21 +15,20 @@ from .build import OK
 def run(ctx: StageContext) -> None:
     requested = ctx.options.target or ctx.config.target
     name, reason = select_target(requested)
+    check_target(ctx.run.get("profile"), name, ctx.config.profiles)
     ctx.outputs.update(target=name, target_reason=reason)
     target = make_target(ctx, name)
     ctx.reporter.stage_started("cluster", f"target {name} ({reason}), name {ctx.config.cluster.name!r}")
     up = target.up(recreate=ctx.options.recreate)
     ctx.outputs["cluster"] = up
     ctx.reporter.info(
-        f"cluster {up['cluster']}: {up['action']}" + (" by stagegate" if up["created_by_stagegate"] else "")
+        f"{target.place} {up['cluster']}: {up['action']}"
+        + (" by stagegate" if up["created_by_stagegate"] else "")
     )
     loaded = target.load_images(images_of_run(ctx))
     ctx.outputs["load"] = loaded
     for image, entry in loaded["images"].items():
-        where = (
-            f"loaded onto {', '.join(entry['loaded_to'])}" if entry["loaded_to"] else "already on every node"
-        )
-        ctx.reporter.info(f"✓ {image}: {where}")
+        ctx.reporter.info(f"✓ {image}: {entry['summary']}")
 
 
 def make_target(ctx: StageContext, name: str, cluster: dict[str, Any] | None = None) -> Target:

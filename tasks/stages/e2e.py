@@ -110,7 +110,7 @@ def run(ctx: StageContext) -> None:
     if cluster.get("created_by_stagegate") and not ctx.options.keep_cluster:
         ctx.outputs["teardown"] = target.teardown(delete=True)
         ctx.reporter.info(
-            f"cluster {cluster.get('cluster')} deleted (created by stagegate; --keep-cluster keeps it)"
+            f"{target.place} {cluster.get('cluster')} deleted (created by stagegate; --keep-cluster keeps it)"
         )
 
 

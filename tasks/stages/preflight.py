@@ -180,9 +180,35 @@ def check_manifest_references(config: Config) -> list[Check]:
     errors, references = manifests.check_references(
         objects, root=config.root, configured=list(config.images), external=config.deploy.external_images
     )
+    unread = unread_manifests(config)
     if not errors:
-        return [Check("manifests", True, f"{len(references)} image reference(s) in {source}, all known")]
-    return [Check("manifests", False, error.message, error) for error in errors]
+        return [
+            Check("manifests", True, f"{len(references)} image reference(s) in {source}, all known"),
+            *unread,
+        ]
+    return [Check("manifests", False, error.message, error) for error in errors] + unread
+
+
+def unread_manifests(config: Config) -> list[Check]:
+    """A warning for each plain-YAML manifests dir with YAML files in sub-folders: stagegate
+    reads only the files directly in it, and a file silently left out is a missing object."""
+    assert config.deploy is not None
+    checks = []
+    for folder, files in manifests.unread_files(config.deploy.manifests).items():
+        shown = ", ".join(config.relpath(file) for file in files[:5])
+        more = f" and {len(files) - 5} more" if len(files) > 5 else ""
+        where = config.relpath(folder)
+        checks.append(
+            Check(
+                "manifests",
+                True,
+                f"{shown}{more} not read: stagegate reads the files directly in {where}, not those "
+                f'in its sub-folders (to read them all: manifests = "{where}/**/*.yaml", or make '
+                f"{where} a kustomization)",
+                warning=True,
+            )
+        )
+    return checks
 
 
 def check_tools(config: Config) -> list[Check]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import secrets
+import shlex
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -116,11 +117,24 @@ def run(ctx: StageContext) -> None:
             entry["failed"].append(str(error.code))
             failures.append(error)
             ctx.reporter.info(f"✗ {error.message}")
+            if error.code != Code.INTERRUPTED:
+                _show_output(ctx, spec.name, output)
 
     if failures:
         first, *others = failures
         first.others = others
         raise first
+
+
+def _show_output(ctx: StageContext, name: str, output: str, lines: int = 15) -> None:
+    """The tail of a failed smoke command's output on the terminal (the reporter redacts it)."""
+    tail = log_excerpt(output, lines)
+    if not tail:
+        ctx.reporter.info(f"  {name}: the smoke command printed nothing")
+        return
+    ctx.reporter.info(f"  {name}: last lines of its output:")
+    for line in tail.splitlines():
+        ctx.reporter.info(f"    | {line}")
 
 
 @dataclass
@@ -288,7 +302,11 @@ def smoke_test(
     ``cancel`` is set. Its container is removed on every path."""
     cancel = cancel or threading.Event()
     command = list(spec.smoke or ())
-    argv = ["docker", "run", "--network", "none", ref, *command]
+    entrypoint = smoke_entrypoint(spec)
+    argv = ["docker", "run", "--network", "none"]
+    if entrypoint is not None:
+        argv += ["--entrypoint", entrypoint]
+    argv += [ref, *command]
     subject = {"image": spec.name, "command": command}
     name = f"stagegate-smoke-{secrets.token_hex(4)}"
     if cancel.is_set():
@@ -299,6 +317,7 @@ def smoke_test(
             command,
             detach=True,
             name=name,
+            entrypoint=entrypoint,
             networks=["none"],
             labels={LABEL_PURPOSE: "smoke", LABEL_RUN: run_id},
         )
@@ -349,7 +368,7 @@ def smoke_test(
             StagegateError(
                 Code.SMOKE_FAILED,
                 f"{spec.name}: smoke command `{' '.join(command)}` exited with {exit_code}",
-                "run it yourself to see why: " + " ".join(argv),
+                "run it yourself to see why: " + shlex.join(argv),
                 {**subject, "exit_code": exit_code},
                 command=CommandEvidence(argv, exit_code),
                 log_excerpt=log_excerpt(output),
@@ -357,6 +376,17 @@ def smoke_test(
             output,
         )
     return None, output
+
+
+def smoke_entrypoint(spec: ImageSpec) -> str | None:
+    """``--entrypoint`` of the smoke container: "" (cleared, so that the smoke command runs
+    itself and not as arguments of a server the ENTRYPOINT starts), None (the image's own:
+    ``smoke_entrypoint = "image"``), or the configured program."""
+    if spec.smoke_entrypoint is None:
+        return ""
+    if spec.smoke_entrypoint == "image":
+        return None
+    return spec.smoke_entrypoint
 
 
 def _cancelled(spec: ImageSpec, argv: list[str], subject: dict[str, Any]) -> StagegateError:

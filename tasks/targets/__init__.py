@@ -32,13 +32,15 @@ class Target(Protocol):
     """What the cluster, deploy, e2e and teardown stages need from a place to run images."""
 
     name: str
+    place: str  # what the terminal calls the target's instance: "cluster", "docker network"
 
     def up(self, *, recreate: bool) -> dict[str, Any]:
         """Create or reuse the target; outputs for the ledger (name, created, ...)."""
         ...
 
     def load_images(self, images: list[ImageToLoad]) -> dict[str, Any]:
-        """Make ``images`` available to the target, only where they are missing; check them."""
+        """Make ``images`` available to the target, only where they are missing; check them.
+        Each image's entry has a ``summary`` the terminal shows (in the target's own words)."""
         ...
 
     def apply(self, objects: list[ManifestObject]) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class KindTarget:
     # how long the CRDs and Namespaces applied first may take to be Established / Active
     established_timeout: float = ESTABLISHED_TIMEOUT
     name: str = field(default="kind", init=False)
+    place: str = field(default="cluster", init=False)  # what the terminal calls it
 
     @property
     def kubeconfig(self) -> Path:
@@ -189,6 +190,7 @@ class KindTarget:
                 "ref": image.ref,
                 "loaded_to": missing,
                 "already_on": [n for n in nodes if n not in missing],
+                "summary": f"loaded onto {', '.join(missing)}" if missing else "already on every node",
             }
         return {"nodes": nodes, "images": report}
 

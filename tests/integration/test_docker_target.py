@@ -159,6 +159,13 @@ def test_the_stack_deploys_serves_through_its_service_and_passes_e2e(
     plan = (repo.artifacts / "docker-plan.json").read_text()
     assert "s3cret" not in plan and "<redacted>" in plan
     assert leftovers(docker, ns) == []  # deleted after the passing e2e run
+    # target-neutral wording: no kind cluster, no nodes on the docker target
+    shown = reporter.console.file.getvalue()
+    network = record["stages"]["cluster"]["outputs"]["cluster"]["cluster"]
+    assert f"docker network {network}: created by stagegate" in shown
+    assert f"✓ {ns}/app: in the Docker engine, where the docker target runs it (nothing to load)" in shown
+    assert f"docker network {network} deleted" in shown
+    assert "node" not in shown and f"cluster {network}" not in shown
 
 
 def test_a_manifest_image_that_does_not_exist_is_image_pull_error(repo, docker, busybox_image, reporter, ns):

@@ -182,7 +182,11 @@ def test_a_reused_cluster_gets_no_second_load_of_an_image_it_has(
         "ref": cluster["load"]["images"][f"{ns}/app"]["ref"],
         "loaded_to": [],
         "already_on": [f"{cluster_name}-control-plane"],
+        "summary": "already on every node",
     }
+    shown = reporter.console.file.getvalue()
+    assert f"cluster {cluster_name}: reused" in shown
+    assert f"✓ {ns}/app: already on every node" in shown  # kind's words stay kind's
     assert len(fake.calls("kind", "load")) == 1
     assert len(fake.calls("kind", "create")) == 1
 

@@ -86,3 +86,24 @@ def test_prune_rejects_unknown_options(repo, ns, docker, capsys) -> None:
     failure = cli.prune(repo.root, ["--kep", "2"], docker=docker)
     assert failure == "CONFIG_INVALID: unknown option '--kep'"
     assert "--keep N" in capsys.readouterr().err
+
+
+def test_the_build_suggests_prune_when_old_sg_images_pile_up(
+    repo, docker, busybox_image, ns, tmp_path, reporter
+) -> None:
+    from tests.integration.conftest import pipeline
+
+    name = f"{ns}/app"
+    for n in range(10):
+        sg_image(docker, tmp_path, busybox_image, name, f"sg-old{n}")
+    repo.write("app/Dockerfile", f"FROM {busybox_image}\nCOPY . /app\n")
+    repo.config(image_table(ns, ("app", "app")))
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    assert "nox -s prune" not in reporter.console.file.getvalue()  # 10 old ones: not yet
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0  # up to date: nothing counted
+    assert "nox -s prune" not in reporter.console.file.getvalue()
+    repo.write("app/edit.txt", "an edit: the first run's image is now an old one too")
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    shown = reporter.console.file.getvalue()
+    assert f"hint: old sg- images pile up: {name} (11); `nox -s prune` removes them" in shown
+    assert repo.run_record()["stages"]["build"]["outputs"]["old_sg_images"] == {name: 11}

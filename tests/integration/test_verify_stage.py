@@ -110,6 +110,44 @@ def test_a_failing_smoke_command_reports_exit_code_and_output(
     error = repo.error()
     assert (error["code"], error["subject"]["exit_code"]) == ("SMOKE_FAILED", 4)
     assert "broken import" in error["log_excerpt"]
+    shown = reporter.console.file.getvalue()
+    assert "exited with 4" in shown
+    assert "| broken import" in shown  # the output's tail on the terminal, not only in error.json
+
+
+def with_entrypoint(repo, busybox_image, entrypoint: str) -> None:
+    repo.write("app/Dockerfile", f"FROM {busybox_image}\nCOPY . /app\nENTRYPOINT {entrypoint}\n")
+
+
+def test_a_smoke_command_runs_without_the_images_entrypoint(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    # an ENTRYPOINT that starts a "server" (never ends) must not swallow the smoke command
+    stack(repo, ns, busybox_image, extra="smoke_timeout = 20")
+    with_entrypoint(repo, busybox_image, '["sleep", "3600"]')
+    started = time.monotonic()
+    assert verify(repo, docker, reporter) == 0, repo.error()
+    assert time.monotonic() - started < 15
+    assert "smoke `echo smoke ok` passed (smoke ok)" in reporter.console.file.getvalue()
+
+
+def test_smoke_entrypoint_image_keeps_the_entrypoint(repo, docker, busybox_image, reporter, ns) -> None:
+    stack(repo, ns, busybox_image, smoke='["from", "smoke"]', extra='smoke_entrypoint = "image"')
+    with_entrypoint(repo, busybox_image, '["echo", "entrypoint:"]')
+    assert verify(repo, docker, reporter) == 0, repo.error()
+    assert "passed (entrypoint: from smoke)" in reporter.console.file.getvalue()
+
+
+def test_smoke_entrypoint_path_replaces_it(repo, docker, busybox_image, reporter, ns) -> None:
+    stack(
+        repo, ns, busybox_image, smoke='["-c", "echo via sh; exit 3"]', extra='smoke_entrypoint = "/bin/sh"'
+    )
+    with_entrypoint(repo, busybox_image, '["sleep", "3600"]')
+    assert verify(repo, docker, reporter) == 1
+    error = repo.error()
+    assert (error["code"], error["subject"]["exit_code"]) == ("SMOKE_FAILED", 3)
+    assert "--entrypoint /bin/sh" in error["hint"]
+    assert "| via sh" in reporter.console.file.getvalue()
 
 
 def test_a_hung_smoke_command_is_killed_at_its_timeout(repo, docker, busybox_image, reporter, ns) -> None:

@@ -104,3 +104,14 @@ def test_platforms_are_validated(tmp_path: Path) -> None:
         .subject["key"]
         .startswith("tool.stagegate.images[0].platforms")
     )
+
+
+def test_smoke_entrypoint_is_image_or_an_absolute_path(tmp_path: Path) -> None:
+    assert load_config(repo(tmp_path / "default", ""), {}).images["t/app"].smoke_entrypoint is None
+    kept = load_config(repo(tmp_path / "image", 'smoke_entrypoint = "image"\n'), {}).images["t/app"]
+    assert kept.smoke_entrypoint == "image"
+    path = load_config(repo(tmp_path / "sh", 'smoke_entrypoint = "/bin/sh"\n'), {}).images["t/app"]
+    assert path.smoke_entrypoint == "/bin/sh"
+    error = config_error(repo(tmp_path / "bad", 'smoke_entrypoint = "sh"\n'))
+    assert error.subject["key"] == "tool.stagegate.images[0].smoke_entrypoint"
+    assert '"image" or an absolute path' in error.message

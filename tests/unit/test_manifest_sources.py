@@ -235,3 +235,18 @@ def test_render_of_an_unreachable_remote_base_is_its_own_error(tmp_path: Path) -
     assert error.message.startswith(f"kubectl kustomize k8s could not fetch the remote base {url}: ")
     assert "vendor that base" in error.hint
     assert "git fetch" in error.log_excerpt
+
+
+def test_yaml_files_in_sub_folders_of_a_plain_dir_are_reported_as_unread(tmp_path: Path) -> None:
+    from stagegate.manifests import unread_files
+
+    for relpath in ("k8s/a.yaml", "k8s/db/b.yaml", "k8s/jobs/deep/c.yml", "k8s/db/notes.txt"):
+        (tmp_path / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relpath).write_text(POD.format(name="p"))
+    k8s = tmp_path / "k8s"
+    assert unread_files([k8s]) == {k8s: [k8s / "db" / "b.yaml", k8s / "jobs" / "deep" / "c.yml"]}
+    # read by another source: not unread
+    assert unread_files([k8s, k8s / "db", k8s / "jobs" / "deep" / "c.yml"]) == {}
+    assert unread_files([k8s / "a.yaml"]) == {}  # a file source has no sub-folders
+    (k8s / "kustomization.yaml").write_text("resources: [a.yaml]\n")
+    assert unread_files([k8s]) == {}  # kustomize decides what it reads

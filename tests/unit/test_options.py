@@ -104,7 +104,14 @@ def test_to_json() -> None:
         "target": None,
         "keep_cluster": False,
         "recreate": False,
+        "profile": None,
     }
+
+
+def test_profile_option() -> None:
+    assert parse_options(["--profile", "docker"]).profile == "docker"
+    assert parse_options([]).profile is None
+    assert option_error(["--profile"]).code == Code.CONFIG_INVALID  # needs a name
 
 
 def test_cluster_options() -> None:

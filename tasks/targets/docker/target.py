@@ -72,6 +72,7 @@ class DockerTarget:
     backoff_cap: float = 300.0
     owner: str = ""  # the owner id; by default the artifacts dir's (stagegate.ownership)
     name: str = field(default="docker", init=False)
+    place: str = field(default="docker network", init=False)  # what the terminal calls it
     _pods: list[PodRun] = field(default_factory=list, init=False)
     _workloads: list[WorkloadPlan] = field(default_factory=list, init=False)
     _jobs: dict[str, JobRun] = field(default_factory=dict, init=False)
@@ -133,7 +134,12 @@ class DockerTarget:
                     "run `nox -s build` again",
                     {"image": image.name, "ref": image.ref},
                 )
-            report[image.name] = {"ref": image.ref, "loaded_to": [], "already_on": ["docker engine"]}
+            report[image.name] = {
+                "ref": image.ref,
+                "loaded_to": [],
+                "already_on": ["docker engine"],
+                "summary": "in the Docker engine, where the docker target runs it (nothing to load)",
+            }
         return {"nodes": ["docker engine"], "images": report}
 
     # -- deploy --------------------------------------------------------------------------------
