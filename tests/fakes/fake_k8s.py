@@ -26,6 +26,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -43,6 +45,7 @@ DEFAULT_FAKE_NODE_IMAGE = "stagegate-test/busybox:1"
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system", "local-path-storage")
 SCENARIO_KEYS = {"create_cluster_error", "apply_error", "load_failures", "port_forward", "logs", "workloads"}
 SCENARIO_KEYS |= {"pullable", "replacements", "crds"}
+SCENARIO_KEYS |= {"forbidden", "registries"}  # the existing target's (see forbidden_error, registry_serves)
 STATE_KEYS = {"at", "phase", "scheduled", "message", "waiting", "ready", "restarts"}
 STATE_KEYS |= {"last_exit_code", "last_reason", "container", "init"}
 INIT_KEYS = {"waiting", "message", "restarts", "last_exit_code", "last_reason"}
@@ -1038,7 +1041,33 @@ def image_available(image: str, cluster: dict, scenario: dict) -> bool:
                 return True
         elif normalized_image(entry) == full:
             return True
-    return False
+    return registry_serves(image, scenario)
+
+
+def registry_serves(image: str, scenario: dict) -> bool:
+    """An image of one of the scenario's ``registries`` (real registries on 127.0.0.1, e.g.
+    ``["127.0.0.1:5000"]``) is pullable when that registry serves its manifest (the registry
+    API: ``GET /v2/<name>/manifests/<tag or digest>``), as a node's containerd would pull it."""
+    host, _, rest = image.partition("/")
+    if host not in (scenario.get("registries") or []) or not rest:
+        return False
+    if "@" in rest:
+        name, _, reference = rest.partition("@")
+    else:
+        name, _, reference = rest.rpartition(":") if ":" in rest else (rest, "", "latest")
+    request = urllib.request.Request(
+        f"http://{host}/v2/{name}/manifests/{reference}",
+        method="HEAD",
+        headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+            "application/vnd.oci.image.manifest.v1+json"
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def current_state(
@@ -1972,12 +2001,18 @@ def with_status(record: dict, pods: list[dict], now: float) -> dict:
 
 # -- kubectl ---------------------------------------------------------------------------------------
 
-GLOBAL_OPTS = [Opt("kubeconfig"), Opt("namespace", "n")]
+GLOBAL_OPTS = [Opt("kubeconfig"), Opt("namespace", "n"), Opt("context")]
 KUBECTL_COMMANDS: dict[str, list[Opt]] = {
     "version": [Opt("output", "o"), Opt("client", takes_value=False)],
     "kustomize": [],
     "apply": [Opt("filename", "f", repeated=True)],
-    "get": [Opt("output", "o"), Opt("selector", "l"), Opt("all-namespaces", "A", takes_value=False)],
+    "get": [
+        Opt("output", "o"),
+        Opt("selector", "l"),
+        Opt("all-namespaces", "A", takes_value=False),
+        Opt("ignore-not-found", takes_value=False),
+    ],
+    "config": [Opt("output", "o")],
     "describe": [],
     "logs": [Opt("container", "c"), Opt("previous", "p", takes_value=False), Opt("tail")],
     "port-forward": [Opt("address")],
@@ -2017,14 +2052,10 @@ class Kubectl:
         if not path:  # the fakes never read ~/.kube/config: as if it did not exist
             return "localhost:8080", None
         config = yaml.safe_load(Path(path).read_text()) or {}
-        context = next(
-            (
-                c["context"]
-                for c in config.get("contexts") or []
-                if c["name"] == config.get("current-context")
-            ),
-            None,
-        )
+        wanted = self.opts.get("context") or config.get("current-context")
+        context = next((c["context"] for c in config.get("contexts") or [] if c["name"] == wanted), None)
+        if context is None and self.opts.get("context"):
+            raise Failure(f'error: context "{wanted}" does not exist')  # kubectl: client-go clientcmd
         if context is None:
             return "localhost:8080", None
         url = next(
@@ -2058,7 +2089,7 @@ def run_kubectl(state: State, argv: list[str]) -> int:
             command = arg
             break
         before.append(arg)
-        if arg in ("--kubeconfig", "--namespace", "-n") and rest:
+        if arg in ("--kubeconfig", "--namespace", "-n", "--context") and rest:
             before.append(rest.pop(0))
     if command is None:
         parse_flags(before, GLOBAL_OPTS, "error: ")
@@ -2076,6 +2107,8 @@ def run_kubectl(state: State, argv: list[str]) -> int:
         return kubectl_kustomize(argv)
     if command == "port-forward":
         return kubectl_port_forward(k, args)
+    if command == "config":
+        return kubectl_config(k, args)
     with state.lock():
         return {
             "apply": kubectl_apply,
@@ -2084,6 +2117,36 @@ def run_kubectl(state: State, argv: list[str]) -> int:
             "logs": kubectl_logs,
             "delete": kubectl_delete,
         }[command](k, args)
+
+
+def kubectl_config(k: Kubectl, args: list[str]) -> int:
+    """`kubectl config get-contexts -o name`: the kubeconfig's context names, one a line."""
+    if args != ["get-contexts"] or k.opts.get("output") != "name":
+        raise Failure("error: fake kubectl: only `kubectl config get-contexts -o name` is supported")
+    path = k.opts.get("kubeconfig") or next(
+        (p for p in os.environ.get("KUBECONFIG", "").split(":") if p and Path(p).exists()), None
+    )
+    if k.opts.get("kubeconfig") and not Path(path).exists():
+        raise Failure(f"error: stat {path}: no such file or directory")
+    config = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
+    for context in config.get("contexts") or []:
+        out(context["name"])
+    return 0
+
+
+def forbidden_error(scenario: dict, verb: str, kind: Any, ns: str, source: str) -> str | None:
+    """The RBAC refusal the scenario's ``forbidden`` scripts (``[{"verb": "create", "resource":
+    "namespaces", "user": "ci-bot"}]``), as the API server words it
+    (k8s: staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go)."""
+    for rule in scenario.get("forbidden") or []:
+        if rule.get("verb") == verb and rule.get("resource") == kind.resource:
+            user = rule.get("user", "system:serviceaccount:ci:stagegate")
+            scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+            return (
+                f'Error from server (Forbidden): error when creating "{source}": {kind.resource} is forbidden: '
+                f'User "{user}" cannot {verb} resource "{kind.resource}" in API group "{kind.group}" {scope}'
+            )
+    return None
 
 
 def kubectl_version(k: Kubectl, args: list[str]) -> int:
@@ -2246,6 +2309,9 @@ def kubectl_apply(k: Kubectl, args: list[str]) -> int:
         )
         key = object_key(kind.kind, ns, name)
         record = api["objects"].get(key)
+        if record is None and forbidden_error(scenario, "create", kind, ns, source):
+            errors.append(forbidden_error(scenario, "create", kind, ns, source))
+            continue
         annotations = {
             **(applied["metadata"].get("annotations") or {}),
             "kubectl.kubernetes.io/last-applied-configuration": last_applied,
@@ -2373,7 +2439,11 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
     if names:
         by_name = {o["metadata"]["name"]: o for o in items}
         missing = [n for n in names if n not in by_name]
-        if missing:
+        if missing and k.opts.get("ignore-not-found"):
+            names = [n for n in names if n in by_name]  # kubectl prints nothing for the missing
+            if not names:
+                return 0
+        elif missing:
             first = kinds[0]
             resource = (
                 first.resource

@@ -104,7 +104,14 @@ def test_to_json() -> None:
         "target": None,
         "keep_cluster": False,
         "recreate": False,
+        "push": False,
+        "context": None,
     }
+
+
+def test_existing_target_options() -> None:
+    parsed = parse_options(["--target", "existing", "--context", "ci-cluster", "--push"])
+    assert (parsed.target, parsed.context, parsed.push) == ("existing", "ci-cluster", True)
 
 
 def test_cluster_options() -> None:
