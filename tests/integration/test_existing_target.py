@@ -1,0 +1,235 @@
+"""The existing target through the real stages: images pushed to a real registry (Debian's
+docker-registry on 127.0.0.1), the cluster side played by the fake kubectl of tests/fakes
+(kubeconfig contexts, ``--context``, namespaces, RBAC ``Forbidden``), which pulls the pinned
+images from that same registry. The cluster itself is made once by the fake kind: stagegate
+is never given kind here, only a kubeconfig with contexts."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from python_on_whales import DockerClient
+from stagegate.cli import teardown
+
+from tests.conftest import ROOT, Repo
+from tests.integration.conftest import Registry, image_table, pipeline, run
+from tests.integration.test_kind_target import FAKES, MANIFEST, Fake, local_api  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.docker
+
+POLL = 0.3
+ALLOWED = "ci-allowed"
+
+
+@pytest.fixture(autouse=True)
+def _remove_pushed_tags(docker: DockerClient, ns: str):
+    yield
+    listed = docker.image.list(filters=[("reference", f"*/*/{ns}/*")])
+    tags = [tag for image in listed for tag in image.repo_tags if f"/{ns}/" in tag]
+    if tags:
+        docker.image.remove(tags, force=True)
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker: DockerClient, busybox_image: str, ns: str
+):
+    """A fake cluster made beforehand (as an admin would), and the user's kubeconfig with three
+    contexts: ``ci-allowed`` and ``prod`` on that cluster, ``down`` on a dead API server."""
+    state = tmp_path / "fake-k8s"
+    state.mkdir()
+    monkeypatch.setenv("FAKE_K8S_STATE", str(state))
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_KIND_NODE_IMAGE", busybox_image)
+    made = tmp_path / "admin-kubeconfig"
+    name = ns.replace("sgtest-", "sgx")
+    subprocess.run(
+        ["kind", "create", "cluster", "--name", name, "--kubeconfig", str(made)],
+        check=True,
+        capture_output=True,
+    )
+    config = yaml.safe_load(made.read_text())
+    context = config["contexts"][0]
+    config["contexts"] = [
+        {"name": ALLOWED, "context": context["context"]},
+        {"name": "prod", "context": context["context"]},
+        {"name": "down", "context": {"cluster": "dead", "user": context["context"]["user"]}},
+    ]
+    config["clusters"].append({"name": "dead", "cluster": {"server": "https://127.0.0.1:1"}})
+    config["current-context"] = "prod"  # stagegate must never use the current context by accident
+    kubeconfig = tmp_path / "user-kubeconfig"
+    kubeconfig.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
+    yield Fake(state)
+    for container in docker.container.list(all=True, filters=[("label", "io.x-k8s.kind.cluster")]):
+        if str(state) in json.dumps(container.host_config.binds or []):
+            docker.container.remove(container, force=True)
+
+
+def stack(repo: Repo, ns: str, busybox_image: str, registry: Registry, *, e2e: str = "", contexts=(ALLOWED,)):
+    repo.write("app/Dockerfile", f"FROM {busybox_image}\nCOPY . /app\n")
+    repo.write("app/version.txt", ns)
+    repo.write("k8s/app.yaml", MANIFEST.format(image=f"{ns}/app", service="api-server"))
+    repo.config(
+        'target = "existing"\n'
+        + image_table(ns, ("app", "app"))
+        + f'[tool.stagegate.registry]\nurl = "{registry.host}/proj-{ns}"\n'
+        + f"[tool.stagegate.existing]\ncontexts = {json.dumps(list(contexts))}\n"
+        + f'[tool.stagegate.deploy]\nmanifests = "k8s"\npoll_interval = {POLL}\ntimeout = 20\n'
+        + (f"[tool.stagegate.e2e]\ncommand = {e2e}\n" if e2e else "")
+    )
+
+
+def chain(repo: Repo, docker, reporter, *stages: str, argv: tuple[str, ...] = ()) -> int:
+    code = pipeline(repo, *argv, docker=docker, reporter=reporter)
+    for stage in ("verify", *stages):
+        if code:
+            return code
+        code = run(repo, stage, *argv, docker=docker, reporter=reporter)
+    return code
+
+
+def kubectl_json(*argv: str) -> dict:
+    found = subprocess.run(
+        ["kubectl", "--context", ALLOWED, *argv, "-o", "json"], capture_output=True, text=True
+    )
+    assert found.returncode == 0, found.stderr
+    return json.loads(found.stdout)
+
+
+def namespaces() -> set[str]:
+    return {item["metadata"]["name"] for item in kubectl_json("get", "namespaces")["items"]}
+
+
+def test_e2e_on_an_allowed_context_with_digest_pinned_images_in_a_namespace_of_its_own(
+    repo,
+    docker,
+    busybox_image,
+    reporter,
+    ns,
+    cluster,
+    registry,
+    local_api,  # noqa: F811
+) -> None:
+    suite = (
+        f'["{sys.executable}", "-m", "pytest", "{ROOT / "example" / "e2e"}", "-q", "-p", "no:cacheprovider"]'
+    )
+    stack(repo, ns, busybox_image, registry, e2e=suite)
+    cluster.scenario(registries=[registry.host], port_forward={"service/api-server": local_api})
+    argv = ("--context", ALLOWED)
+    assert chain(repo, docker, reporter, "cluster", "deploy", argv=argv) == 0, (
+        reporter.console.file.getvalue()
+    )
+    record = repo.run_record()
+    pinned = record["stages"]["build"]["outputs"]["images"][f"{ns}/app"]["registry"]["pinned"]
+    assert pinned.startswith(f"{registry.host}/proj-{ns}/{ns}/app@sha256:")
+    up = record["stages"]["cluster"]["outputs"]["cluster"]
+    namespace = up["namespace"]
+    assert namespace == "sg-" + record["run_id"].rsplit("-", 1)[1]
+    assert (up["context"], up["created_by_stagegate"], up["namespace_created"]) == (ALLOWED, False, True)
+    # the workload runs the pinned image, in the run's namespace (the manifests' "demo" is not used)
+    deployment = kubectl_json("get", "deployment", "api", "-n", namespace)
+    images = {c["image"] for c in deployment["spec"]["template"]["spec"]["containers"]}
+    images |= {c["image"] for c in deployment["spec"]["template"]["spec"]["initContainers"]}
+    assert images == {pinned}
+    assert "demo" not in namespaces()
+    labels = kubectl_json("get", "namespace", namespace)["metadata"]["labels"]
+    assert labels["dev.stagegate.owner"]
+    # every kubectl call named the context; none used the kubeconfig's current one
+    calls = [argv for argv in cluster.calls("kubectl") if argv[0] not in ("config", "kustomize")]
+    assert calls and all(
+        "--context" in argv and argv[argv.index("--context") + 1] == ALLOWED for argv in calls
+    )
+
+    assert run(repo, "e2e", *argv, docker=docker, reporter=reporter) == 0, reporter.console.file.getvalue()
+    outputs = repo.run_record()["stages"]["e2e"]["outputs"]
+    assert outputs["tests"]["exit_code"] == 0
+    assert outputs["teardown"]["deleted"] == f"the applied objects and namespace {namespace}"
+    assert namespace not in namespaces()
+    assert not cluster.calls("kind", "delete")  # the cluster itself is never touched
+
+
+def test_a_context_not_on_the_allow_list_is_refused_before_anything_is_built_or_pushed(
+    repo, docker, busybox_image, reporter, ns, cluster, registry
+) -> None:
+    stack(repo, ns, busybox_image, registry)
+    uploads = registry.uploads()
+    assert pipeline(repo, "--context", "prod", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("preflight", "CONTEXT_NOT_ALLOWED")
+    assert error["subject"] == {"context": "prod", "allowed": [ALLOWED]}
+    assert repo.run_record()["stages"]["build"]["status"] == "not-run"
+    assert registry.uploads() == uploads
+    assert not cluster.calls("kubectl", "apply")
+
+
+def test_a_context_missing_from_the_kubeconfig_is_context_not_found(
+    repo, docker, busybox_image, reporter, ns, cluster, registry
+) -> None:
+    stack(repo, ns, busybox_image, registry, contexts=(ALLOWED, "ghost"))
+    assert pipeline(repo, "--context", "ghost", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("preflight", "CONTEXT_NOT_FOUND")
+    assert error["subject"]["known"] == [ALLOWED, "prod", "down"]
+
+
+def test_a_forbidden_namespace_is_cluster_forbidden_with_the_rbac_message(
+    repo, docker, busybox_image, reporter, ns, cluster, registry
+) -> None:
+    stack(repo, ns, busybox_image, registry)
+    cluster.scenario(
+        registries=[registry.host], forbidden=[{"verb": "create", "resource": "namespaces", "user": "ci-bot"}]
+    )
+    assert chain(repo, docker, reporter, "cluster", argv=("--context", ALLOWED)) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("cluster", "CLUSTER_FORBIDDEN")
+    assert 'User "ci-bot" cannot create resource "namespaces"' in error["message"]
+    assert error["subject"]["verb"] == "create" and error["subject"]["resource"] == "namespaces"
+    assert f"kubectl --context {ALLOWED} auth can-i create namespaces" in error["hint"]
+
+
+def test_an_unreachable_api_server_is_cluster_unreachable(
+    repo, docker, busybox_image, reporter, ns, cluster, registry
+) -> None:
+    stack(repo, ns, busybox_image, registry, contexts=(ALLOWED, "down"))
+    cluster.scenario(registries=[registry.host])
+    assert chain(repo, docker, reporter, "cluster", argv=("--context", "down")) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("cluster", "CLUSTER_UNREACHABLE")
+    assert "127.0.0.1:1" in error["message"] and "down" in error["hint"]
+
+
+def test_two_runs_at_once_use_two_namespaces_and_tear_down_only_their_own(
+    tmp_path, docker, busybox_image, reporter, ns, cluster, registry
+) -> None:
+    cluster.scenario(registries=[registry.host])
+    repos = []
+    for name in ("job-a", "job-b"):
+        (tmp_path / name).mkdir()
+        repos.append(Repo(tmp_path / name))
+        stack(repos[-1], ns, busybox_image, registry)
+    argv = ("--context", ALLOWED)
+    for repo in repos:  # both deployed before either is torn down
+        assert chain(repo, docker, reporter, "cluster", "deploy", argv=argv) == 0, (
+            reporter.console.file.getvalue()
+        )
+    spaces = [r.run_record()["stages"]["cluster"]["outputs"]["cluster"]["namespace"] for r in repos]
+    assert spaces[0] != spaces[1]
+    assert set(spaces) <= namespaces()
+
+    assert teardown(repos[0].root, argv) is None
+    assert spaces[0] not in namespaces()
+    assert spaces[1] in namespaces()
+    assert kubectl_json("get", "deployment", "api", "-n", spaces[1])["metadata"]["namespace"] == spaces[1]
+    deletes = cluster.calls("kubectl", "delete")
+    assert deletes and not any(spaces[1] in " ".join(argv) for argv in deletes)
+
+    assert teardown(repos[1].root, argv) is None
+    assert not set(spaces) & namespaces()
+    assert teardown(repos[1].root, argv) is None  # again: nothing left, nothing else touched
