@@ -134,7 +134,7 @@ class ExistingSettings(_Strict):
 
     contexts: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
     context: str | None = None  # the default of --context
-    namespace: Annotated[str, Field(pattern=r"^[a-z0-9{}_-]+$")] = "sg-{run}"
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9{}-]+$")] = "sg-{run}"  # also {owner}
     kubeconfig: str | None = None  # None: kubectl's own ($KUBECONFIG, ~/.kube/config)
 
 

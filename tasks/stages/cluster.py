@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import Code, StagegateError
+from ..ownership import owner_id
 from ..targets import ImageToLoad, Target, select_target
 from ..targets.docker import DockerTarget
 from ..targets.existing import ExistingTarget, check_context, namespace_for
@@ -48,7 +49,7 @@ def make_target(ctx: StageContext, name: str, cluster: dict[str, Any] | None = N
         return ExistingTarget(
             context=context,
             namespace=(cluster or {}).get("namespace")
-            or namespace_for(existing.namespace, str(ctx.run["run_id"])),
+            or namespace_for(existing.namespace, str(ctx.run["run_id"]), owner_id(ctx.artifacts)),
             artifacts=ctx.artifacts,
             docker=ctx.docker,
             registry=ctx.config.registry,

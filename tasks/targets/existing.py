@@ -35,6 +35,7 @@ from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_json_atomic
 from ..manifests import ManifestObject, to_yaml
 from ..ownership import OWNER_LABEL, owner_id
+from ..ownership import short as owner_short
 from ..readiness import ImageFacts, ReadinessPolicy
 from ..registry import Pusher
 from . import CLUSTER_SCOPED_KINDS, ImageToLoad
@@ -44,11 +45,13 @@ RUN_LABEL = "dev.stagegate.run"
 _DNS_LABEL_MAX = 63
 
 
-def namespace_for(template: str, run_id: str) -> str:
+def namespace_for(template: str, run_id: str, owner: str = "") -> str:
     """The run's namespace: ``template`` with ``{run}`` = the run id's random part
-    (``20261202T010203Z-a1b2c3`` -> ``a1b2c3``), cut to a DNS label."""
+    (``20261202T010203Z-a1b2c3`` -> ``a1b2c3``) and ``{owner}`` = the artifacts dir's short
+    owner id (tells apart the jobs that continue one downloaded run), cut to a DNS label."""
     short = run_id.rsplit("-", 1)[-1].lower()
-    return template.replace("{run}", short)[:_DNS_LABEL_MAX].strip("-")
+    name = template.replace("{run}", short).replace("{owner}", owner_short(owner))
+    return name[:_DNS_LABEL_MAX].strip("-")
 
 
 def context_of(existing: ExistingConfig | None, requested: str | None) -> str | None:

@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,16 @@ def cluster(
             docker.container.remove(container, force=True)
 
 
-def stack(repo: Repo, ns: str, busybox_image: str, registry: Registry, *, e2e: str = "", contexts=(ALLOWED,)):
+def stack(
+    repo: Repo,
+    ns: str,
+    busybox_image: str,
+    registry: Registry,
+    *,
+    e2e: str = "",
+    contexts=(ALLOWED,),
+    namespace: str = "sg-{run}",
+):
     repo.write("app/Dockerfile", f"FROM {busybox_image}\nCOPY . /app\n")
     repo.write("app/version.txt", ns)
     repo.write("k8s/app.yaml", MANIFEST.format(image=f"{ns}/app", service="api-server"))
@@ -81,7 +91,7 @@ def stack(repo: Repo, ns: str, busybox_image: str, registry: Registry, *, e2e: s
         'target = "existing"\n'
         + image_table(ns, ("app", "app"))
         + f'[tool.stagegate.registry]\nurl = "{registry.host}/proj-{ns}"\n'
-        + f"[tool.stagegate.existing]\ncontexts = {json.dumps(list(contexts))}\n"
+        + f'[tool.stagegate.existing]\ncontexts = {json.dumps(list(contexts))}\nnamespace = "{namespace}"\n'
         + f'[tool.stagegate.deploy]\nmanifests = "k8s"\npoll_interval = {POLL}\ntimeout = 20\n'
         + (f"[tool.stagegate.e2e]\ncommand = {e2e}\n" if e2e else "")
     )
@@ -313,3 +323,58 @@ def test_the_example_through_nox_on_an_existing_cluster_and_a_second_push_sends_
         tags = [t for image in listed for t in image.repo_tags if t.startswith(url + "/")]
         if tags:
             docker.image.remove(tags, force=True)
+
+
+def test_build_once_test_many_jobs_deploy_the_pushed_run_each_in_its_own_namespace(
+    tmp_path, docker, busybox_image, reporter, ns, cluster, registry
+) -> None:
+    """The flow of .github/workflows/build-once-test-many.yml: one checkout runs preflight,
+    build (pushing) and verify; each e2e job is another checkout that gets only run.json and
+    runs cluster and deploy; the cluster stage checks the pushed digests in the registry."""
+    cluster.scenario(registries=[registry.host])
+    checkouts = []
+    for name in ("build-job", "e2e-1", "e2e-2", "e2e-3"):
+        (tmp_path / name).mkdir()
+        checkouts.append(Repo(tmp_path / name))
+        stack(checkouts[-1], ns, busybox_image, registry, namespace="sg-{run}-{owner}")
+    builder, *jobs = checkouts
+    # the build job knows no cluster: it pushes (the config's target existing is the e2e jobs')
+    assert pipeline(builder, "--push", "--target", "auto", docker=docker, reporter=reporter) == 0
+    assert run(builder, "verify", "--push", "--target", "auto", docker=docker, reporter=reporter) == 0
+    run_json = (builder.artifacts / "run.json").read_text()
+    argv = ("--context", ALLOWED)
+    spaces = []
+    for job in jobs[:2]:
+        job.artifacts.mkdir()
+        (job.artifacts / "run.json").write_text(run_json)  # actions/download-artifact
+        for stage in ("cluster", "deploy"):
+            assert run(job, stage, *argv, docker=docker, reporter=reporter) == 0, (
+                reporter.console.file.getvalue()
+            )
+        record = job.run_record()
+        assert record["run_id"] == json.loads(run_json)["run_id"]  # the same run, not rebuilt
+        spaces.append(record["stages"]["cluster"]["outputs"]["cluster"]["namespace"])
+    assert spaces[0] != spaces[1] and set(spaces) <= namespaces()
+
+    # the guard: a digest gone from the registry stops the job before anything is applied
+    pinned = json.loads(run_json)["stages"]["build"]["outputs"]["images"][f"{ns}/app"]["registry"]["pinned"]
+    repository, digest = pinned.split("/", 1)[1].split("@")
+    request = urllib.request.Request(
+        f"http://{registry.host}/v2/{repository}/manifests/{digest}", method="DELETE"
+    )
+    assert urllib.request.urlopen(request, timeout=10).status == 202
+    last = jobs[2]
+    last.artifacts.mkdir()
+    (last.artifacts / "run.json").write_text(run_json)
+    applies = len(cluster.calls("kubectl", "apply"))
+    assert run(last, "cluster", *argv, docker=docker, reporter=reporter) == 1
+    error = last.error()
+    assert (error["stage"], error["code"], error["subject"]["ref"]) == (
+        "cluster",
+        "IMAGE_NOT_IN_REGISTRY",
+        pinned,
+    )
+    assert len(cluster.calls("kubectl", "apply")) == applies + 1  # its namespace only, no workload
+    for job in (*jobs[:2], last):
+        assert teardown(job.root, argv) is None
+    assert not set(spaces) & namespaces()

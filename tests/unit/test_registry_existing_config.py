@@ -82,6 +82,8 @@ def test_namespace_per_run() -> None:
         "sg-{run}", "20261202T010203Z-a1b2c4"
     )
     assert len(namespace_for("x" * 70 + "{run}", "r-abc")) == 63
+    # jobs continuing one downloaded run tell themselves apart by their artifacts dir's owner
+    assert namespace_for("sg-{run}-{owner}", "r-abc", "0123456789abcdef") == "sg-abc-01234567"
 
 
 @pytest.mark.parametrize(
