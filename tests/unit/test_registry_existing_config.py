@@ -98,3 +98,74 @@ def test_namespace_per_run() -> None:
 def test_loopback_registries_are_looked_up_without_tls(url: str, expected: bool) -> None:
     assert insecure(RegistryConfig(url)) is expected
     assert insecure(RegistryConfig(url, insecure=True)) is True
+
+
+def _target(tmp_path: Path):
+    from stagegate.targets.existing import ExistingTarget
+
+    return ExistingTarget(context="ci", namespace="sg-abc", artifacts=tmp_path, docker=None)  # type: ignore[arg-type]
+
+
+def test_every_namespaced_object_goes_into_the_runs_namespace(tmp_path: Path) -> None:
+    from stagegate.manifests import ManifestObject
+
+    objects = [
+        ManifestObject("a.yaml", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "demo"}}),
+        ManifestObject(
+            "a.yaml",
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": "demo"}},
+        ),
+        ManifestObject("a.yaml", {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"}}),
+    ]
+    scoped = _target(tmp_path).scoped(objects)
+    assert [(o.kind, o.namespace) for o in scoped] == [("Deployment", "sg-abc"), ("Service", "sg-abc")]
+    assert objects[1].namespace == "demo"  # copies: the rendered objects are left as they were
+
+
+@pytest.mark.parametrize("kind", ["CustomResourceDefinition", "ClusterRole"])
+def test_a_cluster_scoped_object_is_refused(tmp_path: Path, kind: str) -> None:
+    from stagegate.manifests import ManifestObject
+
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "widgets.example.com"},
+        "spec": {"names": {"kind": "Widget"}, "scope": "Cluster"},
+    }
+    objects = [ManifestObject("crd.yaml", crd)] if kind == "CustomResourceDefinition" else []
+    objects.append(ManifestObject("x.yaml", {"apiVersion": "v1", "kind": kind, "metadata": {"name": "x"}}))
+    with pytest.raises(StagegateError) as caught:
+        _target(tmp_path).scoped(objects)
+    assert caught.value.code == Code.MANIFEST_UNSUPPORTED
+    assert caught.value.subject["kind"] == kind
+
+
+@pytest.mark.parametrize(
+    ("policy", "from_registry", "refused"),
+    [
+        ("Never", True, True),
+        ("Always", True, False),
+        (None, True, False),
+        ("Always", False, True),
+        ("Never", False, False),
+    ],
+)
+def test_pull_policies_on_a_registry_target(
+    tmp_path: Path, policy, from_registry: bool, refused: bool
+) -> None:
+    from stagegate.manifests import ManifestObject, check_references
+
+    container = {
+        "name": "api",
+        "image": "example/api:sg-1",
+        **({"imagePullPolicy": policy} if policy else {}),
+    }
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": {"containers": [container]}}
+    errors, _ = check_references(
+        [ManifestObject("p.yaml", pod)],
+        root=tmp_path,
+        configured=["example/api"],
+        external=[],
+        from_registry=from_registry,
+    )
+    assert [e.code for e in errors] == ([Code.PULL_POLICY_INVALID] if refused else [])
