@@ -6,6 +6,7 @@ is never given kind here, only a kubeconfig with contexts."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
 from stagegate.cli import teardown
 
 from tests.conftest import ROOT, Repo
@@ -69,9 +71,9 @@ def cluster(
     kubeconfig.write_text(yaml.safe_dump(config))
     monkeypatch.setenv("KUBECONFIG", str(kubeconfig))
     yield Fake(state)
-    for container in docker.container.list(all=True, filters=[("label", "io.x-k8s.kind.cluster")]):
-        if str(state) in json.dumps(container.host_config.binds or []):
-            docker.container.remove(container, force=True)
+    # the fake kind's node container, by its kind name (never a listing: others' containers come and go)
+    with contextlib.suppress(DockerException):
+        docker.container.remove(f"{name}-control-plane", force=True)
 
 
 def stack(
