@@ -8,6 +8,7 @@
 #   "filelock>=3.13",
 #   "pyyaml>=6.0",
 #   "junitparser>=3.1",
+#   "tomlkit>=0.12",
 # ]
 # ///
 """stagegate: preflight -> build -> verify -> cluster -> deploy -> e2e, each gated on the one before.

@@ -17,6 +17,7 @@ from . import pipeline, runlock, runner
 from .config import Config, artifacts_dir, load_config
 from .dockerclient import docker_client
 from .errors import Code, StagegateError
+from .init import describe, init_repository
 from .ledger import Ledger
 from .options import parse_prune_options, parse_teardown_options
 from .prune import prune_images
@@ -217,3 +218,17 @@ def _quiet_libraries() -> None:
     for name in ("python_on_whales", "stagegate", "filelock"):
         logging.getLogger(name).setLevel(level)
     redact_logging()
+
+
+def init(root: Path) -> str | None:
+    """Write a starting ``[tool.stagegate]``, noxfile and ``.dockerignore`` lines into the
+    repository at ``root`` (:mod:`stagegate.init`); the failure line, or None."""
+    console = make_console()
+    try:
+        actions = init_repository(root)
+    except StagegateError as error:
+        _print_error(console, error)
+        return f"{error.code}: {error.message}"
+    for line in describe(actions):
+        console.print(escape(line))
+    return None

@@ -6,7 +6,7 @@
 
 That defines the pipeline — ``preflight`` → ``build`` → ``verify`` → ``cluster`` → ``deploy`` →
 ``e2e``, each ``requires=`` the one before, so ``nox -s e2e`` runs the whole chain — and the
-sessions around it: ``teardown``, ``prune``, ``report``, ``doctor``. All are ``default=False``
+sessions around it: ``teardown``, ``prune``, ``report``, ``doctor``, ``init``. All are ``default=False``
 (a bare ``nox`` runs the repository's own default sessions). Options after ``--`` reach every
 pipeline session (``nox -s e2e -- --target docker``). The configuration is ``[tool.stagegate]``
 in the repository's ``pyproject.toml`` (or ``stagegate.toml``), read from ``root``: by default
@@ -36,6 +36,7 @@ SESSIONS = (
     "prune",
     "report",
     "doctor",
+    "init",
 )
 
 
@@ -98,6 +99,11 @@ def register(root: str | Path | None = None) -> tuple[str, ...]:
     def doctor(session: nox.Session) -> None:
         """Print the environment report (the preflight checks); never fails."""
         cli.doctor(repo)
+
+    @nox.session(name="init", python=False, default=False)
+    def init(session: nox.Session) -> None:
+        """Write a starting [tool.stagegate], noxfile and .dockerignore lines; never overwrites a file."""
+        _fail_on(session, cli.init(repo))
 
     return SESSIONS
 

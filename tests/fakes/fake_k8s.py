@@ -305,6 +305,8 @@ class Opt:
     short: str = ""
     takes_value: bool = True
     repeated: bool = False  # pflag's StringSlice: repeatable, comma-separated
+    modelled: bool = True  # False: a real flag the fake refuses by name ("error: fake kubectl: ...")
+    bare: str | None = None  # pflag's NoOptDefVal: the value of "--x" alone (no next-arg value)
 
 
 def parse_flags(args: list[str], opts: list[Opt], prefix: str) -> tuple[dict[str, Any], list[str]]:
@@ -344,6 +346,8 @@ def parse_flags(args: list[str], opts: list[Opt], prefix: str) -> tuple[dict[str
                 raise Failure(f"{prefix}unknown flag: --{name}")
             if not opt.takes_value:
                 store(opt, boolean(opt, value) if eq else True)
+            elif opt.bare is not None and not eq:
+                store(opt, opt.bare)
             elif eq:
                 store(opt, value)
             elif i < len(args):
@@ -881,6 +885,8 @@ GET_TYPES = {
     **dict.fromkeys(("deployments", "deployment", "deploy", "deployments.apps"), "Deployment"),
     **dict.fromkeys(("statefulsets", "statefulset", "sts", "statefulsets.apps"), "StatefulSet"),
     **dict.fromkeys(("daemonsets", "daemonset", "ds", "daemonsets.apps"), "DaemonSet"),
+    **dict.fromkeys(("replicasets", "replicaset", "rs", "replicasets.apps"), "ReplicaSet"),
+    **dict.fromkeys(("services", "service", "svc"), "Service"),
     **dict.fromkeys(("jobs", "job", "jobs.batch"), "Job"),
     **dict.fromkeys(("events", "event", "ev"), "Event"),
     **dict.fromkeys(("namespaces", "namespace", "ns"), "Namespace"),
@@ -1857,6 +1863,89 @@ def all_events(api: dict, cluster: dict, scenario: dict, now: float, namespace: 
 # -- workload status -------------------------------------------------------------------------------
 
 
+def service_as_served(record: dict) -> dict:
+    """A Service as the API server returns it: a cluster IP from kind's service range
+    (10.96.0.0/16), the defaults of pkg/apis/core/v1/defaults.go (protocol TCP, targetPort = port,
+    sessionAffinity None, type ClusterIP, internalTrafficPolicy Cluster, single-stack IPv4) and an
+    empty load-balancer status; a NodePort/LoadBalancer port gets a nodePort (30000-32767)."""
+    obj = copy.deepcopy(record["object"])
+    spec = obj.setdefault("spec", {})
+    uid = obj["metadata"]["uid"]
+    number = int(hashlib.sha256(uid.encode()).hexdigest(), 16)
+    kind = spec.setdefault("type", "ClusterIP")
+    if kind != "ExternalName":
+        if spec.get("clusterIP") != "None":
+            spec["clusterIP"] = spec.get("clusterIP") or f"10.96.{number % 254 + 1}.{number // 254 % 254 + 1}"
+        spec["clusterIPs"] = [spec["clusterIP"]]
+        spec.setdefault("internalTrafficPolicy", "Cluster")
+        spec.setdefault("ipFamilies", ["IPv4"])
+        spec.setdefault("ipFamilyPolicy", "SingleStack")
+    for i, port in enumerate(spec.get("ports") or []):
+        port.setdefault("protocol", "TCP")
+        port.setdefault("targetPort", port.get("port"))
+        if kind in ("NodePort", "LoadBalancer"):
+            port.setdefault("nodePort", 30000 + (number + i) % 2768)
+    spec.setdefault("sessionAffinity", "None")
+    if kind in ("NodePort", "LoadBalancer"):
+        spec.setdefault("externalTrafficPolicy", "Cluster")
+    obj["status"] = {"loadBalancer": {}}
+    return obj
+
+
+def deployment_replicaset(record: dict, pods: list[dict]) -> dict:
+    """The ReplicaSet of a Deployment's current template, as the deployment controller makes it
+    (k8s: pkg/controller/deployment/sync.go getNewReplicaSet: name ``<deployment>-<hash>``, the
+    ``pod-template-hash`` label on it, its selector and its template, the ``desired-replicas``,
+    ``max-replicas`` and ``revision`` annotations, the Deployment as its controller); its pods are
+    the Deployment's (their ownerReferences name it, with its uid)."""
+    deployment = record["object"]
+    meta, spec = deployment["metadata"], deployment.get("spec") or {}
+    template = copy.deepcopy(spec.get("template") or {})
+    rs_hash = template_hash(spec.get("template") or {})
+    name, ns = f"{meta['name']}-{rs_hash}", meta["namespace"]
+    labels = {**((template.get("metadata") or {}).get("labels") or {}), "pod-template-hash": rs_hash}
+    template.setdefault("metadata", {})["labels"] = labels
+    selector = copy.deepcopy(spec.get("selector") or {})
+    selector["matchLabels"] = {**(selector.get("matchLabels") or {}), "pod-template-hash": rs_hash}
+    replicas = int(spec.get("replicas", 1))
+    strategy = spec.get("strategy") or {}
+    surge = (strategy.get("rollingUpdate") or {}).get("maxSurge", "25%")
+    if strategy.get("type") == "Recreate":
+        surge = 0
+    # k8s: pkg/controller/deployment/util MaxSurge: a percentage rounds up
+    extra = -(-replicas * int(surge[:-1]) // 100) if isinstance(surge, str) else int(surge)
+    obj = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {
+            "annotations": {
+                "deployment.kubernetes.io/desired-replicas": str(replicas),
+                "deployment.kubernetes.io/max-replicas": str(replicas + extra),
+                "deployment.kubernetes.io/revision": meta["annotations"]["deployment.kubernetes.io/revision"],
+            },
+            "creationTimestamp": rfc3339(record["applied_at"]),
+            "generation": 1,
+            "labels": labels,
+            "name": name,
+            "namespace": ns,
+            "ownerReferences": [
+                {
+                    "apiVersion": "apps/v1",
+                    "blockOwnerDeletion": True,
+                    "controller": True,
+                    "kind": "Deployment",
+                    "name": meta["name"],
+                    "uid": meta["uid"],
+                }
+            ],
+            "resourceVersion": meta["resourceVersion"],
+            "uid": uid_of(ns, name, record["created_at"]),
+        },
+        "spec": {"replicas": replicas, "selector": selector, "template": template},
+    }
+    return with_status({**record, "object": obj}, pods, record["applied_at"])
+
+
 def with_status(record: dict, pods: list[dict], now: float) -> dict:
     """The object as `kubectl get -o json` returns it: as applied, with the server's metadata and status.
 
@@ -1946,6 +2035,14 @@ def with_status(record: dict, pods: list[dict], now: float) -> dict:
             "observedGeneration": generation,
             "updatedNumberScheduled": total,
         }
+    elif kind == "ReplicaSet":  # k8s: pkg/controller/replicaset calculateStatus
+        status = {
+            "availableReplicas": ready,
+            "fullyLabeledReplicas": total,
+            "observedGeneration": generation,
+            "readyReplicas": ready,
+            "replicas": total,
+        }
     elif kind == "Job":
         phases = [p["status"]["phase"] for p in pods]
         status = {
@@ -2001,27 +2098,118 @@ def with_status(record: dict, pods: list[dict], now: float) -> dict:
 
 # -- kubectl ---------------------------------------------------------------------------------------
 
-GLOBAL_OPTS = [Opt("kubeconfig"), Opt("namespace", "n"), Opt("context")]
+
+def unmodelled(*names: str, flag: bool = False) -> list[Opt]:
+    """Real kubectl flags the fake does not model: "name" or "name/s" (with a shorthand)."""
+    found = []
+    for entry in names:
+        long, _, short = entry.partition("/")
+        found.append(Opt(long, short, takes_value=not flag, modelled=False))
+    return found
+
+
+# kubectl v1.32: `kubectl options` (the global flags) and each command's `--help`.
+GLOBAL_OPTS = [
+    Opt("kubeconfig"),
+    Opt("namespace", "n"),
+    Opt("context"),
+    Opt("request-timeout"),
+    Opt("v", "v"),
+    *unmodelled(
+        "as", "as-group", "as-uid", "cache-dir", "certificate-authority", "client-certificate",
+        "client-key", "cluster", "log-flush-frequency", "password", "profile", "profile-output",
+        "server/s", "tls-server-name", "token", "user", "username", "vmodule",
+    ),
+    *unmodelled(
+        "disable-compression", "insecure-skip-tls-verify", "match-server-version", "warnings-as-errors",
+        flag=True,
+    ),
+]  # fmt: skip
+OUTPUT = Opt("output", "o")
 KUBECTL_COMMANDS: dict[str, list[Opt]] = {
-    "version": [Opt("output", "o"), Opt("client", takes_value=False)],
-    "kustomize": [],
-    "apply": [Opt("filename", "f", repeated=True)],
+    "version": [OUTPUT, Opt("client", takes_value=False)],
+    "kustomize": [],  # delegated to the real kubectl, flags and all
+    "apply": [
+        Opt("filename", "f", repeated=True),
+        Opt("kustomize", "k"),
+        OUTPUT,
+        Opt("server-side", takes_value=False),
+        Opt("field-manager"),
+        Opt("force-conflicts", takes_value=False),
+        Opt("dry-run", bare="unchanged"),
+        Opt("validate", bare="strict"),
+        *unmodelled("prune-allowlist", "selector/l", "template", "timeout", "grace-period", "cascade"),
+        *unmodelled("subresource", "openapi-patch"),
+        *unmodelled(
+            "all",
+            "allow-missing-template-keys",
+            "force",
+            "overwrite",
+            "prune",
+            "recursive/R",
+            "show-managed-fields",
+            "wait",
+            flag=True,
+        ),
+    ],
     "get": [
-        Opt("output", "o"),
+        OUTPUT,
         Opt("selector", "l"),
         Opt("all-namespaces", "A", takes_value=False),
-        Opt("ignore-not-found", takes_value=False),
+        Opt("ignore-not-found", takes_value=False),  # the existing target's namespace lookup
+        *unmodelled("chunk-size", "field-selector", "filename/f", "kustomize/k", "label-columns/L"),
+        *unmodelled("sort-by", "subresource", "template", "raw"),
+        *unmodelled(
+            "no-headers",
+            "output-watch-events",
+            "recursive/R",
+            "server-print",
+            "show-kind",
+            "show-labels",
+            "show-managed-fields",
+            "watch/w",
+            "watch-only",
+            "allow-missing-template-keys",
+            flag=True,
+        ),
     ],
-    "config": [Opt("output", "o")],
-    "describe": [],
-    "logs": [Opt("container", "c"), Opt("previous", "p", takes_value=False), Opt("tail")],
-    "port-forward": [Opt("address")],
+    "describe": [
+        *unmodelled("chunk-size", "filename/f", "kustomize/k", "selector/l"),
+        *unmodelled("all-namespaces/A", "recursive/R", "show-events", flag=True),
+    ],
+    "logs": [
+        Opt("container", "c"),
+        Opt("previous", "p", takes_value=False),
+        Opt("tail"),
+        *unmodelled("limit-bytes", "max-log-requests", "pod-running-timeout", "selector/l", "since"),
+        *unmodelled("since-time"),
+        *unmodelled(
+            "all-containers",
+            "all-pods",
+            "follow/f",
+            "ignore-errors",
+            "insecure-skip-tls-verify-backend",
+            "prefix",
+            "timestamps",
+            flag=True,
+        ),
+    ],
+    "port-forward": [Opt("address", repeated=True), *unmodelled("pod-running-timeout")],
+    "config": [OUTPUT],  # `config get-contexts -o name` only (kubectl_config)
     "delete": [
         Opt("filename", "f", repeated=True),
         Opt("ignore-not-found", takes_value=False),
         Opt("wait", takes_value=False),
+        *unmodelled("cascade", "dry-run", "field-selector", "grace-period", "kustomize/k", "output/o"),
+        *unmodelled("selector/l", "timeout", "raw"),
+        *unmodelled("all", "all-namespaces/A", "force", "interactive/i", "now", "recursive/R", flag=True),
     ],
 }
+# kubectl: cmd/util/printing.go and cli-runtime's printers: the -o values real kubectl knows.
+OUTPUT_FORMATS = (
+    "custom-columns,custom-columns-file,go-template,go-template-file,json,jsonpath,"
+    "jsonpath-as-json,jsonpath-file,name,template,templatefile,wide,yaml"
+)
 
 
 def refused(server: str) -> Failure:
@@ -2055,7 +2243,8 @@ class Kubectl:
         wanted = self.opts.get("context") or config.get("current-context")
         context = next((c["context"] for c in config.get("contexts") or [] if c["name"] == wanted), None)
         if context is None and self.opts.get("context"):
-            raise Failure(f'error: context "{wanted}" does not exist')  # kubectl: client-go clientcmd
+            # client-go: tools/clientcmd validation.go
+            raise Failure(f"error: context was not found for specified context: {wanted}")
         if context is None:
             return "localhost:8080", None
         url = next(
@@ -2083,28 +2272,39 @@ def run_kubectl(state: State, argv: list[str]) -> int:
     command = None
     before: list[str] = []
     rest = list(argv)
+    with_value = {f"--{o.long}" for o in GLOBAL_OPTS if o.takes_value} | {
+        f"-{o.short}" for o in GLOBAL_OPTS if o.takes_value and o.short
+    }
     while rest:  # global flags may come before the command
         arg = rest.pop(0)
         if not arg.startswith("-"):
             command = arg
             break
         before.append(arg)
-        if arg in ("--kubeconfig", "--namespace", "-n", "--context") and rest:
+        if arg in with_value and rest:
             before.append(rest.pop(0))
     if command is None:
         parse_flags(before, GLOBAL_OPTS, "error: ")
         raise Failure("error: fake kubectl: a command is required (see tests/fakes/README.md)")
     if command not in KUBECTL_COMMANDS:
         raise Failure(f'error: unknown command "{command}" for "kubectl"\nRun \'kubectl --help\' for usage.')
+    if command == "kustomize":
+        return kubectl_kustomize(argv)
+    known = GLOBAL_OPTS + KUBECTL_COMMANDS[command]
     try:
-        opts, args = parse_flags(before + rest, GLOBAL_OPTS + KUBECTL_COMMANDS[command], "error: ")
+        opts, args = parse_flags(before + rest, known, "error: ")
     except Failure as failure:
         raise Failure(f"{failure.text}\nSee 'kubectl {command} --help' for usage.") from None
+    for opt in known:
+        if not opt.modelled and opt.long in opts:
+            raise Failure(
+                f"error: fake kubectl: --{opt.long} is a flag of the real kubectl {command} that the fake "
+                "does not model (see tests/fakes/README.md)"
+            )
+    check_global_flags(opts)
     k = Kubectl(state, opts)
     if command == "version":
         return kubectl_version(k, args)
-    if command == "kustomize":
-        return kubectl_kustomize(argv)
     if command == "port-forward":
         return kubectl_port_forward(k, args)
     if command == "config":
@@ -2149,6 +2349,27 @@ def forbidden_error(scenario: dict, verb: str, kind: Any, ns: str, source: str) 
     return None
 
 
+def check_global_flags(opts: dict) -> None:
+    """-v LEVEL and --request-timeout DURATION as kubectl parses them (the fake writes no klog lines)."""
+    level = opts.get("v")
+    if level is not None:
+        if not re.fullmatch(r"\d+", level):
+            raise Failure(
+                f'error: invalid argument "{level}" for "-v, --v" flag: strconv.ParseInt: parsing "{level}": invalid syntax'
+            )
+        if int(level) > 4:  # from 5 on kubectl logs its requests; the fake does not
+            raise Failure(
+                f"error: fake kubectl: -v {level} would log requests, which the fake does not model"
+            )
+    timeout = opts.get("request-timeout")
+    if timeout is not None and not re.fullmatch(r"\d+", timeout) and parse_go_duration(timeout) is None:
+        # client-go: tools/clientcmd client_config.go
+        raise Failure(
+            "error: invalid timeout value. Timeout must be a single integer in seconds, "
+            "or an integer followed by a corresponding time unit (e.g. 1s | 2m | 3h)"
+        )
+
+
 def kubectl_version(k: Kubectl, args: list[str]) -> int:
     if args or k.opts.get("output") != "json":
         raise Failure("error: fake kubectl: only `kubectl version [--client] -o json` is supported")
@@ -2178,8 +2399,8 @@ def kubectl_version(k: Kubectl, args: list[str]) -> int:
     return 0
 
 
-def kubectl_kustomize(argv: list[str]) -> int:
-    """Delegated to the next real kubectl on PATH (kustomize is pure client-side work)."""
+def real_kubectl() -> str | None:
+    """The next real kubectl on PATH after tests/fakes/bin."""
     me = Path(sys.argv[0]).resolve()
     for entry in os.environ.get("PATH", "").split(os.pathsep):
         candidate = Path(entry or ".") / "kubectl"
@@ -2189,19 +2410,42 @@ def kubectl_kustomize(argv: list[str]) -> int:
             or candidate.resolve() == me
         ):
             continue
-        return subprocess.run([str(candidate), *argv], check=False).returncode
+        return str(candidate)
+    return None
+
+
+def kubectl_kustomize(argv: list[str]) -> int:
+    """Delegated to the next real kubectl on PATH (kustomize is pure client-side work)."""
+    real = real_kubectl()
+    if real is not None:
+        return subprocess.run([real, *argv], check=False).returncode
     raise Failure(
         "error: fake kubectl: `kubectl kustomize` runs the real kubectl, and there is none on PATH after tests/fakes/bin"
     )
 
 
-def load_manifests(files: list[str]) -> list[tuple[str, dict]]:
-    """(source, object) for each object of -f FILE|DIR|- (List kinds unpacked), like kubectl's builder."""
-    if not files:
+def kustomize_output(directory: str) -> str:
+    """`kubectl kustomize DIR` of the next real kubectl on PATH (apply -k builds with it too)."""
+    real = real_kubectl()
+    if real is None:
+        raise Failure(
+            "error: fake kubectl: `apply -k` runs the real kubectl's kustomize, and there is none on PATH after tests/fakes/bin"
+        )
+    result = subprocess.run([real, "kustomize", directory], capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise Failure(result.stderr.rstrip("\n") or f"error: kustomize {directory} failed")
+    return result.stdout
+
+
+def load_manifests(files: list[str], kustomize: str | None = None) -> list[tuple[str, dict]]:
+    """(source, object) for each object of -f FILE|DIR|- (List kinds unpacked) or -k DIR, like kubectl's builder."""
+    if not files and not kustomize:
         raise Failure("error: must specify one of -f and -k")
     found = []
-    for name in files:
-        if name == "-":
+    for name in files or [kustomize]:
+        if kustomize:
+            sources = [(kustomize, kustomize_output(kustomize))]
+        elif name == "-":
             sources = [("STDIN", sys.stdin.read())]
         else:
             path = Path(name)
@@ -2266,7 +2510,8 @@ def kubectl_apply(k: Kubectl, args: list[str]) -> int:
     server errors as "Error from server (Reason): ..."); last-applied-configuration as kubectl writes it."""
     if args:
         raise Failure(f"error: Unexpected args: {args}\nSee 'kubectl apply -h' for help and examples")
-    objects = load_manifests(k.opts.get("filename", []))
+    mode = apply_mode(k.opts)
+    objects = load_manifests(k.opts.get("filename", []), k.opts.get("kustomize"))
     server, cluster = k.server()
     if cluster is None:
         # kubectl validates against the server's OpenAPI first; that is where it meets a dead server.
@@ -2291,7 +2536,7 @@ def kubectl_apply(k: Kubectl, args: list[str]) -> int:
                 raise
             errors.append(failure.text)
             continue
-        if ns and ns not in namespaces_of(api):
+        if ns and ns not in namespaces_of(api) and mode["dry_run"] != "client":
             errors.append(
                 f'Error from server (NotFound): error when creating "{source}": namespaces "{ns}" not found'
             )
@@ -2299,6 +2544,12 @@ def kubectl_apply(k: Kubectl, args: list[str]) -> int:
         applied = copy.deepcopy(obj)
         if ns:
             applied["metadata"]["namespace"] = ns
+        refusal = None if mode["dry_run"] == "client" else api_refusal(api, kind, applied)
+        if refusal is not None:  # nothing of it is stored; kubectl goes on with the next object
+            errors.append(
+                (source, kind, ns, name, api["objects"].get(object_key(kind.kind, ns, name)), refusal)
+            )
+            continue
         last_applied = (
             json.dumps(
                 {**applied, "metadata": {"annotations": {}, **applied["metadata"]}},
@@ -2312,18 +2563,21 @@ def kubectl_apply(k: Kubectl, args: list[str]) -> int:
         if record is None and forbidden_error(scenario, "create", kind, ns, source):
             errors.append(forbidden_error(scenario, "create", kind, ns, source))
             continue
-        annotations = {
-            **(applied["metadata"].get("annotations") or {}),
-            "kubectl.kubernetes.io/last-applied-configuration": last_applied,
-        }
-        if (
-            record
-            and record["object"]["metadata"]["annotations"][
-                "kubectl.kubernetes.io/last-applied-configuration"
-            ]
-            == last_applied
-        ):
-            out(f"{kind.type_name}/{name} unchanged")
+        annotations = dict(applied["metadata"].get("annotations") or {})
+        # server-side apply keeps managedFields instead; it updates the annotation only where it
+        # exists (k8s: apiserver pkg/endpoints/handlers/fieldmanager lastappliedupdater)
+        if not mode["server_side"] or (record and last_applied_of(record) is not None):
+            annotations["kubectl.kubernetes.io/last-applied-configuration"] = last_applied
+        unchanged = record and record.get("config", last_applied_of(record)) == last_applied
+        if mode["output"] == "name":
+            out(f"{kind.type_name}/{name}")
+        elif mode["server_side"]:  # kubectl: apply.go, "serverside-applied" whatever changed
+            out(f"{kind.type_name}/{name} serverside-applied{mode['suffix']}")
+        elif unchanged:
+            out(f"{kind.type_name}/{name} unchanged{mode['suffix']}")
+        else:
+            out(f"{kind.type_name}/{name} {'configured' if record else 'created'}{mode['suffix']}")
+        if unchanged or mode["dry_run"] != "none":
             continue
         api["rv"] += 1
         meta = applied["metadata"]
@@ -2346,12 +2600,107 @@ def kubectl_apply(k: Kubectl, args: list[str]) -> int:
             "object": applied,
             "applied_at": now,
             "created_at": record["created_at"] if record else now,
+            "config": last_applied,
         }
-        out(f"{kind.type_name}/{name} {'configured' if record else 'created'}")
     k.state.save_api(cluster["name"], api)
     if errors:
-        raise Failure("\n".join(errors))
+        raise Failure(apply_errors_text(errors))
     return 0
+
+
+def last_applied_of(record: dict) -> str | None:
+    return (record["object"]["metadata"].get("annotations") or {}).get(
+        "kubectl.kubernetes.io/last-applied-configuration"
+    )
+
+
+def apply_mode(opts: dict) -> dict:
+    """kubectl apply's flags: -o name, --server-side [--field-manager] [--force-conflicts],
+    --dry-run=none|client|server, --validate (kubectl: pkg/cmd/apply/apply.go, cmd/util
+    GetDryRunStrategy and GetValidationDirective)."""
+    output = opts.get("output")
+    if output not in (None, "name"):
+        if output in OUTPUT_FORMATS.split(","):
+            raise Failure(f"error: fake kubectl: apply -o {output} is not modelled (only -o name)")
+        raise Failure(
+            f'error: unable to match a printer suitable for the output format "{output}", allowed formats are: {OUTPUT_FORMATS}'
+        )
+    dry_run = opts.get("dry-run", "none")
+    if dry_run == "unchanged":
+        raise Failure(
+            "error: fake kubectl: --dry-run without a value (kubectl v1.32 wants --dry-run=none|client|server)"
+        )
+    if dry_run not in ("none", "client", "server"):
+        raise Failure(f'error: Invalid dry-run value ({dry_run}). Must be "none", "server", or "client".')
+    validate = opts.get("validate", "strict")
+    if validate not in ("strict", "true"):
+        raise Failure(
+            f"error: fake kubectl: --validate={validate} is not modelled (the fake always validates strictly)"
+        )
+    server_side = bool(opts.get("server-side"))
+    if opts.get("force-conflicts") and not server_side:
+        raise Failure("error: --force-conflicts only works with --server-side")
+    if opts.get("filename") and opts.get("kustomize"):
+        raise Failure("error: only one of -f or -k can be specified")
+    suffix = {"none": "", "client": " (dry run)", "server": " (server dry run)"}[dry_run]
+    return {"output": output, "dry_run": dry_run, "server_side": server_side, "suffix": suffix}
+
+
+def api_refusal(api: dict, kind: Kind, obj: dict) -> Any:
+    """The API server's answer to an object it is sent (a k8s_validation.APIError or None)."""
+    try:  # run as bin/kubectl (tests/fakes on sys.path) or imported as tests.fakes.fake_k8s
+        import k8s_validation
+    except ImportError:  # pragma: no cover
+        from tests.fakes import k8s_validation
+    try:
+        if kind.kind in KINDS and KINDS[kind.kind].api_version == obj["apiVersion"]:
+            return k8s_validation.check(obj, kind.group)
+        crd = next(
+            (
+                r["object"]
+                for r in records(api, "CustomResourceDefinition", None)
+                if (r["object"].get("spec") or {}).get("group") == kind.group
+                and ((r["object"]["spec"].get("names") or {}).get("kind")) == kind.kind
+            ),
+            None,
+        )
+        return k8s_validation.check_custom(obj, crd) if crd else None
+    except k8s_validation.NotModelled as exc:
+        raise Failure(f"error: fake kubectl: {exc}") from None
+
+
+def apply_errors_text(errors: list) -> str:
+    """kubectl apply's errors: one is printed by cmdutil.CheckErr (an Invalid one as "The KIND
+    "NAME" is invalid: CAUSE", or with several causes as "* CAUSE" lines), several as an
+    aggregate, each "Error from server (REASON): error when creating "SOURCE": MESSAGE".
+    kubectl: pkg/cmd/util/helpers.go (checkErr, MultilineError, StandardErrorMessage),
+    pkg/cmd/apply/apply.go and patcher.go (AddSourceToErr: "creating", "applying patch")."""
+    if len(errors) == 1 and isinstance(errors[0], tuple) and errors[0][-1].reason == "Invalid":
+        refusal = errors[0][-1]
+        head = f'The {refusal.kind} "{refusal.name}" is invalid: '
+        if len(refusal.causes) == 1:
+            return head + refusal.causes[0]
+        return head + "\n" + "\n".join(f"* {c}" for c in refusal.causes)
+    lines = []
+    for entry in errors:
+        if isinstance(entry, str):
+            lines.append(entry)
+            continue
+        source, kind, ns, name, existing, refusal = entry
+        if existing is None:
+            where = f'error when creating "{source}"'
+        else:  # an update: kubectl patches, and names the patch and its target
+            target = (
+                f'Resource: "{kind.api_version.rpartition("/")[0] + "/" if kind.group else ""}'
+                f'{kind.api_version.rpartition("/")[2]}, Resource={kind.plural}", '
+                f'GroupVersionKind: "{kind.api_version}, Kind={kind.kind}"\nName: "{name}", Namespace: "{ns}"'
+            )
+            where = (
+                f"error when applying patch:\n{json.dumps(existing['object'].get('spec'), sort_keys=True)}"
+                f'\nto:\n{target}\nfor: "{source}": error when patching "{source}"'
+            )
+        lines.append(f"Error from server ({refusal.reason}): {where}: {refusal.message}")
+    return "\n".join(lines)
 
 
 def parse_selector(text: str) -> list[tuple[str, str, str]]:
@@ -2379,8 +2728,7 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
         raise Failure(
             'error: you must specify the type of resource to get. Use "kubectl api-resources" for a complete list of supported resources.'
         )
-    if k.opts.get("output") != "json":
-        raise Failure("error: fake kubectl: `kubectl get` supports only -o json")
+    printer = get_printer(k.opts.get("output"))
     scenario = k.state.scenario()
     now = time.time()
     custom: dict[str, Kind] = {}
@@ -2427,6 +2775,26 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
             found = all_pods(api, cluster, scenario, now, namespace)
         elif kind == "Event":
             found = all_events(api, cluster, scenario, now, namespace)
+        elif kind == "Service":
+            found = [
+                service_as_served(r)
+                for r in sorted(
+                    records(api, kind, namespace),
+                    key=lambda r: (r["object"]["metadata"]["namespace"], r["object"]["metadata"]["name"]),
+                )
+            ]
+        elif kind == "ReplicaSet":  # the applied ones and those of the Deployments
+            found = sorted(
+                [
+                    with_status(r, [p for p, _ in workload_pods(r, cluster, scenario, now)], now)
+                    for r in records(api, "ReplicaSet", namespace)
+                ]
+                + [
+                    deployment_replicaset(r, [p for p, _ in workload_pods(r, cluster, scenario, now)])
+                    for r in records(api, "Deployment", namespace)
+                ],
+                key=lambda o: (o["metadata"]["namespace"], o["metadata"]["name"]),
+            )
         else:
             found = [
                 with_status(r, [p for p, _ in workload_pods(r, cluster, scenario, now)], now)
@@ -2457,17 +2825,90 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
             )
         items = [by_name[n] for n in names]
         if len(items) == 1:
-            out(json.dumps(items[0], indent=4, sort_keys=True))
+            printer(items[0], [items[0]])
             return 0
-    # kubectl: printers print a v1 List, keys sorted, 4-space indent.
-    out(
-        json.dumps(
-            {"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}},
-            indent=4,
-            sort_keys=True,
-        )
-    )
+    printer({"apiVersion": "v1", "items": items, "kind": "List", "metadata": {"resourceVersion": ""}}, items)
     return 0
+
+
+def type_name_of(obj: dict) -> str:
+    """kubectl's name printer: kind.group/name (core kinds without the group)."""
+    group = obj["apiVersion"].rpartition("/")[0]
+    return f"{obj['kind'].lower()}{'.' + group if group else ''}/{obj['metadata']['name']}"
+
+
+def get_printer(output: str | None):
+    """-o json (a v1 List, keys sorted, 4-space indent), yaml (sigs.k8s.io/yaml: keys sorted, lists
+    not indented), name, jsonpath=TEMPLATE (a subset: {.a.b}, {.items[*].x}, {.a[0]}, literal text).
+    kubectl: cli-runtime pkg/printers (json.go, yaml.go, name.go, jsonpath.go)."""
+    if output == "json":
+        return lambda whole, items: out(json.dumps(whole, indent=4, sort_keys=True))
+    if output == "yaml":
+        return lambda whole, items: sys.stdout.write(
+            yaml.safe_dump(whole, sort_keys=True, default_flow_style=False, allow_unicode=True)
+        )
+    if output == "name":
+        return lambda whole, items: [out(type_name_of(o)) for o in items]
+    if output and output.startswith("jsonpath="):
+        template = output.removeprefix("jsonpath=")
+        jsonpath(template, {})  # refuses what it does not model before any request
+        return lambda whole, items: sys.stdout.write(jsonpath(template, whole))
+    if (
+        output is None
+        or output in OUTPUT_FORMATS.split(",")
+        or output.startswith(("custom-columns=", "go-template="))
+    ):
+        raise Failure(
+            f"error: fake kubectl: `kubectl get` supports -o json|yaml|name|jsonpath=..., not {output or 'its table'}"
+        )
+    raise Failure(
+        f'error: unable to match a printer suitable for the output format "{output}", allowed formats are: {OUTPUT_FORMATS}'
+    )
+
+
+def jsonpath(template: str, data: Any) -> str:
+    """k8s.io/client-go/util/jsonpath for simple paths: results of one {…} joined by spaces,
+    strings as they are, other values as JSON."""
+    parts = re.split(r"(\{[^{}]*\})", template)
+    text = []
+    for part in parts:
+        if not (part.startswith("{") and part.endswith("}")):
+            text.append(part.replace("\\n", "\n").replace("\\t", "\t"))
+            continue
+        expr = part[1:-1].strip()
+        if expr == "":
+            continue
+        if not re.fullmatch(r"(\.[\w./-]*|\[(\*|\d+)\])+", expr.removeprefix("$")):
+            raise Failure(f"error: fake kubectl: jsonpath {part} is not modelled (only .field, [n] and [*])")
+        values = [data]
+        for field_name, index in re.findall(r"\.([\w/-]*)|\[(\*|\d+)\]", expr.removeprefix("$")):
+            step = []
+            for value in values:
+                if index == "*":
+                    step.extend(
+                        value
+                        if isinstance(value, list)
+                        else list(value.values())
+                        if isinstance(value, dict)
+                        else []
+                    )
+                elif index:
+                    if isinstance(value, list) and int(index) < len(value):
+                        step.append(value[int(index)])
+                    else:
+                        raise Failure(
+                            "error: error executing jsonpath "
+                            + json.dumps(template)
+                            + ": array index out of bounds: index "
+                            + index
+                        )
+                elif field_name == "":
+                    step.append(value)
+                elif isinstance(value, dict) and field_name in value:
+                    step.append(value[field_name])
+            values = step
+        text.append(" ".join(v if isinstance(v, str) else json.dumps(v) for v in values))
+    return "".join(text)
 
 
 def namespace_objects(api: dict) -> list[dict]:
@@ -2867,7 +3308,10 @@ def kubectl_port_forward(k: Kubectl, args: list[str]) -> int:
         raise Failure(
             "error: TYPE/NAME and list of ports are required for port-forward\nSee 'kubectl port-forward -h' for help and examples"
         )
-    address = k.opts.get("address", "localhost")
+    addresses = k.opts.get("address") or ["localhost"]
+    if len(addresses) > 1:
+        raise Failure("error: fake kubectl: port-forward supports one --address")
+    address = addresses[0]
     if address not in ("localhost", "127.0.0.1"):
         raise Failure(f"error: fake kubectl: --address must be localhost or 127.0.0.1, not {address}")
     kind, _, name = args[0].rpartition("/")

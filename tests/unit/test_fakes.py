@@ -20,6 +20,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,9 +157,32 @@ def test_kind_about_clusters_that_do_not_exist(fakes: Fakes) -> None:
     ("argv", "message"),
     [
         (["frobnicate"], 'error: unknown command "frobnicate" for "kubectl"'),
-        (["get", "pods", "--watch"], "error: unknown flag: --watch\nSee 'kubectl get --help' for usage."),
-        (["get", "pods", "-w"], "error: unknown shorthand flag: 'w' in -w"),
-        (["get", "pods", "-o", "yaml"], "supports only -o json"),
+        (["get", "pods", "--bogus"], "error: unknown flag: --bogus\nSee 'kubectl get --help' for usage."),
+        (["get", "pods", "-j"], "error: unknown shorthand flag: 'j' in -j"),
+        (["get", "pods", "--watch"], "error: fake kubectl: --watch is a flag of the real kubectl get"),
+        (["get", "pods", "-w"], "error: fake kubectl: --watch is a flag of the real kubectl get"),
+        (["--as", "admin", "get", "pods"], "error: fake kubectl: --as is a flag of the real kubectl get"),
+        (["apply", "--prune", "-f", "-"], "error: fake kubectl: --prune is a flag of the real kubectl apply"),
+        (["logs", "-f", "p"], "error: fake kubectl: --follow is a flag of the real kubectl logs"),
+        (["get", "pods", "-o", "wide"], "supports -o json|yaml|name|jsonpath=..., not wide"),
+        (
+            ["get", "pods", "-o", "jsonpath={range .items[*]}{end}"],
+            "jsonpath {range .items[*]} is not modelled",
+        ),
+        (
+            ["get", "pods", "-o", "bogus"],
+            'error: unable to match a printer suitable for the output format "bogus", allowed formats are: '
+            "custom-columns,",
+        ),
+        (
+            ["apply", "--dry-run=maybe", "-f", "-"],
+            'error: Invalid dry-run value (maybe). Must be "none", "server", or "client".',
+        ),
+        (["apply", "--force-conflicts", "-f", "-"], "error: --force-conflicts only works with --server-side"),
+        (["apply", "-o", "yaml", "-f", "-"], "error: fake kubectl: apply -o yaml is not modelled"),
+        (["-v", "six", "get", "pods"], 'error: invalid argument "six" for "-v, --v" flag'),
+        (["--v=6", "get", "pods"], "error: fake kubectl: -v 6 would log requests"),
+        (["--request-timeout", "soon", "get", "pods"], "error: invalid timeout value."),
         (["get", "nodes", "-o", "json"], 'not "nodes"'),
         (["get", "pods", "-o", "json", "-l", "app in (a,b)"], "unsupported label selector"),
         (["logs", "--tail", "ten", "p"], 'invalid argument "ten" for "--tail" flag'),
@@ -356,9 +380,9 @@ def remove_nodes(name: str) -> None:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True)
 
 
-@pytest.fixture(scope="module")
-def cluster(docker, busybox_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("fake-cluster")
+@contextmanager
+def fake_cluster(root: Path) -> Iterator[Cluster]:
+    """A fake kind cluster in ``root`` (needs Docker: the node is a container), deleted after."""
     fakes = Fakes(root / "state", root / "kubeconfig")
     name = f"sgfake-{secrets.token_hex(3)}"
     try:
@@ -367,6 +391,12 @@ def cluster(docker, busybox_image: str, tmp_path_factory: pytest.TempPathFactory
     finally:
         fakes.kind("delete", "cluster", "--name", name)
         remove_nodes(name)
+
+
+@pytest.fixture(scope="module")
+def cluster(docker, busybox_image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with fake_cluster(tmp_path_factory.mktemp("fake-cluster")) as made:
+        yield made
 
 
 @pytest.fixture

@@ -54,6 +54,6 @@ def test_config_refuses_what_it_does_not_know(tmp_path: Path) -> None:
 def test_a_missing_context_is_refused_and_a_known_one_reaches_its_server(tmp_path: Path) -> None:
     config = str(kubeconfig(tmp_path))
     missing = kubectl(tmp_path, "--kubeconfig", config, "--context", "ghost", "get", "pods", "-o", "json")
-    assert missing.returncode == 1 and 'error: context "ghost" does not exist' in missing.stderr
+    assert missing.returncode == 1 and "context was not found for specified context: ghost" in missing.stderr
     known = kubectl(tmp_path, "--kubeconfig", config, "--context", "ci", "get", "pods", "-o", "json")
     assert known.returncode == 1 and "127.0.0.1:1 was refused" in known.stderr

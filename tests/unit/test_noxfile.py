@@ -22,6 +22,7 @@ ALL = [
     "prune",
     "report",
     "doctor",
+    "init",
     "tests",
     "lint",
 ]
