@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import pipeline, runlock, runner
-from .config import artifacts_dir, load_config
+from .config import Config, artifacts_dir, load_config
 from .dockerclient import docker_client
 from .errors import Code, StagegateError
 from .init import describe, init_repository
@@ -26,6 +26,7 @@ from .reports import RunReport, markdown_summary
 from .stages.preflight import Check, environment_checks
 from .targets import select_target
 from .targets.docker import DockerTarget
+from .targets.existing import ExistingTarget
 from .targets.kind import KindTarget
 from .ui import Reporter, make_console
 
@@ -82,9 +83,12 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
         outputs = ((record.get("stages") or {}).get("cluster") or {}).get("outputs") or {}
         name = outputs.get("target") or select_target(options.target or config.target)[0]
         cluster = (outputs.get("cluster") or {}).get("cluster") or config.cluster.name
-        target: KindTarget | DockerTarget
+        target: KindTarget | DockerTarget | ExistingTarget
         try:
-            if name == "docker":
+            if name == "existing":
+                target = existing_of_run(config, outputs.get("cluster") or {}, docker_client())
+                outcome = target.teardown(delete=True)
+            elif name == "docker":
                 target = DockerTarget(
                     project=config.cluster.name, artifacts=config.artifacts, docker=docker_client()
                 )
@@ -100,6 +104,26 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
         return f"{error.code}: {error.message}"
     console.print(f"✓ teardown ({name} target, {outcome['cluster']}): removed {outcome['deleted']}")
     return None
+
+
+def existing_of_run(config: Config, cluster: dict, docker: DockerClient) -> ExistingTarget:
+    """The existing target as the run's cluster stage set it up (its context and namespace)."""
+    if not cluster.get("namespace") or not cluster.get("context"):
+        raise StagegateError(
+            Code.CONFIG_INVALID,
+            "run.json names no namespace of the existing target: this run applied nothing there",
+            "nothing to tear down; the cluster itself is never touched",
+            {"key": "run.json"},
+        )
+    kubeconfig = cluster.get("kubeconfig")
+    return ExistingTarget(
+        context=cluster["context"],
+        namespace=cluster["namespace"],
+        artifacts=config.artifacts,
+        docker=docker,
+        registry=config.registry,
+        kubeconfig=Path(kubeconfig) if kubeconfig else None,
+    )
 
 
 def _engine_unavailable(session: str, exc: DockerException) -> StagegateError:

@@ -180,14 +180,59 @@ def unknown_profile(name: str, known: typing.Iterable[str]) -> StagegateError:
     )
 
 
+# -- registry and the existing-cluster target (issue 14) -----------------------------------------
+# A registry URL as written: host[:port]/path, no scheme, no tag.
+_REGISTRY_URL = (
+    r"^[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*/?$"
+)
+
+
+class RegistrySettings(_Strict):
+    """``[tool.stagegate.registry]``: where ``--push`` sends this run's images (credentials
+    come from the user's Docker config, ``docker login``; stagegate never stores any)."""
+
+    url: Annotated[str, Field(pattern=_REGISTRY_URL)]
+    insecure: bool = False  # plain HTTP / unverified TLS for `docker manifest inspect`
+
+
+class ExistingSettings(_Strict):
+    """``[tool.stagegate.existing]``: a cluster stagegate did not create and never deletes."""
+
+    contexts: Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+    context: str | None = None  # the default of --context
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9{}-]+$")] = "sg-{run}"  # also {owner}
+    kubeconfig: str | None = None  # None: kubectl's own ($KUBECONFIG, ~/.kube/config)
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    url: str
+    insecure: bool = False
+
+    def repository(self, image: str) -> str:
+        """Where ``image`` (a configured name) lives in this registry: the whole configured
+        name below the URL (``URL/example/api-server``), so two images never share one."""
+        return f"{self.url}/{image}"
+
+
+@dataclass(frozen=True)
+class ExistingConfig:
+    contexts: tuple[str, ...]
+    context: str | None = None
+    namespace: str = "sg-{run}"
+    kubeconfig: Path | None = None
+
+
 class Settings(_Strict):
     """The ``[tool.stagegate]`` table, as written."""
 
     artifacts: str = DEFAULT_ARTIFACTS
     platform: Annotated[str, Field(pattern=r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")] | None = None
-    target: Literal["auto", "kind", "docker"] = "auto"
+    target: Literal["auto", "kind", "docker", "existing"] = "auto"
     images: list[ImageSettings] = []
     cluster: ClusterSettings = ClusterSettings()
+    registry: RegistrySettings | None = None
+    existing: ExistingSettings | None = None
     deploy: DeploySettings | None = None
     e2e: E2ESettings | None = None
     profiles: dict[str, ProfileSettings] = {}
@@ -271,6 +316,8 @@ class Config:
     e2e: E2EConfig | None = None
     profiles: tuple[str, ...] = ()  # the names under [tool.stagegate.profiles]
     profile: str | None = None  # the one applied
+    registry: RegistryConfig | None = None
+    existing: ExistingConfig | None = None
 
     def relpath(self, path: Path) -> str:
         """``path`` relative to the repository root, for messages and error.json."""
@@ -406,7 +453,37 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | 
         e2e=e2e,
         profiles=tuple(settings.profiles),
         profile=profile,
+        registry=_registry(settings.registry),
+        existing=_existing(root, settings.existing),
     )
+
+
+def _registry(settings: RegistrySettings | None) -> RegistryConfig | None:
+    return None if settings is None else RegistryConfig(settings.url.rstrip("/"), settings.insecure)
+
+
+def _existing(root: Path, settings: ExistingSettings | None) -> ExistingConfig | None:
+    if settings is None:
+        return None
+    key = f"{SECTION}.existing"
+    if settings.context is not None and settings.context not in settings.contexts:
+        raise config_error(
+            f"{key}.context",
+            f"{key}.context = {settings.context!r} is not in {key}.contexts",
+            "add it to contexts (the allow-list) or name one of " + ", ".join(map(repr, settings.contexts)),
+        )
+    if "{run}" not in settings.namespace:
+        raise config_error(
+            f"{key}.namespace",
+            f"{key}.namespace = {settings.namespace!r} does not contain {{run}}",
+            "two runs at once must never share a namespace: keep {run} in it (default sg-{run})",
+        )
+    kubeconfig = None
+    if settings.kubeconfig is not None:
+        kubeconfig = Path(settings.kubeconfig).expanduser()
+        if not kubeconfig.is_absolute():
+            kubeconfig = root / kubeconfig
+    return ExistingConfig(tuple(settings.contexts), settings.context, settings.namespace, kubeconfig)
 
 
 def interpolate(value: str, env: Mapping[str, str], key: str) -> str:

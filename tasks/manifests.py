@@ -499,10 +499,17 @@ def _without_secret_values(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def check_references(
-    objects: list[ManifestObject], *, root: Path, configured: list[str], external: Iterable[str]
+    objects: list[ManifestObject],
+    *,
+    root: Path,
+    configured: list[str],
+    external: Iterable[str],
+    from_registry: bool = False,
 ) -> tuple[list[StagegateError], list[dict[str, Any]]]:
     """Every container image is a configured image or in ``external``; configured ones are
-    not sent to a registry by their pull policy. Returns the problems and the references."""
+    not sent to a registry by their pull policy — or, ``from_registry`` (the existing target
+    pulls them from the registry), not kept from it by ``Never``. Returns the problems and
+    the references."""
     external = list(external)
     errors: list[StagegateError] = []
     references: list[dict[str, Any]] = []
@@ -537,7 +544,11 @@ def check_references(
                 )
             )
         elif name in configured:
-            problem = _pull_policy_problem(ref.image, ref.pull_policy)
+            problem = (
+                _registry_pull_policy_problem(ref.image, ref.pull_policy)
+                if from_registry
+                else _pull_policy_problem(ref.image, ref.pull_policy)
+            )
             if problem:
                 errors.append(
                     StagegateError(
@@ -563,6 +574,16 @@ def _pull_policy_problem(image: str, policy: str | None) -> str | None:
         return (
             f"{image} has {'the :latest tag' if tag else 'no tag'} and no imagePullPolicy, "
             "so Kubernetes defaults to Always and pulls it from a registry instead of using the built image"
+        )
+    return None
+
+
+def _registry_pull_policy_problem(image: str, policy: str | None) -> str | None:
+    """On a cluster that pulls this run's images from the registry, only ``Never`` is wrong."""
+    if policy == "Never":
+        return (
+            f"imagePullPolicy: Never keeps the cluster from pulling {image} from the registry, "
+            "where the existing target's images come from"
         )
     return None
 

@@ -55,7 +55,7 @@ def register(root: str | Path | None = None) -> tuple[str, ...]:
 
     @nox.session(name="build", python=False, default=False, requires=["preflight"])
     def build(session: nox.Session) -> None:
-        """Build every configured image: dependency order, in parallel, unchanged ones skipped."""
+        """Build every configured image: dependency order, in parallel, unchanged ones skipped; --push pushes."""
         _fail_on(session, cli.stage("build", session.posargs, repo))
 
     @nox.session(name="verify", python=False, default=False, requires=["build"])
@@ -65,7 +65,7 @@ def register(root: str | Path | None = None) -> tuple[str, ...]:
 
     @nox.session(name="cluster", python=False, default=False, requires=["verify"])
     def cluster(session: nox.Session) -> None:
-        """Create or reuse the target (a kind cluster by default) and put this run's images on it."""
+        """Create or reuse the target (kind by default; existing: the run's namespace) and put the images there."""
         _fail_on(session, cli.stage("cluster", session.posargs, repo))
 
     @nox.session(name="deploy", python=False, default=False, requires=["cluster"])

@@ -26,6 +26,8 @@ class Options:
     keep_cluster: bool = False
     recreate: bool = False
     profile: str | None = None  # None: the profile named like the target, if there is one
+    push: bool = False  # push this run's images to [tool.stagegate.registry]
+    context: str | None = None  # the existing target's kubeconfig context
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "only": list(self.only)}
@@ -58,7 +60,10 @@ def _positive(text: str) -> int:
     return _whole_number(text, 1)
 
 
-_SUMMARY = "--keep-going, --only IMAGE, --jobs N, --target auto|kind|docker, --profile NAME, --keep-cluster, --recreate"
+_SUMMARY = (
+    "--keep-going, --only IMAGE, --jobs N, --target auto|kind|docker|existing, --context NAME, "
+    "--profile NAME, --push, --keep-cluster, --recreate"
+)
 _parser = _Parser(prog="nox -s <stage> --", add_help=False, allow_abbrev=False, summary=_SUMMARY)
 _parser.add_argument(
     "--keep-going", action="store_true", help="build everything that can be built; report all failures"
@@ -80,7 +85,19 @@ _parser.add_argument(
 )
 
 _parser.add_argument(
-    "--target", choices=["auto", "kind", "docker"], help="where to deploy (default: [tool.stagegate] target)"
+    "--target",
+    choices=["auto", "kind", "docker", "existing"],
+    help="where to deploy (default: [tool.stagegate] target)",
+)
+_parser.add_argument(
+    "--context",
+    metavar="NAME",
+    help="the kubeconfig context of --target existing; must be in [tool.stagegate.existing] contexts",
+)
+_parser.add_argument(
+    "--push",
+    action="store_true",
+    help="push the built images to [tool.stagegate.registry] (always on with --target existing)",
 )
 _parser.add_argument(
     "--profile",
@@ -115,6 +132,8 @@ def parse_options(argv: Sequence[str]) -> Options:
         keep_cluster=namespace.keep_cluster,
         recreate=namespace.recreate,
         profile=namespace.profile,
+        push=namespace.push,
+        context=namespace.context,
     )
 
 

@@ -35,11 +35,12 @@ from ..builder import (
     log_excerpt,
     parse_build_failure,
 )
-from ..config import Config, ImageSpec
+from ..config import Config, ImageSpec, RegistryConfig
 from ..dockerfile import repository
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_json_atomic
 from ..prune import piled_up
+from ..registry import Pusher
 from ..retry import retry_transient
 from ..ui import BuildProgress
 from . import StageContext
@@ -125,6 +126,8 @@ def run(ctx: StageContext) -> None:
     built = [name for name in names if results[name].status == BUILT]
     if built:  # only a build adds an sg- image: a no-op run does not pay for the count
         _suggest_prune(ctx, built)
+    if wants_push(ctx):
+        push_images(ctx, names)
 
 
 def _suggest_prune(ctx: StageContext, names: list[str]) -> None:
@@ -141,6 +144,43 @@ def _suggest_prune(ctx: StageContext, names: list[str]) -> None:
             f"hint: old sg- images pile up: {listed}; `nox -s prune` removes them "
             "(keeping this run's and the 3 newest)"
         )
+
+
+def wants_push(ctx: StageContext) -> bool:
+    """``--push``, and always for the existing target: its cluster can only pull."""
+    return ctx.options.push or (ctx.options.target or ctx.config.target) == "existing"
+
+
+def push_images(ctx: StageContext, names: list[str]) -> None:
+    """Every image of this run to the registry, recorded with its repository digest."""
+    registry = require_registry(ctx.config, "--push" if ctx.options.push else "--target existing")
+    pusher = Pusher(ctx.docker, registry, ctx.artifacts / "logs" / "push", ctx.clock.monotonic)
+    started = ctx.clock.monotonic()
+    counts = {"pushed": 0, "present": 0}
+    for name in names:
+        entry = ctx.outputs["images"][name]
+        result = pusher.push(name, entry["ref"])
+        entry["registry"] = result.to_json()
+        counts[result.action] += 1
+        verb = "pushed" if result.action == "pushed" else "already in the registry"
+        ctx.reporter.info(f"✓ {name}: {verb} as {result.pinned} ({result.duration_s:.2f}s)")
+    ctx.outputs["push"] = {
+        "registry": registry.url,
+        **counts,
+        "duration_s": round(ctx.clock.monotonic() - started, 3),
+    }
+
+
+def require_registry(config: Config, why: str) -> RegistryConfig:
+    if config.registry is None:
+        raise StagegateError(
+            Code.CONFIG_INVALID,
+            f"{why} needs a registry, and [tool.stagegate.registry] is not configured",
+            'add [tool.stagegate.registry] url = "registry.example.com/myproject" to pyproject.toml '
+            "(and `docker login` to it)",
+            {"key": "tool.stagegate.registry"},
+        )
+    return config.registry
 
 
 def _builder_for(ctx: StageContext) -> Builder:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import Code, StagegateError
+from ..ownership import owner_id
 from ..profiles import check_target
 from ..targets import ImageToLoad, Target, select_target
 from ..targets.docker import DockerTarget
+from ..targets.existing import ExistingTarget, check_context, namespace_for
 from ..targets.kind import KindTarget
 from . import StageContext
 from .build import OK
@@ -18,14 +21,19 @@ def run(ctx: StageContext) -> None:
     check_target(ctx.run.get("profile"), name, ctx.config.profiles)
     ctx.outputs.update(target=name, target_reason=reason)
     target = make_target(ctx, name)
-    ctx.reporter.stage_started("cluster", f"target {name} ({reason}), name {ctx.config.cluster.name!r}")
+    where = (
+        f"context {target.context!r}, namespace {target.namespace!r}"
+        if isinstance(target, ExistingTarget)
+        else f"name {ctx.config.cluster.name!r}"
+    )
+    ctx.reporter.stage_started("cluster", f"target {name} ({reason}), {where}")
     up = target.up(recreate=ctx.options.recreate)
     ctx.outputs["cluster"] = up
     ctx.reporter.info(
         f"{target.place} {up['cluster']}: {up['action']}"
         + (" by stagegate" if up["created_by_stagegate"] else "")
     )
-    loaded = target.load_images(images_of_run(ctx))
+    loaded = target.load_images(images_of_run(ctx, pinned=name == "existing"))
     ctx.outputs["load"] = loaded
     for image, entry in loaded["images"].items():
         ctx.reporter.info(f"✓ {image}: {entry['summary']}")
@@ -34,6 +42,21 @@ def run(ctx: StageContext) -> None:
 def make_target(ctx: StageContext, name: str, cluster: dict[str, Any] | None = None) -> Target:
     """The target of this run (``name`` as chosen by the cluster stage)."""
     settings = ctx.config.cluster
+    if name == "existing":
+        existing = ctx.config.existing
+        context = (cluster or {}).get("context") or check_context(existing, ctx.options.context)
+        assert existing is not None
+        return ExistingTarget(
+            context=context,
+            namespace=(cluster or {}).get("namespace")
+            or namespace_for(existing.namespace, str(ctx.run["run_id"]), owner_id(ctx.artifacts)),
+            artifacts=ctx.artifacts,
+            docker=ctx.docker,
+            registry=ctx.config.registry,
+            kubeconfig=existing.kubeconfig,
+            clock=ctx.clock,
+            established_timeout=min(60.0, ctx.config.deploy.policy.timeout) if ctx.config.deploy else 60.0,
+        )
     if name == "docker":
         return DockerTarget(
             project=settings.name, artifacts=ctx.artifacts, docker=ctx.docker, clock=ctx.clock
@@ -50,13 +73,24 @@ def make_target(ctx: StageContext, name: str, cluster: dict[str, Any] | None = N
     )
 
 
-def images_of_run(ctx: StageContext) -> list[ImageToLoad]:
+def images_of_run(ctx: StageContext, *, pinned: bool = False) -> list[ImageToLoad]:
+    """This run's built images; ``pinned``: by their registry digest (``registry/name@sha256:…``)."""
     images = ctx.run["stages"]["build"]["outputs"].get("images") or {}
-    return [
-        ImageToLoad(name, entry["ref"], entry["image_id"])
-        for name, entry in images.items()
-        if entry.get("status") in OK and entry.get("ref")
+    found = [
+        (name, entry) for name, entry in images.items() if entry.get("status") in OK and entry.get("ref")
     ]
+    if not pinned:
+        return [ImageToLoad(name, entry["ref"], entry["image_id"]) for name, entry in found]
+    unpushed = [name for name, entry in found if not (entry.get("registry") or {}).get("pinned")]
+    if unpushed:
+        raise StagegateError(
+            Code.IMAGE_NOT_IN_REGISTRY,
+            f"{', '.join(unpushed)}: not pushed by this run's build, and the existing target pulls "
+            "every image from the registry",
+            "run the build with the existing target or --push (`nox -s build -- --push`)",
+            {"images": unpushed},
+        )
+    return [ImageToLoad(name, entry["registry"]["pinned"], entry["image_id"]) for name, entry in found]
 
 
 def target_of_run(ctx: StageContext) -> Target:

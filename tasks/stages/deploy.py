@@ -82,9 +82,15 @@ def rendered_objects(ctx: StageContext) -> list[ManifestObject]:
 
 
 def built_refs(ctx: StageContext) -> dict[str, str]:
+    """Each built image's reference as this run's target uses it: the built tag, or on the
+    existing target the registry digest (``registry/name@sha256:…``: a moved tag can never
+    change what runs)."""
     images = ctx.run["stages"]["build"]["outputs"].get("images") or {}
+    pinned = (ctx.run["stages"].get("cluster") or {}).get("outputs", {}).get("target") == "existing"
     return {
-        name: entry["ref"] for name, entry in images.items() if entry.get("status") in OK and entry.get("ref")
+        name: (entry.get("registry") or {}).get("pinned", entry["ref"]) if pinned else entry["ref"]
+        for name, entry in images.items()
+        if entry.get("status") in OK and entry.get("ref")
     }
 
 

@@ -112,6 +112,11 @@ def run(ctx: StageContext) -> None:
         ctx.reporter.info(
             f"{target.place} {cluster.get('cluster')} deleted (created by stagegate; --keep-cluster keeps it)"
         )
+    elif cluster.get("namespace_created") and not ctx.options.keep_cluster:
+        ctx.outputs["teardown"] = target.teardown(delete=True)
+        ctx.reporter.info(
+            f"namespace {cluster.get('namespace')} deleted (this run's; --keep-cluster keeps it)"
+        )
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,10 @@ from ..builder import BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder, clien
 from ..config import Config
 from ..errors import Code, CommandEvidence, StagegateError, config_error
 from ..hashing import DockerIgnore, never_inputs
+from ..options import Options
 from ..retry import retry_transient
 from ..runner import CommandFailed, last_line
+from ..targets import existing
 from . import StageContext
 from .build import never_inputs as never_input_paths
 
@@ -49,13 +51,15 @@ class Check:
 
 def run(ctx: StageContext) -> None:
     ctx.reporter.stage_started("preflight", "Docker engine, builder, base images")
-    checks = environment_checks(
+    target = ctx.options.target or ctx.config.target
+    checks = check_target(ctx.config, ctx.options, ctx.outputs) + environment_checks(
         ctx.config,
         ctx.docker,
         ctx.config.select(list(ctx.options.only)),
         ctx.env,
         ctx.outputs,
         monotonic=ctx.clock.monotonic,
+        target=target,
     )
     for check in checks:
         if check.warning:
@@ -72,6 +76,47 @@ def run(ctx: StageContext) -> None:
         raise first
 
 
+def check_target(config: Config, options: Options, outputs: dict[str, Any]) -> list[Check]:
+    """Where this run deploys and pushes, checked before anything is built or pushed: the
+    existing target's context against the allow-list and the kubeconfig, the registry."""
+    target = options.target or config.target
+    checks: list[Check] = []
+    if options.push or target == "existing":
+        if config.registry is None:
+            error = StagegateError(
+                Code.CONFIG_INVALID,
+                ("--push" if options.push else "--target existing")
+                + " needs a registry, and [tool.stagegate.registry] is not configured",
+                'add [tool.stagegate.registry] url = "registry.example.com/myproject" to pyproject.toml '
+                "(and `docker login` to it)",
+                {"key": "tool.stagegate.registry"},
+            )
+            checks.append(Check("registry", False, error.message, error))
+        else:
+            checks.append(
+                Check("registry", True, f"{config.registry.url} (pushed to with your Docker login)")
+            )
+    if target != "existing":
+        if options.context is not None:
+            error = config_error(
+                "--context",
+                "--context is for --target existing only",
+                "add --target existing, or drop --context",
+            )
+            checks.append(Check("context", False, error.message, error))
+        return checks
+    try:
+        context = existing.check_context(config.existing, options.context)
+        assert config.existing is not None
+        known = existing.kubeconfig_contexts(config.existing.kubeconfig)
+        if context not in known:
+            raise existing.context_missing(context, known, config.existing.kubeconfig)
+    except StagegateError as error:
+        return [Check("context", False, error.message, error), *checks]
+    outputs["context"] = context
+    return [Check("context", True, f"{context} (in [tool.stagegate.existing] contexts)"), *checks]
+
+
 def environment_checks(
     config: Config,
     docker: DockerClient,
@@ -80,6 +125,7 @@ def environment_checks(
     outputs: dict[str, Any],
     *,
     monotonic: Callable[[], float] = time.monotonic,
+    target: str | None = None,
 ) -> list[Check]:
     """Run every check that can run; later checks are skipped when the daemon is down."""
     daemon = check_daemon(docker, outputs)
@@ -95,7 +141,7 @@ def environment_checks(
         *needs,
         *check_tools(config),
         *check_base_images(config, docker, images, outputs, monotonic=monotonic),
-        *check_manifest_references(config),
+        *check_manifest_references(config, from_registry=(target or config.target) == "existing"),
         *check_build_contexts(config, images),
     ]
 
@@ -160,7 +206,7 @@ def _files_below(top: Path, relpath: str) -> Iterable[str]:
             yield f"{prefix}/{name}"
 
 
-def check_manifest_references(config: Config) -> list[Check]:
+def check_manifest_references(config: Config, *, from_registry: bool = False) -> list[Check]:
     """The manifests' image references, checked before anything is built: a typo in an
     image name must not cost a whole build first. (verify checks them again.)"""
     if config.deploy is None:
@@ -178,7 +224,11 @@ def check_manifest_references(config: Config) -> list[Check]:
     if invalid:
         return [Check("manifests", False, error.message, error) for error in invalid]
     errors, references = manifests.check_references(
-        objects, root=config.root, configured=list(config.images), external=config.deploy.external_images
+        objects,
+        root=config.root,
+        configured=list(config.images),
+        external=config.deploy.external_images,
+        from_registry=from_registry,
     )
     unread = unread_manifests(config)
     if not errors:

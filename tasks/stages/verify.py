@@ -58,7 +58,10 @@ def run(ctx: StageContext) -> None:
         ctx.reporter.info("- manifests: none configured ([tool.stagegate.deploy] manifests)")
     else:
         manifest_errors, summary = check_manifests(
-            ctx.config, {n: b.ref for n, b in built.items()}, ctx.artifacts
+            ctx.config,
+            {n: b.ref for n, b in built.items()},
+            ctx.artifacts,
+            from_registry=(ctx.options.target or ctx.config.target) == "existing",
         )
         ctx.outputs["manifests"] = summary
         failures += manifest_errors
@@ -417,7 +420,7 @@ def _remove_container(docker: DockerClient, name_or_id: str) -> None:
 
 
 def check_manifests(
-    config: Config, built_refs: dict[str, str], artifacts: Path
+    config: Config, built_refs: dict[str, str], artifacts: Path, *, from_registry: bool = False
 ) -> tuple[list[StagegateError], dict]:
     """Check the manifests' image references, and write them rewritten to this run's tags."""
     assert config.deploy is not None
@@ -428,7 +431,11 @@ def check_manifests(
         log_file=artifacts / "logs" / "verify" / "render.log",
     )
     errors, references = manifests.check_references(
-        objects, root=config.root, configured=list(config.images), external=config.deploy.external_images
+        objects,
+        root=config.root,
+        configured=list(config.images),
+        external=config.deploy.external_images,
+        from_registry=from_registry,
     )
     in_values, left = manifests.value_references(objects, config.images)
     references += in_values

@@ -68,7 +68,7 @@ class Target(Protocol):
 
 def select_target(requested: str, *, which: Any = shutil.which) -> tuple[str, str]:
     """The target to use and why: ``(name, reason)``."""
-    if requested in ("kind", "docker"):
+    if requested in ("kind", "docker", "existing"):
         return requested, "requested"
     if which("kind"):
         return "kind", "auto: kind is on PATH"

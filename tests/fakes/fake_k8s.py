@@ -26,6 +26,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -43,6 +45,7 @@ DEFAULT_FAKE_NODE_IMAGE = "stagegate-test/busybox:1"
 SYSTEM_NAMESPACES = ("default", "kube-node-lease", "kube-public", "kube-system", "local-path-storage")
 SCENARIO_KEYS = {"create_cluster_error", "apply_error", "load_failures", "port_forward", "logs", "workloads"}
 SCENARIO_KEYS |= {"pullable", "replacements", "crds"}
+SCENARIO_KEYS |= {"forbidden", "registries"}  # the existing target's (see forbidden_error, registry_serves)
 STATE_KEYS = {"at", "phase", "scheduled", "message", "waiting", "ready", "restarts"}
 STATE_KEYS |= {"last_exit_code", "last_reason", "container", "init"}
 INIT_KEYS = {"waiting", "message", "restarts", "last_exit_code", "last_reason"}
@@ -1044,7 +1047,33 @@ def image_available(image: str, cluster: dict, scenario: dict) -> bool:
                 return True
         elif normalized_image(entry) == full:
             return True
-    return False
+    return registry_serves(image, scenario)
+
+
+def registry_serves(image: str, scenario: dict) -> bool:
+    """An image of one of the scenario's ``registries`` (real registries on 127.0.0.1, e.g.
+    ``["127.0.0.1:5000"]``) is pullable when that registry serves its manifest (the registry
+    API: ``GET /v2/<name>/manifests/<tag or digest>``), as a node's containerd would pull it."""
+    host, _, rest = image.partition("/")
+    if host not in (scenario.get("registries") or []) or not rest:
+        return False
+    if "@" in rest:
+        name, _, reference = rest.partition("@")
+    else:
+        name, _, reference = rest.rpartition(":") if ":" in rest else (rest, "", "latest")
+    request = urllib.request.Request(
+        f"http://{host}/v2/{name}/manifests/{reference}",
+        method="HEAD",
+        headers={
+            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
+            "application/vnd.oci.image.manifest.v1+json"
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def current_state(
@@ -2127,10 +2156,10 @@ KUBECTL_COMMANDS: dict[str, list[Opt]] = {
         OUTPUT,
         Opt("selector", "l"),
         Opt("all-namespaces", "A", takes_value=False),
+        Opt("ignore-not-found", takes_value=False),  # the existing target's namespace lookup
         *unmodelled("chunk-size", "field-selector", "filename/f", "kustomize/k", "label-columns/L"),
         *unmodelled("sort-by", "subresource", "template", "raw"),
         *unmodelled(
-            "ignore-not-found",
             "no-headers",
             "output-watch-events",
             "recursive/R",
@@ -2166,6 +2195,7 @@ KUBECTL_COMMANDS: dict[str, list[Opt]] = {
         ),
     ],
     "port-forward": [Opt("address", repeated=True), *unmodelled("pod-running-timeout")],
+    "config": [OUTPUT],  # `config get-contexts -o name` only (kubectl_config)
     "delete": [
         Opt("filename", "f", repeated=True),
         Opt("ignore-not-found", takes_value=False),
@@ -2277,6 +2307,8 @@ def run_kubectl(state: State, argv: list[str]) -> int:
         return kubectl_version(k, args)
     if command == "port-forward":
         return kubectl_port_forward(k, args)
+    if command == "config":
+        return kubectl_config(k, args)
     with state.lock():
         return {
             "apply": kubectl_apply,
@@ -2285,6 +2317,36 @@ def run_kubectl(state: State, argv: list[str]) -> int:
             "logs": kubectl_logs,
             "delete": kubectl_delete,
         }[command](k, args)
+
+
+def kubectl_config(k: Kubectl, args: list[str]) -> int:
+    """`kubectl config get-contexts -o name`: the kubeconfig's context names, one a line."""
+    if args != ["get-contexts"] or k.opts.get("output") != "name":
+        raise Failure("error: fake kubectl: only `kubectl config get-contexts -o name` is supported")
+    path = k.opts.get("kubeconfig") or next(
+        (p for p in os.environ.get("KUBECONFIG", "").split(":") if p and Path(p).exists()), None
+    )
+    if k.opts.get("kubeconfig") and not Path(path).exists():
+        raise Failure(f"error: stat {path}: no such file or directory")
+    config = (yaml.safe_load(Path(path).read_text()) or {}) if path else {}
+    for context in config.get("contexts") or []:
+        out(context["name"])
+    return 0
+
+
+def forbidden_error(scenario: dict, verb: str, kind: Any, ns: str, source: str) -> str | None:
+    """The RBAC refusal the scenario's ``forbidden`` scripts (``[{"verb": "create", "resource":
+    "namespaces", "user": "ci-bot"}]``), as the API server words it
+    (k8s: staging/src/k8s.io/apiserver/pkg/endpoints/handlers/responsewriters/errors.go)."""
+    for rule in scenario.get("forbidden") or []:
+        if rule.get("verb") == verb and rule.get("resource") == kind.resource:
+            user = rule.get("user", "system:serviceaccount:ci:stagegate")
+            scope = f'in the namespace "{ns}"' if ns else "at the cluster scope"
+            return (
+                f'Error from server (Forbidden): error when creating "{source}": {kind.resource} is forbidden: '
+                f'User "{user}" cannot {verb} resource "{kind.resource}" in API group "{kind.group}" {scope}'
+            )
+    return None
 
 
 def check_global_flags(opts: dict) -> None:
@@ -2498,6 +2560,9 @@ def kubectl_apply(k: Kubectl, args: list[str]) -> int:
         )
         key = object_key(kind.kind, ns, name)
         record = api["objects"].get(key)
+        if record is None and forbidden_error(scenario, "create", kind, ns, source):
+            errors.append(forbidden_error(scenario, "create", kind, ns, source))
+            continue
         annotations = dict(applied["metadata"].get("annotations") or {})
         # server-side apply keeps managedFields instead; it updates the annotation only where it
         # exists (k8s: apiserver pkg/endpoints/handlers/fieldmanager lastappliedupdater)
@@ -2742,7 +2807,11 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
     if names:
         by_name = {o["metadata"]["name"]: o for o in items}
         missing = [n for n in names if n not in by_name]
-        if missing:
+        if missing and k.opts.get("ignore-not-found"):
+            names = [n for n in names if n in by_name]  # kubectl prints nothing for the missing
+            if not names:
+                return 0
+        elif missing:
             first = kinds[0]
             resource = (
                 first.resource

@@ -4,8 +4,15 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+import yaml
 from python_on_whales import DockerClient
 from stagegate.pipeline import run_stage
 from stagegate.ui import Reporter
@@ -59,3 +66,103 @@ def image_table(ns: str, *entries: tuple[str, str]) -> str:
         f'[[tool.stagegate.images]]\nname = "{ns}/{name}"\ncontext = "{context}"\n\n'
         for name, context in entries
     )
+
+
+# -- a real registry (Debian's docker-registry: the CNCF distribution registry) ------------------
+
+
+class Registry:
+    """One ``docker-registry serve`` on 127.0.0.1, with its own storage, config and log.
+
+    ``uploads()`` counts the blob upload requests in its access log: how a test sees what a
+    push really sent (a layer already there is never uploaded)."""
+
+    def __init__(self, base: Path, *, htpasswd: Path | None = None) -> None:
+        self.base = base
+        self.htpasswd = htpasswd
+        self.port = _free_port()
+        self.host = f"127.0.0.1:{self.port}"
+        self.log = base / "registry.log"
+        self.process: subprocess.Popen | None = None
+        config: dict = {
+            "version": 0.1,
+            "log": {"level": "info", "accesslog": {"disabled": False}},
+            "storage": {"filesystem": {"rootdirectory": str(base / "data")}, "delete": {"enabled": True}},
+            "http": {"addr": self.host},
+        }
+        if htpasswd is not None:
+            config["auth"] = {"htpasswd": {"realm": "stagegate-tests", "path": str(htpasswd)}}
+        self.config = base / "config.yml"
+        self.config.write_text(yaml.safe_dump(config))
+
+    def start(self) -> Registry:
+        binary = shutil.which("docker-registry")
+        if binary is None:
+            pytest.skip("docker-registry is not installed (apt-get install docker-registry; .ci/run does)")
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [binary, "serve", str(self.config)], stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return self
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.05)
+        raise RuntimeError(f"docker-registry did not start: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def access_lines(self) -> list[str]:
+        return [
+            line
+            for line in self.log.read_text(errors="replace").splitlines()
+            if '"' in line and " - " in line and "HTTP/1.1" in line
+        ]
+
+    def uploads(self) -> int:
+        """Blob upload requests (POST/PATCH/PUT on .../blobs/uploads/) answered so far."""
+        return sum(1 for line in self.access_lines() if "/blobs/uploads/" in line)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
+    """A registry without auth, for the whole session."""
+    running = Registry(tmp_path_factory.mktemp("registry")).start()
+    yield running
+    running.stop()
+
+
+REGISTRY_USER = "stagegate"
+
+
+@pytest.fixture(scope="session")
+def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, str]]:
+    """A registry with htpasswd (bcrypt) auth; yields it and the password of REGISTRY_USER."""
+    htpasswd = shutil.which("htpasswd")
+    if htpasswd is None:
+        pytest.skip("htpasswd is not installed (apt-get install apache2-utils; .ci/run does)")
+    base = tmp_path_factory.mktemp("auth-registry")
+    password = secrets.token_hex(12)
+    subprocess.run(
+        [htpasswd, "-Bbc", str(base / "htpasswd"), REGISTRY_USER, password], check=True, capture_output=True
+    )
+    running = Registry(base, htpasswd=base / "htpasswd").start()
+    yield running, password
+    running.stop()

@@ -105,6 +105,8 @@ def test_to_json() -> None:
         "keep_cluster": False,
         "recreate": False,
         "profile": None,
+        "push": False,
+        "context": None,
     }
 
 
@@ -112,6 +114,11 @@ def test_profile_option() -> None:
     assert parse_options(["--profile", "docker"]).profile == "docker"
     assert parse_options([]).profile is None
     assert option_error(["--profile"]).code == Code.CONFIG_INVALID  # needs a name
+
+
+def test_existing_target_options() -> None:
+    parsed = parse_options(["--target", "existing", "--context", "ci-cluster", "--push"])
+    assert (parsed.target, parsed.context, parsed.push) == ("existing", "ci-cluster", True)
 
 
 def test_cluster_options() -> None:
