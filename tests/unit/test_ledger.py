@@ -148,3 +148,21 @@ def test_the_schema_knows_every_code_and_every_stage() -> None:
     assert SCHEMA["properties"]["code"]["enum"] == [c.value for c in Code]
     assert SCHEMA["properties"]["others"]["items"]["properties"]["code"]["enum"] == [c.value for c in Code]
     assert SCHEMA["properties"]["stage"]["enum"] == list(PIPELINE)
+
+
+def test_a_new_run_removes_the_previous_runs_reports_and_diagnostics(ledger: Ledger) -> None:
+    ledger.begin("preflight", git=GIT, options={})
+    artifacts = ledger.artifacts
+    for name in ("junit.xml", "e2e-junit.xml", "manifests.yaml"):
+        (artifacts / name).write_text("<from the run before>")
+    (artifacts / "diagnostics" / "pods").mkdir(parents=True)
+    (artifacts / "diagnostics" / "pods" / "api.log").write_text("old crash")
+    (artifacts / "logs").mkdir()
+    (artifacts / "logs" / "kept.log").write_text("not run-scoped")
+    ledger.record_pass("preflight", 0.1, {})
+    ledger.begin("build", git=GIT, options={})  # the same run goes on: nothing removed
+    assert (artifacts / "junit.xml").exists() and (artifacts / "diagnostics").exists()
+    ledger.begin("preflight", git=GIT, options={})  # a new run
+    left = sorted(p.relative_to(artifacts).as_posix() for p in artifacts.rglob("*"))
+    assert not any(n.startswith(("junit", "e2e-junit", "manifests", "diagnostics")) for n in left), left
+    assert (artifacts / "logs" / "kept.log").exists()
