@@ -129,7 +129,7 @@ def chain(repo: Repo, docker, reporter, *stages: str, argv: tuple[str, ...] = ()
 
 @pytest.fixture
 def cluster_name(ns: str) -> str:
-    return ns.replace("sgtest-", "sg")
+    return ns.replace("sgtest-", "sg", 1)
 
 
 def deploy_scenario(fake: Fake, timeline: list[dict], **extra) -> None:
