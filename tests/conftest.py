@@ -10,8 +10,9 @@ import os
 import secrets
 import shutil
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import jsonschema
 import pytest
@@ -24,6 +25,7 @@ from stagegate.ui import Reporter
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "tasks" / "error.schema.json").read_text())
 BUSYBOX_IMAGE = "stagegate-test/busybox:1"
+T = TypeVar("T")
 REQUIRE_DOCKER = os.environ.get("STAGEGATE_REQUIRE_DOCKER") == "1"
 # One token per test run: every name a test gives to what it creates on the engine (images,
 # and through them the containers, networks and volumes stagegate creates, which carry the
@@ -129,6 +131,18 @@ def reporter() -> Reporter:
     return Reporter(Console(file=io.StringIO(), width=120, force_terminal=False))
 
 
+def listed_meanwhile(list_them: Callable[[], list[T]]) -> list[T]:
+    """A python-on-whales list call (`ls`, then one `inspect` of all it found) on an engine
+    that other test runs use at the same time: retried when an object vanished in between."""
+    for attempt in range(3):
+        try:
+            return list_them()
+        except DockerException:
+            if attempt == 2:
+                raise
+    return []
+
+
 def _run_objects(client: DockerClient) -> list[str]:
     """What is on the engine that this test run created: containers, images, networks and
     volumes whose name, tag or label value carries this run's prefix. Objects that another
@@ -157,20 +171,11 @@ def _run_objects(client: DockerClient) -> list[str]:
         tags = [t for t in i.repo_tags if ours(t)]
         return f"image {', '.join(tags)}" if tags else None
 
-    def listed(list_them):  # `ls` then one `inspect` of them all: retried if one vanished
-        for attempt in range(3):
-            try:
-                return list_them()
-            except DockerException:
-                if attempt == 2:
-                    raise
-        return []
-
     return [
-        *each(listed(lambda: client.container.list(all=True)), container),
-        *each(listed(client.image.list), image),
-        *each(listed(client.network.list), lambda n: f"network {n.name}" if ours(n.name) else None),
-        *each(listed(client.volume.list), lambda v: f"volume {v.name}" if ours(v.name) else None),
+        *each(listed_meanwhile(lambda: client.container.list(all=True)), container),
+        *each(listed_meanwhile(client.image.list), image),
+        *each(listed_meanwhile(client.network.list), lambda n: f"network {n.name}" if ours(n.name) else None),
+        *each(listed_meanwhile(client.volume.list), lambda v: f"volume {v.name}" if ours(v.name) else None),
     ]
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from tests.conftest import ROOT, Repo
+from tests.conftest import ROOT, Repo, listed_meanwhile
 from tests.integration.conftest import image_table, pipeline, run
 
 pytestmark = pytest.mark.docker
@@ -90,7 +90,10 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker: DockerClient, 
     monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_KIND_NODE_IMAGE", busybox_image)
     yield Fake(state)
-    for container in docker.container.list(all=True, filters=[("label", "io.x-k8s.kind.cluster")]):
+    nodes = listed_meanwhile(
+        lambda: docker.container.list(all=True, filters=[("label", "io.x-k8s.kind.cluster")])
+    )  # other runs' fake clusters come and go meanwhile
+    for container in nodes:
         if str(state) in json.dumps(container.host_config.binds or []):
             docker.container.remove(container, force=True)
 
