@@ -97,3 +97,28 @@ def test_the_build_excerpt_keeps_the_tail_of_the_output() -> None:
     output = "".join(f"line {n}\n" for n in range(1, 28))  # 27 lines, 20 kept
     kept = log_excerpt(output).splitlines()
     assert kept == [f"line {n}" for n in range(8, 28)]
+
+
+def test_the_dependency_a_from_line_names_through_a_build_arg_is_an_input_by_its_image_id(
+    tmp_path: Path,
+) -> None:
+    spec = app_spec(tmp_path, "ARG BASE=t/base\nFROM ${BASE}\n")
+    # by this run's ref and ID, never local_id's "absent" (and once more as a dependency)
+    assert inputs_of(spec)[1].bases == {BASE_REF: BASE_ID, "depends_on:t/base": BASE_ID}
+
+
+def test_a_from_line_naming_a_dependency_directly_is_an_input_by_its_image_id(tmp_path: Path) -> None:
+    spec = app_spec(tmp_path, "FROM t/base\n")
+    assert inputs_of(spec)[1].bases == {"t/base": BASE_ID, "depends_on:t/base": BASE_ID}
+
+
+def test_an_external_base_and_an_external_build_arg_are_looked_up_and_kept(tmp_path: Path) -> None:
+    spec = app_spec(tmp_path, "ARG TOOL=busybox:1.36\nFROM ${TOOL}\n")
+    build_args, inputs = image_inputs(
+        spec,
+        {},
+        lambda ref: f"sha256:id-of-{ref}",
+        hasher=hashing.ContextHasher(None),
+    )
+    assert build_args == {}  # the default stays the Dockerfile's: nothing passed
+    assert inputs.bases == {"busybox:1.36": "sha256:id-of-busybox:1.36"}
