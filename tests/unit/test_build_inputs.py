@@ -122,3 +122,13 @@ def test_an_external_base_and_an_external_build_arg_are_looked_up_and_kept(tmp_p
     )
     assert build_args == {}  # the default stays the Dockerfile's: nothing passed
     assert inputs.bases == {"busybox:1.36": "sha256:id-of-busybox:1.36"}
+
+
+def test_the_build_excerpt_drops_blank_lines_the_deprecation_banner_and_trailing_space_only() -> None:
+    output = (FIXTURES / "legacy-run.txt").read_text().split("\n", 1)[1]  # without the provenance line
+    output += "\n   \n    indented step output   \n"
+    kept = log_excerpt(output).splitlines()
+    assert not any("deprecated" in ln or "buildx" in ln for ln in kept)
+    assert all(ln.strip() for ln in kept)
+    assert kept[-1] == "    indented step output"  # leading space kept, trailing space gone
+    assert kept[-2] == "The command '/bin/sh -c echo building &&     exit 3' returned a non-zero code: 3"
