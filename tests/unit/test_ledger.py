@@ -166,3 +166,27 @@ def test_a_new_run_removes_the_previous_runs_reports_and_diagnostics(ledger: Led
     left = sorted(p.relative_to(artifacts).as_posix() for p in artifacts.rglob("*"))
     assert not any(n.startswith(("junit", "e2e-junit", "manifests", "diagnostics")) for n in left), left
     assert (artifacts / "logs" / "kept.log").exists()
+
+
+def test_write_text_atomic_redacts_and_replaces_the_whole_file(tmp_path: Path) -> None:
+    from stagegate import redact
+    from stagegate.ledger import write_text_atomic
+
+    token = "sgtok_" + "9" * 20
+    redact.register(token)
+    try:
+        path = tmp_path / "deep" / "kubeconfig"
+        write_text_atomic(path, "a much longer first version\n")
+        write_text_atomic(path, f"token: {token}\n")
+    finally:
+        redact.SECRETS.clear()
+    assert path.read_text() == "token: <redacted>\n"
+    assert [p.name for p in path.parent.iterdir()] == ["kubeconfig"]  # no temporary file left
+
+
+def test_a_note_is_recorded_in_the_current_run_and_nowhere_without_one(ledger: Ledger) -> None:
+    ledger.note("teardown", {"removed": ["cluster"]})
+    assert not ledger.run_path.exists()  # no run yet: nothing written
+    ledger.begin("preflight", git=GIT, options={})
+    ledger.note("teardown", {"removed": ["cluster"]})
+    assert json.loads(ledger.run_path.read_text())["teardown"] == {"removed": ["cluster"]}
