@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
 
 from tests.conftest import ROOT, Repo, listed_meanwhile
 from tests.integration.conftest import image_table, pipeline, run
@@ -94,7 +95,11 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker: DockerClient, 
         lambda: docker.container.list(all=True, filters=[("label", "io.x-k8s.kind.cluster")])
     )  # other runs' fake clusters come and go meanwhile
     for container in nodes:
-        if str(state) in json.dumps(container.host_config.binds or []):
+        try:
+            ours = str(state) in json.dumps(container.host_config.binds or [])
+        except DockerException:
+            continue  # another run's node, removed meanwhile (reading an attribute inspects again)
+        if ours:
             docker.container.remove(container, force=True)
 
 
