@@ -132,3 +132,27 @@ def test_the_build_excerpt_drops_blank_lines_the_deprecation_banner_and_trailing
     assert all(ln.strip() for ln in kept)
     assert kept[-1] == "    indented step output"  # leading space kept, trailing space gone
     assert kept[-2] == "The command '/bin/sh -c echo building &&     exit 3' returned a non-zero code: 3"
+
+
+def test_the_build_options_of_an_image_are_in_its_input_hash(tmp_path: Path) -> None:
+    plain = app_spec(tmp_path / "plain", "FROM scratch AS app\n")
+    targeted = app_spec(tmp_path / "targeted", "FROM scratch AS app\n", 'target = "app"')
+    assert inputs_of(targeted)[1].digest() != inputs_of(plain)[1].digest()
+
+
+def test_what_never_is_an_input_stays_out_of_the_hash(tmp_path: Path) -> None:
+    spec = app_spec(tmp_path, "FROM scratch\nCOPY . /src\n")
+    artifacts = spec.context / ".stagegate"
+    artifacts.mkdir()
+
+    def digest() -> str:
+        return image_inputs(
+            spec, {}, lambda ref: "absent", hasher=hashing.ContextHasher(None), never=(artifacts,)
+        )[1].digest()
+
+    (artifacts / "run.json").write_text("{}")
+    first = digest()
+    (artifacts / "run.json").write_text('{"changed": true}')
+    assert digest() == first
+    (spec.context / "app.py").write_text("print(1)\n")
+    assert digest() != first  # the hash does see the context

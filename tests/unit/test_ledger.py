@@ -190,3 +190,11 @@ def test_a_note_is_recorded_in_the_current_run_and_nowhere_without_one(ledger: L
     ledger.begin("preflight", git=GIT, options={})
     ledger.note("teardown", {"removed": ["cluster"]})
     assert json.loads(ledger.run_path.read_text())["teardown"] == {"removed": ["cluster"]}
+
+
+def test_begin_records_the_options_and_names_the_refusing_stage(ledger: Ledger) -> None:
+    ledger.begin("preflight", git=GIT, options={"jobs": 3})
+    assert json.loads(ledger.run_path.read_text())["options"] == {"jobs": 3}
+    with pytest.raises(StagegateError) as caught:
+        ledger.begin("build", git=GIT, options={})
+    assert caught.value.message.startswith("build refuses to run: preflight")
