@@ -54,6 +54,12 @@ def bench(session: nox.Session) -> None:
     session.run(sys.executable, str(ROOT / "bench" / "run.py"), *session.posargs, external=True)
 
 
+@nox.session(python=False, default=False)
+def mutants(session: nox.Session) -> None:
+    """Mutation testing of the core modules with mutmut; writes mutation/results.json."""
+    session.run(sys.executable, str(ROOT / "mutation" / "run.py"), *session.posargs, external=True)
+
+
 @nox.session(reuse_venv=True)
 def tests(session: nox.Session) -> None:
     """Run the test suite (unit, and integration against the Docker engine when one answers)."""

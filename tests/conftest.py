@@ -1,15 +1,18 @@
-"""Shared fixtures: a real Docker client, tiny busybox images, scratch repositories, and a
-check that every error.json a test leaves behind validates against the shipped schema."""
+"""Shared fixtures: a real Docker client, tiny busybox images, scratch repositories, a
+check that every error.json a test leaves behind validates against the shipped schema, and
+a check that the test run leaves nothing it created on the Docker engine."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import secrets
 import shutil
 import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import jsonschema
 import pytest
@@ -22,7 +25,16 @@ from stagegate.ui import Reporter
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((ROOT / "tasks" / "error.schema.json").read_text())
 BUSYBOX_IMAGE = "stagegate-test/busybox:1"
+T = TypeVar("T")
 REQUIRE_DOCKER = os.environ.get("STAGEGATE_REQUIRE_DOCKER") == "1"
+# One token per test run: every name a test gives to what it creates on the engine (images,
+# and through them the containers, networks and volumes stagegate creates, which carry the
+# image or project name) starts with TEST_PREFIX, so that two checkouts' runs on one engine
+# never see each other's objects and the leak check below finds exactly this run's.
+RUN_TOKEN = secrets.token_hex(3)
+TEST_PREFIX = f"sgtest-{RUN_TOKEN}"
+CLUSTER_PREFIX = f"sg{RUN_TOKEN}"  # kind cluster names of the tests (shorter: kind's limit)
+_ENGINE: list[DockerClient] = []  # the client of the `docker` fixture, once a test asked for it
 
 
 def validate_error_file(path: Path) -> dict:
@@ -58,6 +70,7 @@ def docker() -> DockerClient:
         if REQUIRE_DOCKER:
             pytest.fail(message + " (STAGEGATE_REQUIRE_DOCKER=1 makes the Docker tests mandatory)")
         pytest.skip(message)
+    _ENGINE.append(client)
     return client
 
 
@@ -116,3 +129,70 @@ def repo(tmp_path: Path) -> Repo:
 def reporter() -> Reporter:
     """A reporter printing into memory (``reporter.console.file.getvalue()``)."""
     return Reporter(Console(file=io.StringIO(), width=120, force_terminal=False))
+
+
+def listed_meanwhile(list_them: Callable[[], list[T]]) -> list[T]:
+    """A python-on-whales list call (`ls`, then one `inspect` of all it found) on an engine
+    that other test runs use at the same time: retried when an object vanished in between."""
+    for attempt in range(3):
+        try:
+            return list_them()
+        except DockerException:
+            if attempt == 2:
+                raise
+    return []
+
+
+def _run_objects(client: DockerClient) -> list[str]:
+    """What is on the engine that this test run created: containers, images, networks and
+    volumes whose name, tag or label value carries this run's prefix. Objects that another
+    process removes while they are listed are not there any more, so not leaked."""
+    marks = (TEST_PREFIX, f"{CLUSTER_PREFIX}-")
+
+    def ours(*texts: str | None) -> bool:
+        return any(mark in (text or "") for text in texts for mark in marks)
+
+    def each(listed, describe) -> list[str]:
+        found = []
+        for obj in listed:
+            try:
+                entry = describe(obj)
+            except DockerException:
+                continue  # removed meanwhile
+            if entry:
+                found.append(entry)
+        return found
+
+    def container(c) -> str | None:
+        labels = c.config.labels or {}
+        return f"container {c.name} ({c.state.status})" if ours(c.name, *labels.values()) else None
+
+    def image(i) -> str | None:
+        tags = [t for t in i.repo_tags if ours(t)]
+        return f"image {', '.join(tags)}" if tags else None
+
+    return [
+        *each(listed_meanwhile(lambda: client.container.list(all=True)), container),
+        *each(listed_meanwhile(client.image.list), image),
+        *each(listed_meanwhile(client.network.list), lambda n: f"network {n.name}" if ours(n.name) else None),
+        *each(listed_meanwhile(client.volume.list), lambda v: f"volume {v.name}" if ours(v.name) else None),
+    ]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when a container, image, network or volume it created is still there
+    (checked when a test of the run used the engine)."""
+    if not _ENGINE:
+        return
+    leaked = _run_objects(_ENGINE[0])
+    if not leaked:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    lines = [f"the test run left {len(leaked)} object(s) of its own ({TEST_PREFIX}*) on the engine:"]
+    lines += [f"  {entry}" for entry in leaked]
+    if reporter is not None:
+        reporter.write_sep("=", "engine leak check failed", red=True)
+        reporter.write_line("\n".join(lines))
+    else:
+        print("\n".join(lines))
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED

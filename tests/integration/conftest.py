@@ -17,7 +17,7 @@ from python_on_whales import DockerClient
 from stagegate.pipeline import run_stage
 from stagegate.ui import Reporter
 
-from tests.conftest import Repo
+from tests.conftest import TEST_PREFIX, Repo
 
 # Never inherited by the runs of a test: its own artifacts dir, and no annotations or job
 # summary in the CI that runs the tests (the failures here are on purpose).
@@ -41,8 +41,9 @@ def images(repo: Repo) -> dict[str, dict]:
 
 
 def unique_prefix() -> str:
-    """Image names of one test, so that tests never see each other's tags."""
-    return f"sgtest-{secrets.token_hex(4)}"
+    """Image names of one test (under this run's prefix), so that tests never see each
+    other's tags, nor those of another checkout's run on the same engine."""
+    return f"{TEST_PREFIX}-{secrets.token_hex(4)}"
 
 
 @pytest.fixture
@@ -50,15 +51,19 @@ def ns() -> str:
     return unique_prefix()
 
 
-@pytest.fixture(autouse=True)
-def _remove_test_images(docker: DockerClient, ns: str):
-    yield
-    # `docker image ls` by reference pattern: only this test's images, whatever else the
-    # engine is doing meanwhile.
+def remove_images(docker: DockerClient, ns: str) -> None:
+    """Every tag of the images named ``{ns}/…``: ``docker image ls`` by reference pattern, so
+    only one test's images, whatever else the engine is doing meanwhile."""
     listed = docker.image.list(filters=[("reference", f"{ns}/*")])
     tagged = [tag for image in listed for tag in image.repo_tags if tag.startswith(ns + "/")]
     if tagged:
         docker.image.remove(tagged, force=True)
+
+
+@pytest.fixture(autouse=True)
+def _remove_test_images(docker: DockerClient, ns: str):
+    yield
+    remove_images(docker, ns)
 
 
 def image_table(ns: str, *entries: tuple[str, str]) -> str:

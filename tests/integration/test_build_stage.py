@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from pathlib import Path
 
@@ -61,6 +62,10 @@ def test_dependent_waits_for_its_base_and_builds_on_this_runs_image(
     assert app["started_s"] >= base["finished_s"]
     output = docker.run(app["ref"], ["cat", "/copied"], remove=True)
     assert output.strip() == token
+    # built on the base's exact tag of this run, not on `{ns}/base`, which means :latest
+    assert base["ref"].startswith(f"{ns}/base:sg-")
+    inputs = json.loads((repo.artifacts / "inputs" / f"{ns}-app.json").read_text())
+    assert inputs["build_args"]["BASE"] == base["ref"]
 
 
 def test_independent_images_build_in_parallel(repo, docker, busybox_image, reporter, ns) -> None:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import NoSuchContainer
+from python_on_whales.exceptions import DockerException
 
-from tests.conftest import ROOT, Repo
+from tests.conftest import ROOT, Repo, listed_meanwhile
 from tests.integration.conftest import image_table, pipeline, run
 
 pytestmark = pytest.mark.docker
@@ -91,12 +91,15 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker: DockerClient, 
     monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("FAKE_KIND_NODE_IMAGE", busybox_image)
     yield Fake(state)
-    for container in docker.container.list(all=True, filters=[("label", "io.x-k8s.kind.cluster")]):
-        try:  # other test runs on this engine remove their own nodes meanwhile
-            binds = container.host_config.binds or []
-        except NoSuchContainer:
-            continue
-        if str(state) in json.dumps(binds):
+    nodes = listed_meanwhile(
+        lambda: docker.container.list(all=True, filters=[("label", "io.x-k8s.kind.cluster")])
+    )  # other runs' fake clusters come and go meanwhile
+    for container in nodes:
+        try:
+            ours = str(state) in json.dumps(container.host_config.binds or [])
+        except DockerException:
+            continue  # another run's node, removed meanwhile (reading an attribute inspects again)
+        if ours:
             docker.container.remove(container, force=True)
 
 
@@ -134,7 +137,7 @@ def chain(repo: Repo, docker, reporter, *stages: str, argv: tuple[str, ...] = ()
 
 @pytest.fixture
 def cluster_name(ns: str) -> str:
-    return ns.replace("sgtest-", "sg")
+    return ns.replace("sgtest-", "sg", 1)
 
 
 def deploy_scenario(fake: Fake, timeline: list[dict], **extra) -> None:

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from tests.conftest import REQUIRE_DOCKER, ROOT, Repo, validate_error_file
-from tests.integration.conftest import ISOLATED
+from tests.conftest import CLUSTER_PREFIX, REQUIRE_DOCKER, ROOT, Repo, validate_error_file
+from tests.integration.conftest import ISOLATED, remove_images, unique_prefix
 
 pytestmark = pytest.mark.docker
 
@@ -37,14 +37,13 @@ def project(repo: Repo, busybox_image: str) -> Repo:
     """A repository using stagegate: its noxfile and tasks/, plus one busybox image."""
     shutil.copy(ROOT / "noxfile.py", repo.root / "noxfile.py")
     shutil.copytree(ROOT / "tasks", repo.root / "tasks", ignore=shutil.ignore_patterns("__pycache__"))
-    name = f"sgtest-{secrets.token_hex(4)}/app"
+    prefix = unique_prefix()
+    name = f"{prefix}/app"
     repo.write("app/Dockerfile", f"FROM {busybox_image}\nRUN echo hello > /hello\n")
     repo.config(f'[[tool.stagegate.images]]\nname = "{name}"\ncontext = "app"\n')
     repo.image_name = name  # type: ignore[attr-defined]
     yield repo
-    DockerClient().image.remove([f"{name}:latest"], force=True) if DockerClient().image.exists(
-        f"{name}:latest"
-    ) else None
+    remove_images(DockerClient(), prefix)  # :latest and the run's sg- tags alike
 
 
 def test_build_session_builds_and_records_the_image(project: Repo) -> None:
@@ -172,7 +171,7 @@ def test_deploy_session_on_the_fake_kind_fails_fast_on_a_crash_loop(project: Rep
         "pyproject.toml",
         project.root.joinpath("pyproject.toml").read_text()
         + '[tool.stagegate.deploy]\nmanifests = "k8s"\npoll_interval = 0.3\n'
-        + f'[tool.stagegate.cluster]\nname = "sg{secrets.token_hex(3)}"\n',
+        + f'[tool.stagegate.cluster]\nname = "{CLUSTER_PREFIX}-{secrets.token_hex(3)}"\n',
     )
     env = {
         "FAKE_K8S_STATE": str(state),

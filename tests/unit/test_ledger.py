@@ -148,3 +148,53 @@ def test_the_schema_knows_every_code_and_every_stage() -> None:
     assert SCHEMA["properties"]["code"]["enum"] == [c.value for c in Code]
     assert SCHEMA["properties"]["others"]["items"]["properties"]["code"]["enum"] == [c.value for c in Code]
     assert SCHEMA["properties"]["stage"]["enum"] == list(PIPELINE)
+
+
+def test_a_new_run_removes_the_previous_runs_reports_and_diagnostics(ledger: Ledger) -> None:
+    ledger.begin("preflight", git=GIT, options={})
+    artifacts = ledger.artifacts
+    for name in ("junit.xml", "e2e-junit.xml", "manifests.yaml"):
+        (artifacts / name).write_text("<from the run before>")
+    (artifacts / "diagnostics" / "pods").mkdir(parents=True)
+    (artifacts / "diagnostics" / "pods" / "api.log").write_text("old crash")
+    (artifacts / "logs").mkdir()
+    (artifacts / "logs" / "kept.log").write_text("not run-scoped")
+    ledger.record_pass("preflight", 0.1, {})
+    ledger.begin("build", git=GIT, options={})  # the same run goes on: nothing removed
+    assert (artifacts / "junit.xml").exists() and (artifacts / "diagnostics").exists()
+    ledger.begin("preflight", git=GIT, options={})  # a new run
+    left = sorted(p.relative_to(artifacts).as_posix() for p in artifacts.rglob("*"))
+    assert not any(n.startswith(("junit", "e2e-junit", "manifests", "diagnostics")) for n in left), left
+    assert (artifacts / "logs" / "kept.log").exists()
+
+
+def test_write_text_atomic_redacts_and_replaces_the_whole_file(tmp_path: Path) -> None:
+    from stagegate import redact
+    from stagegate.ledger import write_text_atomic
+
+    token = "sgtok_" + "9" * 20
+    redact.register(token)
+    try:
+        path = tmp_path / "deep" / "kubeconfig"
+        write_text_atomic(path, "a much longer first version\n")
+        write_text_atomic(path, f"token: {token}\n")
+    finally:
+        redact.SECRETS.clear()
+    assert path.read_text() == "token: <redacted>\n"
+    assert [p.name for p in path.parent.iterdir()] == ["kubeconfig"]  # no temporary file left
+
+
+def test_a_note_is_recorded_in_the_current_run_and_nowhere_without_one(ledger: Ledger) -> None:
+    ledger.note("teardown", {"removed": ["cluster"]})
+    assert not ledger.run_path.exists()  # no run yet: nothing written
+    ledger.begin("preflight", git=GIT, options={})
+    ledger.note("teardown", {"removed": ["cluster"]})
+    assert json.loads(ledger.run_path.read_text())["teardown"] == {"removed": ["cluster"]}
+
+
+def test_begin_records_the_options_and_names_the_refusing_stage(ledger: Ledger) -> None:
+    ledger.begin("preflight", git=GIT, options={"jobs": 3})
+    assert json.loads(ledger.run_path.read_text())["options"] == {"jobs": 3}
+    with pytest.raises(StagegateError) as caught:
+        ledger.begin("build", git=GIT, options={})
+    assert caught.value.message.startswith("build refuses to run: preflight")

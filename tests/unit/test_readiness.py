@@ -468,6 +468,17 @@ def test_waiter_honours_the_deadline_for_slow_pods_and_lists_them() -> None:
     assert caught.value.subject["not_ready"][0].startswith("Deployment/api-server: available 0/1")
 
 
+def test_waiter_stops_at_its_deadline_when_the_poll_interval_does_not_divide_it() -> None:
+    # 60 s is not a multiple of 7 s: the last sleep is cut to 4 s, the timeout is not overrun
+    policy = ReadinessPolicy(poll_interval=7, timeout=60, crashloop_restarts=1, unschedulable_grace=10)
+    time = FakeTime()
+    slow = Snapshot([deployment()], [pod(ready=False)])
+    with pytest.raises(StagegateError) as caught:
+        ReadinessWaiter(policy, time.clock(), FACTS).wait(scripted([(0, slow)], time))
+    assert caught.value.code == Code.READINESS_TIMEOUT
+    assert time.now == 60
+
+
 def test_waiter_forgets_an_unschedulable_pod_that_got_scheduled() -> None:
     time = FakeTime()
     timeline = [

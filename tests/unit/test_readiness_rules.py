@@ -820,6 +820,28 @@ def test_pod_failed_is_fatal() -> None:
     assert "exit code 1" in result.message
 
 
+def test_a_failed_pods_error_names_the_pod_its_exits_and_the_reason() -> None:
+    evicted = changed(bare_pod("Failed", ready=False), status={"reason": "Evicted"})
+    error = workload_status(evicted, []).error
+    assert error is not None
+    assert error.message == "Pod/debug-shell: phase Failed (app exit code 1)"
+    assert error.subject == {
+        "resource": "Pod/debug-shell",
+        "namespace": NAMESPACE,
+        "reason": "Evicted",
+        "pod": "debug-shell",
+    }
+    assert "read its log" in error.hint
+
+
+def test_a_failed_pod_without_a_terminated_container_says_failed_only() -> None:
+    failed = changed(bare_pod("Failed", ready=False), status={"containerStatuses": []})
+    error = workload_status(failed, []).error
+    assert error is not None
+    assert error.message == "Pod/debug-shell: phase Failed"
+    assert error.subject["reason"] == "Failed"
+
+
 def test_pod_running_and_ready_is_ready() -> None:
     assert verdict(bare_pod("Running", ready=True)) == "ready"
 

@@ -273,6 +273,27 @@ def test_a_broken_e2e_junit_file_is_an_errored_case_not_a_crash(tmp_path: Path, 
     assert isinstance(found["e2e"][0], Failure)
 
 
+def test_an_e2e_junit_whose_root_is_one_testsuite_is_merged(tmp_path: Path) -> None:
+    artifacts = ledger_failing_in(tmp_path, "e2e")
+    (artifacts / "e2e-junit.xml").write_text(
+        '<?xml version="1.0"?><testsuite name="pytest" tests="2" failures="1">'
+        '<testcase classname="t" name="test_one"><failure message="boom">x</failure></testcase>'
+        '<testcase classname="t" name="test_two"/></testsuite>'
+    )
+    found = cases(write_junit(RunReport.load(artifacts)))
+    assert isinstance(found["test_one"][0], Failure) and found["test_two"] == []
+    assert "e2e-junit.xml" not in found
+
+
+def test_an_unreadable_e2e_junit_is_one_errored_case_in_a_suite_named_e2e(tmp_path: Path) -> None:
+    artifacts = ledger_failing_in(tmp_path, "e2e")
+    (artifacts / "e2e-junit.xml").write_text("<foo><bar/></foo>")
+    suites = {s.name: s for s in JUnitXml.fromfile(str(write_junit(RunReport.load(artifacts))))}
+    [case] = list(suites["e2e"])
+    assert case.name == "e2e-junit.xml" and case.classname == "stagegate.e2e"
+    assert case.result[0].message == "could not read e2e-junit.xml: Invalid format."  # junitparser's words
+
+
 def test_a_junit_that_cannot_be_written_is_a_warning_and_leaves_no_stale_one(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,0 +1,144 @@
+"""Mutation testing of stagegate's core with mutmut 3 (`nox -s mutants`).
+
+mutmut names a mutant after the module path of its file and checks that the tests import the
+module under that name. The library lives in ``tasks/`` but imports as ``stagegate``, so this
+script runs mutmut in a workspace (``.nox/mutants/``) that holds ``tasks/`` as ``stagegate/``,
+the unit tests and their fixtures, and a pyproject.toml whose ``[tool.mutmut]`` is
+``mutation/mutmut.toml``. Only the modules and the unit tests listed there take part; mutmut
+runs, for each mutant, only the tests that call the mutated function.
+
+    python mutation/run.py            # mutate, test, write mutation/results.json
+    python mutation/run.py --report   # the figure of the last run, from the workspace
+
+The kill ratio counts killed and timed-out mutants over every mutant that was tested
+(surviving ones included); mutants no selected test reaches count as survivors too. Mutants
+that cannot change behaviour (equivalent ones) are not recognised automatically: the ones
+found by reading the survivors are listed in mutation/README.md, and the ratio is given with
+and without them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".nox" / "mutants"
+CONFIG = ROOT / "mutation" / "mutmut.toml"
+RESULTS = ROOT / "mutation" / "results.json"
+KILLED = ("killed", "timeout")
+
+
+def prepare() -> None:
+    """The workspace: stagegate/ (from tasks/), tests/ (unit only) and the config."""
+    if WORK.exists():  # mutants/ is mutmut's own: its cache, which it invalidates itself
+        for child in WORK.iterdir():
+            if child.name != "mutants":
+                shutil.rmtree(child) if child.is_dir() else child.unlink()
+    WORK.mkdir(parents=True, exist_ok=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    shutil.copytree(ROOT / "tasks", WORK / "stagegate", ignore=ignore)
+    (WORK / "tests").mkdir()
+    for name in ("__init__.py", "conftest.py"):
+        shutil.copy(ROOT / "tests" / name, WORK / "tests" / name)
+    shutil.copytree(ROOT / "tests" / "unit", WORK / "tests" / "unit", ignore=ignore)
+    shutil.copytree(ROOT / "tests" / "fixtures", WORK / "tests" / "fixtures", ignore=ignore)
+    # tests/conftest.py reads the error schema from tasks/ of the checkout it sits in
+    (WORK / "tasks").mkdir()
+    shutil.copy(ROOT / "tasks" / "error.schema.json", WORK / "tasks" / "error.schema.json")
+    shutil.copytree(ROOT / "example", WORK / "example", ignore=ignore)  # test_manifests reads it
+    (WORK / "pyproject.toml").write_text(
+        '[tool.pytest.ini_options]\ntestpaths = ["tests"]\naddopts = "-p no:cacheprovider"\n'
+        'markers = ["docker: needs the Docker engine", "kind: needs a real kind"]\n\n' + CONFIG.read_text()
+    )
+
+
+def run_mutmut(extra: list[str]) -> int:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # never the original code
+    return subprocess.run([sys.executable, "-m", "mutmut", "run", *extra], cwd=WORK, env=env).returncode
+
+
+def statuses() -> dict[str, str]:
+    """mutant name -> mutmut's status, from `mutmut results --all true`."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run(
+        [sys.executable, "-m", "mutmut", "results", "--all", "true"],
+        cwd=WORK,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    found = {}
+    for line in out.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if name:
+            found[name] = status
+    return found
+
+
+def summary(found: dict[str, str], equivalent: set[str]) -> dict[str, object]:
+    counts: dict[str, int] = {}
+    for status in found.values():
+        counts[status] = counts.get(status, 0) + 1
+    tested = {n: s for n, s in found.items() if s not in ("skipped", "not checked", "suspicious")}
+    killed = sum(1 for s in tested.values() if s in KILLED)
+    behaviour = {n: s for n, s in tested.items() if n not in equivalent}
+    killed_b = sum(1 for s in behaviour.values() if s in KILLED)
+    per_module: dict[str, list[int]] = {}
+    for name, status in behaviour.items():
+        module = name.split("__mutmut")[0].rsplit(".", 1)[0]  # pkg.mod.x_func / pkg.mod.xǁClassǁmethod
+        entry = per_module.setdefault(module, [0, 0])
+        entry[0] += status in KILLED
+        entry[1] += 1
+    return {
+        "tool": "mutmut " + _version(),
+        "command": "nox -s mutants",
+        "statuses": counts,
+        "tested": len(tested),
+        "killed_or_timeout": killed,
+        "kill_ratio_all": round(killed / len(tested), 4) if tested else None,
+        # a loaded machine makes slow mutants time out: the ratio counting only outright kills
+        "kill_ratio_killed_only": (
+            round(sum(1 for s in tested.values() if s == "killed") / len(tested), 4) if tested else None
+        ),
+        "equivalent_excluded": len(equivalent & set(tested)),
+        "kill_ratio_behaviour_changing": round(killed_b / len(behaviour), 4) if behaviour else None,
+        "per_module": {
+            m: {"killed": k, "tested": t, "ratio": round(k / t, 3)}
+            for m, (k, t) in sorted(per_module.items())
+        },
+        "survivors": sorted(n for n, s in behaviour.items() if s not in KILLED),
+    }
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("mutmut")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--report", action="store_true", help="only summarise the last run")
+    args, extra = parser.parse_known_args()
+    if not args.report:
+        prepare()
+        rc = run_mutmut(extra)
+        if rc not in (0,):
+            print(f"mutmut run exited with {rc}", file=sys.stderr)
+    equivalent = set(tomllib.loads(CONFIG.read_text()).get("stagegate-mutation", {}).get("equivalent", []))
+    result = summary(statuses(), equivalent)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "survivors"}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
