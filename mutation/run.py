@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -124,17 +126,53 @@ def _version() -> str:
     return version("mutmut")
 
 
+def sample_of(names: list[str], size: int, seed: int) -> list[str]:
+    """``size`` mutant names drawn uniformly from all of them, the same for the same seed."""
+    return sorted(random.Random(seed).sample(sorted(names), min(size, len(names))))
+
+
+def wilson(killed: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The 95 % Wilson score interval of a kill ratio measured on a sample of ``n``."""
+    if n == 0:
+        return (0.0, 1.0)
+    p = killed / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return (round(centre - half, 4), round(centre + half, 4))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--report", action="store_true", help="only summarise the last run")
+    parser.add_argument(
+        "--sample", type=int, metavar="N", help="test N mutants drawn at random from the whole core"
+    )
+    parser.add_argument("--seed", type=int, default=15, help="the sample's seed (default 15)")
     args, extra = parser.parse_known_args()
+    chosen: list[str] | None = None
     if not args.report:
         prepare()
+        if args.sample:
+            run_mutmut(["stagegate.no-such-function*"])  # generates every mutant, tests none
+            chosen = sample_of(list(statuses()), args.sample, args.seed)
+            extra = [*extra, *chosen]
         rc = run_mutmut(extra)
         if rc not in (0,):
             print(f"mutmut run exited with {rc}", file=sys.stderr)
     equivalent = set(tomllib.loads(CONFIG.read_text()).get("stagegate-mutation", {}).get("equivalent", []))
-    result = summary(statuses(), equivalent)
+    found = statuses()
+    if chosen is not None:
+        found = {name: found[name] for name in chosen if name in found}
+    result = summary(found, equivalent)
+    if chosen is not None:
+        result["sample"] = {"size": len(chosen), "seed": args.seed, "of": len(statuses())}
+        result["command"] = f"nox -s mutants -- --sample {args.sample} --seed {args.seed}"
+        behaviour = [
+            s for n, s in found.items() if n not in equivalent and s not in ("not checked", "skipped")
+        ]
+        result["kill_ratio_behaviour_changing_95ci"] = wilson(
+            sum(s in KILLED for s in behaviour), len(behaviour)
+        )
     RESULTS.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "survivors"}, indent=2))
     return 0

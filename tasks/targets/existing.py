@@ -130,6 +130,7 @@ class ExistingTarget(KubectlCluster):
     clock: Clock = field(default_factory=Clock)
     established_timeout: float = ESTABLISHED_TIMEOUT
     name: str = field(default="existing", init=False)
+    place: str = field(default="context", init=False)  # what the terminal calls it
 
     @property
     def marker(self) -> Path:
@@ -255,7 +256,12 @@ class ExistingTarget(KubectlCluster):
                     "registry the build job pushed to",
                     {"image": image.name, "ref": image.ref, "registry": self.registry.url},
                 )
-            report[image.name] = {"ref": image.ref, "loaded_to": [], "already_on": ["registry"]}
+            report[image.name] = {
+                "ref": image.ref,
+                "loaded_to": [],
+                "already_on": ["registry"],
+                "summary": f"in the registry as {image.ref}, pulled by the cluster (nothing to load)",
+            }
         return {"nodes": [], "images": report}
 
     # -- the run's namespace for every namespaced object -----------------------------------------

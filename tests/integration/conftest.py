@@ -17,7 +17,7 @@ from python_on_whales import DockerClient
 from stagegate.pipeline import run_stage
 from stagegate.ui import Reporter
 
-from tests.conftest import TEST_PREFIX, Repo
+from tests.conftest import REQUIRE_DOCKER, TEST_PREFIX, Repo
 
 # Never inherited by the runs of a test: its own artifacts dir, and no annotations or job
 # summary in the CI that runs the tests (the failures here are on purpose).
@@ -103,7 +103,10 @@ class Registry:
     def start(self) -> Registry:
         binary = shutil.which("docker-registry")
         if binary is None:
-            pytest.skip("docker-registry is not installed (apt-get install docker-registry; .ci/run does)")
+            # CI (STAGEGATE_REQUIRE_DOCKER=1) must run the registry tests: a missing registry fails there
+            (pytest.fail if REQUIRE_DOCKER else pytest.skip)(
+                "docker-registry is not installed (apt-get install docker-registry; .ci/run does)"
+            )
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [binary, "serve", str(self.config)], stdout=log, stderr=subprocess.STDOUT
@@ -162,7 +165,9 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Re
     """A registry with htpasswd (bcrypt) auth; yields it and the password of REGISTRY_USER."""
     htpasswd = shutil.which("htpasswd")
     if htpasswd is None:
-        pytest.skip("htpasswd is not installed (apt-get install apache2-utils; .ci/run does)")
+        (pytest.fail if REQUIRE_DOCKER else pytest.skip)(
+            "htpasswd is not installed (apt-get install apache2-utils; .ci/run does)"
+        )
     base = tmp_path_factory.mktemp("auth-registry")
     password = secrets.token_hex(12)
     subprocess.run(
