@@ -35,6 +35,7 @@ WORK = ROOT / ".nox" / "mutants"
 CONFIG = ROOT / "mutation" / "mutmut.toml"
 RESULTS = ROOT / "mutation" / "results.json"
 KILLED = ("killed", "timeout")
+EQUIVALENT_PROBE = "stagegate.reports.x__e2e_suites__mutmut_6"
 
 
 def prepare() -> None:
@@ -153,7 +154,9 @@ def main() -> int:
     if not args.report:
         prepare()
         if args.sample:
-            run_mutmut(["stagegate.no-such-function*"])  # generates every mutant, tests none
+            # generates every mutant and tests one (mutmut has no generate-only command, and a
+            # glob matching nothing runs them all): one recorded as equivalent, cheap to test
+            run_mutmut([EQUIVALENT_PROBE])
             chosen = sample_of(list(statuses()), args.sample, args.seed)
             extra = [*extra, *chosen]
         rc = run_mutmut(extra)
