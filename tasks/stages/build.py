@@ -316,9 +316,11 @@ class ImageBuilds:
 
         existing = self._existing(ref, digest)
         if existing is not None:
+            image_id, has_tags = existing
             for tag in [latest, *(f"{spec.name}:{tag}" for tag in spec.tags)]:
-                self._docker(lambda tag=tag: self.docker.image.tag(existing, tag))
-            return ImageResult(spec.name, UP_TO_DATE, ref, existing, digest)
+                if tag not in has_tags:  # moved or removed since: point it back at this image
+                    self._docker(lambda tag=tag: self.docker.image.tag(image_id, tag))
+            return ImageResult(spec.name, UP_TO_DATE, ref, image_id, digest)
 
         self.progress.update(spec.name, "building")
         log_file = self.log_dir / f"{safe_name(spec.name)}.log"
@@ -360,14 +362,18 @@ class ImageBuilds:
                 self._base_ids[ref] = local_image_id(self.docker, ref, sleep=self.sleep)
             return self._base_ids[ref]
 
-    def _existing(self, ref: str, digest: str) -> str | None:
-        """The ID of ``ref`` when it exists and was built from these very inputs."""
+    def _existing(self, ref: str, digest: str) -> tuple[str, frozenset[str]] | None:
+        """The ID of ``ref`` and the tags pointing at it, when it exists and was built from
+        these very inputs: one ``docker image inspect`` for an up-to-date image, which needs
+        no ``docker tag`` when its other tags still point at it."""
         try:
             image = self._docker(lambda: self.docker.image.inspect(ref))
         except DockerException:
             return None
         labels = image.config.labels or {}
-        return image.id if labels.get(LABEL_INPUT_HASH) == digest else None
+        if labels.get(LABEL_INPUT_HASH) != digest:
+            return None
+        return image.id, frozenset(image.repo_tags or ())
 
 
 @dataclass(frozen=True)

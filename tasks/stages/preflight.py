@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
+from python_on_whales.exceptions import DockerException, NoSuchImage
 
 from .. import manifests, runner
 from ..builder import BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder, client_runs_buildkit
@@ -467,11 +467,12 @@ def check_base_images(
     found: dict[str, str] = {}
     remote: list[str] = []
     for image in uses:
-        if retry_transient(lambda r=image: docker.image.exists(r)):
+        try:  # one inspect answers both: present, and its ID
             found[image] = retry_transient(lambda r=image: docker.image.inspect(r)).id
-            checks.append(Check(f"base {image}", True, "present locally"))
-        else:
+        except NoSuchImage:
             remote.append(image)
+        else:
+            checks.append(Check(f"base {image}", True, "present locally"))
     answers = probe_registries(
         remote, probe or _manifest_probe(docker), monotonic=monotonic, each_s=each_s, total_s=total_s
     )

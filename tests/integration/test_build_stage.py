@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -119,6 +121,56 @@ def test_a_context_change_rebuilds_only_what_depends_on_it(repo, docker, busybox
     repo.write("app/notes.md", "ignored by .dockerignore")
     assert pipeline(repo, docker=docker, reporter=reporter) == 0
     assert statuses() == {"base": "up to date", "app": "up to date", "other": "up to date"}
+
+
+def test_an_up_to_date_image_is_tagged_only_where_its_tags_moved(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    """A no-op build re-tags nothing whose tags still point at the image (one inspect per
+    image), and points ``:latest`` and the configured tags back at it when they moved."""
+    repo.write("app/Dockerfile", f"FROM {busybox_image}\nCOPY . /app\n")
+    repo.write("app/data.txt", "v1")
+    repo.config(image_table(ns, ("app", "app")) + 'tags = ["stable"]\n')
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    ours = images(repo)[f"{ns}/app"]["image_id"]
+
+    since = time.time()
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    assert images(repo)[f"{ns}/app"]["status"] == "up to date"
+    time.sleep(1)  # docker events' times have a resolution of a second
+    assert tag_events(since, f"{ns}/app:") == []
+
+    docker.image.tag(busybox_image, f"{ns}/app:latest")  # someone moved :latest, removed :stable
+    docker.image.remove(f"{ns}/app:stable")
+    assert docker.image.inspect(f"{ns}/app:latest").id != ours
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    assert images(repo)[f"{ns}/app"]["status"] == "up to date"
+    assert docker.image.inspect(f"{ns}/app:latest").id == ours
+    assert docker.image.inspect(f"{ns}/app:stable").id == ours
+
+
+def tag_events(since: float, prefix: str) -> list[str]:
+    """The names the engine tagged since ``since`` (its own event log) that start with ``prefix``."""
+    window = ["--since", f"{since:.3f}", "--until", f"{time.time():.3f}"]
+    listed = subprocess.run(
+        [
+            "docker",
+            "events",
+            *window,
+            "--filter",
+            "type=image",
+            "--filter",
+            "event=tag",
+            "--format",
+            "{{json .}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    ).stdout
+    names = [json.loads(line)["Actor"]["Attributes"].get("name", "") for line in listed.splitlines()]
+    return [name for name in names if name.startswith(prefix)]
 
 
 def test_first_failure_stops_new_builds(repo, docker, busybox_image, reporter, ns) -> None:

@@ -8,13 +8,19 @@ import threading
 import time
 from types import SimpleNamespace
 
+from python_on_whales.exceptions import NoSuchImage
 from stagegate.config import load_config
 from stagegate.runner import CommandFailed
 from stagegate.stages.preflight import check_base_images, probe_registries
 
 from tests.conftest import Repo
 
-NO_LOCAL_IMAGES = SimpleNamespace(image=SimpleNamespace(exists=lambda ref: False))
+
+def _no_such_image(ref: str):
+    raise NoSuchImage(["docker", "image", "inspect", ref], 1, b"", f"Error: No such image: {ref}".encode())
+
+
+NO_LOCAL_IMAGES = SimpleNamespace(image=SimpleNamespace(inspect=_no_such_image))  # an engine without them
 
 
 def configure(repo: Repo, dockerfiles: list[str]) -> list[str]:
