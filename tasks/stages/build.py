@@ -45,6 +45,10 @@ from ..retry import retry_transient
 from ..ui import BuildProgress
 from . import StageContext
 
+# Stages wait on their worker threads in slices of this: the kernel may deliver a SIGINT to any
+# thread, and a main thread blocked on a lock without a timeout would see it only once the lock
+# is released (a whole build, or a whole smoke command, later).
+SIGNAL_POLL_S = 0.2
 log = logging.getLogger(__name__)
 
 LABEL_INPUT_HASH = "dev.stagegate.input-hash"
@@ -264,7 +268,11 @@ class ImageBuilds:
                         running[future] = name
                 if not running:
                     break
-                done, _ = concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
+                done: set[concurrent.futures.Future[ImageResult]] = set()
+                while not done:  # in slices: a Ctrl-C given to another thread is seen at once
+                    done, _ = concurrent.futures.wait(
+                        running, timeout=SIGNAL_POLL_S, return_when=concurrent.futures.FIRST_COMPLETED
+                    )
                 for future in done:
                     running.pop(future)
                     result = future.result()  # build_one returns failures, it does not raise them

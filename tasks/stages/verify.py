@@ -31,6 +31,7 @@ from ..retry import retry_transient
 from . import StageContext
 from .build import (
     OK,
+    SIGNAL_POLL_S,
     BuiltImage,
     context_hasher,
     image_inputs,
@@ -286,6 +287,9 @@ def run_smoke_tests(
             for spec in specs
         ]
         try:
+            pending = set(futures)
+            while pending:  # with a timeout: a Ctrl-C the kernel gave another thread is seen
+                _, pending = concurrent.futures.wait(pending, timeout=SIGNAL_POLL_S)
             return [(spec, *future.result()) for spec, future in zip(specs, futures, strict=True)]
         except BaseException:
             cancel.set()
