@@ -77,6 +77,10 @@ def shop(tmp_path: Path, docker: DockerClient, busybox_image: str) -> Iterator[P
     listed = docker.image.list(filters=[("reference", f"{PREFIX}*")])
     tags = [t for image in listed for t in image.repo_tags if t.startswith(PREFIX)]
     docker.image.remove([*tags, EXTERNAL], force=True)
+    # the legacy builder keeps a multi-stage build's earlier stages as untagged images, with
+    # the build's labels: prune the untagged images carrying this fixture's image labels
+    for name in sorted({tag.rsplit(":", 1)[0] for tag in tags}):
+        docker.image.prune(filters=[("label", f"dev.stagegate.image={name}")])
 
 
 def test_the_realistic_repository_runs_end_to_end_on_the_docker_target(
