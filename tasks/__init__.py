@@ -6,6 +6,8 @@ Where things are:
 
 - :mod:`stagegate.nox`         the sessions, for any noxfile: ``stagegate.nox.register()``
 - :mod:`stagegate.config`      ``[tool.stagegate]`` loaded and validated (pydantic) into ``ImageSpec``s
+- :mod:`stagegate.profiles`    which ``[tool.stagegate.profiles.<name>]`` a run applies, kept for the run
+- :mod:`stagegate.init`        ``python -m stagegate init``: a starting configuration for a repository
 - :mod:`stagegate.options`     the option set every pipeline session takes after ``--``
 - :mod:`stagegate.pipeline`    the gate: runs a stage, records it in the ledger, writes error.json
 - :mod:`stagegate.ledger`      ``run.json`` / ``error.json``, atomic writes, the upstream guard, PIPELINE
@@ -14,8 +16,11 @@ Where things are:
 - :mod:`stagegate.redact`      the one redaction every writer goes through (secrets never in clear)
 - :mod:`stagegate.errors`      ``StagegateError`` and the catalogue of stable error codes
 - :mod:`stagegate.stages`      one module per stage: preflight, build, verify, cluster, deploy, e2e
-- :mod:`stagegate.targets`     where images run: the ``Target`` interface, ``kind`` and ``docker``
+- :mod:`stagegate.targets`     where images run: the ``Target`` interface, ``kind``, ``docker``, ``existing``
 - :mod:`stagegate.targets.docker` the docker target: translator, a small kubelet, the Job controller
+- :mod:`stagegate.targets.kubectl` what the kubectl-driven targets share: kind, and ``existing``
+  (a cluster stagegate did not create: one namespace per run, images from the registry)
+- :mod:`stagegate.registry`    ``--push``: content-hash tags, skip-if-present, repository digests
 - :mod:`stagegate.readiness`   is it ready, can it still be: rules per kind, pod states, the waiter,
                           and ``python -m stagegate.readiness`` to explain a verdict from kubectl JSON
 - :mod:`stagegate.manifests`   render (kustomize or YAML), walk container images, rewrite to built tags
