@@ -15,6 +15,7 @@ import pytest
 import yaml
 from python_on_whales import DockerClient
 from stagegate.pipeline import run_stage
+from stagegate.targets.docker import DockerTarget
 from stagegate.ui import Reporter
 
 from tests.conftest import REQUIRE_DOCKER, TEST_PREFIX, Repo
@@ -176,3 +177,19 @@ def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Re
     running = Registry(base, htpasswd=base / "htpasswd").start()
     yield running, password
     running.stop()
+
+
+@pytest.fixture
+def target(docker: DockerClient, ns: str, tmp_path: Path) -> Iterator[DockerTarget]:
+    """A docker target driven directly (``apply``, then ``snapshot`` per poll), with back-offs of
+    a fraction of a second; after its teardown nothing of it is left on the engine."""
+    made = DockerTarget(
+        project=ns, artifacts=tmp_path / ".stagegate", docker=docker, backoff_base=0.5, backoff_cap=4.0
+    )
+    made.up(recreate=False)
+    yield made
+    made.teardown(delete=True)
+    owned = [("label", f"dev.stagegate.project={ns}")]
+    assert docker.container.list(all=True, filters=owned) == []
+    assert docker.volume.list(filters=owned) == []
+    assert docker.image.list(filters=owned) == []

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import yaml
-from python_on_whales import DockerClient
 from stagegate.manifests import ManifestObject
 from stagegate.targets.docker import DockerTarget
 
@@ -110,16 +108,6 @@ spec:
   containers:
     - {{name: main, image: {image}, command: ["sleep", "3600"]}}
 """
-
-
-@pytest.fixture
-def target(docker: DockerClient, ns: str, tmp_path: Path) -> Iterator[DockerTarget]:
-    made = DockerTarget(
-        project=ns, artifacts=tmp_path / ".stagegate", docker=docker, backoff_base=0.5, backoff_cap=2.0
-    )
-    made.up(recreate=False)
-    yield made
-    made.teardown(delete=True)
 
 
 def test_every_snapshot_and_the_diagnostics_are_api_shaped(target: DockerTarget, busybox_image: str) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -22,20 +22,6 @@ from stagegate.readiness import Snapshot
 from stagegate.targets.docker import DockerTarget
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def target(docker: DockerClient, ns: str, tmp_path: Path) -> Iterator[DockerTarget]:
-    made = DockerTarget(
-        project=ns, artifacts=tmp_path / ".stagegate", docker=docker, backoff_base=0.5, backoff_cap=4.0
-    )
-    made.up(recreate=False)
-    yield made
-    made.teardown(delete=True)
-    owned = [("label", f"dev.stagegate.project={ns}")]
-    assert docker.container.list(all=True, filters=owned) == []
-    assert docker.volume.list(filters=owned) == []
-    assert docker.image.list(filters=owned) == []
 
 
 def objects(text: str, **values: str) -> list[ManifestObject]:
