@@ -13,7 +13,7 @@ import logging
 import secrets
 import shlex
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -330,7 +330,7 @@ def smoke_test(
         )
     except DockerException as exc:
         # `docker run -d` creates the container before it fails to start it: remove it.
-        _remove_container(docker, name)
+        _remove_container(docker, name, clock.sleep)
         output = (exc.stderr or "") + (exc.stdout or "")
         return (
             StagegateError(
@@ -357,7 +357,7 @@ def smoke_test(
         output = docker.container.logs(container)
         exit_code = docker.container.inspect(container.id).state.exit_code
     finally:
-        _remove_container(docker, container.id)
+        _remove_container(docker, container.id, clock.sleep)
     if timed_out:
         return (
             StagegateError(
@@ -413,14 +413,26 @@ def _kill(docker: DockerClient, container: Container) -> None:
         log.debug("smoke container %s: kill: %s", container.id[:12], runner.last_line(exc.stderr or ""))
 
 
-def _remove_container(docker: DockerClient, name_or_id: str) -> None:
-    """Remove a smoke container, whatever state it is in (or nothing, when it was never made)."""
-    try:
-        docker.container.remove(name_or_id, force=True, volumes=True)
-    except DockerException as exc:
-        stderr = exc.stderr or ""
-        if "No such container" not in stderr:
-            log.warning("could not remove smoke container %s: %s", name_or_id, runner.last_line(stderr))
+def _remove_container(
+    docker: DockerClient, name_or_id: str, sleep: Callable[[float], None], *, attempts: int = 3
+) -> None:
+    """Remove a smoke container, whatever state it is in (or nothing, when it was never made).
+
+    Removing is idempotent, so any refusal is tried again: a loaded engine may answer a forced
+    removal with "could not kill … did not receive an exit event" and remove it a moment later.
+    """
+    for attempt in range(1, attempts + 1):
+        try:
+            docker.container.remove(name_or_id, force=True, volumes=True)
+            return
+        except DockerException as exc:
+            stderr = exc.stderr or ""
+            if "No such container" in stderr:
+                return
+            if attempt == attempts:
+                log.warning("could not remove smoke container %s: %s", name_or_id, runner.last_line(stderr))
+                return
+            sleep(0.5 * attempt)
 
 
 def check_manifests(

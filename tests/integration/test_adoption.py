@@ -62,8 +62,10 @@ class Adopter:
     def run(self, *argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
         """A program of the virtualenv (``nox``, ``python``), with the user's environment:
         no PYTHONPATH (this test process's stagegate is not theirs), the virtualenv first on PATH."""
+        # nor nox's own variables: a suite run by a re-executed nox (the noxfile's script block)
+        # inherits NOX_SCRIPT_MODE=none, which would turn the user's script block off
         drop = (*ISOLATED, "NO_COLOR", "PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME")
-        env = {k: v for k, v in os.environ.items() if k not in drop}
+        env = {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("NOX_")}
         env["PATH"] = os.pathsep.join([str(self.venv / "bin"), env.get("PATH", "")])
         return subprocess.run(
             [str(self.venv / "bin" / argv[0]), *argv[1:]],

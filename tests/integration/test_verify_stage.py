@@ -215,7 +215,8 @@ def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
             pytest.fail(f"verify did not end after Ctrl-C: {process.communicate()[1][-2000:]}")
         # not the smoke command's 30 s (a loaded engine may take a few seconds to remove it)
         assert time.monotonic() - interrupted < 15, process.communicate()[1][-2000:]
-        assert smoke_containers(docker, run_id) == []
+        left = [(c.name, c.state.status) for c in smoke_containers(docker, run_id)]
+        assert left == [], process.communicate()[1][-2000:]
         assert repo.run_record()["stages"]["verify"]["status"] == "interrupted"
         assert repo.error()["code"] == "INTERRUPTED"
     finally:
