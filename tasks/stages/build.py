@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from .. import graph, hashing
+from .. import graph, hashing, runner
 from ..builder import (
     Builder,
     BuildFailure,
@@ -216,6 +216,7 @@ class ImageBuilds:
     _epoch: float = field(default=0.0, init=False)
     _base_ids: dict[str, str] = field(default_factory=dict, init=False)
     _base_ids_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _known: dict[str, tuple[str, frozenset[str], str | None]] = field(default_factory=dict, init=False)
 
     def build_all(
         self,
@@ -234,6 +235,7 @@ class ImageBuilds:
         self._epoch = self.clock()
         selected = set(names)
         deps = {n: tuple(d for d in self.config.images[n].depends_on if d in selected) for n in names}
+        self._look_up_at_once([n for n in names if not deps[n]])
         pending = graph.topological_order(deps)
         results: dict[str, ImageResult] = {}
         running: dict[concurrent.futures.Future[ImageResult], str] = {}
@@ -372,16 +374,54 @@ class ImageBuilds:
 
     def _existing(self, ref: str, digest: str) -> tuple[str, frozenset[str]] | None:
         """The ID of ``ref`` and the tags pointing at it, when it exists and was built from
-        these very inputs: one ``docker image inspect`` for an up-to-date image, which needs
-        no ``docker tag`` when its other tags still point at it."""
+        these very inputs: one ``docker image inspect`` for an up-to-date image (none when
+        :meth:`_look_up_at_once` found it), which needs no ``docker tag`` when its other tags
+        still point at it."""
+        known = self._known.pop(ref, None)
+        if known is None:
+            try:
+                image = self._docker(lambda: self.docker.image.inspect(ref))
+            except DockerException:
+                return None
+            known = (
+                image.id,
+                frozenset(image.repo_tags or ()),
+                (image.config.labels or {}).get(LABEL_INPUT_HASH),
+            )
+        image_id, tags, input_hash = known
+        if input_hash != digest:
+            return None
+        return image_id, tags
+
+    def _look_up_at_once(self, names: list[str]) -> None:
+        """One ``docker image inspect`` of the tags of every image in ``names`` (images that
+        need no other selected image, so that their tag is known before anything is built):
+        a no-op build of twelve images costs one Docker call, not twelve. What it finds,
+        :meth:`_existing` uses; what it does not (not built yet, or inputs that cannot be
+        read, which the image's own build then reports), is looked up image by image."""
+        refs = []
+        for name in names:
+            spec = self.config.images[name]
+            try:
+                _, inputs = image_inputs(
+                    spec, {}, self._local_id, hasher=self.hasher, never=never_inputs(self.config)
+                )
+            except (StagegateError, OSError, DockerException):
+                continue
+            refs.append(f"{spec.name}:{TAG_PREFIX}{inputs.digest()[:16]}")
+        if len(refs) < 2:
+            return
+        argv = [*map(str, self.docker.client_config.docker_cmd), "image", "inspect", *refs]
         try:
-            image = self._docker(lambda: self.docker.image.inspect(ref))
-        except DockerException:
-            return None
-        labels = image.config.labels or {}
-        if labels.get(LABEL_INPUT_HASH) != digest:
-            return None
-        return image.id, frozenset(image.repo_tags or ())
+            # the images found are printed even when others are missing (exit code 1)
+            found = json.loads(runner.run(argv, check=False).stdout or "[]")
+        except (runner.CommandFailed, ValueError):
+            return
+        for image in found if isinstance(found, list) else ():
+            tags = frozenset(image.get("RepoTags") or ())
+            labels = (image.get("Config") or {}).get("Labels") or {}
+            for ref in tags.intersection(refs):
+                self._known[ref] = (image["Id"], tags, labels.get(LABEL_INPUT_HASH))
 
 
 @dataclass(frozen=True)

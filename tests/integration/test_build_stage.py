@@ -149,6 +149,48 @@ def test_an_up_to_date_image_is_tagged_only_where_its_tags_moved(
     assert docker.image.inspect(f"{ns}/app:stable").id == ours
 
 
+def test_a_no_op_build_looks_its_images_up_in_one_docker_call(
+    repo, docker, busybox_image, reporter, ns, tmp_path: Path
+) -> None:
+    """The tags of images that need no other image are known before anything is built: one
+    `docker image inspect` of all of them. What it does not find, or finds built from other
+    inputs, is built again — the others stay up to date."""
+    for name in ("one", "two", "three"):
+        repo.write(f"{name}/Dockerfile", f"FROM {busybox_image}\nCOPY . /{name}\n")
+        repo.write(f"{name}/data.txt", name)
+    repo.write("app/Dockerfile", f"ARG BASE={ns}/one\nFROM ${{BASE}}\nCOPY . /app\n")
+    repo.config(image_table(ns, ("one", "one"), ("two", "two"), ("three", "three"), ("app", "app")))
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0
+    refs = {name.split("/")[1]: entry["ref"] for name, entry in images(repo).items()}
+
+    calls = tmp_path / "docker-calls"
+    wrapper = tmp_path / "docker"  # the real docker, each argv written down first
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\nexec docker "$@"\n')
+    wrapper.chmod(0o755)
+    counted = DockerClient(client_call=[str(wrapper)])
+
+    def build() -> tuple[dict[str, str], list[str]]:
+        calls.write_text("")
+        assert run(repo, "build", docker=counted, reporter=reporter) == 0
+        statuses = {name.split("/")[1]: entry["status"] for name, entry in images(repo).items()}
+        inspects = [line for line in calls.read_text().splitlines() if line.startswith("image inspect")]
+        return statuses, inspects
+
+    statuses, inspects = build()
+    assert statuses == dict.fromkeys(("one", "two", "three", "app"), "up to date")
+    independent = [line for line in inspects if refs["two"] in line]
+    assert len(independent) == 1 and all(refs[n] in independent[0] for n in ("one", "two", "three"))
+    # besides: the external base's ID (once for all) and the dependent, whose tag needs one's ID
+    others = sorted(line for line in inspects if refs["two"] not in line)
+    assert others == sorted([f"image inspect {busybox_image}", f"image inspect {refs['app']}"])
+
+    docker.image.remove(refs["two"])  # not there any more …
+    docker.image.tag(busybox_image, refs["three"])  # … and a tag that names other content
+    statuses, _ = build()
+    assert statuses == {"one": "up to date", "two": "built", "three": "built", "app": "up to date"}
+    assert docker.image.inspect(refs["three"]).id != docker.image.inspect(busybox_image).id
+
+
 def tag_events(since: float, prefix: str) -> list[str]:
     """The names the engine tagged since ``since`` (its own event log) that start with ``prefix``."""
     window = ["--since", f"{since:.3f}", "--until", f"{time.time():.3f}"]
