@@ -391,24 +391,17 @@ class Inputs:
     options: dict[str, str] = field(default_factory=dict)  # target, platforms, secret ids, labels
 
     def digest(self) -> str:
-        digest = hashlib.sha256()
-
-        def feed(*parts: str) -> None:
-            for part in parts:
-                digest.update(part.encode())
-                digest.update(b"\0")
-
-        feed("stagegate-input-hash", HASH_VERSION)
-        feed("dockerfile", self.dockerfile)
+        # every part followed by a NUL, hashed as one string (thousands of files: one update)
+        parts = ["stagegate-input-hash", HASH_VERSION, "dockerfile", self.dockerfile]
         for name in sorted(self.build_args):
-            feed("arg", name, self.build_args[name])
+            parts += ("arg", name, self.build_args[name])
         for ref in sorted(self.bases):
-            feed("from", ref, self.bases[ref])
+            parts += ("from", ref, self.bases[ref])
         for relpath in sorted(self.files):
-            feed("file", relpath, self.files[relpath])
+            parts += ("file", relpath, self.files[relpath])
         for name in sorted(self.options):  # none: the same hash as before options existed
-            feed("option", name, self.options[name])
-        return digest.hexdigest()
+            parts += ("option", name, self.options[name])
+        return hashlib.sha256(("\0".join(parts) + "\0").encode()).hexdigest()
 
     def to_json(self) -> dict[str, object]:
         return {

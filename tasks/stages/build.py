@@ -217,6 +217,7 @@ class ImageBuilds:
     _base_ids: dict[str, str] = field(default_factory=dict, init=False)
     _base_ids_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _known: dict[str, tuple[str, frozenset[str], str | None]] = field(default_factory=dict, init=False)
+    _prepared: dict[str, tuple[dict[str, str], hashing.Inputs, str]] = field(default_factory=dict, init=False)
 
     def build_all(
         self,
@@ -316,10 +317,10 @@ class ImageBuilds:
         built = {
             name: BuiltImage(result.ref or "", result.image_id or "") for name, result in dependencies.items()
         }
-        build_args, inputs = image_inputs(
-            spec, built, self._local_id, hasher=self.hasher, never=never_inputs(self.config)
-        )
-        digest = inputs.digest()
+        prepared = self._prepared.pop(spec.name, None) if not dependencies else None
+        if prepared is None:
+            prepared = self._inputs(spec, built)
+        build_args, inputs, digest = prepared
         ref = f"{spec.name}:{TAG_PREFIX}{digest[:16]}"
         latest = f"{spec.name}:latest"
         save_inputs(self.inputs_dir, spec.name, inputs)
@@ -359,6 +360,15 @@ class ImageBuilds:
             except BuildFailure as failure:
                 raise build_error(spec, failure, self.config.relpath, log_file) from None
         return ImageResult(spec.name, BUILT, ref, image_id, digest)
+
+    def _inputs(
+        self, spec: ImageSpec, built: dict[str, BuiltImage]
+    ) -> tuple[dict[str, str], hashing.Inputs, str]:
+        """The build args, inputs and input digest of ``spec`` on its ``built`` dependencies."""
+        build_args, inputs = image_inputs(
+            spec, built, self._local_id, hasher=self.hasher, never=never_inputs(self.config)
+        )
+        return build_args, inputs, inputs.digest()
 
     def _docker(self, call: Callable[[], T]) -> T:
         """A Docker call other than the build itself: retried while it fails transiently."""
@@ -402,13 +412,12 @@ class ImageBuilds:
         refs = []
         for name in names:
             spec = self.config.images[name]
+            self.progress.update(name, "checking")
             try:
-                _, inputs = image_inputs(
-                    spec, {}, self._local_id, hasher=self.hasher, never=never_inputs(self.config)
-                )
+                self._prepared[name] = self._inputs(spec, {})  # its build uses them, not again
             except (StagegateError, OSError, DockerException):
                 continue
-            refs.append(f"{spec.name}:{TAG_PREFIX}{inputs.digest()[:16]}")
+            refs.append(f"{spec.name}:{TAG_PREFIX}{self._prepared[name][2][:16]}")
         if len(refs) < 2:
             return
         argv = [*map(str, self.docker.client_config.docker_cmd), "image", "inspect", *refs]
