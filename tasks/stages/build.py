@@ -415,7 +415,7 @@ class ImageBuilds:
             self.progress.update(name, "checking")
             try:
                 self._prepared[name] = self._inputs(spec, {})  # its build uses them, not again
-            except (StagegateError, OSError, DockerException):
+            except Exception:  # its own build computes them again and reports why
                 continue
             refs.append(f"{spec.name}:{TAG_PREFIX}{self._prepared[name][2][:16]}")
         if len(refs) < 2:
