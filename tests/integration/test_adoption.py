@@ -106,6 +106,7 @@ def their_repository(root: Path, p: str, base: str) -> None:
             # multi-stage, and it copies from the repository root: init must pick the root context
             f"{p}-api/Dockerfile": f"""
                 FROM {base} AS build
+                LABEL dev.stagegate.test={p}
                 RUN mkdir -p /out && echo '{{"status": "ok"}}' > /out/health.json
 
                 FROM {base}
@@ -307,6 +308,9 @@ def adopter(tmp_path: Path, venv: Path, docker: DockerClient, busybox_image: str
     tags = [t for image in listed for t in image.repo_tags if t.startswith(p + "-")]
     if tags:
         docker.image.remove(tags, force=True)
+    # the legacy builder keeps the api's first stage as an untagged image (without the build's
+    # labels): that stage carries a label of this repository, by which it is pruned
+    docker.image.prune(filters=[("label", f"dev.stagegate.test={p}")])
 
 
 def test_nothing_installs_a_top_level_tasks(adopter: Adopter) -> None:
