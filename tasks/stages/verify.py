@@ -20,6 +20,7 @@ from typing import Any
 
 from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
 
 from .. import hashing, manifests, runner
 from ..builder import log_excerpt
@@ -421,18 +422,25 @@ def _remove_container(
     Removing is idempotent, so any refusal is tried again: a loaded engine may answer a forced
     removal with "could not kill … did not receive an exit event" and remove it a moment later.
     """
-    for attempt in range(1, attempts + 1):
-        try:
-            docker.container.remove(name_or_id, force=True, volumes=True)
-            return
-        except DockerException as exc:
-            stderr = exc.stderr or ""
-            if "No such container" in stderr:
-                return
-            if attempt == attempts:
-                log.warning("could not remove smoke container %s: %s", name_or_id, runner.last_line(stderr))
-                return
-            sleep(0.5 * attempt)
+    try:
+        for attempt in Retrying(
+            retry=retry_if_exception(lambda exc: isinstance(exc, DockerException) and not _gone(exc)),
+            stop=stop_after_attempt(attempts),
+            wait=wait_incrementing(start=0.5, increment=0.5),
+            sleep=sleep,
+            reraise=True,
+        ):
+            with attempt:
+                docker.container.remove(name_or_id, force=True, volumes=True)
+    except DockerException as exc:
+        if not _gone(exc):
+            log.warning(
+                "could not remove smoke container %s: %s", name_or_id, runner.last_line(exc.stderr or "")
+            )
+
+
+def _gone(exc: BaseException) -> bool:
+    return isinstance(exc, DockerException) and "No such container" in (exc.stderr or "")
 
 
 def check_manifests(
