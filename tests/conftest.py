@@ -34,6 +34,12 @@ REQUIRE_DOCKER = os.environ.get("STAGEGATE_REQUIRE_DOCKER") == "1"
 RUN_TOKEN = secrets.token_hex(3)
 TEST_PREFIX = f"sgtest-{RUN_TOKEN}"
 CLUSTER_PREFIX = f"sg{RUN_TOKEN}"  # kind cluster names of the tests (shorter: kind's limit)
+# The Docker network of every (fake) kind node this run creates, in-process or in the nox
+# sessions it starts (they inherit the environment): named after the run, so that the leak check
+# sees it, and removed at the end of the run (kind itself never removes its network).
+KIND_NETWORK = f"{TEST_PREFIX}-kind"
+os.environ.setdefault("KIND_EXPERIMENTAL_DOCKER_NETWORK", KIND_NETWORK)
+REGISTRY_IMAGE = "stagegate-test/registry:2"
 _ENGINE: list[DockerClient] = []  # the client of the `docker` fixture, once a test asked for it
 
 
@@ -92,6 +98,43 @@ def busybox_image(docker: DockerClient, tmp_path_factory: pytest.TempPathFactory
         )
         docker.legacy_build(context, tags=[BUSYBOX_IMAGE])
     return BUSYBOX_IMAGE
+
+
+def _docker_registry_binary() -> Path:
+    found = shutil.which("docker-registry")
+    if found is None:
+        # CI (STAGEGATE_REQUIRE_DOCKER=1) must run the registry tests: a missing registry fails there
+        (pytest.fail if REQUIRE_DOCKER else pytest.skip)(
+            "docker-registry is not installed (apt-get install docker-registry; .ci/run does)"
+        )
+    return Path(found)
+
+
+@pytest.fixture(scope="session")
+def registry_image(docker: DockerClient, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """``stagegate-test/registry:2``: the image of a registry that behaves as the official
+    ``registry:2`` (the CNCF distribution registry listening on :5000, storage in
+    /var/lib/registry), built once from the seeded base image and Debian's docker-registry,
+    which links against libc only. (No ``VOLUME`` as registry:2 has: a test's registry leaves
+    no anonymous volume behind, whatever removes it.)"""
+    if not docker.image.exists(REGISTRY_IMAGE):
+        context = tmp_path_factory.mktemp("registry")
+        shutil.copy(_docker_registry_binary(), context / "docker-registry")
+        (context / "config.yml").write_text(
+            "version: 0.1\n"
+            "storage:\n  filesystem:\n    rootdirectory: /var/lib/registry\n  delete:\n    enabled: true\n"
+            "http:\n  addr: :5000\n"
+        )
+        base = os.environ.get("BASE_IMAGE", "python:3.12-slim")
+        (context / "Dockerfile").write_text(
+            f"FROM {base}\n"
+            "COPY docker-registry /usr/bin/docker-registry\n"
+            "COPY config.yml /etc/docker/registry/config.yml\n"
+            "EXPOSE 5000\n"
+            'ENTRYPOINT ["/usr/bin/docker-registry", "serve", "/etc/docker/registry/config.yml"]\n'
+        )
+        docker.legacy_build(context, tags=[REGISTRY_IMAGE])
+    return REGISTRY_IMAGE
 
 
 class Repo:
@@ -179,11 +222,24 @@ def _run_objects(client: DockerClient) -> list[str]:
     ]
 
 
+def _remove_kind_network(client: DockerClient) -> None:
+    """The run's kind network (when the run named it), once every node of the run is gone; one
+    that still has containers stays, and the leak check names it with them."""
+    if os.environ.get("KIND_EXPERIMENTAL_DOCKER_NETWORK") != KIND_NETWORK:
+        return
+    try:
+        if client.network.exists(KIND_NETWORK):
+            client.network.remove(KIND_NETWORK)
+    except DockerException:
+        pass
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run when a container, image, network or volume it created is still there
     (checked when a test of the run used the engine)."""
     if not _ENGINE:
         return
+    _remove_kind_network(_ENGINE[0])
     leaked = _run_objects(_ENGINE[0])
     if not leaked:
         return

@@ -14,6 +14,7 @@ import calendar
 import copy
 import fcntl
 import hashlib
+import ipaddress
 import json
 import os
 import re
@@ -26,7 +27,9 @@ import sys
 import tempfile
 import threading
 import time
+import tomllib
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -289,9 +292,9 @@ def normalized_image(ref: str) -> str:
     return f"{name}:{tag or 'latest'}"
 
 
-def docker(*args: str) -> subprocess.CompletedProcess:
+def docker(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
     try:
-        return subprocess.run(["docker", *args], capture_output=True, text=True, check=False)
+        return subprocess.run(["docker", *args], input=stdin, capture_output=True, text=True, check=False)
     except FileNotFoundError:
         raise Failure("ERROR: fake kind needs the docker CLI, and it is not on PATH") from None
 
@@ -527,9 +530,9 @@ def free_port() -> int:
 def kind_create(state: State, name: str, opts: dict) -> int:
     # kind: pkg/cmd/kind/create/cluster/createcluster.go and pkg/cluster/internal/create/create.go
     kubeconfig = opts.get("kubeconfig") or refuse_default_kubeconfig()
+    config = read_kind_config(opts["config"]) if opts.get("config") else {}
     if opts.get("config"):  # --name, then $KIND_CLUSTER_NAME, then the config's name
-        config_name = read_kind_config(opts["config"]).get("name")
-        name = opts.get("name") or os.environ.get("KIND_CLUSTER_NAME") or config_name or name
+        name = opts.get("name") or os.environ.get("KIND_CLUSTER_NAME") or config.get("name") or name
     if not re.fullmatch(r"[a-z0-9.-]+", name):
         raise Failure(
             f"ERROR: failed to create cluster: '{name}' is not a valid cluster name, "
@@ -550,6 +553,11 @@ def kind_create(state: State, name: str, opts: dict) -> int:
     step(
         f"Ensuring node image ({opts.get('image', KIND_NODE_IMAGE).split('@')[0]}) 🖼"
     )  # --image: shown, not run
+    network = kind_network()
+    if os.environ.get("KIND_EXPERIMENTAL_DOCKER_NETWORK"):
+        err("WARNING: Overriding docker network due to KIND_EXPERIMENTAL_DOCKER_NETWORK")
+        err("WARNING: Here be dragons! This is not supported currently.")
+    ensure_network(network)
     err(f" • {STEP_NODES}  ...")
     node_dir = state.cluster_dir(name) / "node"
     (node_dir / "images").mkdir(parents=True, exist_ok=True)
@@ -559,6 +567,7 @@ def kind_create(state: State, name: str, opts: dict) -> int:
     run_argv = [
         "run", "-d", "--name", node, "--hostname", node,
         "--label", f"io.x-k8s.kind.cluster={name}", "--label", "io.x-k8s.kind.role=control-plane",
+        "--net", network,
         "-v", f"{node_dir}:/fake-kind:ro", "-v", f"{crictl}:/usr/local/bin/crictl:ro",
         os.environ.get("FAKE_KIND_NODE_IMAGE", DEFAULT_FAKE_NODE_IMAGE), "sleep", "86400",
     ]  # fmt: skip
@@ -570,19 +579,32 @@ def kind_create(state: State, name: str, opts: dict) -> int:
             f'ERROR: failed to create cluster: command "docker {shlex.join(run_argv)}" failed with error: '
             f"exit status {result.returncode}\nCommand Output: {result.stderr.strip()}"
         )
-    host_ip = docker("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", node)
+    inspected = docker("inspect", "-f", "{{json .NetworkSettings.Networks}}", node)
+    try:
+        host_ip = (json.loads(inspected.stdout).get(network) or {}).get("IPAddress") or ""
+    except ValueError:
+        host_ip = ""
     cluster = {
         "name": name,
         "node": node,
+        "network": network,
         "port": free_port(),
-        "host_ip": host_ip.stdout.strip() or "172.18.0.2",
+        "host_ip": host_ip or "172.18.0.2",
         "ca": fake_certificate(name),
         "created": time.time(),
         "api": False,
     }
     state.save_cluster(cluster)
     err(f" ✓ {STEP_NODES}")
-    step(STEP_CONFIG)
+    err(f" • {STEP_CONFIG}  ...")
+    config_error = write_containerd_config(node, config.get("containerdConfigPatches") or [])
+    if config_error:
+        err(f" ✗ {STEP_CONFIG}")
+        if not opts.get("retain"):
+            remove_node(state, cluster)
+            err(f'Deleted nodes: ["{node}"]')
+        raise Failure(f"ERROR: failed to create cluster: {config_error}")
+    err(f" ✓ {STEP_CONFIG}")
     err(f" • {STEP_CONTROL_PLANE}  ...")
     if isinstance(scenario.get("create_cluster_error"), str):
         err(f" ✗ {STEP_CONTROL_PLANE}")
@@ -634,7 +656,153 @@ def read_kind_config(path: str) -> dict:
     roles = [n.get("role") for n in config.get("nodes") or [{"role": "control-plane"}]]
     if roles != ["control-plane"]:
         raise Failure(f"ERROR: fake kind: {path}: only one control-plane node is supported (got {roles})")
+    # kind: v1alpha4 Cluster.ContainerdConfigPatches is a []string, decoded strictly by
+    # pkg/internal/apis/config/encoding (load.go: "unable to decode config", sigs.k8s.io/yaml's
+    # Go json type error). The TOML inside is parsed later, when the nodes are configured.
+    patches = config.get("containerdConfigPatches")
+    if patches is not None:  # (a YAML null is Go's zero value: no patches, or an empty one)
+        if not isinstance(patches, list):
+            wrong, target = patches, "[]string"
+        else:
+            wrong, target = next(
+                ((p, "string") for p in patches if not isinstance(p, (str, type(None)))), (None, "")
+            )
+        if target:
+            go_type = {dict: "object", list: "array", str: "string", bool: "bool"}.get(type(wrong), "number")
+            raise Failure(
+                "ERROR: failed to create cluster: unable to decode config: error unmarshaling JSON: while "
+                f"decoding JSON: json: cannot unmarshal {go_type} into Go struct field "
+                f"Cluster.containerdConfigPatches of type {target}"
+            )
+        config["containerdConfigPatches"] = ["" if p is None else p for p in patches]
     return config
+
+
+# -- the node's network and containerd ------------------------------------------------------------
+# kind: pkg/cluster/internal/providers/docker/provider.go (Provision: after "Ensuring node image",
+# KIND_EXPERIMENTAL_DOCKER_NETWORK overrides the network, with two warnings; then ensureNetwork;
+# the nodes run with `--net NAME`) and network.go (fixedNetworkName "kind": a user-defined bridge,
+# since the default bridge lacks Docker's embedded DNS; created when missing, "already exists"
+# from a concurrent create is fine; `kind delete cluster` never removes it). Real kind also gives
+# the network an IPv6 ULA subnet and the default bridge's MTU; the fake's is a plain bridge.
+KIND_NETWORK = "kind"
+
+
+def kind_network() -> str:
+    return os.environ.get("KIND_EXPERIMENTAL_DOCKER_NETWORK") or KIND_NETWORK
+
+
+def ensure_network(name: str) -> None:
+    listed = docker("network", "ls", "--filter", f"name={name}", "--format", "{{.Name}}")
+    if name in listed.stdout.split():
+        return
+    argv = [
+        "network",
+        "create",
+        "-d=bridge",
+        "-o",
+        "com.docker.network.bridge.enable_ip_masquerade=true",
+        name,
+    ]
+    created = docker(*argv)
+    if created.returncode != 0 and "already exists" not in created.stderr:
+        raise Failure(
+            f'ERROR: failed to create cluster: failed to ensure docker network: command "docker {shlex.join(argv)}" '
+            f"failed with error: exit status {created.returncode}\nCommand Output: {created.stderr.strip()}"
+        )
+
+
+# The node's containerd config. kind: images/base/files/etc/containerd/config.toml (a subset of
+# it: the version-2 format and the CRI plugin's tables), and pkg/cluster/internal/create/actions/
+# config/config.go with pkg/internal/patch/toml.go: in "Writing configuration", each of
+# containerdConfigPatches is parsed as TOML and applied as a JSON merge patch (RFC 7386), a patch
+# whose `version` differs from the config's is skipped, and the result is written back; errors
+# are "failed to patch contianerd config: …" (sic, kind's spelling; the parser's message after
+# it is Python tomllib's, not go-toml's).
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+CONTAINERD_BASE: dict[str, Any] = {
+    "version": 2,
+    "plugins": {
+        "io.containerd.grpc.v1.cri": {
+            "sandbox_image": "registry.k8s.io/pause:3.10",
+            "containerd": {
+                "default_runtime_name": "runc",
+                "discard_unpacked_layers": True,
+                "snapshotter": "overlayfs",
+                "runtimes": {"runc": {"runtime_type": "io.containerd.runc.v2"}},
+            },
+        }
+    },
+}
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 (evanphx/json-patch MergePatch) on parsed TOML, which has no nulls."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        merged[key] = merge_patch(merged.get(key), value)
+    return merged
+
+
+def patched_containerd_config(patches: list[str]) -> dict:
+    config = copy.deepcopy(CONTAINERD_BASE)
+    for text in patches:
+        patch = tomllib.loads(text)  # TOMLDecodeError: the caller's patch error
+        version = patch.get("version", 0)
+        if version not in (0, config["version"]):
+            continue
+        config = merge_patch(config, patch)
+    return config
+
+
+def toml_key(key: str) -> str:
+    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key)
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value) if value == value and abs(value) != float("inf") else str(value).lower()
+    if isinstance(value, str):
+        return json.dumps(value)  # JSON's escapes are TOML basic-string escapes
+    if isinstance(value, list):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
+    return value.isoformat()  # datetime, date, time
+
+
+def toml_text(table: dict, path: tuple[str, ...] = ()) -> str:
+    """A TOML document of ``table`` (scalars first, then one [header] per table, as go-toml writes)."""
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in table.items() if isinstance(v, dict)}
+    lines = []
+    if path and (scalars or not tables):
+        lines.append("[" + ".".join(toml_key(p) for p in path) + "]")
+    lines += [f"{'  ' * bool(path)}{toml_key(k)} = {toml_value(v)}" for k, v in scalars.items()]
+    text = "\n".join(lines) + "\n" if lines else ""
+    for key, sub in tables.items():
+        text += ("\n" if text else "") + toml_text(sub, (*path, key))
+    return text
+
+
+def write_containerd_config(node: str, patches: list[str]) -> str | None:
+    """Write the node's /etc/containerd/config.toml; kind's error text when that fails."""
+    try:
+        config = patched_containerd_config(patches)
+    except tomllib.TOMLDecodeError as exc:
+        return f"failed to patch contianerd config: {exc}"
+    argv = ["exec", "-i", node, "sh", "-c", f"mkdir -p /etc/containerd && cat > {CONTAINERD_CONFIG}"]
+    written = docker(*argv, stdin=toml_text(config))
+    if written.returncode != 0:
+        return (
+            f'failed to write patched containerd config: command "docker {shlex.join(argv)}" failed with '
+            f"error: exit status {written.returncode}\nCommand Output: {written.stderr.strip()}"
+        )
+    return None
 
 
 def remove_node(state: State, cluster: dict) -> None:
@@ -890,6 +1058,7 @@ GET_TYPES = {
     **dict.fromkeys(("jobs", "job", "jobs.batch"), "Job"),
     **dict.fromkeys(("events", "event", "ev"), "Event"),
     **dict.fromkeys(("namespaces", "namespace", "ns"), "Namespace"),
+    **dict.fromkeys(("configmaps", "configmap", "cm"), "ConfigMap"),
     **dict.fromkeys(
         (
             "customresourcedefinitions",
@@ -1037,7 +1206,9 @@ def image_repository(ref: str) -> str:
 
 
 def image_available(image: str, cluster: dict, scenario: dict) -> bool:
-    """On the node (loaded by `kind load`), or served by a registry (the scenario's ``pullable``)."""
+    """On the node (loaded by `kind load`), or served by a registry: the scenario's ``pullable``,
+    one of its ``registries``, or a registry container the node's containerd reaches through a
+    hosts.toml (:func:`pullable_through_hosts`)."""
     full = normalized_image(image)
     if full in cluster.get("node_images", []):
         return True
@@ -1047,7 +1218,36 @@ def image_available(image: str, cluster: dict, scenario: dict) -> bool:
                 return True
         elif normalized_image(entry) == full:
             return True
-    return registry_serves(image, scenario)
+    return registry_serves(image, scenario) or pullable_through_hosts(image, cluster)
+
+
+MANIFEST_ACCEPT = (
+    "application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json"
+)
+
+
+def name_and_reference(rest: str) -> tuple[str, str]:
+    """``repo/name:tag`` or ``repo/name@sha256:…`` (after the registry host): the registry API's
+    name and reference (``latest`` without either)."""
+    if "@" in rest:
+        name, _, reference = rest.partition("@")
+        return name.rsplit(":", 1)[0] if ":" in name.rsplit("/", 1)[-1] else name, reference
+    if ":" in rest.rsplit("/", 1)[-1]:
+        name, _, reference = rest.rpartition(":")
+        return name, reference
+    return rest, "latest"
+
+
+def manifest_served(base: str, name: str, reference: str) -> bool:
+    """``HEAD <base>/<name>/manifests/<reference>`` (``base`` ends in /v2) answers 200."""
+    request = urllib.request.Request(
+        f"{base}/{name}/manifests/{reference}", method="HEAD", headers={"Accept": MANIFEST_ACCEPT}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
 
 
 def registry_serves(image: str, scenario: dict) -> bool:
@@ -1057,23 +1257,146 @@ def registry_serves(image: str, scenario: dict) -> bool:
     host, _, rest = image.partition("/")
     if host not in (scenario.get("registries") or []) or not rest:
         return False
-    if "@" in rest:
-        name, _, reference = rest.partition("@")
-    else:
-        name, _, reference = rest.rpartition(":") if ":" in rest else (rest, "", "latest")
-    request = urllib.request.Request(
-        f"http://{host}/v2/{name}/manifests/{reference}",
-        method="HEAD",
-        headers={
-            "Accept": "application/vnd.docker.distribution.manifest.v2+json, "
-            "application/vnd.oci.image.manifest.v1+json"
-        },
-    )
+    return manifest_served(f"http://{host}/v2", *name_and_reference(rest))
+
+
+# -- pulls through the node's hosts.toml files ----------------------------------------------------
+# containerd (v2.0, the kindest/node v1.32 one): with the CRI plugin's `registry.config_path` set
+# (docs/hosts.md; kind's local-registry recipe, KEP-1755), a pull of HOST/name looks for
+# <config_path>/HOST/hosts.toml (else <config_path>/_default/hosts.toml; core/remotes/docker/
+# config/hosts.go) and tries its [host."URL"] entries in order, then its `server`; a host needs the
+# `resolve` capability for a tag and `pull` for a digest (both by default; core/remotes/docker/
+# resolver.go), and its URL's path is `/v2` unless given (with `override_path`, as given). The
+# node resolves a host's name with Docker's embedded DNS, which answers on user-defined networks
+# only (not the default `bridge`) with the names and network aliases of the containers attached
+# to the same network (moby: libnetwork resolver). The fake asks the registry from the host: the
+# container's IP on that network, `HEAD /v2/<name>/manifests/<ref>` (what containerd's resolver
+# sends first). Not modelled: https hosts (no TLS to a registry container), and the default server
+# (`https://HOST`, contacted when nothing above answers): from the node, localhost is the node.
+# Every read of the node is cached for the life of the fake process (one `kubectl get`).
+_NODE_CACHE: dict[tuple[str, ...], Any] = {}
+
+
+def node_file(node: str, path: str) -> str | None:
+    """A file of the node (`docker exec NODE cat PATH`), or None when it cannot be read."""
+    key = ("file", node, path)
+    if key not in _NODE_CACHE:
+        try:
+            read = docker("exec", node, "cat", path)
+        except Failure:  # no docker CLI: nothing can be read
+            read = None
+        _NODE_CACHE[key] = read.stdout if read is not None and read.returncode == 0 else None
+    return _NODE_CACHE[key]
+
+
+def docker_json(*args: str) -> Any:
+    key = ("docker", *args)
+    if key not in _NODE_CACHE:
+        try:
+            result = docker(*args)
+            _NODE_CACHE[key] = json.loads(result.stdout) if result.returncode == 0 else None
+        except (Failure, ValueError):
+            _NODE_CACHE[key] = None
+    return _NODE_CACHE[key]
+
+
+def image_registry_host(image: str) -> str | None:
+    """The registry host of an image written with one (``localhost:5001/x``, ``ghcr.io/x``)."""
+    first, sep, _ = image.partition("@")[0].partition("/")
+    return first if sep and ("." in first or ":" in first or first == "localhost") else None
+
+
+def node_toml(node: str, path: str) -> dict | None:
+    text = node_file(node, path)
+    if text is None:
+        return None
     try:
-        with urllib.request.urlopen(request, timeout=5) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError:
+        return None  # containerd fails the pull on an unparsable hosts.toml, or does not start
+
+
+def registry_hosts(node: str, host: str) -> list[tuple[str, dict]]:
+    """(URL, its settings) of the hosts.toml the node's containerd reads for ``host``, in order."""
+    config = node_toml(node, CONTAINERD_CONFIG) or {}
+    cri = ((config.get("plugins") or {}).get("io.containerd.grpc.v1.cri") or {}).get("registry") or {}
+    config_path = cri.get("config_path")
+    if not isinstance(config_path, str) or not config_path:
+        return []
+    root = config_path.rstrip("/")
+    hosts = node_toml(node, f"{root}/{host}/hosts.toml")
+    if hosts is None:
+        hosts = node_toml(node, f"{root}/_default/hosts.toml")
+    if hosts is None:
+        return []
+    found = [(url, entry) for url, entry in (hosts.get("host") or {}).items() if isinstance(entry, dict)]
+    if isinstance(hosts.get("server"), str):
+        found.append((hosts["server"], hosts))
+    return found
+
+
+def node_networks(node: str) -> dict[str, dict]:
+    inspected = docker_json("inspect", node)
+    return ((inspected or [{}])[0].get("NetworkSettings") or {}).get("Networks") or {}
+
+
+def address_in_node(node: str, name: str) -> str | None:
+    """The IP that ``name`` reaches from the node: a container attached to one of the node's
+    user-defined networks under that name or network alias (Docker's embedded DNS), or an IP of
+    a container on one of the node's networks; None for anything else (the node's loopback too)."""
+    try:
+        literal = ipaddress.ip_address(name)
+    except ValueError:
+        literal = None
+    if literal is not None and literal.is_loopback:
+        return None
+    for network in node_networks(node):
+        if network in ("host", "none") or (literal is None and network == "bridge"):
+            continue
+        attached = ((docker_json("network", "inspect", network) or [{}])[0].get("Containers")) or {}
+        if literal is not None:
+            if any(c.get("IPv4Address", "").split("/")[0] == name for c in attached.values()):
+                return name
+            continue
+        containers = (docker_json("inspect", *sorted(attached)) or []) if attached else []
+        for container in containers:
+            endpoint = ((container.get("NetworkSettings") or {}).get("Networks") or {}).get(network) or {}
+            names = {container.get("Name", "").lstrip("/"), *(endpoint.get("Aliases") or [])}
+            names |= set(endpoint.get("DNSNames") or [])
+            if name.lower() in {n.lower() for n in names} and endpoint.get("IPAddress"):
+                return endpoint["IPAddress"]
+    return None
+
+
+def pullable_through_hosts(image: str, cluster: dict) -> bool:
+    """Whether the node's containerd pulls ``image`` through a hosts.toml (see above)."""
+    host = image_registry_host(image)
+    node = cluster.get("node")
+    if host is None or not node:
         return False
+    key = ("pull", node, image)
+    if key in _NODE_CACHE:
+        return _NODE_CACHE[key]
+    name, reference = name_and_reference(image.partition("/")[2])
+    needed = "pull" if reference.startswith("sha256:") else "resolve"
+    served = False
+    for url, entry in registry_hosts(node, host):
+        capabilities = entry.get("capabilities", ["pull", "resolve", "push"])
+        parsed = urllib.parse.urlsplit(url)
+        if needed not in capabilities or parsed.scheme != "http" or not parsed.hostname:
+            continue
+        address = address_in_node(node, parsed.hostname)
+        if address is None:
+            continue
+        path = parsed.path.rstrip("/")
+        if not entry.get("override_path") and not path.endswith("/v2"):
+            path += "/v2"
+        netloc = f"[{address}]" if ":" in address else address
+        if manifest_served(f"http://{netloc}:{parsed.port or 80}{path}", name, reference):
+            served = True
+            break
+    _NODE_CACHE[key] = served
+    return served
 
 
 def current_state(
@@ -2771,6 +3094,14 @@ def kubectl_get(k: Kubectl, args: list[str]) -> int:
             found = [crd_with_status(r, scenario, now) for r in records(api, kind, None)]
         elif kind == "Namespace":
             found = namespace_objects(api)
+        elif kind == "ConfigMap":  # as applied (a fresh cluster's own ConfigMaps are not modelled)
+            found = [
+                copy.deepcopy(r["object"])
+                for r in sorted(
+                    records(api, kind, namespace),
+                    key=lambda r: (r["object"]["metadata"]["namespace"], r["object"]["metadata"]["name"]),
+                )
+            ]
         elif kind == "Pod":
             found = all_pods(api, cluster, scenario, now, namespace)
         elif kind == "Event":
