@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -14,11 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
 from stagegate.pipeline import run_stage
 from stagegate.targets.docker import DockerTarget
 from stagegate.ui import Reporter
 
-from tests.conftest import REQUIRE_DOCKER, TEST_PREFIX, Repo
+from tests.conftest import REQUIRE_DOCKER, ROOT, TEST_PREFIX, Repo, listed_meanwhile
 
 # Never inherited by the runs of a test: its own artifacts dir, and no annotations or job
 # summary in the CI that runs the tests (the failures here are on purpose).
@@ -193,3 +195,51 @@ def target(docker: DockerClient, ns: str, tmp_path: Path) -> Iterator[DockerTarg
     assert docker.container.list(all=True, filters=owned) == []
     assert docker.volume.list(filters=owned) == []
     assert docker.image.list(filters=owned) == []
+
+
+# -- the fake kind and kubectl of tests/fakes ---------------------------------------------------
+FAKES = ROOT / "tests" / "fakes" / "bin"
+
+
+class Fake:
+    """The fake cluster's state dir and scenario."""
+
+    def __init__(self, state: Path) -> None:
+        self.state = state
+
+    def scenario(self, **scenario) -> None:
+        (self.state / "scenario.json").write_text(json.dumps(scenario))
+
+    def calls(self, tool: str, *words: str) -> list[list[str]]:
+        lines = (
+            (self.state / "calls.jsonl").read_text().splitlines()
+            if (self.state / "calls.jsonl").exists()
+            else []
+        )
+        calls = [json.loads(line) for line in lines]
+        return [c["argv"] for c in calls if c["tool"] == tool and all(w in c["argv"] for w in words)]
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker: DockerClient, busybox_image: str):
+    state = tmp_path / "fake-k8s"
+    state.mkdir()
+    monkeypatch.setenv("FAKE_K8S_STATE", str(state))
+    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKE_KIND_NODE_IMAGE", busybox_image)
+    yield Fake(state)
+    nodes = listed_meanwhile(
+        lambda: docker.container.list(all=True, filters=[("label", "io.x-k8s.kind.cluster")])
+    )  # other runs' fake clusters come and go meanwhile
+    for container in nodes:
+        try:
+            ours = str(state) in json.dumps(container.host_config.binds or [])
+        except DockerException:
+            continue  # another run's node, removed meanwhile (reading an attribute inspects again)
+        if ours:
+            docker.container.remove(container, force=True)
+
+
+@pytest.fixture
+def cluster_name(ns: str) -> str:
+    return ns.replace("sgtest-", "sg", 1)

@@ -7,11 +7,7 @@ import sys
 
 import pytest
 
-from tests.integration import test_kind_target as kind
 from tests.integration.test_kind_target import chain, stack
-
-fake = kind.fake  # the fake kind and kubectl, and a cluster name of this test
-cluster_name = kind.cluster_name
 
 pytestmark = pytest.mark.docker
 

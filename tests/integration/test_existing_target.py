@@ -22,8 +22,8 @@ from python_on_whales.exceptions import DockerException
 from stagegate.cli import teardown
 
 from tests.conftest import ROOT, Repo
-from tests.integration.conftest import ISOLATED, Registry, image_table, pipeline, run
-from tests.integration.test_kind_target import FAKES, MANIFEST, Fake, local_api  # noqa: F401 (a fixture)
+from tests.integration.conftest import FAKES, ISOLATED, Fake, Registry, image_table, pipeline, run
+from tests.integration.test_kind_target import MANIFEST, local_api  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.docker
 

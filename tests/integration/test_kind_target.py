@@ -13,15 +13,12 @@ import time
 from pathlib import Path
 
 import pytest
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 
-from tests.conftest import ROOT, Repo, listed_meanwhile
-from tests.integration.conftest import image_table, pipeline, run
+from tests.conftest import ROOT, Repo
+from tests.integration.conftest import Fake, image_table, pipeline, run
 
 pytestmark = pytest.mark.docker
 
-FAKES = ROOT / "tests" / "fakes" / "bin"
 POLL = 0.3
 
 MANIFEST = """\
@@ -64,45 +61,6 @@ spec:
 """
 
 
-class Fake:
-    """The fake cluster's state dir and scenario."""
-
-    def __init__(self, state: Path) -> None:
-        self.state = state
-
-    def scenario(self, **scenario) -> None:
-        (self.state / "scenario.json").write_text(json.dumps(scenario))
-
-    def calls(self, tool: str, *words: str) -> list[list[str]]:
-        lines = (
-            (self.state / "calls.jsonl").read_text().splitlines()
-            if (self.state / "calls.jsonl").exists()
-            else []
-        )
-        calls = [json.loads(line) for line in lines]
-        return [c["argv"] for c in calls if c["tool"] == tool and all(w in c["argv"] for w in words)]
-
-
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, docker: DockerClient, busybox_image: str):
-    state = tmp_path / "fake-k8s"
-    state.mkdir()
-    monkeypatch.setenv("FAKE_K8S_STATE", str(state))
-    monkeypatch.setenv("PATH", f"{FAKES}{os.pathsep}{os.environ['PATH']}")
-    monkeypatch.setenv("FAKE_KIND_NODE_IMAGE", busybox_image)
-    yield Fake(state)
-    nodes = listed_meanwhile(
-        lambda: docker.container.list(all=True, filters=[("label", "io.x-k8s.kind.cluster")])
-    )  # other runs' fake clusters come and go meanwhile
-    for container in nodes:
-        try:
-            ours = str(state) in json.dumps(container.host_config.binds or [])
-        except DockerException:
-            continue  # another run's node, removed meanwhile (reading an attribute inspects again)
-        if ours:
-            docker.container.remove(container, force=True)
-
-
 def stack(
     repo: Repo,
     ns: str,
@@ -112,6 +70,7 @@ def stack(
     e2e: str = "",
     timeout: float = 20,
     service: str = "api",
+    cluster_extra: str = "",
 ) -> None:
     repo.write("app/Dockerfile", f"FROM {busybox_image}\nCOPY . /app\n")
     repo.write("app/version.txt", ns)
@@ -119,7 +78,7 @@ def stack(
     repo.config(
         'target = "kind"\n'
         + image_table(ns, ("app", "app"))
-        + f'[tool.stagegate.cluster]\nname = "{cluster}"\n'
+        + f'[tool.stagegate.cluster]\nname = "{cluster}"\n{cluster_extra}'
         + f'[tool.stagegate.deploy]\nmanifests = "k8s"\npoll_interval = {POLL}\ntimeout = {timeout}\n'
         + "unschedulable_grace = 1.5\n"
         + (f"[tool.stagegate.e2e]\ncommand = {e2e}\n" if e2e else "")
@@ -133,11 +92,6 @@ def chain(repo: Repo, docker, reporter, *stages: str, argv: tuple[str, ...] = ()
             return code
         code = run(repo, stage, *argv, docker=docker, reporter=reporter)
     return code
-
-
-@pytest.fixture
-def cluster_name(ns: str) -> str:
-    return ns.replace("sgtest-", "sg", 1)
 
 
 def deploy_scenario(fake: Fake, timeline: list[dict], **extra) -> None:

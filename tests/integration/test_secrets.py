@@ -17,7 +17,6 @@ from tests.conftest import Repo
 from tests.integration import test_docker_target as docker_target
 from tests.integration import test_kind_target as kind_target
 from tests.integration.conftest import pipeline
-from tests.integration.test_kind_target import cluster_name, fake  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.docker
 
@@ -146,8 +145,8 @@ def test_on_kind_kubectl_gets_the_secret_and_no_file_holds_it(
     busybox_image,
     reporter,
     ns,
-    fake,  # noqa: F811
-    cluster_name,  # noqa: F811
+    fake,
+    cluster_name,
 ) -> None:
     kind_target.stack(repo, ns, busybox_image, cluster=cluster_name)
     manifest = repo.root / "k8s/app.yaml"
