@@ -20,6 +20,7 @@ Where things are:
 - :mod:`stagegate.targets.docker` the docker target: translator, a small kubelet, the Job controller
 - :mod:`stagegate.targets.kubectl` what the kubectl-driven targets share: kind, and ``existing``
   (a cluster stagegate did not create: one namespace per run, images from the registry)
+- :mod:`stagegate.targets.kind_registry` kind with a local registry: pushed to instead of ``kind load``
 - :mod:`stagegate.registry`    ``--push``: content-hash tags, skip-if-present, repository digests
 - :mod:`stagegate.readiness`   is it ready, can it still be: rules per kind, pod states, the waiter,
                           and ``python -m stagegate.readiness`` to explain a verdict from kubectl JSON

@@ -93,6 +93,9 @@ class ClusterSettings(_Strict):
     name: Annotated[str, Field(pattern=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$")] = "stagegate"
     kind_config: str | None = None
     node_image: str | None = None
+    # a registry container beside the kind cluster, pushed to instead of `kind load`
+    local_registry: bool = False
+    local_registry_image: Annotated[str, Field(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9._/:@-]*$")] = "registry:2"
 
 
 class DeploySettings(_Strict):
@@ -284,6 +287,8 @@ class ClusterConfig:
     name: str = "stagegate"
     kind_config: Path | None = None
     node_image: str | None = None
+    local_registry: bool = False
+    local_registry_image: str = "registry:2"
 
 
 @dataclass(frozen=True)
@@ -449,7 +454,13 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | 
         platform=settings.platform,
         deploy=deploy,
         target=settings.target,
-        cluster=ClusterConfig(settings.cluster.name, kind_config, settings.cluster.node_image),
+        cluster=ClusterConfig(
+            settings.cluster.name,
+            kind_config,
+            settings.cluster.node_image,
+            settings.cluster.local_registry,
+            settings.cluster.local_registry_image,
+        ),
         e2e=e2e,
         profiles=tuple(settings.profiles),
         profile=profile,

@@ -33,6 +33,8 @@ def run(ctx: StageContext) -> None:
         f"{target.place} {up['cluster']}: {up['action']}"
         + (" by stagegate" if up["created_by_stagegate"] else "")
     )
+    if "registry" in up:
+        ctx.reporter.info(f"local registry {up['registry']['container']} at {up['registry']['host']}")
     loaded = target.load_images(images_of_run(ctx, pinned=name == "existing"))
     ctx.outputs["load"] = loaded
     for image, entry in loaded["images"].items():
@@ -68,6 +70,8 @@ def make_target(ctx: StageContext, name: str, cluster: dict[str, Any] | None = N
         clock=ctx.clock,
         kind_config=settings.kind_config,
         node_image=settings.node_image,
+        local_registry=settings.local_registry,
+        registry_image=settings.local_registry_image,
         # the CRDs applied first share the deploy's deadline (at most a minute)
         established_timeout=min(60.0, ctx.config.deploy.policy.timeout) if ctx.config.deploy else 60.0,
     )

@@ -84,14 +84,22 @@ def rendered_objects(ctx: StageContext) -> list[ManifestObject]:
 def built_refs(ctx: StageContext) -> dict[str, str]:
     """Each built image's reference as this run's target uses it: the built tag, or on the
     existing target the registry digest (``registry/name@sha256:…``: a moved tag can never
-    change what runs)."""
+    change what runs), or on kind with a local registry the digest it was pushed there at."""
     images = ctx.run["stages"]["build"]["outputs"].get("images") or {}
-    pinned = (ctx.run["stages"].get("cluster") or {}).get("outputs", {}).get("target") == "existing"
-    return {
-        name: (entry.get("registry") or {}).get("pinned", entry["ref"]) if pinned else entry["ref"]
-        for name, entry in images.items()
-        if entry.get("status") in OK and entry.get("ref")
-    }
+    cluster = (ctx.run["stages"].get("cluster") or {}).get("outputs", {})
+    load = cluster.get("load") or {}
+    pushed = load.get("images") or {} if load.get("registry") else {}  # kind's local registry
+    refs = {}
+    for name, entry in images.items():
+        if entry.get("status") not in OK or not entry.get("ref"):
+            continue
+        if name in pushed:
+            refs[name] = pushed[name]["ref"]
+        elif cluster.get("target") == "existing":
+            refs[name] = (entry.get("registry") or {}).get("pinned", entry["ref"])
+        else:
+            refs[name] = entry["ref"]
+    return refs
 
 
 def image_facts(ctx: StageContext) -> ImageFacts:

@@ -20,10 +20,13 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_expo
 from .. import runner
 from ..builder import log_excerpt
 from ..clock import Clock
+from ..config import RegistryConfig
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_json_atomic, write_text_atomic
 from ..ownership import owner_id
+from ..registry import Pusher
 from . import ImageToLoad
+from .kind_registry import LocalRegistry, hosting_configmap, kind_config_with_registry
 from .kubectl import ESTABLISHED_TIMEOUT, KubectlCluster, tool_missing
 
 __all__ = ["KindTarget", "tool_missing"]
@@ -39,6 +42,9 @@ class KindTarget(KubectlCluster):
     clock: Clock = field(default_factory=Clock)
     kind_config: Path | None = None
     node_image: str | None = None
+    # a registry container beside the cluster, pushed to instead of `kind load` (kind_registry.py)
+    local_registry: bool = False
+    registry_image: str = "registry:2"
     # how long the CRDs and Namespaces applied first may take to be Established / Active
     established_timeout: float = ESTABLISHED_TIMEOUT
     name: str = field(default="kind", init=False)
@@ -61,8 +67,14 @@ class KindTarget(KubectlCluster):
     def logs(self) -> Path:
         return self.artifacts / "logs" / "cluster"
 
+    @property
+    def registry(self) -> LocalRegistry:
+        return LocalRegistry(self.docker, self.cluster, self.artifacts, self.registry_image)
+
     # -- up ------------------------------------------------------------------------------------
     def up(self, *, recreate: bool) -> dict[str, Any]:
+        # the registry first: when it cannot start, no cluster was made for nothing
+        host = self.registry.ensure() if self.local_registry else None
         existing = self._kind(["get", "clusters"], "clusters").stdout.split()
         if self.cluster in existing and recreate:
             if not self._created_by_us():
@@ -93,8 +105,11 @@ class KindTarget(KubectlCluster):
                 "--wait",
                 "120s",
             ]
-            if self.kind_config is not None:
-                argv += ["--config", str(self.kind_config)]
+            kind_config = self.kind_config
+            if self.local_registry:  # containerd must read hosts.toml files: set at creation only
+                kind_config = kind_config_with_registry(kind_config, self.artifacts / "kind-config.yaml")
+            if kind_config is not None:
+                argv += ["--config", str(kind_config)]
             if self.node_image:
                 argv += ["--image", self.node_image]
             try:
@@ -121,13 +136,55 @@ class KindTarget(KubectlCluster):
             )
             created = True
             action = "created"
-        return {
+        up = {
             "cluster": self.cluster,
             "action": action,
             "created_by_stagegate": created,
             "kubeconfig": str(self.kubeconfig),
             "nodes": self._nodes(),
         }
+        if host is not None:
+            self._wire_registry(up["nodes"], host)
+            up["registry"] = {"container": self.registry.name, "host": host}
+        return up
+
+    def _wire_registry(self, nodes: list[str], host: str) -> None:
+        """Each node pulls ``host/…`` from the registry container; KEP-1755's ConfigMap says so."""
+        registry = self.registry
+        for node in nodes:
+            if not registry.configured(node):
+                raise StagegateError(
+                    Code.CLUSTER_CREATE_FAILED,
+                    f"kind cluster {self.cluster!r} was created without containerd's registry "
+                    "config_path, so its nodes cannot pull from the local registry",
+                    "recreate it (`nox -s cluster -- --recreate`, if stagegate created it), or turn "
+                    "`[tool.stagegate.cluster] local_registry` off to load images with kind load",
+                    {"cluster": self.cluster, "node": node},
+                )
+            try:
+                registry.attach(node)
+                registry.point(node, host)
+            except DockerException as exc:
+                raise StagegateError(
+                    Code.CLUSTER_CREATE_FAILED,
+                    f"could not point node {node} at the local registry {registry.name!r}: "
+                    f"{runner.last_line(exc.stderr or '') or exc}",
+                    "is the node running (`docker ps`)? `nox -s cluster -- --recreate` starts afresh",
+                    {"cluster": self.cluster, "node": node, "container": registry.name},
+                    command=CommandEvidence([str(a) for a in exc.docker_command], exc.return_code),
+                ) from None
+        try:
+            self._kubectl(["apply", "-f", "-"], "registry", timeout=60, input=hosting_configmap(host))
+        except runner.CommandFailed as exc:
+            raise StagegateError(
+                Code.CLUSTER_CREATE_FAILED,
+                f"could not apply kube-public/local-registry-hosting: {runner.last_line(exc.stderr) or exc.reason}",
+                "is the cluster's API server up? read the kubectl output in the log",
+                {"cluster": self.cluster},
+                command=CommandEvidence(exc.argv, exc.exit_code),
+                log_excerpt=log_excerpt(exc.stdout + exc.stderr),
+                log_file=str(self.logs / "kubectl-registry.log"),
+            ) from None
 
     def created_by_stagegate(self) -> bool:
         """Whether stagegate created this cluster (then, and only then, it may delete it)."""
@@ -157,6 +214,8 @@ class KindTarget(KubectlCluster):
     # -- images --------------------------------------------------------------------------------
     def load_images(self, images: list[ImageToLoad]) -> dict[str, Any]:
         nodes = self._nodes()
+        if self.local_registry:
+            return self._push(images, nodes)
         report: dict[str, Any] = {}
         for image in images:
             missing = [node for node in nodes if not self._node_has(node, image)]
@@ -178,6 +237,23 @@ class KindTarget(KubectlCluster):
                 "summary": f"loaded onto {', '.join(missing)}" if missing else "already on every node",
             }
         return {"nodes": nodes, "images": report}
+
+    def _push(self, images: list[ImageToLoad], nodes: list[str]) -> dict[str, Any]:
+        """Push each image to the cluster's registry; the nodes pull it by digest from there."""
+        host = self.registry.host()
+        pusher = Pusher(
+            self.docker, RegistryConfig(host, insecure=True), self.logs / "push", self.clock.monotonic
+        )
+        report: dict[str, Any] = {}
+        for image in images:
+            pushed = pusher.push(image.name, image.ref)
+            report[image.name] = {
+                "ref": pushed.pinned,
+                **pushed.to_json(),
+                "summary": ("pushed to" if pushed.action == "pushed" else "already in")
+                + f" the cluster's registry {host} ({pushed.digest[:19]})",
+            }
+        return {"nodes": nodes, "registry": host, "images": report}
 
     def _node_has(self, node: str, image: ImageToLoad) -> bool:
         """Whether the node's container runtime holds ``image.ref`` with exactly its ID."""
@@ -224,17 +300,25 @@ class KindTarget(KubectlCluster):
             )
             self.marker.unlink(missing_ok=True)
             self.kubeconfig.unlink(missing_ok=True)
+            if self.registry.remove():  # only this checkout's registry container
+                return {"cluster": self.cluster, "deleted": "cluster and its local registry"}
             return {"cluster": self.cluster, "deleted": "cluster"}
+        registry = " and the local registry" if self.registry.remove() else ""
         applied = self.artifacts / "applied.yaml"
         if not applied.exists() or not self.kubeconfig.exists():
-            return {"cluster": self.cluster, "deleted": "nothing (nothing was applied)"}
+            return {
+                "cluster": self.cluster,
+                "deleted": "the local registry (nothing was applied)"
+                if registry
+                else "nothing (nothing was applied)",
+            }
         self._kubectl(
             ["delete", "-f", str(applied), "--ignore-not-found", "--wait=false"], "teardown", timeout=120
         )
         applied.unlink()
         return {
             "cluster": self.cluster,
-            "deleted": "the applied objects (the cluster was not created by stagegate)",
+            "deleted": f"the applied objects{registry} (the cluster was not created by stagegate)",
         }
 
     # -- CLI calls -----------------------------------------------------------------------------
