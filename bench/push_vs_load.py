@@ -1,8 +1,10 @@
-"""What `kind load` sends versus what a registry push sends, for N images sharing one base
-(issue 14, item 3): bytes and seconds, measured on this machine.
+"""What `kind load` sends versus what a registry push sends (kind with a local registry,
+`[tool.stagegate.cluster] local_registry`): bytes and seconds, measured on this machine, for
+N images sharing one base and for this repository's example.
 
     python bench/push_vs_load.py            # 12 images on BASE_IMAGE (default localhost/python-base:bookworm)
     python bench/push_vs_load.py --images 3
+    python bench/push_vs_load.py --example  # the example's images, built by stagegate's build stage
 
 `kind load docker-image IMAGE` runs `docker save IMAGE` on the host and streams the whole tar
 into `ctr import` on every node: each image travels whole, shared layers included. No kind can
@@ -12,7 +14,7 @@ node's import, which only adds to it. The registry side is real: Debian's docker
 127.0.0.1, a fresh storage dir, `docker push` of every image; bytes are the blobs the registry
 stored (each uploaded once: a layer already there is never sent again), counted with the
 blob uploads in its access log. Then the push again: what a second, unchanged run costs.
-Writes bench/push_vs_load.json.
+Writes its case into bench/push_vs_load.json (the other case's figures stay).
 """
 
 from __future__ import annotations
@@ -44,10 +46,78 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def example_images(work: Path) -> list[str]:
+    """The example's images as stagegate's build stage tags them (preflight and build run in
+    this process, with an artifacts dir of their own: the checkout's .stagegate is untouched)."""
+    from python_on_whales import DockerClient  # only this case needs stagegate
+    from rich.console import Console
+    from stagegate.pipeline import run_stage
+    from stagegate.ui import Reporter
+
+    env = {**os.environ, "STAGEGATE_ARTIFACTS": str(work / "artifacts")}
+    reporter = Reporter(Console(file=sys.stderr))
+    for stage in ("preflight", "build"):
+        code = run_stage(stage, [], root=HERE.parent, reporter=reporter, docker=DockerClient(), env=env)
+        if code:
+            raise SystemExit(f"the example's {stage} failed: {work / 'artifacts' / 'error.json'}")
+    record = json.loads((work / "artifacts" / "run.json").read_text())
+    return [entry["ref"] for entry in record["stages"]["build"]["outputs"]["images"].values()]
+
+
+def synthetic_images(work: Path, prefix: str, count: int, base: str) -> list[str]:
+    """``count`` images, each one 1 MB layer of its own on the shared ``base``."""
+    images = [f"{prefix}/app{i}:bench" for i in range(count)]
+    context = work / "context"
+    context.mkdir()
+    for i, image in enumerate(images):
+        (context / "Dockerfile").write_text(f"FROM {base}\nRUN head -c 1000000 /dev/urandom > /own-{i}\n")
+        sh("docker", "build", "-q", "-t", image, str(context))
+    return images
+
+
+def measure(images: list[str], work: Path, port: int) -> dict:
+    """kind load's host half, then a push of every image, then the push again."""
+    load_bytes, started = 0, time.perf_counter()
+    for image in images:  # kind load's host half: the whole image, per image
+        saved = subprocess.run(["docker", "save", image], check=True, capture_output=True)
+        load_bytes += len(saved.stdout)
+    load_s = time.perf_counter() - started
+
+    def uploads() -> int:
+        return sum(
+            1
+            for line in (work / "registry.log").read_text().splitlines()
+            if "/blobs/uploads/" in line and 'HTTP/1.1"' in line
+        )
+
+    started = time.perf_counter()
+    for image in images:
+        remote = f"127.0.0.1:{port}/{image}"
+        sh("docker", "tag", image, remote)
+        sh("docker", "push", "-q", remote)
+    push_s = time.perf_counter() - started
+    push_uploads = uploads()
+    stored = sum(p.stat().st_size for p in (work / "data").rglob("data") if "blobs" in p.parts)
+
+    started = time.perf_counter()
+    for image in images:
+        sh("docker", "push", "-q", f"127.0.0.1:{port}/{image}")
+    again_s = time.perf_counter() - started
+    return {
+        "images": len(images),
+        "kind_load_host_half": {"bytes": load_bytes, "seconds": round(load_s, 2)},
+        "registry_push": {"bytes_stored": stored, "blob_uploads": push_uploads, "seconds": round(push_s, 2)},
+        "registry_push_again": {"blob_uploads": uploads() - push_uploads, "seconds": round(again_s, 2)},
+        "bytes_ratio_push_to_load": round(stored / load_bytes, 4),
+        "seconds_ratio_push_to_load": round(push_s / load_s, 3),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--images", type=int, default=12)
     parser.add_argument("--base", default=os.environ.get("BASE_IMAGE", "localhost/python-base:bookworm"))
+    parser.add_argument("--example", action="store_true", help="the example's images instead")
     args = parser.parse_args()
     if shutil.which("docker-registry") is None:
         print("docker-registry is not installed (apt-get install docker-registry)", file=sys.stderr)
@@ -63,7 +133,8 @@ def main() -> int:
         registry = subprocess.Popen(
             ["docker-registry", "serve", str(work / "config.yml")], stdout=log, stderr=log
         )
-    images = [f"{prefix}/app{i}:bench" for i in range(args.images)]
+    images: list[str] = []
+    owned: list[str] = []  # what this script made and removes again
     try:
         for _ in range(100):
             try:
@@ -71,62 +142,37 @@ def main() -> int:
                 break
             except OSError:
                 time.sleep(0.05)
-        context = work / "context"
-        context.mkdir()
-        for i, image in enumerate(images):  # one small layer of its own on the shared base
-            (context / "Dockerfile").write_text(
-                f"FROM {args.base}\nRUN head -c 1000000 /dev/urandom > /own-{i}\n"
-            )
-            sh("docker", "build", "-q", "-t", image, str(context))
-
-        # kind load's host half: the whole image, per image
-        load_bytes, started = 0, time.perf_counter()
-        for image in images:
-            saved = subprocess.run(["docker", "save", image], check=True, capture_output=True)
-            load_bytes += len(saved.stdout)
-        load_s = time.perf_counter() - started
-
-        def uploads() -> int:
-            return sum(
-                1
-                for line in (work / "registry.log").read_text().splitlines()
-                if "/blobs/uploads/" in line and 'HTTP/1.1"' in line
-            )
-
-        started = time.perf_counter()
-        for image in images:
-            remote = f"127.0.0.1:{port}/{image}"
-            sh("docker", "tag", image, remote)
-            sh("docker", "push", "-q", remote)
-        push_s = time.perf_counter() - started
-        push_uploads = uploads()
-        stored = sum(p.stat().st_size for p in (work / "data").rglob("data") if "blobs" in p.parts)
-
-        started = time.perf_counter()
-        for image in images:
-            sh("docker", "push", "-q", f"127.0.0.1:{port}/{image}")
-        again_s = time.perf_counter() - started
-        again_uploads = uploads() - push_uploads
+        if args.example:
+            images = example_images(work)
+            case, owned = "example", []  # the example's tags stay: the next build finds them
+        else:
+            images = synthetic_images(work, prefix, args.images, args.base)
+            case, owned = f"shared_base_{args.images}", images
+        result = measure(images, work, port)
     finally:
         registry.terminate()
         registry.wait(10)
-        subprocess.run(
-            ["docker", "image", "rm", "-f", *images, *(f"127.0.0.1:{port}/{i}" for i in images)],
-            capture_output=True,
-        )
+        if images:
+            subprocess.run(
+                ["docker", "image", "rm", "-f", *owned, *(f"127.0.0.1:{port}/{i}" for i in images)],
+                capture_output=True,
+            )
         shutil.rmtree(work, ignore_errors=True)
-    result = {
+    path = HERE / "push_vs_load.json"
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError):
+        document = {}
+    document = document if "cases" in document else {"cases": {}}
+    document["cases"][case] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-        "images": args.images,
-        "base": args.base,
-        "kind_load_host_half": {"bytes": load_bytes, "seconds": round(load_s, 2)},
-        "registry_push": {"bytes_stored": stored, "blob_uploads": push_uploads, "seconds": round(push_s, 2)},
-        "registry_push_again": {"blob_uploads": again_uploads, "seconds": round(again_s, 2)},
-        "bytes_ratio_push_to_load": round(stored / load_bytes, 4),
+        "base": None if args.example else args.base,
+        "refs": images if args.example else None,
+        **result,
     }
-    (HERE / "push_vs_load.json").write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    print(json.dumps(document["cases"][case], indent=2))
     return 0
 
 
