@@ -17,6 +17,7 @@ unchanged image is not sent again) and the manifests pin them by digest, instead
 
 from __future__ import annotations
 
+import contextlib
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -170,11 +171,21 @@ class LocalRegistry:
         return f"localhost:{ports[0]['HostPort']}"
 
     def remove(self) -> bool:
-        """Remove the registry container when it is this checkout's; whether it did."""
+        """Remove the registry container when it is this checkout's, and the engine's tags
+        of images pushed to it (``localhost:<port>/…``: they name a registry that is gone;
+        the images keep their own tags); whether it did."""
         container = self._find()
         if container is None or not self._ours(container):
             return False
+        ports = (container.network_settings.ports or {}).get(f"{REGISTRY_PORT}/tcp") or []
         self.docker.container.remove(container, force=True, volumes=True)
+        hosts = tuple(f"localhost:{entry['HostPort']}/" for entry in ports)
+        pushed = {
+            tag for image in self.docker.image.list() for tag in image.repo_tags if tag.startswith(hosts)
+        }
+        for tag in sorted(pushed) if hosts else []:
+            with contextlib.suppress(DockerException):  # untag only: never --force
+                self.docker.image.remove(tag)
         return True
 
     # -- the nodes -----------------------------------------------------------------------------

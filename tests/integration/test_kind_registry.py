@@ -117,9 +117,16 @@ def test_a_second_run_pushes_nothing_and_teardown_removes_the_registry_with_the_
     )
     assert len(fake.calls("kind", "create")) == 1
 
+    pushed_tag = (
+        f"{host}/{ns}/app:"
+        + repo.run_record()["stages"]["build"]["outputs"]["images"][f"{ns}/app"]["ref"].rsplit(":", 1)[1]
+    )
+    assert docker.image.exists(pushed_tag)
     assert teardown(repo.root) is None
     with pytest.raises(DockerException):
         docker.container.inspect(registry_container)
+    assert not docker.image.exists(pushed_tag)  # the tag naming the gone registry, untagged
+    assert docker.image.exists(repo.run_record()["stages"]["build"]["outputs"]["images"][f"{ns}/app"]["ref"])
     with pytest.raises(DockerException):
         docker.container.inspect(f"{cluster_name}-control-plane")
 
