@@ -20,6 +20,7 @@ and without them.
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import math
 import os
@@ -149,6 +150,11 @@ def main() -> int:
         "--sample", type=int, metavar="N", help="test N mutants drawn at random from the whole core"
     )
     parser.add_argument("--seed", type=int, default=15, help="the sample's seed (default 15)")
+    parser.add_argument(
+        "--within",
+        metavar="GLOB",
+        help="draw the sample from the mutants whose names match GLOB only (e.g. 'stagegate.manifests.*')",
+    )
     args, extra = parser.parse_known_args()
     chosen: list[str] | None = None
     if not args.report:
@@ -157,7 +163,8 @@ def main() -> int:
             # generates every mutant and tests one (mutmut has no generate-only command, and a
             # glob matching nothing runs them all): one recorded as equivalent, cheap to test
             run_mutmut([EQUIVALENT_PROBE])
-            chosen = sample_of(list(statuses()), args.sample, args.seed)
+            population = [n for n in statuses() if args.within is None or fnmatch.fnmatchcase(n, args.within)]
+            chosen = sample_of(population, args.sample, args.seed)
             extra = [*extra, *chosen]
         rc = run_mutmut(extra)
         if rc not in (0,):
@@ -170,6 +177,9 @@ def main() -> int:
     if chosen is not None:
         result["sample"] = {"size": len(chosen), "seed": args.seed, "of": len(statuses())}
         result["command"] = f"nox -s mutants -- --sample {args.sample} --seed {args.seed}"
+        if args.within:
+            result["sample"]["within"] = args.within
+            result["command"] += f" --within '{args.within}'"
         behaviour = [
             s for n, s in found.items() if n not in equivalent and s not in ("not checked", "skipped")
         ]
