@@ -4,6 +4,7 @@ a check that the test run leaves nothing it created on the Docker engine."""
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -40,6 +41,11 @@ CLUSTER_PREFIX = f"sg{RUN_TOKEN}"  # kind cluster names of the tests (shorter: k
 KIND_NETWORK = f"{TEST_PREFIX}-kind"
 os.environ.setdefault("KIND_EXPERIMENTAL_DOCKER_NETWORK", KIND_NETWORK)
 REGISTRY_IMAGE = "stagegate-test/registry:2"
+# A Dockerfile line for tests whose builds fail on purpose: the legacy builder keeps the image
+# of each step before the failure (untagged: its build cache, which stagegate leaves alone as
+# `docker build` does); the label lets the run remove them at its end and the leak check see them.
+TEST_LABEL = f"dev.stagegate.test={TEST_PREFIX}"
+LABEL_LINE = f"LABEL {TEST_LABEL}\n"
 _ENGINE: list[DockerClient] = []  # the client of the `docker` fixture, once a test asked for it
 
 
@@ -212,7 +218,11 @@ def _run_objects(client: DockerClient) -> list[str]:
 
     def image(i) -> str | None:
         tags = [t for t in i.repo_tags if ours(t)]
-        return f"image {', '.join(tags)}" if tags else None
+        if tags:
+            return f"image {', '.join(tags)}"
+        if not i.repo_tags and ours(*(i.config.labels or {}).values()):
+            return f"untagged image {i.id[:19]} (labels {i.config.labels})"
+        return None
 
     return [
         *each(listed_meanwhile(lambda: client.container.list(all=True)), container),
@@ -234,12 +244,24 @@ def _remove_kind_network(client: DockerClient) -> None:
         pass
 
 
+def _remove_failed_build_steps(client: DockerClient) -> None:
+    """The untagged step images of this run's failing legacy builds (their Dockerfiles carry
+    :data:`LABEL_LINE`). Only those: any other untagged image of the run is a leak."""
+    listed = listed_meanwhile(lambda: client.image.list(filters={"dangling": True, "label": TEST_LABEL}))
+    for image in listed:
+        with contextlib.suppress(DockerException):  # removed meanwhile, or in use: then a leak
+            client.image.remove(image.id)
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run when a container, image, network or volume it created is still there
     (checked when a test of the run used the engine)."""
-    if not _ENGINE:
+    if not _ENGINE or os.environ.get("MUTANT_UNDER_TEST"):
+        # mutmut (nox -s mutants) forks one pytest run per mutant after this module was
+        # imported: runs side by side share TEST_PREFIX and would see each other's objects
         return
     _remove_kind_network(_ENGINE[0])
+    _remove_failed_build_steps(_ENGINE[0])
     leaked = _run_objects(_ENGINE[0])
     if not leaked:
         return

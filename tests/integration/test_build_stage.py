@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from tests.conftest import Repo
+from tests.conftest import LABEL_LINE, Repo
 from tests.integration.conftest import image_table, images, pipeline, run
 
 pytestmark = pytest.mark.docker
@@ -19,7 +19,8 @@ pytestmark = pytest.mark.docker
 
 def test_broken_copy_names_the_dockerfile_line(repo, docker, busybox_image, reporter, ns) -> None:
     repo.write(
-        "app/Dockerfile", f"FROM {busybox_image}\nRUN echo fine\nCOPY does-not-exist.txt /x\nRUN echo never\n"
+        "app/Dockerfile",
+        f"FROM {busybox_image}\n{LABEL_LINE}RUN echo fine\nCOPY does-not-exist.txt /x\nRUN echo never\n",
     )
     repo.config(image_table(ns, ("app", "app")))
     assert pipeline(repo, docker=docker, reporter=reporter) == 1
@@ -27,7 +28,7 @@ def test_broken_copy_names_the_dockerfile_line(repo, docker, busybox_image, repo
     assert (error["stage"], error["code"]) == ("build", "BUILD_FAILED")
     assert error["subject"]["image"] == f"{ns}/app"
     assert error["subject"]["file"] == "app/Dockerfile"
-    assert error["subject"]["line"] == 3
+    assert error["subject"]["line"] == 4
     assert error["subject"]["instruction"] == "COPY does-not-exist.txt /x"
     assert "file not found in build context" in error["subject"]["reason"]
     assert error["command"]["exit_code"] != 0

@@ -13,7 +13,7 @@ import pytest
 from python_on_whales import DockerClient
 from stagegate import redact
 
-from tests.conftest import Repo
+from tests.conftest import LABEL_LINE, Repo
 from tests.integration import test_docker_target as docker_target
 from tests.integration import test_kind_target as kind_target
 from tests.integration.conftest import pipeline
@@ -121,7 +121,7 @@ def test_a_failed_build_whose_run_prints_the_token_writes_no_secret(
     docker_target.stack(repo, ns, busybox_image)
     repo.write(
         "app/Dockerfile",
-        f'FROM {busybox_image}\nARG NPM_TOKEN\nRUN echo "token is $NPM_TOKEN ({ns})" && exit 3\n',
+        f'FROM {busybox_image}\n{LABEL_LINE}ARG NPM_TOKEN\nRUN echo "token is $NPM_TOKEN ({ns})" && exit 3\n',
     )
     with_secret_build_arg(repo, ns)
     try:

@@ -26,6 +26,8 @@ from stagegate.pipeline import publish_reports
 from stagegate.stages.build import build_error, image_inputs, save_inputs
 from stagegate.ui import Reporter
 
+from tests.conftest import LABEL_LINE, TEST_PREFIX
+
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "build-output"
 # The token of the recorded fixture (a fake one, made up for the recording).
 TOKEN = "npm_FAKE0123456789abcdef"
@@ -157,7 +159,7 @@ def test_a_connection_dropped_mid_build_is_docker_unavailable_and_redacted_every
 ) -> None:
     root = repo(tmp_path / "repo", '{ NPM_TOKEN = "${NPM_TOKEN}" }')
     (root / "app" / "Dockerfile").write_text(
-        f"FROM {busybox_image}\nLABEL dev.stagegate.test=dropped\nARG NPM_TOKEN\nRUN sleep 5\n"
+        f"FROM {busybox_image}\n{LABEL_LINE}LABEL dev.stagegate.dropped={TEST_PREFIX}\nARG NPM_TOKEN\nRUN sleep 5\n"
     )
     config = load_config(root, {"NPM_TOKEN": TOKEN})
     spec = config.images["t/app"]
@@ -171,7 +173,9 @@ def test_a_connection_dropped_mid_build_is_docker_unavailable_and_redacted_every
             LegacyBuilder(DockerClient(host=f"unix://{proxy.path}")).build(request, log)
     finally:
         proxy.close()
-        for container in docker.container.list(all=True, filters=[("label", "dev.stagegate.test=dropped")]):
+        for container in docker.container.list(
+            all=True, filters=[("label", f"dev.stagegate.dropped={TEST_PREFIX}")]
+        ):
             with contextlib.suppress(DockerException):  # the engine may be removing it already
                 docker.container.remove(container, force=True)
         with contextlib.suppress(DockerException):
