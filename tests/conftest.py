@@ -247,7 +247,7 @@ def _remove_kind_network(client: DockerClient) -> None:
 def _remove_failed_build_steps(client: DockerClient) -> None:
     """The untagged step images of this run's failing legacy builds (their Dockerfiles carry
     :data:`LABEL_LINE`). Only those: any other untagged image of the run is a leak."""
-    listed = listed_meanwhile(lambda: client.image.list(filters={"dangling": True, "label": TEST_LABEL}))
+    listed = listed_meanwhile(lambda: client.image.list(filters={"dangling": "true", "label": TEST_LABEL}))
     for image in listed:
         with contextlib.suppress(DockerException):  # removed meanwhile, or in use: then a leak
             client.image.remove(image.id)
