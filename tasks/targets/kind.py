@@ -176,14 +176,11 @@ class KindTarget(KubectlCluster):
         try:
             self._kubectl(["apply", "-f", "-"], "registry", timeout=60, input=hosting_configmap(host))
         except runner.CommandFailed as exc:
-            raise StagegateError(
-                Code.CLUSTER_CREATE_FAILED,
-                f"could not apply kube-public/local-registry-hosting: {runner.last_line(exc.stderr) or exc.reason}",
+            raise self._failed(
+                exc,
+                "could not apply kube-public/local-registry-hosting",
                 "is the cluster's API server up? read the kubectl output in the log",
-                {"cluster": self.cluster},
-                command=CommandEvidence(exc.argv, exc.exit_code),
-                log_excerpt=log_excerpt(exc.stdout + exc.stderr),
-                log_file=str(self.logs / "kubectl-registry.log"),
+                self.logs / "kubectl-registry.log",
             ) from None
 
     def created_by_stagegate(self) -> bool:
@@ -328,15 +325,24 @@ class KindTarget(KubectlCluster):
         except runner.CommandFailed as exc:
             if exc.exit_code is None and "not found on PATH" in exc.reason:
                 raise tool_missing("kind") from None
-            raise StagegateError(
-                Code.CLUSTER_CREATE_FAILED,
-                f"kind {' '.join(argv)} failed: {runner.last_line(exc.stderr) or exc.reason}",
+            raise self._failed(
+                exc,
+                f"kind {' '.join(argv)} failed",
                 "read the kind output in the log",
-                {"cluster": self.cluster},
-                command=CommandEvidence(exc.argv, exc.exit_code),
-                log_excerpt=log_excerpt(exc.stdout + exc.stderr),
-                log_file=str(self.logs / f"{log_name}.log"),
+                self.logs / f"{log_name}.log",
             ) from None
+
+    def _failed(self, exc: runner.CommandFailed, what: str, hint: str, log_file: Path) -> StagegateError:
+        """``CLUSTER_CREATE_FAILED`` for a kind or kubectl call that set the cluster up."""
+        return StagegateError(
+            Code.CLUSTER_CREATE_FAILED,
+            f"{what}: {runner.last_line(exc.stderr) or exc.reason}",
+            hint,
+            {"cluster": self.cluster},
+            command=CommandEvidence(exc.argv, exc.exit_code),
+            log_excerpt=log_excerpt(exc.stdout + exc.stderr),
+            log_file=str(log_file),
+        )
 
     def kubectl_args(self) -> list[str]:
         return ["--kubeconfig", str(self.kubeconfig)]

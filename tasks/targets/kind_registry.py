@@ -48,19 +48,9 @@ def kind_config_with_registry(user_config: Path | None, dest: Path) -> Path:
         try:
             loaded = yaml.safe_load(user_config.read_text())
         except (OSError, yaml.YAMLError) as exc:
-            raise StagegateError(
-                Code.CONFIG_INVALID,
-                f"the kind config {user_config} cannot be read: {exc}",
-                "fix the file named in [tool.stagegate.cluster] kind_config",
-                {"file": str(user_config), "key": "tool.stagegate.cluster.kind_config"},
-            ) from None
+            raise _unusable(user_config, f"cannot be read: {exc}") from None
         if not isinstance(loaded, dict):
-            raise StagegateError(
-                Code.CONFIG_INVALID,
-                f"the kind config {user_config} is not a mapping (kind: Cluster)",
-                "fix the file named in [tool.stagegate.cluster] kind_config",
-                {"file": str(user_config), "key": "tool.stagegate.cluster.kind_config"},
-            )
+            raise _unusable(user_config, "is not a mapping (kind: Cluster)")
         config = loaded
     patches = config.get("containerdConfigPatches") or []
     if not isinstance(patches, list):
@@ -74,6 +64,15 @@ def kind_config_with_registry(user_config: Path | None, dest: Path) -> Path:
         patches = [*patches, CONTAINERD_PATCH]
     write_text_atomic(dest, yaml.safe_dump({**config, "containerdConfigPatches": patches}, sort_keys=False))
     return dest
+
+
+def _unusable(user_config: Path, why: str) -> StagegateError:
+    return StagegateError(
+        Code.CONFIG_INVALID,
+        f"the kind config {user_config} {why}",
+        "fix the file named in [tool.stagegate.cluster] kind_config",
+        {"file": str(user_config), "key": "tool.stagegate.cluster.kind_config"},
+    )
 
 
 def hosting_configmap(host: str) -> str:
