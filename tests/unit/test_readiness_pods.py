@@ -263,9 +263,9 @@ def test_a_container_that_exited_0_or_of_unknown_code_is_no_issue(terminated: di
 
 def test_a_container_that_failed_under_restart_policy_never_is_a_failed_issue() -> None:
     [issue] = issues(
-        pod(status(terminated={"exitCode": 1, "reason": "Error"}), policy="Never", phase="Failed")
+        pod(status(terminated={"exitCode": 137, "reason": "OOMKilled"}), policy="Never", phase="Failed")
     )
-    assert (issue.problem, issue.reason, issue.exit_code) == ("failed", "Error", 1)
+    assert (issue.problem, issue.reason, issue.exit_code) == ("failed", "OOMKilled", 137)
 
 
 def test_a_failure_without_a_reason_is_called_error() -> None:
