@@ -161,13 +161,25 @@ def test_stages_not_run_in_a_run_without_error_and_skipped_stages_are_skipped(tm
         assert isinstance(skip, Skipped) and skip.message == message, name
 
 
-def test_a_junit_that_cannot_be_written_removes_the_previous_one_and_raises(tmp_path: Path) -> None:
+def test_a_junit_that_cannot_be_written_removes_the_previous_one_and_raises(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     run = report(tmp_path, {"build": stage("passed")})
     write_junit(run)
-    (run.artifacts / ".junit.xml.tmp").mkdir()  # the write lands on a directory
+    (run.artifacts / ".junit.xml.tmp").mkdir()  # the write lands on a directory, which unlink cannot remove
     with pytest.raises(OSError):
         write_junit(run)
     assert not (run.artifacts / "junit.xml").exists()
+    [warning] = caplog.messages
+    assert warning.startswith(f"{run.artifacts / '.junit.xml.tmp'} is left from an earlier stage")
+    assert warning.endswith(
+        "could not be removed: [Errno 21] Is a directory: " + repr(str(run.artifacts / ".junit.xml.tmp"))
+    )
+
+
+def test_junit_xml_is_indented_one_element_a_line_for_people_reading_it(tmp_path: Path) -> None:
+    text = write_junit(report(tmp_path, {"build": stage("passed")})).read_text()
+    assert "\n\t<testsuite " in text and "\n\t\t<testcase " in text
 
 
 def test_a_run_report_ignores_the_error_file_of_another_run(tmp_path: Path) -> None:
@@ -301,7 +313,7 @@ def test_the_timeline_marks_failures_critical_passes_done_and_rounds_to_whole_se
         "verify": stage("interrupted", 2.4, "2026-11-28T20:01:03Z"),
         "cluster": stage("skipped", 1.0, "2026-11-28T20:01:06Z"),
         "deploy": stage("not-run", None, None),
-        "e2e": stage("passed", None, "2026-11-28T20:01:07Z"),
+        "e2e": stage("passed", 5.0, "2026-11-28T20:01:07Z"),  # after a stage that did not run
     }
     assert mermaid_timeline(report(tmp_path, stages)) == "\n".join(
         [
@@ -314,6 +326,7 @@ def test_the_timeline_marks_failures_critical_passes_done_and_rounds_to_whole_se
             "    build : crit, 20:00:01, 62s",
             "    verify : crit, 20:01:03, 2s",
             "    cluster : 20:01:06, 1s",
+            "    e2e : done, 20:01:07, 5s",
         ]
     )
     summary = markdown_summary(report(tmp_path, stages))
