@@ -177,9 +177,39 @@ def test_a_junit_that_cannot_be_written_removes_the_previous_one_and_raises(
     )
 
 
+def test_a_first_junit_that_cannot_be_written_warns_only_about_what_is_left(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = report(tmp_path, {"build": stage("passed")})
+    (run.artifacts / ".junit.xml.tmp").mkdir()
+    with pytest.raises(OSError):
+        write_junit(run)
+    [warning] = caplog.messages  # about the temp dir; no junit.xml was there to remove
+    assert ".junit.xml.tmp is left from an earlier stage" in warning
+
+
 def test_junit_xml_is_indented_one_element_a_line_for_people_reading_it(tmp_path: Path) -> None:
     text = write_junit(report(tmp_path, {"build": stage("passed")})).read_text()
     assert "\n\t<testsuite " in text and "\n\t\t<testcase " in text
+
+
+def test_an_e2e_junit_too_deep_to_write_leaves_the_stages_cases_and_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = report(tmp_path, {"build": stage("passed"), "e2e": stage("failed")})
+    deep = "<x>" * 5000 + "</x>" * 5000  # parses (expat), but serialising it recurses past Python's limit
+    (run.artifacts / "e2e-junit.xml").write_text(
+        '<testsuites><testsuite name="pytest"><testcase classname="t" name="test_deep">'
+        f"<system-out>{deep}</system-out></testcase></testsuite></testsuites>"
+    )
+    path = write_junit(run)
+    xml = JUnitXml.fromfile(str(path))
+    assert xml.name == "stagegate" and "\n\t\t<testcase " in path.read_text()  # the same report, stages only
+    [suite] = list(xml)
+    assert suite.name == "stagegate" and [case.name for case in suite] == ["build", "e2e"]
+    [warning] = caplog.messages
+    assert warning.startswith("junit.xml without the e2e suite's cases: maximum recursion depth exceeded")
+    assert not (run.artifacts / ".junit.xml.tmp").exists()
 
 
 def test_a_run_report_ignores_the_error_file_of_another_run(tmp_path: Path) -> None:
@@ -374,6 +404,13 @@ def test_a_summary_with_only_a_start_marker_gets_a_whole_section_appended(tmp_pa
     path.write_text(f"{SUMMARY_START}\nhalf\n")
     update_summary(path, section("mine"))
     assert path.read_text() == f"{SUMMARY_START}\nhalf\n" + section("mine")
+
+
+def test_a_summary_with_only_an_end_marker_gets_a_whole_section_appended(tmp_path: Path) -> None:
+    path = tmp_path / "summary.md"
+    path.write_text(f"stray\n{SUMMARY_END}\n")
+    update_summary(path, section("mine"))
+    assert path.read_text() == f"stray\n{SUMMARY_END}\n" + section("mine")
 
 
 def test_the_step_summary_is_cleaned_of_escapes(tmp_path: Path) -> None:
