@@ -603,7 +603,8 @@ def _read_section(root: Path) -> dict[str, Any]:
         raise config_error(
             SECTION, f"{name} is not valid TOML: {exc}", "fix the TOML syntax (UTF-8)", file=name
         ) from None
-    section = document.get("tool", {}).get("stagegate")
+    tool = document.get("tool")
+    section = tool.get("stagegate") if isinstance(tool, dict) else None
     if section is None:
         raise config_error(
             SECTION,
