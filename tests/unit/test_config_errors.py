@@ -371,3 +371,30 @@ def test_an_unknown_profile_suggests_a_close_one_or_lists_them_or_says_there_are
     assert close.hint == "did you mean 'docker'?"
     assert unknown_profile("staging", iter(["docker", "ci"])).hint == "profiles: docker, ci"
     assert unknown_profile("staging", []).hint == "none is configured: add [tool.stagegate.profiles.NAME]"
+
+
+def test_a_section_that_is_not_a_table_points_at_the_readme(tmp_path: Path) -> None:
+    (tmp_path / "pyproject.toml").write_text("[tool]\nstagegate = [1, 2]\n")
+    assert refused(tmp_path).hint == "see README for the format"
+
+
+def test_a_profile_bringing_a_table_without_its_required_key_is_named_under_the_profile(
+    tmp_path: Path,
+) -> None:
+    root = repo(tmp_path, "[tool.stagegate.profiles.ci.e2e]\nrequirements = ['pytest']\n")
+    error = refused(root, profile="ci")
+    assert error.subject == {"key": "tool.stagegate.profiles.ci.e2e.command"}
+    assert error.message == "tool.stagegate.profiles.ci.e2e.command is required"
+    assert error.hint == "add command = ... to the table"
+
+
+def test_only_with_an_unknown_image_lists_the_configured_ones(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path,
+        '[tool.stagegate]\n[[tool.stagegate.images]]\nname = "t/api"\n[[tool.stagegate.images]]\nname = "t/web"\n',
+        {"Dockerfile": "FROM busybox\n"},
+    )
+    with pytest.raises(StagegateError) as info:
+        load_config(root, {}).select(["zzz"])
+    assert info.value.message == "--only names 'zzz', which is not a configured image"
+    assert info.value.hint == "configured: t/api, t/web"
