@@ -398,3 +398,52 @@ def test_only_with_an_unknown_image_lists_the_configured_ones(tmp_path: Path) ->
         load_config(root, {}).select(["zzz"])
     assert info.value.message == "--only names 'zzz', which is not a configured image"
     assert info.value.hint == "configured: t/api, t/web"
+
+
+# -- deploy.manifests: a string or a list, judged as what it is ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("manifests", "key", "message", "hint"),
+    [
+        (
+            "[]",
+            "deploy.manifests",
+            "tool.stagegate.deploy.manifests must not be empty",
+            "give manifests at least one item",
+        ),
+        (
+            '["k8s", 3]',
+            "deploy.manifests[1]",
+            "tool.stagegate.deploy.manifests[1] has the wrong type: int 3",
+            "it should be a valid string",
+        ),
+        (
+            "3",
+            "deploy.manifests",
+            "tool.stagegate.deploy.manifests has the wrong type: int 3",
+            "it should be a valid string",
+        ),
+    ],
+)
+def test_a_bad_manifests_value_is_named_by_its_own_key_path(
+    tmp_path: Path, manifests: str, key: str, message: str, hint: str
+) -> None:
+    error = refused(repo(tmp_path, f"[tool.stagegate.deploy]\nmanifests = {manifests}\n"))
+    assert error.subject == {"key": f"tool.stagegate.{key}"}
+    assert (error.message, error.hint) == (message, hint)
+
+
+def test_an_empty_manifests_list_of_a_profile_is_named_under_the_profile(tmp_path: Path) -> None:
+    error = refused(repo(tmp_path, "[tool.stagegate.profiles.ci.deploy]\nmanifests = []\n"))
+    assert error.subject == {"key": "tool.stagegate.profiles.ci.deploy.manifests"}
+    assert error.message == "tool.stagegate.profiles.ci.deploy.manifests must not be empty"
+
+
+def test_a_build_arg_named_like_a_union_member_keeps_its_name(tmp_path: Path) -> None:
+    root = make_repo(
+        tmp_path,
+        '[tool.stagegate]\n[[tool.stagegate.images]]\nname = "a"\nbuild_args = { str = 1 }\n',
+        {"Dockerfile": "FROM busybox\n"},
+    )
+    assert refused(root).subject == {"key": "tool.stagegate.images[0].build_args.str"}
