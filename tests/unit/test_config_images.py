@@ -260,3 +260,18 @@ def test_relpath_of_a_path_outside_the_root_is_the_path_itself(tmp_path: Path) -
     config = Config(root=tmp_path / "repo", artifacts=tmp_path / "repo" / ".stagegate", images={})
     assert config.relpath(tmp_path / "repo" / "a" / "b") == "a/b"
     assert config.relpath(Path("/etc/hosts")) == "/etc/hosts"
+
+
+def test_a_dockerfile_that_is_a_directory_is_named_as_one(tmp_path: Path) -> None:
+    error = config_error(repo(tmp_path, 'dockerfile = "app"\n'))
+    assert error.subject == {"key": f"{KEY}.dockerfile", "path": "app"}
+    assert error.message == f"{KEY}.dockerfile: 'app' is a directory, not a regular file"
+    assert error.hint == "point dockerfile at a file in pyproject.toml"
+    missing = config_error(repo(tmp_path / "m", 'dockerfile = "app/Containerfile"\n'))
+    assert missing.message == f"{KEY}.dockerfile: file 'app/Containerfile' does not exist"
+
+
+def test_an_image_depending_on_itself_is_told_to_remove_it(tmp_path: Path) -> None:
+    error = config_error(repo(tmp_path, 'depends_on = ["t/app"]\n'))
+    assert error.subject == {"key": f"{KEY}.depends_on[0]"}
+    assert (error.message, error.hint) == ("t/app depends on itself", "remove it")
