@@ -447,3 +447,12 @@ def test_a_build_arg_named_like_a_union_member_keeps_its_name(tmp_path: Path) ->
         {"Dockerfile": "FROM busybox\n"},
     )
     assert refused(root).subject == {"key": "tool.stagegate.images[0].build_args.str"}
+
+
+def test_a_deploy_table_without_manifests_says_they_are_required(tmp_path: Path) -> None:
+    error = refused(repo(tmp_path, "[tool.stagegate.deploy]\ntimeout = 5\n"))
+    assert error.subject == {"key": "tool.stagegate.deploy.manifests"}
+    assert (error.message, error.hint) == (
+        "tool.stagegate.deploy.manifests is required",
+        "add manifests = ... to the table",
+    )
