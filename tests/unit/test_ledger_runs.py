@@ -275,3 +275,15 @@ def test_every_stage_after_a_failed_one_is_listed_as_not_run(ledger: Ledger) -> 
     ledger.begin("verify", git=GIT, options={})
     document = ledger.record_failure("verify", StagegateError(Code.MANIFEST_INVALID, "x", "y"), 0.1, {})
     assert document["not_run"] == list(PIPELINE[3:])
+
+
+def test_run_json_is_indented_json_ending_in_a_newline_for_people_reading_it(ledger: Ledger) -> None:
+    run = ledger.begin("preflight", git=GIT, options={"jobs": 2})
+    assert ledger.run_path.read_text() == json.dumps(run, indent=2) + "\n"
+
+
+def test_a_refused_first_stage_still_leaves_a_complete_run_json(ledger: Ledger) -> None:
+    upstream_error(ledger, "build")
+    run = json.loads(ledger.run_path.read_text())
+    assert (run["options"], run["target"], run["builder"], run["profile"]) == ({}, None, None, None)
+    assert list(run["stages"]) == list(PIPELINE)
