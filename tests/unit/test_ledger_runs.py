@@ -287,3 +287,21 @@ def test_a_refused_first_stage_still_leaves_a_complete_run_json(ledger: Ledger) 
     run = json.loads(ledger.run_path.read_text())
     assert (run["options"], run["target"], run["builder"], run["profile"]) == ({}, None, None, None)
     assert list(run["stages"]) == list(PIPELINE)
+
+
+def test_atomic_writes_create_the_missing_directories(tmp_path: Path) -> None:
+    from stagegate.ledger import write_json_atomic
+
+    target = tmp_path / "logs" / "build" / "inputs.json"
+    write_json_atomic(target, {"a": 1})
+    assert json.loads(target.read_text()) == {"a": 1}
+
+
+def test_a_new_run_never_deletes_through_a_symlinked_diagnostics_dir(ledger: Ledger, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_text("not the run's")
+    ledger.artifacts.mkdir(parents=True)
+    (ledger.artifacts / "diagnostics").symlink_to(elsewhere, target_is_directory=True)
+    ledger.begin("preflight", git=GIT, options={})
+    assert (elsewhere / "keep.txt").read_text() == "not the run's"
