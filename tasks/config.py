@@ -979,6 +979,8 @@ def _from_validation_error(
         )
     if first["type"] == "too_short":
         return config_error(key, f"{key} must not be empty", f"give {loc[-1]} at least one item")
+    if first["type"] == "string_too_short":
+        return config_error(key, f"{key} must not be an empty string", "write a name, or remove the entry")
     expected = first["msg"].replace("Input should be", "it should be", 1)
     return config_error(
         key, f"{key} has the wrong type: {type(first['input']).__name__} {first['input']!r}", expected

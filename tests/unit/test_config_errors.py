@@ -456,3 +456,10 @@ def test_a_deploy_table_without_manifests_says_they_are_required(tmp_path: Path)
         "tool.stagegate.deploy.manifests is required",
         "add manifests = ... to the table",
     )
+
+
+def test_an_empty_context_name_is_refused_as_empty_not_as_a_wrong_type(tmp_path: Path) -> None:
+    error = refused(repo(tmp_path, '[tool.stagegate.existing]\ncontexts = ["ci", ""]\n'))
+    assert error.subject == {"key": "tool.stagegate.existing.contexts[1]"}
+    assert error.message == "tool.stagegate.existing.contexts[1] must not be an empty string"
+    assert error.hint == "write a name, or remove the entry"
