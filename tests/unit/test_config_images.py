@@ -275,3 +275,9 @@ def test_an_image_depending_on_itself_is_told_to_remove_it(tmp_path: Path) -> No
     error = config_error(repo(tmp_path, 'depends_on = ["t/app"]\n'))
     assert error.subject == {"key": f"{KEY}.depends_on[0]"}
     assert (error.message, error.hint) == ("t/app depends on itself", "remove it")
+
+
+def test_an_empty_secret_src_is_the_repository_root_not_a_file(tmp_path: Path) -> None:
+    error = config_error(repo(tmp_path, 'secrets = [{ id = "npm", src = "" }]\n'))
+    assert error.subject == {"key": f"{KEY}.secrets[0].src", "path": ""}
+    assert error.message == f"{KEY}.secrets[0].src: '' is a directory, not a regular file"
