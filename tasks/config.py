@@ -603,7 +603,8 @@ def _read_section(root: Path) -> dict[str, Any]:
         raise config_error(
             SECTION, f"{name} is not valid TOML: {exc}", "fix the TOML syntax (UTF-8)", file=name
         ) from None
-    section = document.get("tool", {}).get("stagegate")
+    tool = document.get("tool")
+    section = tool.get("stagegate") if isinstance(tool, dict) else None
     if section is None:
         raise config_error(
             SECTION,
@@ -911,8 +912,26 @@ def _from_validation_error(
 
     ``profile`` (its name, the table before it was applied): a problem of the merged table that
     the profile brought in (a table it supplies without a required key) is named under it."""
-    first = exc.errors()[0]
+    errors = exc.errors()
+    first = errors[0]
+    # deploy.manifests is a string or a list of them: pydantic judges the value as each, the
+    # member's name after the key. A list is judged as a list; the member's name is no key.
+    at = _union_member(first["loc"])
+    if at is not None and first["loc"][at] == "str" and isinstance(first["input"], list):
+        first = next(
+            (
+                e
+                for e in errors
+                if _union_member(e["loc"]) == at
+                and e["loc"][:at] == first["loc"][:at]
+                and e["loc"][at] != "str"
+            ),
+            first,
+        )
     loc = first["loc"]
+    at = _union_member(loc)
+    if at is not None:
+        loc = (*loc[:at], *loc[at + 1 :])
     if profile is not None and loc and loc[0] in PROFILE_TABLES and not profile[1].get(loc[0]):
         loc = ("profiles", profile[0], *loc)
     if "build_args" in loc and len(loc) > loc.index("build_args") + 2:  # the union's member names
@@ -960,10 +979,20 @@ def _from_validation_error(
         )
     if first["type"] == "too_short":
         return config_error(key, f"{key} must not be empty", f"give {loc[-1]} at least one item")
+    if first["type"] == "string_too_short":
+        return config_error(key, f"{key} must not be an empty string", "write a name, or remove the entry")
     expected = first["msg"].replace("Input should be", "it should be", 1)
     return config_error(
         key, f"{key} has the wrong type: {type(first['input']).__name__} {first['input']!r}", expected
     )
+
+
+def _union_member(loc: tuple[Any, ...]) -> int | None:
+    """Where in ``loc`` the member of ``deploy.manifests``' union is named, if it is."""
+    if "manifests" not in loc:
+        return None
+    at = loc.index("manifests") + 1
+    return at if at < len(loc) and loc[at] in ("str", "list[str]") else None
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
