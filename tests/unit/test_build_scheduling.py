@@ -1,0 +1,293 @@
+"""The build stage on the real engine with tiny busybox images (the legacy builder, as preflight
+records it): images built in dependency order under their content-hash tags, labelled and
+tagged as configured; an unchanged re-run is up to date after one ``docker image inspect`` of
+the independent images; after a failure nothing new starts, or with ``--keep-going`` everything
+that does not need a failed image is built; a push needs a registry.
+
+The stage is driven as the pipeline drives it (a StageContext, ``build.run``), each test on its
+own image names under this run's TEST_PREFIX, removed at its end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from python_on_whales import DockerClient
+from python_on_whales.exceptions import DockerException
+from rich.console import Console
+from stagegate.clock import Clock
+from stagegate.config import load_config
+from stagegate.errors import Code, StagegateError
+from stagegate.ledger import Ledger
+from stagegate.options import parse_options
+from stagegate.stages import StageContext
+from stagegate.stages import build as build_stage
+from stagegate.ui import Reporter
+
+from tests.conftest import LABEL_LINE, TEST_LABEL, TEST_PREFIX
+
+pytestmark = pytest.mark.docker
+SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
+
+
+@pytest.fixture
+def ns(docker: DockerClient) -> Iterator[str]:
+    """This test's image names: ``{ns}/…``; every tag of them removed at the end, and the
+    untagged step images its failing builds left (their Dockerfiles carry LABEL_LINE)."""
+    prefix = f"{TEST_PREFIX}-{secrets.token_hex(4)}"
+    yield prefix
+    listed = docker.image.list(filters=[("reference", f"{prefix}/*")])
+    tagged = [tag for image in listed for tag in image.repo_tags if tag.startswith(prefix + "/")]
+    if tagged:
+        docker.image.remove(tagged, force=True)
+    for image in docker.image.list(filters=[("dangling", "true"), ("label", TEST_LABEL)]):
+        with contextlib.suppress(DockerException):  # another test's, removed meanwhile
+            docker.image.remove(image.id)
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for relpath, text in files.items():
+        (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (root / relpath).write_text(text)
+
+
+def images_config(ns: str, *names: str, extra: dict[str, str] | None = None) -> str:
+    """[[tool.stagegate.images]] tables: image ``{ns}/<name>`` with context ``<name>/``."""
+    extra = extra or {}
+    return "[tool.stagegate]\n" + "".join(
+        f'[[tool.stagegate.images]]\nname = "{ns}/{name}"\ncontext = "{name}"\n{extra.get(name, "")}\n'
+        for name in names
+    )
+
+
+class Stage:
+    """One run of the build stage: its outputs, its error (if it failed) and the terminal."""
+
+    def __init__(self, root: Path, docker: DockerClient, *argv: str) -> None:
+        config = load_config(root, {})
+        self.console = Console(file=io.StringIO(), width=200, force_terminal=False)
+        self.ctx = StageContext(
+            config=config,
+            options=parse_options(list(argv)),
+            docker=docker,
+            ledger=Ledger(config.artifacts),
+            reporter=Reporter(self.console),
+            clock=Clock(),
+            run={"builder": "legacy", "git": {"sha": SHA}},
+        )
+        self.error: StagegateError | None = None
+        try:
+            build_stage.run(self.ctx)
+        except StagegateError as error:
+            self.error = error
+
+    @property
+    def images(self) -> dict[str, dict]:
+        return self.ctx.outputs["images"]
+
+    def statuses(self) -> dict[str, str]:
+        return {name.split("/", 1)[1]: entry["status"] for name, entry in self.images.items()}
+
+    @property
+    def terminal(self) -> str:
+        return self.console.file.getvalue()
+
+
+def counting_client(tmp_path: Path) -> tuple[DockerClient, Path]:
+    """The real docker CLI, each argv written down first."""
+    calls = tmp_path / "docker-calls"
+    calls.write_text("")
+    wrapper = tmp_path / "docker"
+    wrapper.write_text(f'#!/bin/sh\nprintf "%s\\n" "$*" >> {calls}\nexec docker "$@"\n')
+    wrapper.chmod(0o755)
+    return DockerClient(client_call=[str(wrapper)]), calls
+
+
+def test_images_build_in_dependency_order_under_their_input_hash_tags(
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
+) -> None:
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "pyproject.toml": images_config(
+                ns,
+                "app",  # the dependent first: the stage orders them
+                "base",
+                "other",
+                extra={"other": 'tags = ["dev"]\nlabels = { "org.example.team" = "platform" }\n'},
+            ),
+            "base/Dockerfile": f"FROM {busybox_image}\nCOPY token /token\n",
+            "base/token": secrets.token_hex(8),
+            "app/Dockerfile": f"ARG BASE={ns}/base\nFROM ${{BASE}}\nCOPY data /app-data\n",
+            "app/data": "app v1",
+            "other/Dockerfile": f"FROM {busybox_image}\nCOPY data /other-data\n",
+            "other/data": secrets.token_hex(8),
+        },
+    )
+    stage = Stage(root, docker, "--jobs", "2")
+    assert stage.error is None
+    assert list(stage.images) == [f"{ns}/app", f"{ns}/base", f"{ns}/other"]  # config order
+    assert stage.statuses() == {"app": "built", "base": "built", "other": "built"}
+    assert "3 image(s), legacy builder, up to 2 at a time" in stage.terminal
+    base, app, other = (stage.images[f"{ns}/{n}"] for n in ("base", "app", "other"))
+    assert app["started_s"] >= base["finished_s"]
+    for name, entry in stage.images.items():
+        assert entry["ref"] == f"{name}:sg-{entry['input_hash'][:16]}"
+        assert entry["finished_s"] >= entry["started_s"] >= 0
+        assert entry["duration_s"] == pytest.approx(entry["finished_s"] - entry["started_s"], abs=0.002)
+        image = docker.image.inspect(entry["ref"])
+        assert image.id == entry["image_id"] == docker.image.inspect(f"{name}:latest").id
+        assert image.config.labels["dev.stagegate.input-hash"] == entry["input_hash"]
+        assert image.config.labels["dev.stagegate.image"] == name
+        assert image.config.labels["org.opencontainers.image.revision"] == SHA
+        log = (root / ".stagegate" / "logs" / "build" / f"{name.replace('/', '-')}.log").read_text()
+        assert f"Successfully built {entry['image_id']}" in log
+    assert docker.image.inspect(f"{ns}/other:dev").id == other["image_id"]
+    assert docker.image.inspect(other["ref"]).config.labels["org.example.team"] == "platform"
+    inputs = json.loads((root / ".stagegate" / "inputs" / f"{ns}-app.json").read_text())
+    assert inputs["build_args"]["BASE"] == base["ref"]  # this run's very image of the base
+    assert isinstance(stage.ctx.outputs["hashing"], dict)
+
+    # unchanged: up to date, after one `docker image inspect` of the images that need no other
+    counted, calls = counting_client(tmp_path)
+    again = Stage(root, counted, "--jobs", "2")
+    assert again.error is None
+    assert again.statuses() == {"app": "up to date", "base": "up to date", "other": "up to date"}
+    for name, entry in again.images.items():
+        first = stage.images[name]
+        assert (entry["ref"], entry["image_id"], entry["input_hash"]) == (
+            first["ref"],
+            first["image_id"],
+            first["input_hash"],
+        )
+    inspects = [line for line in calls.read_text().splitlines() if line.startswith("image inspect")]
+    independent = [line for line in inspects if base["ref"] in line]
+    assert len(independent) == 1 and other["ref"] in independent[0]
+    assert sorted(line for line in inspects if base["ref"] not in line) == sorted(
+        [f"image inspect {busybox_image}", f"image inspect {app['ref']}"]
+    )
+    assert not [line for line in calls.read_text().splitlines() if line.startswith(("image tag", "build"))]
+
+    # someone moved :latest and removed :dev: both point back at the image, still up to date
+    docker.image.tag(busybox_image, f"{ns}/other:latest")
+    docker.image.remove(f"{ns}/other:dev")
+    third = Stage(root, docker)
+    assert third.statuses()["other"] == "up to date"
+    assert docker.image.inspect(f"{ns}/other:latest").id == other["image_id"]
+    assert docker.image.inspect(f"{ns}/other:dev").id == other["image_id"]
+
+
+def test_a_tag_that_names_other_content_is_built_again(
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
+) -> None:
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "pyproject.toml": images_config(ns, "one", "two"),
+            "one/Dockerfile": f"FROM {busybox_image}\nCOPY data /one\n",
+            "one/data": secrets.token_hex(8),
+            "two/Dockerfile": f"FROM {busybox_image}\nCOPY data /two\n",
+            "two/data": secrets.token_hex(8),
+        },
+    )
+    first = Stage(root, docker)
+    assert first.statuses() == {"one": "built", "two": "built"}
+    docker.image.tag(busybox_image, first.images[f"{ns}/two"]["ref"])  # the tag, other content
+    again = Stage(root, docker)
+    assert again.statuses() == {"one": "up to date", "two": "built"}
+    assert docker.image.inspect(again.images[f"{ns}/two"]["ref"]).id != docker.image.inspect(busybox_image).id
+
+
+def failing_repo(root: Path, ns: str, busybox_image: str) -> None:
+    write(
+        root,
+        {
+            "pyproject.toml": images_config(ns, "broken", "fine", "needs", "needs-needs", "broken-copy"),
+            "broken/Dockerfile": f"FROM {busybox_image}\n{LABEL_LINE}RUN exit 3\n",
+            "fine/Dockerfile": f"FROM {busybox_image}\nCOPY data /fine\n",
+            "fine/data": secrets.token_hex(8),
+            "needs/Dockerfile": f"ARG BASE={ns}/broken\nFROM ${{BASE}}\nCOPY data /needs\n",
+            "needs/data": "x",
+            "needs-needs/Dockerfile": f"FROM {ns}/needs\n",
+            "broken-copy/Dockerfile": f"FROM {busybox_image}\n{LABEL_LINE}COPY missing.txt /x\n",
+        },
+    )
+
+
+def test_after_a_failure_nothing_new_starts(
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
+) -> None:
+    root = tmp_path / "repo"
+    failing_repo(root, ns, busybox_image)
+    stage = Stage(root, docker, "--jobs", "1")
+    assert stage.error is not None and stage.error.code == Code.BUILD_FAILED
+    assert stage.error.subject["image"] == f"{ns}/broken"
+    assert (stage.error.subject["line"], stage.error.subject["exit_code"]) == (3, 3)
+    assert stage.error.others == []
+    assert stage.statuses() == {
+        "broken": "failed",
+        "fine": "not started",
+        "needs": "not started",
+        "needs-needs": "not started",
+        "broken-copy": "not started",
+    }
+    broken = stage.images[f"{ns}/broken"]
+    assert broken["detail"] == stage.error.message and broken["ref"] is None
+    assert broken["finished_s"] >= broken["started_s"]
+    waiting = stage.images[f"{ns}/fine"]
+    assert waiting["detail"] == "stopped after the first failure (--keep-going builds the rest)"
+    assert waiting["started_s"] is None
+    assert not docker.image.exists(f"{ns}/fine:latest")
+
+
+def test_keep_going_builds_everything_that_needs_no_failed_image(
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
+) -> None:
+    root = tmp_path / "repo"
+    failing_repo(root, ns, busybox_image)
+    stage = Stage(root, docker, "--keep-going", "--jobs", "2")
+    assert stage.statuses() == {
+        "broken": "failed",
+        "fine": "built",
+        "needs": "skipped",
+        "needs-needs": "skipped",
+        "broken-copy": "failed",
+    }
+    assert stage.images[f"{ns}/needs"]["detail"] == f"needs {ns}/broken, which failed"
+    assert stage.images[f"{ns}/needs-needs"]["detail"] == f"needs {ns}/needs, which was skipped"
+    # the first failure in config order is the stage's error, the others come with it
+    assert stage.error is not None and stage.error.subject["image"] == f"{ns}/broken"
+    assert [other.subject["image"] for other in stage.error.others] == [f"{ns}/broken-copy"]
+    assert stage.error.others[0].subject["line"] == 3
+    assert docker.image.inspect(f"{ns}/fine:latest").id == stage.images[f"{ns}/fine"]["image_id"]
+
+
+def test_a_push_without_a_registry_fails_after_the_build_and_names_the_option(
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
+) -> None:
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "pyproject.toml": images_config(ns, "app"),
+            "app/Dockerfile": f"FROM {busybox_image}\nCOPY data /app\n",
+            "app/data": secrets.token_hex(8),
+        },
+    )
+    plain = Stage(root, docker)
+    assert plain.error is None and "push" not in plain.ctx.outputs
+    pushed = Stage(root, docker, "--push")
+    assert pushed.statuses() == {"app": "up to date"}
+    assert pushed.error is not None and pushed.error.code == Code.CONFIG_INVALID
+    assert pushed.error.message.startswith("--push needs a registry")
+    existing = Stage(root, docker, "--target", "existing")
+    assert existing.error is not None
+    assert existing.error.message.startswith("--target existing needs a registry")
