@@ -2,7 +2,7 @@
 records it): images built in dependency order under their content-hash tags, labelled and
 tagged as configured; an unchanged re-run is up to date after one ``docker image inspect`` of
 the independent images; after a failure nothing new starts, or with ``--keep-going`` everything
-that does not need a failed image is built; a push needs a registry.
+that does not need a failed image is built; a push needs a registry, and sends each image to it once.
 
 The stage is driven as the pipeline drives it (a StageContext, ``build.run``), each test on its
 own image names under this run's TEST_PREFIX, removed at its end.
@@ -14,6 +14,10 @@ import contextlib
 import io
 import json
 import secrets
+import shutil
+import socket
+import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -291,3 +295,106 @@ def test_a_push_without_a_registry_fails_after_the_build_and_names_the_option(
     existing = Stage(root, docker, "--target", "existing")
     assert existing.error is not None
     assert existing.error.message.startswith("--target existing needs a registry")
+
+
+def test_an_unexpected_exception_in_one_build_is_an_internal_error_with_its_traceback(
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
+) -> None:
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "pyproject.toml": images_config(ns, "one", "two"),
+            "one/Dockerfile": f"FROM {busybox_image}\n",
+            "two/Dockerfile": f"FROM {busybox_image}\n",
+            ".stagegate/inputs": "a file where the stage writes its inputs directory\n",
+        },
+    )
+    stage = Stage(root, docker, "--keep-going")
+    assert stage.statuses() == {"one": "failed", "two": "failed"}  # each build ended on its own
+    error = stage.error
+    assert error is not None and error.code == Code.INTERNAL_ERROR
+    assert error.message.startswith(f"{ns}/one: unexpected ") and "Error: " in error.message
+    assert error.hint == "this is a bug in stagegate; the traceback is in log_excerpt"
+    assert error.subject == {"image": f"{ns}/one"}
+    assert error.log_excerpt.startswith("Traceback (most recent call last):")
+    assert [other.subject for other in error.others] == [{"image": f"{ns}/two"}]
+    assert not docker.image.exists(f"{ns}/one:latest")
+
+
+# -- --push to a real registry (Debian's docker-registry, the CNCF distribution registry) --------
+
+
+@pytest.fixture
+def registry(tmp_path: Path, docker: DockerClient) -> Iterator[str]:
+    """``127.0.0.1:<port>``: a registry of this test, with its own storage; stopped at the end."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.skip("docker-registry is not installed (apt-get install docker-registry)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    host = f"127.0.0.1:{port}"
+    config = tmp_path / "registry.yml"
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {tmp_path / 'registry-data'}\n"
+        f"http:\n  addr: {host}\n"
+    )
+    with open(tmp_path / "registry.log", "ab") as log:
+        process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    pytest.fail("the registry did not listen within 15 s")
+                time.sleep(0.1)
+        yield host
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        listed = docker.image.list(filters=[("reference", f"{host}/*/*/*")])
+        for tag in [t for image in listed for t in image.repo_tags if t.startswith(host + "/")]:
+            with contextlib.suppress(DockerException):
+                docker.image.remove(tag)
+
+
+def test_push_sends_each_image_once_and_records_where_it_is(
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str, registry: str
+) -> None:
+    root = tmp_path / "repo"
+    url = f"{registry}/team"
+    write(
+        root,
+        {
+            "pyproject.toml": images_config(ns, "one", "two").replace(
+                "[tool.stagegate]\n", f'[tool.stagegate]\n[tool.stagegate.registry]\nurl = "{url}"\n'
+            ),
+            "one/Dockerfile": f"FROM {busybox_image}\nCOPY data /one\n",
+            "one/data": "one",
+            "two/Dockerfile": f"FROM {busybox_image}\nCOPY data /two\n",
+            "two/data": "two",
+        },
+    )
+    first = Stage(root, docker, "--push")
+    assert first.error is None, first.error
+    push = first.ctx.outputs["push"]
+    assert (push["registry"], push["pushed"], push["present"]) == (url, 2, 0)
+    assert push["duration_s"] >= 0
+    for name, entry in first.images.items():
+        tag = entry["ref"].rsplit(":", 1)[1]
+        pushed = entry["registry"]
+        assert pushed["remote"] == f"{url}/{name}:{tag}" and pushed["action"] == "pushed"
+        assert pushed["pinned"] == f"{url}/{name}@{pushed['digest']}"
+        assert f"✓ {name}: pushed as {pushed['pinned']} (" in first.terminal
+
+    again = Stage(root, docker, "--push")
+    assert again.error is None
+    assert (again.ctx.outputs["push"]["pushed"], again.ctx.outputs["push"]["present"]) == (0, 2)
+    for name, entry in again.images.items():
+        assert entry["registry"]["action"] == "present"
+        assert entry["registry"]["digest"] == first.images[name]["registry"]["digest"]
+        assert f"✓ {name}: already in the registry as {entry['registry']['pinned']} (" in again.terminal

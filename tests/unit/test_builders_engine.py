@@ -148,6 +148,8 @@ def test_the_buildx_builder_asks_for_a_loaded_image_with_plain_progress(tmp_path
     assert argv[-1] == str(ctx)
     assert failed.value.exit_code != 0
     assert log.getvalue().endswith(f"\n[exit code {failed.value.exit_code}]\n")
+    # the CLI's own complaint was streamed into the log as it came
+    assert failed.value.output.strip() and failed.value.output.strip().splitlines()[-1] in log.getvalue()
 
 
 def test_a_buildx_build_without_pull_or_no_cache_asks_for_neither(tmp_path: Path) -> None:
