@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import secrets
 import shutil
 import socket
@@ -140,6 +141,11 @@ def test_images_build_in_dependency_order_under_their_input_hash_tags(
     assert list(stage.images) == [f"{ns}/app", f"{ns}/base", f"{ns}/other"]  # config order
     assert stage.statuses() == {"app": "built", "base": "built", "other": "built"}
     assert "3 image(s), legacy builder, up to 2 at a time" in stage.terminal
+    for name in stage.images:  # the terminal is no tty: one line per change that matters
+        shown = [line.strip() for line in stage.terminal.splitlines() if line.strip().startswith(f"{name}: ")]
+        assert len(shown) == 2 and shown[0] == f"{name}: building", shown
+        assert re.fullmatch(rf"{re.escape(name)}: built \(\d+\.\ds\)", shown[1]), shown
+    assert "old_sg_images" not in stage.ctx.outputs and "hint:" not in stage.terminal
     base, app, other = (stage.images[f"{ns}/{n}"] for n in ("base", "app", "other"))
     assert app["started_s"] >= base["finished_s"]
     for name, entry in stage.images.items():
@@ -298,7 +304,7 @@ def test_a_push_without_a_registry_fails_after_the_build_and_names_the_option(
 
 
 def test_an_unexpected_exception_in_one_build_is_an_internal_error_with_its_traceback(
-    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     root = tmp_path / "repo"
     write(
@@ -320,6 +326,40 @@ def test_an_unexpected_exception_in_one_build_is_an_internal_error_with_its_trac
     assert error.log_excerpt.startswith("Traceback (most recent call last):")
     assert [other.subject for other in error.others] == [{"image": f"{ns}/two"}]
     assert not docker.image.exists(f"{ns}/one:latest")
+    assert f"building {ns}/one raised " in caplog.text and f"building {ns}/two raised " in caplog.text
+
+
+def test_old_sg_images_piling_up_bring_a_prune_hint(
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
+) -> None:
+    """Every edit leaves an sg- image behind; above 10 of one image besides the newest, a
+    build that adds one says so (and how to remove them)."""
+    for n in range(11):  # 11 old images of {ns}/app, each its own image
+        old = tmp_path / f"old-{n}"
+        old.mkdir()
+        (old / "Dockerfile").write_text(f"FROM {busybox_image}\nLABEL dev.stagegate.old={n}\n")
+        docker.legacy_build(old, tags=[f"{ns}/app:sg-old{n:02d}"])
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "pyproject.toml": images_config(ns, "app", "fresh"),
+            "app/Dockerfile": f"FROM {busybox_image}\nCOPY data /app\n",
+            "app/data": secrets.token_hex(8),
+            "fresh/Dockerfile": f"FROM {busybox_image}\nCOPY data /fresh\n",
+            "fresh/data": secrets.token_hex(8),
+        },
+    )
+    stage = Stage(root, docker)
+    assert stage.statuses() == {"app": "built", "fresh": "built"}
+    assert stage.ctx.outputs["old_sg_images"] == {f"{ns}/app": 11}  # 12 sg- images, the newest kept
+    assert (
+        f"hint: old sg- images pile up: {ns}/app (11); `nox -s prune` removes them "
+        "(keeping this run's and the 3 newest)"
+    ) in stage.terminal
+    again = Stage(root, docker)  # nothing built: no count, no hint
+    assert again.statuses() == {"app": "up to date", "fresh": "up to date"}
+    assert "old_sg_images" not in again.ctx.outputs and "hint:" not in again.terminal
 
 
 # -- --push to a real registry (Debian's docker-registry, the CNCF distribution registry) --------
