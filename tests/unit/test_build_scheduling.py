@@ -74,7 +74,7 @@ def images_config(ns: str, *names: str, extra: dict[str, str] | None = None) -> 
 class Stage:
     """One run of the build stage: its outputs, its error (if it failed) and the terminal."""
 
-    def __init__(self, root: Path, docker: DockerClient, *argv: str) -> None:
+    def __init__(self, root: Path, docker: DockerClient, *argv: str, run: dict | None = None) -> None:
         config = load_config(root, {})
         self.console = Console(file=io.StringIO(), width=200, force_terminal=False)
         self.ctx = StageContext(
@@ -84,7 +84,7 @@ class Stage:
             ledger=Ledger(config.artifacts),
             reporter=Reporter(self.console),
             clock=Clock(),
-            run={"builder": "legacy", "git": {"sha": SHA}},
+            run=run or {"builder": "legacy", "git": {"sha": SHA}},
         )
         self.error: StagegateError | None = None
         try:
@@ -163,7 +163,9 @@ def test_images_build_in_dependency_order_under_their_input_hash_tags(
     assert docker.image.inspect(other["ref"]).config.labels["org.example.team"] == "platform"
     inputs = json.loads((root / ".stagegate" / "inputs" / f"{ns}-app.json").read_text())
     assert inputs["build_args"]["BASE"] == base["ref"]  # this run's very image of the base
-    assert isinstance(stage.ctx.outputs["hashing"], dict)
+    hashing = stage.ctx.outputs["hashing"]
+    assert hashing["walks"] == 3 and hashing["hashed"] >= 3  # each context walked once
+    assert (root / ".stagegate" / "hash-cache.json").is_file()  # what was hashed is remembered
 
     # unchanged: up to date, after one `docker image inspect` of the images that need no other
     counted, calls = counting_client(tmp_path)
@@ -214,6 +216,54 @@ def test_a_tag_that_names_other_content_is_built_again(
     again = Stage(root, docker)
     assert again.statuses() == {"one": "up to date", "two": "built"}
     assert docker.image.inspect(again.images[f"{ns}/two"]["ref"]).id != docker.image.inspect(busybox_image).id
+
+
+def test_only_builds_the_named_image_and_what_it_needs_and_a_target_stops_at_its_stage(
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
+) -> None:
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "pyproject.toml": images_config(
+                ns, "staged", "base", "app", extra={"staged": 'target = "first"\n'}
+            ),
+            "staged/Dockerfile": (
+                f"FROM {busybox_image} AS first\nLABEL dev.stagegate.stage=first\n"
+                f"FROM {busybox_image} AS second\nLABEL dev.stagegate.stage=second\n"
+            ),
+            "base/Dockerfile": f"FROM {busybox_image}\nCOPY data /base\n",
+            "base/data": secrets.token_hex(8),
+            "app/Dockerfile": f"FROM {ns}/base\nCOPY data /app\n",
+            "app/data": secrets.token_hex(8),
+        },
+    )
+    only = Stage(root, docker, "--only", f"{ns}/app")
+    assert only.error is None
+    assert only.statuses() == {"base": "built", "app": "built"}  # config order, staged left alone
+    assert "2 image(s)" in only.terminal
+    assert not docker.image.exists(f"{ns}/staged:latest")
+    everything = Stage(root, docker)
+    assert everything.statuses() == {"staged": "built", "base": "up to date", "app": "up to date"}
+    staged = docker.image.inspect(everything.images[f"{ns}/staged"]["ref"])
+    assert staged.config.labels["dev.stagegate.stage"] == "first"
+
+
+def test_a_run_outside_git_labels_its_images_with_an_unknown_revision(
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
+) -> None:
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "pyproject.toml": images_config(ns, "app"),
+            "app/Dockerfile": f"FROM {busybox_image}\nCOPY data /app\n",
+            "app/data": secrets.token_hex(8),
+        },
+    )
+    stage = Stage(root, docker, run={"builder": "legacy", "git": {"sha": None, "dirty": None}})
+    labels = docker.image.inspect(stage.images[f"{ns}/app"]["ref"]).config.labels
+    assert labels["org.opencontainers.image.revision"] == "unknown"
 
 
 def failing_repo(root: Path, ns: str, busybox_image: str) -> None:
