@@ -218,3 +218,11 @@ def test_without_buildx_the_client_version_picks_the_builder(docker: DockerClien
     own = docker.version().client.version or ""
     expected = ClientBuildKitBuilder if client_runs_buildkit(own) else LegacyBuilder
     assert type(detect_builder(docker)) is expected
+
+
+def test_an_old_client_without_buildx_is_detected_as_running_buildkit_itself(
+    old_client: DockerClient,
+) -> None:
+    if old_client.buildx.is_installed():
+        pytest.skip("this client has the buildx plugin")
+    assert isinstance(detect_builder(old_client), ClientBuildKitBuilder)  # its own version asked
