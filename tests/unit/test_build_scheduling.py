@@ -266,6 +266,36 @@ def test_a_run_outside_git_labels_its_images_with_an_unknown_revision(
     assert labels["org.opencontainers.image.revision"] == "unknown"
 
 
+def test_an_image_whose_inputs_cannot_be_read_fails_alone_and_the_others_are_looked_up_at_once(
+    tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
+) -> None:
+    root = tmp_path / "repo"
+    write(
+        root,
+        {
+            "pyproject.toml": images_config(ns, "bad", "one", "two"),
+            "bad/Dockerfile": f"FROM {busybox_image}\n",
+            "bad/.dockerignore/file": "a directory where Docker wants a file",
+            "one/Dockerfile": f"FROM {busybox_image}\nCOPY data /one\n",
+            "one/data": secrets.token_hex(8),
+            "two/Dockerfile": f"FROM {busybox_image}\nCOPY data /two\n",
+            "two/data": secrets.token_hex(8),
+        },
+    )
+    first = Stage(root, docker, "--keep-going")
+    assert first.statuses() == {"bad": "failed", "one": "built", "two": "built"}
+    assert first.error is not None and first.error.code == Code.BUILD_CONTEXT_INVALID
+    assert first.error.others == []
+    counted, calls = counting_client(tmp_path)
+    again = Stage(root, counted, "--keep-going")
+    assert again.statuses() == {"bad": "failed", "one": "up to date", "two": "up to date"}
+    refs = [again.images[f"{ns}/{n}"]["ref"] for n in ("one", "two")]
+    inspects = [line for line in calls.read_text().splitlines() if line.startswith("image inspect")]
+    assert [line for line in inspects if refs[0] in line or refs[1] in line] == [
+        f"image inspect {refs[0]} {refs[1]}"
+    ]
+
+
 def failing_repo(root: Path, ns: str, busybox_image: str) -> None:
     write(
         root,

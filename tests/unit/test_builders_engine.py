@@ -205,8 +205,9 @@ def test_a_failed_client_buildkit_build_keeps_the_streamed_output(
     failure = failed.value
     assert "executor failed running" in failure.output and "exit code: 6" in failure.output
     assert failure.argv[1:3] == ["build", "--progress=plain"] and failure.argv[-1] == str(ctx)
-    assert log.getvalue().endswith(f"\n[exit code {failure.exit_code}]\n")
-    assert failure.output.splitlines()[-1] in log.getvalue()
+    # the log: the command, then the output line by line as it came, then the exit code
+    command = f"$ DOCKER_BUILDKIT=1 {' '.join(failure.argv)}\n"
+    assert log.getvalue() == f"{command}{failure.output}\n[exit code {failure.exit_code}]\n"
 
 
 def test_without_buildx_the_client_version_picks_the_builder(docker: DockerClient) -> None:
