@@ -308,10 +308,11 @@ def register_secrets(docs: Iterable[Any]) -> None:
 
 
 def yaml_documents(text: str) -> list[Any]:
-    """The documents of a YAML text, or none when it does not parse (for registration only)."""
+    """The documents of a YAML text, or none when it does not parse or nests too deeply (for
+    registration only)."""
     try:
         return [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError:
+    except (yaml.YAMLError, RecursionError):
         return []
 
 

