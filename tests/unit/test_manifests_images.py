@@ -333,6 +333,7 @@ def test_a_kustomize_render_registers_its_secrets_before_writing_its_log(tmp_pat
     assert written.startswith(f"$ kubectl kustomize {tmp_path / 'k8s'}\n")
     assert "generated-s3cret" not in written and b64("generated-s3cret") not in written
     assert redact.REDACTED in written
+    assert written.endswith("\n[exit code 0]\n")  # the output, then how kubectl ended
 
 
 def test_to_yaml_hides_secret_values_unless_revealed() -> None:
@@ -551,12 +552,22 @@ def test_other_kustomize_failures_are_not_a_remote_base(stderr: str) -> None:
 
 
 @needs_kubectl
-def test_a_kustomize_output_nested_too_deeply_is_refused_and_logged(tmp_path: Path) -> None:
+def test_a_kustomize_output_nested_too_deeply_is_refused_and_logged_without_its_secrets(
+    tmp_path: Path,
+) -> None:
     """kustomize (Go) renders what PyYAML cannot read back: the error is the one a plain file
-    gets (it was a bare RecursionError, from re-reading the output for its Secrets), and the
-    render is still logged."""
+    gets (it was a bare RecursionError, from re-reading the output for its Secrets). The
+    render is logged, but not its output: unreadable, it cannot be searched for Secrets."""
     depth = 3000
-    write(tmp_path / "k8s" / "kustomization.yaml", "resources: [deep.yaml]\n")
+    write(
+        tmp_path / "k8s" / "kustomization.yaml",
+        """\
+        resources: [deep.yaml]
+        secretGenerator:
+          - name: creds
+            literals: [password=generated-s3cret]
+        """,
+    )
     write(
         tmp_path / "k8s" / "deep.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: deep}\nextra: " + "[" * depth + "]" * depth + "\n",
@@ -566,8 +577,10 @@ def test_a_kustomize_output_nested_too_deeply_is_refused_and_logged(tmp_path: Pa
         render(tmp_path / "k8s", tmp_path, log_file=log)
     assert info.value.code is Code.CONFIG_INVALID
     assert info.value.message == "k8s is nested too deeply to be read"
-    assert log.read_text().endswith("\n[exit code 0]\n")  # the output, then its exit code
-    assert "name: deep" in log.read_text()
+    assert log.read_text() == (
+        f"$ kubectl kustomize {tmp_path / 'k8s'}\n"
+        "(the output is not logged: it could not be read for the Secrets it may hold)\n[exit code 0]\n"
+    )
 
 
 def test_without_kubectl_a_kustomization_says_how_to_install_it(
