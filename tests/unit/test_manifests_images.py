@@ -653,3 +653,194 @@ def test_value_references_name_the_field_of_a_configmap_and_of_a_nameless_contai
     assert [(r.resource, r.field, r.image) for r in left] == [("ConfigMap/cfg", "data.note", "example/api")]
     other = dict(config_map, kind="Secret")  # only a ConfigMap's data is searched
     assert value_references([ManifestObject("s.yaml", other)], ["example/api"]) == ([], [])
+
+
+# -- more of the above, each rule both ways --------------------------------------------------------
+
+
+def test_invalid_yaml_says_what_the_parser_found_at_its_line(tmp_path: Path) -> None:
+    write(tmp_path / "app.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n    labels: x\n")
+    error = render_error(tmp_path / "app.yaml", tmp_path)
+    assert error.message == "app.yaml is not valid YAML (line 5): mapping values are not allowed here"
+    assert error.subject == {"key": "tool.stagegate.deploy.manifests", "file": "app.yaml", "line": 5}
+
+
+def test_an_unreadable_file_before_the_one_that_writes_the_image_is_skipped(tmp_path: Path) -> None:
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "a-notes.yaml").write_bytes(b"image: redis:7 \xff\n")  # not UTF-8, sorted first
+    write(tmp_path / "k8s" / "b-app.yaml", "containers:\n  - name: cache\n    image: redis:7\n")
+    [error], _ = check([workload({"name": "cache", "image": "redis:7"}, source="k8s")], tmp_path)
+    assert (error.subject["file"], error.subject["line"]) == ("k8s/b-app.yaml", 3)
+
+
+def test_a_source_outside_the_repository_is_located_by_its_own_path(tmp_path: Path) -> None:
+    outside = write(tmp_path / "outside" / "app.yaml", "containers:\n  - image: redis:7\n")
+    root = tmp_path / "repo"
+    root.mkdir()
+    [error], _ = check([workload({"name": "c", "image": "redis:7"}, source=str(outside))], root)
+    assert (error.subject["file"], error.subject["line"]) == (str(outside), 2)
+
+
+def test_a_suggestion_needs_half_the_name_to_match(tmp_path: Path) -> None:
+    [error], _ = check([workload({"name": "c", "image": "worker-v2:1"})], tmp_path)
+    assert error.subject["suggestion"] == "example/worker"  # a ratio of 0.52
+    [error], _ = check([workload({"name": "c", "image": "api:1"})], tmp_path)
+    assert "suggestion" not in error.subject  # 0.29 at best
+
+
+def test_a_nested_list_item_that_is_not_an_object_names_the_file(tmp_path: Path) -> None:
+    write(tmp_path / "app.yaml", "apiVersion: v1\nkind: List\nitems:\n  - {kind: List, items: [5]}\n")
+    error = render_error(tmp_path / "app.yaml", tmp_path)
+    assert error.message == "app.yaml: an item of List is not a Kubernetes object"
+    assert error.subject["file"] == "app.yaml"
+
+
+def test_needs_kubectl_only_for_a_kustomize_directory(tmp_path: Path) -> None:
+    from stagegate.manifests import needs_kubectl as needs
+
+    plain = write(tmp_path / "plain" / "a.yaml", "kind: ConfigMap\n").parent
+    kustomized = kustomization(tmp_path / "k8s", "x")
+    assert not needs([plain, plain / "a.yaml"])
+    assert needs([plain, kustomized])
+    assert not needs([])
+
+
+def test_secrets_are_registered_whatever_comes_before_them() -> None:
+    register_secrets(
+        [
+            {"kind": "ConfigMap", "data": {"a": "not-a-secret"}},
+            secret(data="not a mapping", stringData={"token": "tok-after-bad-data"}),
+            secret(data={"bad": "not base64!", "good": b64("decoded-after-bad")}),
+        ]
+    )
+    assert redact.redact("tok-after-bad-data decoded-after-bad not base64!") == " ".join(
+        [redact.REDACTED] * 3
+    )
+    assert redact.redact("not-a-secret") == "not-a-secret"
+
+
+def test_a_data_value_with_a_character_outside_base64_is_not_decoded_around_it() -> None:
+    """`dGVz-dGVz` would decode to `testes` if the `-` were skipped: it is registered as written."""
+    register_secrets([secret(data={"pw": "dGVz-dGVz"})])
+    assert redact.redact("pw=dGVz-dGVz") == f"pw={redact.REDACTED}"
+
+
+def test_to_yaml_keeps_the_key_order_of_each_object() -> None:
+    doc = {"kind": "ConfigMap", "apiVersion": "v1", "metadata": {"name": "c"}, "data": {"z": "1", "a": "2"}}
+    assert to_yaml([ManifestObject("c.yaml", doc)]) == (
+        "kind: ConfigMap\napiVersion: v1\nmetadata:\n  name: c\ndata:\n  z: '1'\n  a: '2'\n"
+    )
+
+
+def test_unread_files_of_a_directory_listed_after_a_file(tmp_path: Path) -> None:
+    from stagegate.manifests import unread_files
+
+    single = write(tmp_path / "one.yaml", "kind: ConfigMap\n")
+    nested = write(tmp_path / "k8s" / "db" / "b.yaml", "kind: ConfigMap\n")
+    assert unread_files([single, tmp_path / "k8s"]) == {tmp_path / "k8s": [nested]}
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (f"api@{DIGEST}", ("rewrite", "", "api")),  # a digest makes a bare name an image
+        (f"api:8080@{DIGEST}", ("rewrite", "", "api")),  # so it does after a numeric tag
+        ("api:8080", ("leave", "api:8080 may be a host and port, not an image", "api")),
+        ("--api=api:8080", ("leave", "api:8080 may be a host and port, not an image", "api")),
+        ("run api:dev now", ("leave", "named inside a longer value that stagegate does not split", "api")),
+        ("api", None),
+        ("other:1", None),
+    ],
+)
+def test_value_reference_says_rewrite_leave_or_nothing(value: str, expected: tuple | None) -> None:
+    from stagegate.manifests import value_reference
+
+    assert value_reference(value, ["api", "example/driver"]) == expected
+
+
+def test_value_references_left_name_their_source_and_why_and_skip_env_without_a_value() -> None:
+    from stagegate.manifests import value_references
+
+    obj = workload(
+        {
+            "name": "c",
+            "image": "x:1",
+            "env": [{"name": "FROM", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+            "command": ["run", "example/api:1"],
+            "args": ["--image=example/api:2"],
+        },
+        source="k8s/app.yaml",
+    )
+    rewritten, left = value_references([obj], ["example/api", "api"])
+    assert [r["field"] for r in rewritten] == ["container 'c' command[1]", "container 'c' args[0]"]
+    assert left == []
+    [note] = value_references(
+        [workload({"name": "c", "image": "x", "args": ["api:80"]}, source="k8s/a.yaml")], ["api"]
+    )[1]
+    assert (note.source, note.resource, note.field, note.value, note.image, note.why) == (
+        "k8s/a.yaml",
+        "Deployment/app",
+        "container 'c' args[0]",
+        "api:80",
+        "api",
+        "api:80 may be a host and port, not an image",
+    )
+
+
+def test_rewrite_images_leaves_secret_data_and_configmaps_without_data() -> None:
+    from stagegate.manifests import rewrite_images
+
+    built = {"example/api": "example/api:sg-1"}
+    objects = [
+        ManifestObject("s.yaml", secret(data={"image": "example/api:1"})),
+        ManifestObject("c.yaml", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}),
+        ManifestObject(
+            "d.yaml", {"apiVersion": "v1", "kind": "ConfigMap", "data": {"image": "example/api:1"}}
+        ),
+    ]
+    assert [o.doc for o in rewrite_images(objects, built)] == [
+        objects[0].doc,
+        objects[1].doc,
+        {"apiVersion": "v1", "kind": "ConfigMap", "data": {"image": "example/api:sg-1"}},
+    ]
+
+
+@pytest.mark.parametrize(
+    "stderr",
+    [
+        # a local resource named first, the remote one after it
+        "Error: accumulating resources from 'base': exit status 128; "
+        "accumulating resources from 'https://example.com/org/repo': Repository not found\n",
+        # the URL named again after the cause
+        "Error: accumulating resources from 'https://example.com/org/repo': "
+        "Repository not found (fetching https://example.com/org/repo)\n",
+    ],
+)
+def test_the_remote_base_is_found_among_other_resources_and_mentions(stderr: str) -> None:
+    assert remote_base_failure(stderr, Path("/work/project")) == (
+        "https://example.com/org/repo",
+        "Repository not found",
+    )
+
+
+def test_a_failed_git_clone_of_a_remote_base_is_a_fetch_failure() -> None:
+    stderr = "Error: accumulating resources from 'https://example.com/o/r': failed to run 'git clone x'\n"
+    assert remote_base_failure(stderr, Path("/work/project")) == (
+        "https://example.com/o/r",
+        "it could not be fetched",
+    )
+
+
+@needs_kubectl
+def test_a_failed_render_logs_kubectls_output_and_keeps_its_last_2000_characters(tmp_path: Path) -> None:
+    deep = "/".join(["d" * 200] * 6) + "/missing.yaml"
+    write(tmp_path / "k8s" / "kustomization.yaml", f"resources:\n- {deep}\n")
+    log = tmp_path / "render.log"
+    with pytest.raises(StagegateError) as info:
+        render(tmp_path / "k8s", tmp_path, log_file=log)
+    written = log.read_text()
+    header = f"$ kubectl kustomize {tmp_path / 'k8s'}\n"
+    assert written.startswith(header) and written.endswith("[exit code 1]\n")
+    stderr = written[len(header) : -len("[exit code 1]\n")]  # no stdout: kubectl printed nothing there
+    assert len(stderr) > 2000
+    assert info.value.log_excerpt == stderr[-2000:]
