@@ -9,6 +9,7 @@ validation (selectors, enums, containers) that a manifest breaks most often.
 
 from __future__ import annotations
 
+import base64
 import copy
 from collections.abc import Callable
 from typing import Any
@@ -461,6 +462,15 @@ DATA_CASES = [
         "data/pw",
         "hunter2 is secret!",
         "data.pw",
+        "is not valid base64 (use stringData for plain text)",
+    ),
+    (
+        # the API server decodes data with the standard alphabet: URL-safe base64 is refused
+        "secret-data-url-safe-base64",
+        secret,
+        "data/key",
+        base64.urlsafe_b64encode(b"\xfb\xff").decode(),
+        "data.key",
         "is not valid base64 (use stringData for plain text)",
     ),
     ("secret-data-a-list", secret, "data", ["a"], "data", "must be a mapping, got list ['a']"),
@@ -1148,6 +1158,20 @@ CONTAINER_CASES = [
         [{"containerPort": 80, "hostPort": "http"}],
         f"{C}.ports[0].hostPort",
         "must be a port number (1-65535), got str 'http': a name is not allowed here",
+    ),
+    (
+        "mounts-a-mapping",
+        "spec/containers/0/volumeMounts",
+        {"mountPath": "/d"},
+        f"{C}.volumeMounts",
+        "must be a list, got dict {'mountPath': '/d'}",
+    ),
+    (
+        "env-a-mapping",
+        "spec/containers/0/env",
+        {"A": "1"},
+        f"{C}.env",
+        "must be a list, got dict {'A': '1'}",
     ),
     (
         "mount-a-string",
