@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import textwrap
 from collections.abc import Iterator
@@ -842,5 +843,7 @@ def test_a_failed_render_logs_kubectls_output_and_keeps_its_last_2000_characters
     header = f"$ kubectl kustomize {tmp_path / 'k8s'}\n"
     assert written.startswith(header) and written.endswith("[exit code 1]\n")
     stderr = written[len(header) : -len("[exit code 1]\n")]  # no stdout: kubectl printed nothing there
+    # kubectl's first line (klog's, or its plain `error:`): nothing of an (empty) stdout before it
+    assert re.match(r"(E\d{4} |error: )", stderr)
     assert len(stderr) > 2000
     assert info.value.log_excerpt == stderr[-2000:]
