@@ -167,8 +167,11 @@ def render(
         try:
             documents = _documents(result.stdout, relative)
         except Exception:
-            register_secrets(yaml_documents(result.stdout))
-            runner.write_log(log_file, result.argv, result.exit_code, result.stdout, result.stderr)
+            readable = yaml_documents(result.stdout)
+            register_secrets(readable or [])
+            # an output that cannot be read cannot be searched for Secrets: it is not logged
+            stdout = result.stdout if readable is not None else UNREAD_OUTPUT
+            runner.write_log(log_file, result.argv, result.exit_code, stdout, result.stderr)
             raise
         register_secrets(documents)
         runner.write_log(log_file, result.argv, result.exit_code, result.stdout, result.stderr)
@@ -307,12 +310,16 @@ def register_secrets(docs: Iterable[Any]) -> None:
                 redact.register(text)
 
 
-def yaml_documents(text: str) -> list[Any]:
-    """The documents of a YAML text, or none when it does not parse (for registration only)."""
+UNREAD_OUTPUT = "(the output is not logged: it could not be read for the Secrets it may hold)\n"
+
+
+def yaml_documents(text: str) -> list[Any] | None:
+    """The documents of a YAML text, or None when it does not parse or nests too deeply (for
+    registration only)."""
     try:
         return [doc for doc in yaml.safe_load_all(text) if doc is not None]
-    except yaml.YAMLError:
-        return []
+    except (yaml.YAMLError, RecursionError):
+        return None
 
 
 def kubectl_missing(relative: str) -> StagegateError:
