@@ -21,6 +21,7 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
 from stagegate import runlock
+from stagegate.builder import client_runs_buildkit
 from stagegate.ui import Reporter
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -141,6 +142,25 @@ def registry_image(docker: DockerClient, tmp_path_factory: pytest.TempPathFactor
         )
         docker.legacy_build(context, tags=[REGISTRY_IMAGE])
     return REGISTRY_IMAGE
+
+
+def buildkit_client() -> str | None:
+    """A Docker CLI on PATH (or $STAGEGATE_TEST_BUILDKIT_DOCKER) that runs BuildKit builds
+    without buildx (a client older than 23.0, such as Debian's own 20.10 beside the engine)."""
+    named = os.environ.get("STAGEGATE_TEST_BUILDKIT_DOCKER")
+    candidates = [named] if named else []
+    for directory in os.environ.get("PATH", "").split(os.pathsep):
+        found = shutil.which("docker", path=directory)
+        if found and found not in candidates:
+            candidates.append(found)
+    for candidate in candidates:
+        try:
+            version = DockerClient(client_call=[candidate]).version().client.version or ""
+        except (DockerException, FileNotFoundError):
+            continue
+        if client_runs_buildkit(version):
+            return candidate
+    return None
 
 
 class Repo:

@@ -7,45 +7,25 @@ the one ``STAGEGATE_TEST_BUILDKIT_DOCKER`` names) and skip with the reason when 
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 from stagegate.builder import client_runs_buildkit
 from stagegate.config import load_config
 from stagegate.dockerclient import docker_client
 from stagegate.stages.preflight import check_buildkit_needs
 
-from tests.conftest import BUSYBOX_IMAGE, Repo
+from tests.conftest import BUSYBOX_IMAGE, Repo, buildkit_client
 from tests.integration.conftest import images, pipeline, run
 
 pytestmark = pytest.mark.docker
 SECRET = "s3cr3t-value-for-the-buildkit-test"
 
 
-def _buildkit_client() -> str | None:
-    named = os.environ.get("STAGEGATE_TEST_BUILDKIT_DOCKER")
-    candidates = [named] if named else []
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        found = shutil.which("docker", path=directory)
-        if found and found not in candidates:
-            candidates.append(found)
-    for candidate in candidates:
-        try:
-            version = DockerClient(client_call=[candidate]).version().client.version or ""
-        except (DockerException, FileNotFoundError):
-            continue
-        if client_runs_buildkit(version):
-            return candidate
-    return None
-
-
 @pytest.fixture
 def buildkit_env(monkeypatch: pytest.MonkeyPatch, busybox_image: str) -> str:
-    client = _buildkit_client()
+    client = buildkit_client()
     if client is None:
         pytest.skip("no Docker client that runs BuildKit itself (a client before 23.0) on PATH")
     monkeypatch.setenv("STAGEGATE_DOCKER", client)

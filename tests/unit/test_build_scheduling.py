@@ -71,6 +71,19 @@ def images_config(ns: str, *names: str, extra: dict[str, str] | None = None) -> 
     )
 
 
+def one_app(root: Path, ns: str, busybox_image: str) -> Path:
+    """A repository of one image, ``{ns}/app``, with content of its own."""
+    write(
+        root,
+        {
+            "pyproject.toml": images_config(ns, "app"),
+            "app/Dockerfile": f"FROM {busybox_image}\nCOPY data /app\n",
+            "app/data": secrets.token_hex(8),
+        },
+    )
+    return root
+
+
 class Stage:
     """One run of the build stage: its outputs, its error (if it failed) and the terminal."""
 
@@ -252,15 +265,7 @@ def test_only_builds_the_named_image_and_what_it_needs_and_a_target_stops_at_its
 def test_a_run_outside_git_labels_its_images_with_an_unknown_revision(
     tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
 ) -> None:
-    root = tmp_path / "repo"
-    write(
-        root,
-        {
-            "pyproject.toml": images_config(ns, "app"),
-            "app/Dockerfile": f"FROM {busybox_image}\nCOPY data /app\n",
-            "app/data": secrets.token_hex(8),
-        },
-    )
+    root = one_app(tmp_path / "repo", ns, busybox_image)
     stage = Stage(root, docker, run={"builder": "legacy", "git": {"sha": None, "dirty": None}})
     labels = docker.image.inspect(stage.images[f"{ns}/app"]["ref"]).config.labels
     assert labels["org.opencontainers.image.revision"] == "unknown"
@@ -363,15 +368,7 @@ def test_keep_going_builds_everything_that_needs_no_failed_image(
 def test_a_push_without_a_registry_fails_after_the_build_and_names_the_option(
     tmp_path: Path, docker: DockerClient, busybox_image: str, ns: str
 ) -> None:
-    root = tmp_path / "repo"
-    write(
-        root,
-        {
-            "pyproject.toml": images_config(ns, "app"),
-            "app/Dockerfile": f"FROM {busybox_image}\nCOPY data /app\n",
-            "app/data": secrets.token_hex(8),
-        },
-    )
+    root = one_app(tmp_path / "repo", ns, busybox_image)
     plain = Stage(root, docker)
     assert plain.error is None and "push" not in plain.ctx.outputs
     pushed = Stage(root, docker, "--push")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import os
 import secrets
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,27 +27,10 @@ from stagegate.builder import (
     detect_builder,
 )
 
-from tests.conftest import LABEL_LINE, TEST_LABEL, TEST_PREFIX
+from tests.conftest import LABEL_LINE, TEST_LABEL, TEST_PREFIX, buildkit_client
 
 pytestmark = pytest.mark.docker
 SECRET = "s3cr3t-of-the-builder-test"
-
-
-def buildkit_client() -> str | None:
-    named = os.environ.get("STAGEGATE_TEST_BUILDKIT_DOCKER")
-    candidates = [named] if named else []
-    for directory in os.environ.get("PATH", "").split(os.pathsep):
-        found = shutil.which("docker", path=directory)
-        if found and found not in candidates:
-            candidates.append(found)
-    for candidate in candidates:
-        try:
-            version = DockerClient(client_call=[candidate]).version().client.version or ""
-        except (DockerException, FileNotFoundError):
-            continue
-        if client_runs_buildkit(version):
-            return candidate
-    return None
 
 
 @pytest.fixture
