@@ -264,7 +264,16 @@ def _remove_kind_network(client: DockerClient) -> None:
         pass
 
 
-def _remove_failed_build_steps(client: DockerClient) -> None:
+def remove_images(docker: DockerClient, ns: str) -> None:
+    """Every tag of the images named ``{ns}/…``: ``docker image ls`` by reference pattern, so
+    only one test's images, whatever else the engine is doing meanwhile."""
+    listed = docker.image.list(filters=[("reference", f"{ns}/*")])
+    tagged = [tag for image in listed for tag in image.repo_tags if tag.startswith(ns + "/")]
+    if tagged:
+        docker.image.remove(tagged, force=True)
+
+
+def remove_failed_build_steps(client: DockerClient) -> None:
     """The untagged step images of this run's failing legacy builds (their Dockerfiles carry
     :data:`LABEL_LINE`). Only those: any other untagged image of the run is a leak."""
     listed = listed_meanwhile(lambda: client.image.list(filters={"dangling": "true", "label": TEST_LABEL}))
@@ -281,7 +290,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         # imported: runs side by side share TEST_PREFIX and would see each other's objects
         return
     _remove_kind_network(_ENGINE[0])
-    _remove_failed_build_steps(_ENGINE[0])
+    remove_failed_build_steps(_ENGINE[0])
     leaked = _run_objects(_ENGINE[0])
     if not leaked:
         return

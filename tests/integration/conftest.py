@@ -20,7 +20,7 @@ from stagegate.pipeline import run_stage
 from stagegate.targets.docker import DockerTarget
 from stagegate.ui import Reporter
 
-from tests.conftest import REQUIRE_DOCKER, ROOT, TEST_PREFIX, Repo, listed_meanwhile
+from tests.conftest import REQUIRE_DOCKER, ROOT, TEST_PREFIX, Repo, listed_meanwhile, remove_images
 
 # Never inherited by the runs of a test: its own artifacts dir, and no annotations or job
 # summary in the CI that runs the tests (the failures here are on purpose).
@@ -52,15 +52,6 @@ def unique_prefix() -> str:
 @pytest.fixture
 def ns() -> str:
     return unique_prefix()
-
-
-def remove_images(docker: DockerClient, ns: str) -> None:
-    """Every tag of the images named ``{ns}/…``: ``docker image ls`` by reference pattern, so
-    only one test's images, whatever else the engine is doing meanwhile."""
-    listed = docker.image.list(filters=[("reference", f"{ns}/*")])
-    tagged = [tag for image in listed for tag in image.repo_tags if tag.startswith(ns + "/")]
-    if tagged:
-        docker.image.remove(tagged, force=True)
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from tests.conftest import CLUSTER_PREFIX, REQUIRE_DOCKER, ROOT, Repo, validate_error_file
-from tests.integration.conftest import ISOLATED, remove_images, unique_prefix
+from tests.conftest import CLUSTER_PREFIX, REQUIRE_DOCKER, ROOT, Repo, remove_images, validate_error_file
+from tests.integration.conftest import ISOLATED, unique_prefix
 
 pytestmark = pytest.mark.docker
 

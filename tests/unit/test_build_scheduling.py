@@ -35,7 +35,7 @@ from stagegate.stages import StageContext
 from stagegate.stages import build as build_stage
 from stagegate.ui import Reporter
 
-from tests.conftest import LABEL_LINE, TEST_LABEL, TEST_PREFIX
+from tests.conftest import LABEL_LINE, TEST_PREFIX, remove_failed_build_steps, remove_images
 
 pytestmark = pytest.mark.docker
 SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -47,13 +47,8 @@ def ns(docker: DockerClient) -> Iterator[str]:
     untagged step images its failing builds left (their Dockerfiles carry LABEL_LINE)."""
     prefix = f"{TEST_PREFIX}-{secrets.token_hex(4)}"
     yield prefix
-    listed = docker.image.list(filters=[("reference", f"{prefix}/*")])
-    tagged = [tag for image in listed for tag in image.repo_tags if tag.startswith(prefix + "/")]
-    if tagged:
-        docker.image.remove(tagged, force=True)
-    for image in docker.image.list(filters=[("dangling", "true"), ("label", TEST_LABEL)]):
-        with contextlib.suppress(DockerException):  # another test's, removed meanwhile
-            docker.image.remove(image.id)
+    remove_images(docker, prefix)
+    remove_failed_build_steps(docker)
 
 
 def write(root: Path, files: dict[str, str]) -> None:

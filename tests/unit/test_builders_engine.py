@@ -6,7 +6,6 @@ runs, and which builder is detected.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import io
 import secrets
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import pytest
 from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 from stagegate.builder import (
     BuildFailure,
     BuildRequest,
@@ -27,7 +25,13 @@ from stagegate.builder import (
     detect_builder,
 )
 
-from tests.conftest import LABEL_LINE, TEST_LABEL, TEST_PREFIX, buildkit_client
+from tests.conftest import (
+    LABEL_LINE,
+    TEST_PREFIX,
+    buildkit_client,
+    remove_failed_build_steps,
+    remove_images,
+)
 
 pytestmark = pytest.mark.docker
 SECRET = "s3cr3t-of-the-builder-test"
@@ -36,15 +40,10 @@ SECRET = "s3cr3t-of-the-builder-test"
 @pytest.fixture
 def name(docker: DockerClient) -> Iterator[str]:
     """An image name of this test; its tags removed at the end."""
-    image = f"{TEST_PREFIX}-{secrets.token_hex(4)}/app"
-    yield image
-    listed = docker.image.list(filters=[("reference", f"{image}:*")])
-    tags = [tag for found in listed for tag in found.repo_tags if tag.startswith(image + ":")]
-    if tags:
-        docker.image.remove(tags, force=True)
-    for step in docker.image.list(filters=[("dangling", "true"), ("label", TEST_LABEL)]):
-        with contextlib.suppress(DockerException):  # the failing build's step images
-            docker.image.remove(step.id)
+    prefix = f"{TEST_PREFIX}-{secrets.token_hex(4)}"
+    yield f"{prefix}/app"
+    remove_images(docker, prefix)
+    remove_failed_build_steps(docker)  # the failing builds' step images
 
 
 def context(tmp_path: Path, dockerfile: str) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from tests.conftest import LABEL_LINE, TEST_PREFIX, _remove_failed_build_steps, _run_objects
+from tests.conftest import LABEL_LINE, TEST_PREFIX, _run_objects, remove_failed_build_steps
 
 pytestmark = pytest.mark.docker
 
@@ -32,7 +32,7 @@ def test_an_untagged_image_labelled_with_the_runs_prefix_is_named_as_a_leak(
     image = untagged(docker, tmp_path, busybox_image, f"LABEL dev.stagegate.image={TEST_PREFIX}-x/app\n")
     try:
         assert any(image[:19] in entry for entry in _run_objects(docker))
-        _remove_failed_build_steps(docker)  # not a failed build's step: left for the check to name
+        remove_failed_build_steps(docker)  # not a failed build's step: left for the check to name
         assert docker.image.exists(image)
     finally:
         docker.image.remove(image, force=True)
@@ -44,5 +44,5 @@ def test_the_step_images_of_failing_test_builds_are_removed_before_the_check(
 ) -> None:
     image = untagged(docker, tmp_path, busybox_image, LABEL_LINE)
     assert any(image[:19] in entry for entry in _run_objects(docker))
-    _remove_failed_build_steps(docker)
+    remove_failed_build_steps(docker)
     assert not docker.image.exists(image)
