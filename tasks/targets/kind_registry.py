@@ -156,10 +156,15 @@ class LocalRegistry:
             self.docker.container.start(container)
         return self.host()
 
+    @staticmethod
+    def _published(container: Any) -> list[dict[str, str]]:
+        """The host ports the container's registry port is published on (none when stopped)."""
+        return (container.network_settings.ports or {}).get(f"{REGISTRY_PORT}/tcp") or []
+
     def host(self) -> str:
         """``localhost:<port>``: the registry as the host pushes to it and the nodes' hosts.toml names it."""
         container = self._find()
-        ports = (container.network_settings.ports or {}).get(f"{REGISTRY_PORT}/tcp") if container else None
+        ports = self._published(container) if container is not None else []
         if not ports:
             raise StagegateError(
                 Code.CLUSTER_CREATE_FAILED,
@@ -176,9 +181,8 @@ class LocalRegistry:
         container = self._find()
         if container is None or not self._ours(container):
             return False
-        ports = (container.network_settings.ports or {}).get(f"{REGISTRY_PORT}/tcp") or []
+        hosts = tuple(f"localhost:{entry['HostPort']}/" for entry in self._published(container))
         self.docker.container.remove(container, force=True, volumes=True)
-        hosts = tuple(f"localhost:{entry['HostPort']}/" for entry in ports)
         pushed = {
             tag for image in self.docker.image.list() for tag in image.repo_tags if tag.startswith(hosts)
         }
