@@ -597,21 +597,22 @@ def kind_create(state: State, name: str, opts: dict) -> int:
     state.save_cluster(cluster)
     err(f" ✓ {STEP_NODES}")
     err(f" • {STEP_CONFIG}  ...")
-    config_error = write_containerd_config(node, config.get("containerdConfigPatches") or [])
-    if config_error:
-        err(f" ✗ {STEP_CONFIG}")
+
+    def failed_at(stage: str, why: str) -> Failure:
+        """kind's ✗ line, the node removed (unless --retain), and its error."""
+        err(f" ✗ {stage}")
         if not opts.get("retain"):
             remove_node(state, cluster)
             err(f'Deleted nodes: ["{node}"]')
-        raise Failure(f"ERROR: failed to create cluster: {config_error}")
+        return Failure(f"ERROR: failed to create cluster: {why}")
+
+    config_error = write_containerd_config(node, config.get("containerdConfigPatches") or [])
+    if config_error:
+        raise failed_at(STEP_CONFIG, config_error)
     err(f" ✓ {STEP_CONFIG}")
     err(f" • {STEP_CONTROL_PLANE}  ...")
     if isinstance(scenario.get("create_cluster_error"), str):
-        err(f" ✗ {STEP_CONTROL_PLANE}")
-        if not opts.get("retain"):
-            remove_node(state, cluster)
-            err(f'Deleted nodes: ["{node}"]')
-        raise Failure(f"ERROR: failed to create cluster: {scenario['create_cluster_error']}")
+        raise failed_at(STEP_CONTROL_PLANE, scenario["create_cluster_error"])
     err(f" ✓ {STEP_CONTROL_PLANE}")
     step(STEP_CNI)
     step(STEP_STORAGE)
