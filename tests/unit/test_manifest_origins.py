@@ -20,9 +20,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from stagegate.config import load_config
+from stagegate.config import Config, load_config
 from stagegate.errors import Code, StagegateError
 from stagegate.manifests import ORIGIN_ANNOTATION, ManifestObject, check_references, render
+from stagegate.stages.preflight import check_manifest_references
 from stagegate.stages.verify import check_manifests
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,8 +139,8 @@ def test_a_render_that_succeeds_is_the_same_objects_with_no_origin_and_one_kubec
     assert files(TREES) == before  # nor the user's files
 
 
-def test_verify_writes_no_origin_and_passes_kustomize_args_to_the_location(tmp_path: Path) -> None:
-    root = tmp_path / "repo"
+def outside_overlay_repo(root: Path) -> Config:
+    """A repository whose manifests are the overlay that reads a file outside its directory."""
     shutil.copytree(TREES, root / "k8s")
     (root / "pyproject.toml").write_text(
         textwrap.dedent(
@@ -153,7 +154,18 @@ def test_verify_writes_no_origin_and_passes_kustomize_args_to_the_location(tmp_p
             """
         )
     )
-    errors, _ = check_manifests(load_config(root, env={}), {}, root / ".stagegate")
+    return load_config(root, env={})
+
+
+def test_preflight_passes_kustomize_args_to_the_location(tmp_path: Path) -> None:
+    [check] = [c for c in check_manifest_references(outside_overlay_repo(tmp_path)) if not c.ok]
+    assert check.error is not None and check.error.code is Code.MANIFEST_IMAGE_UNKNOWN
+    assert (check.error.subject["file"], check.error.subject["line"]) == ("k8s/outside/shared/job.yaml", 11)
+
+
+def test_verify_writes_no_origin_and_passes_kustomize_args_to_the_location(tmp_path: Path) -> None:
+    root = tmp_path / "repo"
+    errors, _ = check_manifests(outside_overlay_repo(root), {}, root / ".stagegate")
     assert located(errors) == {"example/migrate:1.0": ("k8s/outside/shared/job.yaml", 11)}
     rendered = (root / ".stagegate" / "manifests.yaml").read_text()
     assert "Job" in rendered and ORIGIN_ANNOTATION not in rendered and "annotations" not in rendered
