@@ -3,6 +3,8 @@
 Shared by verify (which checks the references) and deploy (which applies the rewritten
 objects). A kustomize directory is rendered with ``kubectl kustomize``; plain YAML files
 (or a directory of them, not recursive, like ``kubectl apply -f DIR``) are read as they are.
+A problem found in a rendered kustomize object is located in the file a person edits, through
+kustomize's origin annotations (:func:`kustomize_origins`, a second render made only then).
 
 The values of ``Secret`` objects are registered for redaction (:mod:`stagegate.redact`) as soon
 as the manifests are read, before the render log is written; :func:`to_yaml` writes them as
