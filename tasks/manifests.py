@@ -3,6 +3,8 @@
 Shared by verify (which checks the references) and deploy (which applies the rewritten
 objects). A kustomize directory is rendered with ``kubectl kustomize``; plain YAML files
 (or a directory of them, not recursive, like ``kubectl apply -f DIR``) are read as they are.
+A problem found in a rendered kustomize object is located in the file a person edits, through
+kustomize's origin annotations (:func:`kustomize_origins`, a second render made only then).
 
 The values of ``Secret`` objects are registered for redaction (:mod:`stagegate.redact`) as soon
 as the manifests are read, before the render log is written; :func:`to_yaml` writes them as
@@ -19,6 +21,7 @@ import json
 import os
 import re
 import stat
+import tempfile
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,6 +82,7 @@ class ContainerImage:
     field: str  # containers | initContainers | ephemeralContainers
     image: str
     pull_policy: str | None
+    namespace: str | None = None
 
     @property
     def resource(self) -> str:
@@ -148,14 +152,29 @@ def render(
             remote = remote_base_failure(exc.stderr, root)
             if remote is not None:
                 url, cause = remote
+                # the kustomization that lists the URL, which may be a base the overlay includes
+                holder, line = _listing(
+                    _reading(exc.stderr, root, path, f"accumulating resources from '{url}'"), url
+                )
+                listed_in = _relative(root, holder) + (f" (line {line})" if line else "")
                 raise StagegateError(
                     Code.MANIFEST_REMOTE_UNREACHABLE,
                     f"kubectl kustomize {relative} could not fetch the remote base {url}: {cause}",
                     f"vendor that base: copy it into the repository (e.g. `git clone` it once at that ref) "
-                    f"and list the local copy in {relative}'s resources instead of {url}",
-                    {"key": "tool.stagegate.deploy.manifests", "file": relative, "url": url},
+                    f"and list the local copy in the resources of {listed_in} instead of {url}",
+                    {
+                        "key": "tool.stagegate.deploy.manifests",
+                        "file": _relative(root, holder),
+                        **({"line": line} if line else {}),
+                        "url": url,
+                    },
                     command=CommandEvidence(exc.argv, exc.exit_code),
                     log_excerpt=exc.stderr[-2000:],
+                ) from None
+            outside = _OUTSIDE_ROOT.search(exc.stderr)
+            if outside is not None:
+                raise _load_restricted(
+                    Path(outside.group(1)), Path(outside.group(2)), root, relative, exc
                 ) from None
             raise StagegateError(
                 Code.CONFIG_INVALID,
@@ -289,6 +308,196 @@ def remote_base_failure(stderr: str, root: Path) -> tuple[str, str] | None:
     return None
 
 
+# -- where a rendered object came from ------------------------------------------------------------
+# kustomize says it with `buildMetadata: [originAnnotations, transformerAnnotations]`. The user's
+# kustomization is never edited: a temporary kustomization outside the repository lists their
+# directory as its one resource and asks for the annotations. kustomize writes the paths relative
+# to that temporary directory (`../../repo/base/deployment.yaml`); a directory resource is its own
+# load root, so the load restrictor applies to the user's files exactly as in the normal render.
+# That second render runs only when a problem needs a location: the normal render is unchanged.
+
+ORIGIN_ANNOTATION = "config.kubernetes.io/origin"
+TRANSFORMATIONS_ANNOTATION = "alpha.config.kubernetes.io/transformations"
+_PATCH_TRANSFORMERS = ("PatchTransformer", "PatchStrategicMergeTransformer", "PatchJson6902Transformer")
+ObjectKey = tuple[str, str | None, str]  # kind, namespace, name as rendered
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where kustomize says an object came from: the file that holds it (or the kustomization
+    whose generator made it; None for a remote base), and the kustomization files whose patches
+    and ``images:`` it went through, innermost first."""
+
+    file: Path | None
+    patched_in: tuple[Path, ...] = ()
+    images_in: tuple[Path, ...] = ()
+
+
+def kustomize_origins(path: Path, root: Path, kustomize_args: Sequence[str] = ()) -> dict[ObjectKey, Origin]:
+    """The origin of every object of the kustomize directory ``path``, by kind, namespace and
+    name; empty when that render fails (the normal render has already succeeded, so a failure
+    here only costs the location)."""
+    with tempfile.TemporaryDirectory(prefix="stagegate-origins-") as temporary:
+        wrapper = Path(temporary).resolve()
+        kustomization = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [os.path.relpath(path.resolve(), wrapper)],
+            "buildMetadata": ["originAnnotations", "transformerAnnotations"],
+        }
+        (wrapper / "kustomization.yaml").write_text(yaml.safe_dump(kustomization, sort_keys=False))
+        try:
+            result = runner.run(
+                ["kubectl", "kustomize", *kustomize_args, str(wrapper)], cwd=root, timeout=120
+            )
+        except runner.CommandFailed:
+            return {}
+    origins: dict[ObjectKey, Origin] = {}
+    for doc in yaml_documents(result.stdout) or []:
+        if not isinstance(doc, dict):
+            continue
+        metadata = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
+        annotations = metadata.get("annotations") if isinstance(metadata.get("annotations"), dict) else {}
+        origin = _annotation(annotations, ORIGIN_ANNOTATION)
+        if not isinstance(origin, dict):
+            continue
+        file = None
+        if "repo" not in origin:  # a remote base's file is nowhere in the repository
+            written = origin.get("path") or origin.get("configuredIn")
+            file = Path(os.path.normpath(wrapper / str(written))) if written else None
+        transformations = _annotation(annotations, TRANSFORMATIONS_ANNOTATION)
+        patched: list[Path] = []
+        images: list[Path] = []
+        for step in transformations if isinstance(transformations, list) else []:
+            if not isinstance(step, dict) or "repo" in step or not step.get("configuredIn"):
+                continue
+            by = step.get("configuredBy") if isinstance(step.get("configuredBy"), dict) else {}
+            configured_in = Path(os.path.normpath(wrapper / str(step["configuredIn"])))
+            if by.get("kind") in _PATCH_TRANSFORMERS and configured_in not in patched:
+                patched.append(configured_in)
+            elif by.get("kind") == "ImageTagTransformer" and configured_in not in images:
+                images.append(configured_in)
+        key = (str(doc.get("kind", "")), metadata.get("namespace"), str(metadata.get("name", "")))
+        origins[key] = Origin(file, tuple(patched), tuple(images))
+    return origins
+
+
+def _annotation(annotations: dict[str, Any], name: str) -> Any:
+    try:
+        return yaml.safe_load(str(annotations.get(name) or ""))
+    except yaml.YAMLError:
+        return None
+
+
+def _locate_origin(origin: Origin, image: str) -> tuple[Path, int] | None:
+    """The file and line that set ``image`` on an object with this origin: its own file; else
+    a patch of a kustomization it went through; else that kustomization's ``images:`` entry."""
+    if origin.file is not None:
+        line = _image_line(origin.file, image)
+        if line is not None:
+            return origin.file, line
+    for kustomization in origin.patched_in:
+        for patch in _patch_files(kustomization):
+            line = _image_line(patch, image, keys=("image", "value"))  # value: a JSON 6902 patch's
+            if line is not None:
+                return patch, line
+    for kustomization in origin.images_in:
+        line = _images_entry_line(kustomization, image)
+        if line is not None:
+            return kustomization, line
+    return None
+
+
+def _kustomization_text(kustomization: Path) -> str | None:
+    try:
+        return kustomization.read_text() if stat.S_ISREG(kustomization.stat().st_mode) else None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _patch_files(kustomization: Path) -> list[Path]:
+    """The patch files a kustomization names (``patches``, ``patchesStrategicMerge``,
+    ``patchesJson6902``); inline patches have no file."""
+    text = _kustomization_text(kustomization)
+    data = yaml_documents(text) if text is not None else None
+    if not data or not isinstance(data[0], dict):
+        return []
+    paths: list[str] = []
+    for key in ("patches", "patchesJson6902", "patchesStrategicMerge"):
+        for entry in data[0].get(key) or []:
+            if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+                paths.append(entry["path"])
+            elif isinstance(entry, str) and "\n" not in entry:
+                paths.append(entry)
+    return [kustomization.parent / path for path in paths]
+
+
+def _images_entry_line(kustomization: Path, image: str) -> int | None:
+    """The line of the ``images:`` entry whose result is ``image``'s repository."""
+    text = _kustomization_text(kustomization)
+    try:
+        node = yaml.compose(text) if text is not None else None
+    except yaml.YAMLError:
+        return None
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for key, value in node.value:
+        if key.value != "images" or not isinstance(value, yaml.SequenceNode):
+            continue
+        for entry in value.value:
+            if not isinstance(entry, yaml.MappingNode):
+                continue
+            fields = {k.value: v.value for k, v in entry.value if isinstance(v, yaml.ScalarNode)}
+            written = fields.get("newName") or fields.get("name")
+            if written and repository(str(written)) == repository(image):
+                return entry.start_mark.line + 1
+    return None
+
+
+# kustomize's loader: a kustomization read through another one, and a file its load root forbids
+_RECURSED = re.compile(r"recursed accumulation of path '([^']+)'")
+_OUTSIDE_ROOT = re.compile(r"file '([^']+)' is not in or below '([^']+)'")
+
+
+def _reading(stderr: str, root: Path, rendered: Path, marker: str) -> Path:
+    """The directory whose kustomization kustomize was reading where ``marker`` occurs in its
+    error: the last kustomization it recursed into before that point, else the rendered one."""
+    reason = kustomize_reason(stderr, root)
+    end = reason.find(marker)
+    recursed = _RECURSED.findall(reason, 0, end if end >= 0 else len(reason))
+    return root / recursed[-1] if recursed else rendered  # an absolute path stays as it is
+
+
+def _listing(directory: Path, written: str) -> tuple[Path, int | None]:
+    """The kustomization file of ``directory`` and the first line that mentions ``written``."""
+    kustomization = next(
+        (directory / name for name in KUSTOMIZATION_FILES if (directory / name).is_file()), directory
+    )
+    text = _kustomization_text(kustomization) if kustomization != directory else None
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if written in line:
+            return kustomization, number
+    return kustomization, None
+
+
+def _load_restricted(
+    outside: Path, below: Path, root: Path, relative: str, exc: runner.CommandFailed
+) -> StagegateError:
+    """kustomize's default load restrictor refused a file outside the kustomization's directory."""
+    kustomization, line = _listing(below, os.path.relpath(outside, below))
+    file = _relative(root, kustomization)
+    return StagegateError(
+        Code.CONFIG_INVALID,
+        f"kubectl kustomize {relative} failed: {file} reads {_relative(root, outside)}, which is not in or "
+        f"below {_relative(root, below)} (kustomize's load restrictor)",
+        'add kustomize_args = ["--load-restrictor", "LoadRestrictionsNone"] to [tool.stagegate.deploy], '
+        f"or move {_relative(root, outside)} into {_relative(root, below)}",
+        {"key": "tool.stagegate.deploy.kustomize_args", "file": file, **({"line": line} if line else {})},
+        command=CommandEvidence(exc.argv, exc.exit_code),
+        log_excerpt=exc.stderr[-2000:],
+    )
+
+
 def register_secrets(docs: Iterable[Any]) -> None:
     """Register the values of every Secret for redaction: ``stringData`` as written, ``data``
     decoded (its base64 form is redacted with it) — or as written when it is not base64."""
@@ -343,6 +552,7 @@ def container_images(objects: list[ManifestObject]) -> Iterator[ContainerImage]:
                 field=container_field,
                 image=str(container.get("image", "")),
                 pull_policy=container.get("imagePullPolicy"),
+                namespace=obj.namespace,
             )
 
 
@@ -512,12 +722,16 @@ def check_references(
     configured: list[str],
     external: Iterable[str],
     from_registry: bool = False,
+    kustomize_args: Sequence[str] = (),
 ) -> tuple[list[StagegateError], list[dict[str, Any]]]:
     """Every container image is a configured image or in ``external``; configured ones are
     not sent to a registry by their pull policy — or, ``from_registry`` (the existing target
     pulls them from the registry), not kept from it by ``Never``. Returns the problems and
-    the references."""
+    the references. A problem is located in the file a person edits: for a kustomize
+    directory, where kustomize says the object came from (see :func:`kustomize_origins`,
+    rendered only when there is a problem to locate, with the same ``kustomize_args``)."""
     external = list(external)
+    origins: dict[str, dict[ObjectKey, Origin]] = {}
     errors: list[StagegateError] = []
     references: list[dict[str, Any]] = []
     for ref in container_images(objects):
@@ -526,7 +740,16 @@ def check_references(
         references.append(
             {"resource": ref.resource, "container": ref.container, "image": ref.image, "known": known}
         )
-        file, line = _locate(root, ref.source, ref.image)
+        problem = None
+        if known and name in configured:
+            problem = (
+                _registry_pull_policy_problem(ref.image, ref.pull_policy)
+                if from_registry
+                else _pull_policy_problem(ref.image, ref.pull_policy)
+            )
+        if known and not problem:
+            continue
+        file, line = _source_of(root, ref, kustomize_args, origins)
         subject: dict[str, Any] = {
             "file": file,
             "resource": ref.resource,
@@ -550,21 +773,15 @@ def check_references(
                     subject,
                 )
             )
-        elif name in configured:
-            problem = (
-                _registry_pull_policy_problem(ref.image, ref.pull_policy)
-                if from_registry
-                else _pull_policy_problem(ref.image, ref.pull_policy)
-            )
-            if problem:
-                errors.append(
-                    StagegateError(
-                        Code.PULL_POLICY_INVALID,
-                        f"{ref.resource} container {ref.container!r}: {problem}",
-                        f"set `imagePullPolicy: IfNotPresent` on that container in {file}",
-                        {**subject, "pull_policy": ref.pull_policy or "(default)"},
-                    )
+        else:
+            errors.append(
+                StagegateError(
+                    Code.PULL_POLICY_INVALID,
+                    f"{ref.resource} container {ref.container!r}: {problem}",
+                    f"set `imagePullPolicy: IfNotPresent` on that container in {file}",
+                    {**subject, "pull_policy": ref.pull_policy or "(default)"},
                 )
+            )
     return errors, references
 
 
@@ -612,22 +829,52 @@ def _normalised(ref: str) -> str:
     return repository(ref) + (f":{tag}" if tag else "") + (f"@{digest}" if digest else "")
 
 
+def _source_of(
+    root: Path,
+    ref: ContainerImage,
+    kustomize_args: Sequence[str],
+    origins: dict[str, dict[ObjectKey, Origin]],
+) -> tuple[str, int | None]:
+    """The file and line that write ``ref``'s image: through kustomize's origin of its object
+    for a kustomize directory (rendered once per source), else by searching the source."""
+    path = root / ref.source
+    if is_kustomization(path):
+        if ref.source not in origins:
+            origins[ref.source] = kustomize_origins(path, root, kustomize_args)
+        origin = origins[ref.source].get((ref.kind, ref.namespace, ref.name))
+        if origin is not None:
+            found = _locate_origin(origin, ref.image)
+            if found is not None:
+                return _relative(root, found[0]), found[1]
+    return _locate(root, ref.source, ref.image)
+
+
 def _locate(root: Path, source: str, image: str) -> tuple[str, int | None]:
     """The YAML file and line that write ``image`` (searching a kustomize dir's files)."""
     path = root / source
     candidates = sorted(path.rglob("*.y*ml")) if path.is_dir() else [path]
     for candidate in candidates:
-        try:
-            if not stat.S_ISREG(candidate.stat().st_mode):
-                continue  # never opened: a FIFO would block
-            lines = candidate.read_text().splitlines()
-        except (OSError, UnicodeDecodeError):
-            continue
-        for number, line in enumerate(lines, start=1):
-            stripped = line.strip().lstrip("- ").strip()
-            if stripped.startswith("image:") and stripped[len("image:") :].strip().strip("'\"") == image:
-                return _relative(root, candidate), number
+        line = _image_line(candidate, image)
+        if line is not None:
+            return _relative(root, candidate), line
     return source, None
+
+
+def _image_line(path: Path, image: str, keys: tuple[str, ...] = ("image",)) -> int | None:
+    """The first line of ``path`` that sets one of ``keys`` to ``image``; None when there is
+    none or the file cannot be read (only a regular file is opened: a FIFO would block)."""
+    try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return None
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for number, line in enumerate(lines, start=1):
+        stripped = line.strip().lstrip("- ").strip()
+        key, colon, value = stripped.partition(":")
+        if colon and key.strip().strip("'\"") in keys and value.strip().strip("'\"") == image:
+            return number
+    return None
 
 
 def _relative(root: Path, path: Path) -> str:

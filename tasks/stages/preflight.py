@@ -229,6 +229,7 @@ def check_manifest_references(config: Config, *, from_registry: bool = False) ->
         configured=list(config.images),
         external=config.deploy.external_images,
         from_registry=from_registry,
+        kustomize_args=config.deploy.kustomize_args,
     )
     unread = unread_manifests(config)
     if not errors:

@@ -468,6 +468,7 @@ def check_manifests(
         configured=list(config.images),
         external=config.deploy.external_images,
         from_registry=from_registry,
+        kustomize_args=config.deploy.kustomize_args,
     )
     in_values, left = manifests.value_references(objects, config.images)
     references += in_values

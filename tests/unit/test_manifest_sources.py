@@ -190,7 +190,9 @@ def test_kustomize_args_reach_kubectl_kustomize(tmp_path: Path) -> None:
     with pytest.raises(StagegateError) as info:
         render_sources(deploy.manifests, root)
     assert info.value.code is Code.CONFIG_INVALID
-    assert "security; file" in info.value.message and "is not in or below" in info.value.message
+    assert "reads k8s/shared/pod.yaml, which is not in or below k8s/overlay" in info.value.message
+    assert '["--load-restrictor", "LoadRestrictionsNone"]' in info.value.hint
+    assert "security; file" in info.value.log_excerpt  # kustomize's own words stay in the evidence
 
 
 # -- render errors -----------------------------------------------------------------------------
@@ -231,7 +233,12 @@ def test_render_of_an_unreachable_remote_base_is_its_own_error(tmp_path: Path) -
     error = info.value
     if error.code is not Code.MANIFEST_REMOTE_UNREACHABLE:
         pytest.skip(f"the network answered here: {error.message}")
-    assert error.subject == {"key": "tool.stagegate.deploy.manifests", "file": "k8s", "url": url}
+    assert error.subject == {
+        "key": "tool.stagegate.deploy.manifests",
+        "file": "k8s/kustomization.yaml",
+        "line": 2,
+        "url": url,
+    }
     assert error.message.startswith(f"kubectl kustomize k8s could not fetch the remote base {url}: ")
     assert "vendor that base" in error.hint
     assert "git fetch" in error.log_excerpt

@@ -621,9 +621,14 @@ def test_a_remote_base_on_a_host_that_cannot_resolve_is_its_own_error_with_the_c
     )
     assert error.hint == (
         "vendor that base: copy it into the repository (e.g. `git clone` it once at that ref) "
-        f"and list the local copy in k8s's resources instead of {url}"
+        f"and list the local copy in the resources of k8s/kustomization.yaml (line 2) instead of {url}"
     )
-    assert error.subject == {"key": "tool.stagegate.deploy.manifests", "file": "k8s", "url": url}
+    assert error.subject == {
+        "key": "tool.stagegate.deploy.manifests",
+        "file": "k8s/kustomization.yaml",
+        "line": 2,
+        "url": url,
+    }
     assert error.command is not None
     assert error.command.to_json() == {
         "argv": ["kubectl", "kustomize", "--load-restrictor=LoadRestrictionsNone", str(tmp_path / "k8s")],
