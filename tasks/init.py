@@ -2,15 +2,24 @@
 
 :func:`discover` reads the repository and proposes ``[tool.stagegate]``:
 
-- an image per file named ``Dockerfile`` (hidden folders, ``node_modules`` and virtualenvs are
-  not searched), named after its folder (the repository's folder for one at the root; the
-  folder's path when two folders share a name). Its context is its folder — or, when a
+- the images: what the root's ``skaffold.yaml`` builds (:mod:`stagegate.adopt.skaffold`), else
+  what its compose file builds (:mod:`stagegate.adopt.compose`), else an image per file named
+  ``Dockerfile`` (hidden folders, ``node_modules`` and virtualenvs are not searched), named after
+  its folder (the repository's folder for one at the root; the folder's path when two folders
+  share a name) and then after the manifest image it builds, when one fits
+  (:func:`stagegate.adopt.kubernetes.pair_images`). Its context is its folder — or, when a
   ``COPY``/``ADD`` of it names a path that is not in its folder, the nearest folder above where
   every such path is (``COPY services/api/ /app/`` in ``services/api/Dockerfile``: the root);
-- the manifests: the shallowest folder with a ``kustomization.yaml``, else the shallowest folder
-  whose YAML files hold Kubernetes objects (``apiVersion`` and ``kind``), most objects first;
+- the manifests: what ``skaffold.yaml`` names, else the topmost kustomize dir, else every folder
+  whose YAML holds Kubernetes objects (:func:`stagegate.adopt.kubernetes.find_manifests`); the
+  images they name that nothing here builds as ``deploy.external_images``;
 - the e2e command: ``pytest DIR -q`` for the shallowest folder named like ``e2e`` that holds
-  pytest files (``test_*.py``, ``*_test.py``), without pytest's cache (it would be a build input).
+  pytest files (``test_*.py``, ``*_test.py``), without pytest's cache (it would be a build input);
+  Skaffold's ``portForward`` as ``e2e.port_forward`` when there is one; Skaffold profiles that
+  change the manifests or port forwards as ``[tool.stagegate.profiles.NAME]``.
+
+Each value comes with a finding saying where it came from; what has no stagegate equivalent is
+listed as not mapped.
 
 :func:`init_repository` writes it: appended to ``pyproject.toml`` (created when there is none;
 an existing file's bytes are kept as they are, and the result is checked to parse as the old
@@ -27,17 +36,20 @@ import os
 import re
 import tomllib
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import tomlkit
-import yaml
 
+from .adopt.compose import read_compose
+from .adopt.kubernetes import find_manifests, manifest_images, pair_images
+from .adopt.model import NOT_MAPPED, READ, Finding, PortForward, ProposedImage, image_name
+from .adopt.skaffold import read_skaffold
 from .config import DEFAULT_ARTIFACTS, PYPROJECT, SECTION, STAGEGATE_TOML
 from .dockerfile import Dockerfile, DockerfileSyntaxError, Instruction
 from .errors import config_error
-from .manifests import KUSTOMIZATION_FILES
+from .references import repository
 
 NOXFILE = "noxfile.py"
 DOCKERIGNORE = ".dockerignore"
@@ -50,31 +62,31 @@ _E2E_DIR = re.compile(r"(^|[-_])(e2e|end2end|end[-_]to[-_]end)([-_]|$)", re.IGNO
 
 
 @dataclass(frozen=True)
-class ProposedImage:
-    name: str
-    context: str  # relative to the repository, "." for the root
-    dockerfile: str | None  # None: <context>/Dockerfile
-    why_root: str | None = None  # the COPY/ADD that made the context a folder above the Dockerfile's
-
-
-@dataclass(frozen=True)
 class Proposal:
     images: tuple[ProposedImage, ...]
-    manifests: str | None
+    manifests: tuple[str, ...]  # deploy.manifests, in order
     e2e: tuple[str, ...] | None
+    external_images: tuple[str, ...] = ()
+    port_forward: tuple[PortForward, ...] = ()  # only with an e2e command
+    profiles: dict[str, dict[str, Any]] = field(default_factory=dict)
+    findings: tuple[Finding, ...] = ()  # where each value came from, what was not mapped
 
     def table(self) -> dict[str, Any]:
         """``[tool.stagegate]`` as a plain dict (what tomllib reads back)."""
-        table: dict[str, Any] = {"images": []}
-        for image in self.images:
-            entry = {"name": image.name, "context": image.context}
-            if image.dockerfile:
-                entry["dockerfile"] = image.dockerfile
-            table["images"].append(entry)
+        table: dict[str, Any] = {"images": [image.entry() for image in self.images]}
         if self.manifests:
-            table["deploy"] = {"manifests": self.manifests}
+            deploy: dict[str, Any] = {
+                "manifests": self.manifests[0] if len(self.manifests) == 1 else list(self.manifests)
+            }
+            if self.external_images:
+                deploy["external_images"] = list(self.external_images)
+            table["deploy"] = deploy
         if self.e2e:
             table["e2e"] = {"command": list(self.e2e), "requirements": list(E2E_REQUIREMENTS)}
+            if self.port_forward:
+                table["e2e"]["port_forward"] = [forward.entry() for forward in self.port_forward]
+        if self.profiles:
+            table["profiles"] = self.profiles
         return table
 
     def toml(self) -> str:
@@ -86,11 +98,17 @@ class Proposal:
                 images = tomlkit.aot()
                 for entry in value:
                     image = tomlkit.table()
-                    image.update(entry)
+                    for name, item in entry.items():
+                        if isinstance(item, dict):  # build_args = { BASE = "base" }
+                            inline = tomlkit.inline_table()
+                            inline.update(item)
+                            image.add(name, inline)
+                        else:
+                            image.add(name, item)
                     images.append(image)
                 section.add("images", images)
             else:
-                section.add(key, value)
+                section.add(key, _toml_table(value))
         tool = tomlkit.table(is_super_table=True)
         tool.add("stagegate", section)
         document = tomlkit.document()
@@ -98,12 +116,31 @@ class Proposal:
         return tomlkit.dumps(document)
 
 
+def _toml_table(value: dict[str, Any]) -> Any:
+    """A nested dict as TOML tables, lists of tables as arrays of inline tables (one a line)."""
+    table = tomlkit.table()
+    for key, item in value.items():
+        if isinstance(item, dict):
+            table.add(key, _toml_table(item))
+        elif isinstance(item, list) and item and all(isinstance(i, dict) for i in item):
+            array = tomlkit.array()
+            array.multiline(True)
+            for entry in item:
+                inline = tomlkit.inline_table()
+                inline.update(entry)
+                array.append(inline)
+            table.add(key, array)
+        else:
+            table.add(key, item)
+    return table
+
+
 @dataclass(frozen=True)
 class Action:
     """One thing init did, or found already done, or leaves to the user."""
 
     path: str
-    did: str  # "created", "appended", "unchanged", "to add by hand"
+    did: str  # "created", "appended", "unchanged", "to add by hand"; or a finding's (READ, …)
     detail: str
 
 
@@ -111,10 +148,151 @@ class Action:
 
 
 def discover(root: Path) -> Proposal:
-    """What the repository at ``root`` looks like to stagegate: its images, manifests, e2e tests."""
+    """What the repository at ``root`` looks like to stagegate: its images (from skaffold.yaml, a
+    compose file, or its Dockerfiles), manifests, e2e tests, and what init could not map."""
     root = root.resolve()
     dirs = sorted(_walk(root), key=lambda d: (len(d.relative_to(root).parts), d.as_posix()))
-    return Proposal(_images(root, dirs), _manifests(root, dirs), _e2e(root, dirs))
+    findings: list[Finding] = []
+    skaffold = read_skaffold(root)
+    if skaffold is not None:
+        findings.extend(skaffold.findings)
+    compose = read_compose(root)
+    if compose is not None and skaffold is not None and skaffold.images:
+        findings.append(Finding(compose.file, "not read", f"{skaffold.files[0]} names the images"))
+        compose = None
+    elif compose is not None:
+        findings.extend(compose.findings)
+    dockerfiles = _images(root, dirs)
+    if skaffold is not None and skaffold.images:
+        images, named_by = list(skaffold.images), skaffold.files[0]
+    elif compose is not None and compose.images:
+        images, named_by = list(compose.images), compose.file
+    else:
+        images, named_by = list(dockerfiles), None
+    if named_by is not None:
+        covered = {os.path.normpath(image.dockerfile_path) for image in images}
+        findings.extend(
+            Finding(
+                d.dockerfile_path,
+                "not configured",
+                f"{named_by} builds no image from it; add one by hand if it should be built",
+            )
+            for d in dockerfiles
+            if os.path.normpath(d.dockerfile_path) not in covered
+        )
+    else:
+        findings.extend(
+            Finding(
+                i.dockerfile_path,
+                READ,
+                f"image {i.name}: context {i.context}"
+                + (f", because of COPY {i.why_root}" if i.why_root else ""),
+            )
+            for i in images
+        )
+
+    if skaffold is not None and skaffold.manifests:
+        manifests = list(skaffold.manifests)
+    else:
+        manifests, found = find_manifests(root, dirs)
+        findings.extend(found)
+        findings.extend(Finding(m, "found", "Kubernetes objects: deploy.manifests") for m in manifests)
+    references = manifest_images(root, manifests)
+    images, paired = pair_images(images, references)
+    findings.extend(paired)
+    images = _with_dependencies(root, images, findings)
+
+    names = {image.name for image in images}
+    external = []
+    for ref, file in references:
+        if repository(ref) not in names:
+            external.append(ref)
+            findings.append(
+                Finding(file, "external", f"{ref}: no image here builds it (deploy.external_images)")
+            )
+    e2e = _e2e(root, dirs)
+    port_forward: tuple[PortForward, ...] = ()
+    profiles: dict[str, dict[str, Any]] = {}
+    if skaffold is not None:
+        port_forward = _port_forward(skaffold.files[0], "portForward", skaffold.port_forward, e2e, findings)
+        for name, profile in skaffold.profiles.items():
+            settings: dict[str, Any] = {}
+            if profile.manifests is not None:
+                manifests_of_profile = list(profile.manifests)
+                settings["deploy"] = {
+                    "manifests": manifests_of_profile[0]
+                    if len(manifests_of_profile) == 1
+                    else manifests_of_profile
+                }
+            forwards = _port_forward(
+                skaffold.files[0], f"profile {name} portForward", profile.port_forward or (), e2e, findings
+            )
+            if forwards:
+                settings["e2e"] = {"port_forward": [f.entry() for f in forwards]}
+            if settings:
+                profiles[name] = settings
+    return Proposal(
+        images=tuple(images),
+        manifests=tuple(manifests),
+        e2e=e2e,
+        external_images=tuple(external) if manifests else (),
+        port_forward=port_forward,
+        profiles=profiles,
+        findings=tuple(findings),
+    )
+
+
+def _port_forward(
+    source: str,
+    where: str,
+    forwards: tuple[PortForward, ...],
+    e2e: tuple[str, ...] | None,
+    findings: list[Finding],
+) -> tuple[PortForward, ...]:
+    """The port forwards, said; without an e2e command each is a not-mapped finding."""
+    for forward in forwards:
+        if e2e:
+            findings.append(Finding(source, READ, f"{where}: e2e.port_forward {forward.describe()}"))
+        else:
+            findings.append(
+                Finding(
+                    source,
+                    NOT_MAPPED,
+                    f"{where} {forward.describe()}: no e2e tests found (with e2e.command it becomes e2e.port_forward)",
+                )
+            )
+    return forwards if e2e else ()
+
+
+def _with_dependencies(
+    root: Path, images: list[ProposedImage], findings: list[Finding]
+) -> list[ProposedImage]:
+    """Images whose build args name a configured image depend on it: stated in ``depends_on``
+    only where no ``FROM`` (or ``COPY --from``) line uses that arg, since stagegate infers those."""
+    names = [image.name for image in images]
+    result = []
+    for image in images:
+        wanted = [d for d in image.depends_on if d in names]
+        for missing in (d for d in image.depends_on if d not in names):
+            findings.append(
+                Finding(
+                    image.dockerfile_path,
+                    NOT_MAPPED,
+                    f"image {image.name} requires {missing}, which no configured image is",
+                )
+            )
+        named = [v for v in image.build_args.values() if v in names and v != image.name]
+        if named:
+            try:
+                parsed = Dockerfile.parse(
+                    (root / image.dockerfile_path).read_text(encoding="utf-8"), root / image.dockerfile_path
+                )
+                inferred = {ref.configured_name(names) for ref in parsed.image_refs(image.build_args)}
+            except (OSError, UnicodeDecodeError, DockerfileSyntaxError):
+                inferred = set()
+            wanted += [v for v in named if v not in inferred]
+        result.append(replace(image, depends_on=tuple(dict.fromkeys(wanted))))
+    return result
 
 
 def _walk(root: Path) -> Iterator[Path]:
@@ -131,7 +309,7 @@ def _images(root: Path, dirs: list[Path]) -> tuple[ProposedImage, ...]:
         folder_rel = path.parent.relative_to(root).as_posix()
         if folder_names.count(folder) > 1 and path.parent != root:
             folder = folder_rel
-        name = _image_name(folder)
+        name = image_name(folder)
         context, why = _context(root, path)
         if context == path.parent:
             images.append(ProposedImage(name, _relative(root, context), None))
@@ -140,12 +318,6 @@ def _images(root: Path, dirs: list[Path]) -> tuple[ProposedImage, ...]:
                 ProposedImage(name, _relative(root, context), path.relative_to(root).as_posix(), why)
             )
     return tuple(images)
-
-
-def _image_name(folder: str) -> str:
-    """A folder's path as a Docker repository name: lowercase, runs of other characters as ``-``."""
-    parts = [re.sub(r"[^a-z0-9]+", "-", part.lower()).strip("-") for part in folder.split("/")]
-    return "/".join(part for part in parts if part) or "app"
 
 
 def _context(root: Path, dockerfile: Path) -> tuple[Path, str | None]:
@@ -204,34 +376,6 @@ def _matches(base: Path, pattern: str) -> bool:
     return (base / pattern).exists()
 
 
-def _manifests(root: Path, dirs: list[Path]) -> str | None:
-    for d in dirs:
-        if any((d / name).is_file() for name in KUSTOMIZATION_FILES):
-            return _relative(root, d)
-    best: tuple[int, Path] | None = None
-    for d in dirs:
-        # the shallowest depth with objects wins; deeper folders only when none is shallower
-        if best is not None and len(d.relative_to(root).parts) > len(best[1].relative_to(root).parts):
-            break
-        count = sum(_kubernetes_objects(path) for path in sorted(d.iterdir()) if _is_yaml(path))
-        if count and (best is None or count > best[0]):
-            best = (count, d)
-    return _relative(root, best[1]) if best else None
-
-
-def _is_yaml(path: Path) -> bool:
-    return path.suffix in (".yaml", ".yml") and path.is_file()
-
-
-def _kubernetes_objects(path: Path) -> int:
-    """How many documents of the YAML file are Kubernetes objects (0 when it does not parse)."""
-    try:
-        documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return 0
-    return sum(isinstance(d, dict) and "apiVersion" in d and "kind" in d for d in documents)
-
-
 def _e2e(root: Path, dirs: list[Path]) -> tuple[str, ...] | None:
     for d in dirs:
         if d != root and _E2E_DIR.search(d.name) and _has_pytest_files(d):
@@ -270,6 +414,7 @@ def init_repository(root: Path) -> list[Action]:
                 f"stagegate init found no Dockerfile in {root.name}/ (hidden folders are not searched)",
                 f"add [[{SECTION}.images]] to {PYPROJECT} by hand (see README), or run init where the Dockerfiles are",
             )
+        actions.extend(Action(f.source, f.did, f.detail) for f in proposal.findings)
         actions.append(_write_table(root, proposal))
         contexts = [image.context for image in proposal.images]
         artifacts = DEFAULT_ARTIFACTS
@@ -344,13 +489,19 @@ def _summary(proposal: Proposal) -> str:
     )
     parts = [f"images {images}"]
     parts.append(
-        f"manifests {proposal.manifests}"
+        f"manifests {', '.join(proposal.manifests)}"
         if proposal.manifests
         else "no manifests found (add deploy.manifests)"
     )
+    if proposal.external_images:
+        parts.append(f"external images {', '.join(proposal.external_images)}")
     parts.append(
         f"e2e `{' '.join(proposal.e2e)}`" if proposal.e2e else "no e2e tests found (add e2e.command)"
     )
+    if proposal.port_forward:
+        parts.append(f"{len(proposal.port_forward)} port forward(s)")
+    if proposal.profiles:
+        parts.append(f"profiles {', '.join(proposal.profiles)}")
     return "; ".join(parts)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from stagegate.config import load_config
 from stagegate.errors import StagegateError
-from stagegate.init import NOXFILE_LINES, describe, discover, init_repository
+from stagegate.init import NOXFILE_LINES, Action, describe, discover, init_repository
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
@@ -19,6 +19,14 @@ def write(root: Path, files: dict[str, str]) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
     return root
+
+
+FILE_ACTIONS = ("created", "appended", "unchanged", "to add by hand")
+
+
+def written(actions: list[Action]) -> list[Action]:
+    """The actions on files, without the findings (what init read) printed before them."""
+    return [action for action in actions if action.did in FILE_ACTIONS]
 
 
 @pytest.fixture
@@ -115,7 +123,7 @@ def test_a_kustomize_dir_is_preferred_to_plain_yaml(root: Path) -> None:
             "deploy/k8s/a.yaml": DEPLOYMENT,
         },
     )
-    assert discover(root).manifests == "deploy/k8s"
+    assert discover(root).manifests == ("deploy/k8s",)
 
 
 def test_a_folder_of_yaml_with_kubernetes_kinds_is_found_and_other_yaml_is_not(root: Path) -> None:
@@ -127,12 +135,12 @@ def test_a_folder_of_yaml_with_kubernetes_kinds_is_found_and_other_yaml_is_not(r
             "deploy/app.yml": DEPLOYMENT,
         },
     )
-    assert discover(root).manifests == "deploy"
+    assert discover(root).manifests == ("deploy",)
 
 
 def test_no_manifests_when_no_yaml_holds_kubernetes_objects(root: Path) -> None:
     write(root, {"config/settings.yaml": "debug: true\n"})
-    assert discover(root).manifests is None
+    assert discover(root).manifests == ()
 
 
 # -- e2e ------------------------------------------------------------------------------------
@@ -164,7 +172,7 @@ def shop(root: Path) -> Path:
 
 
 def test_a_missing_pyproject_is_created_with_a_config_that_loads(root: Path) -> None:
-    actions = init_repository(shop(root))
+    actions = written(init_repository(shop(root)))
     assert [(a.path, a.did) for a in actions] == [
         ("pyproject.toml", "created"),
         ("noxfile.py", "created"),
@@ -183,7 +191,7 @@ def test_a_missing_pyproject_is_created_with_a_config_that_loads(root: Path) -> 
 def test_an_existing_pyproject_keeps_its_bytes_and_gets_the_table_appended(root: Path) -> None:
     mine = '[project]\nname = "shop"   # ours\n\n[tool.ruff]\nline-length = 99'  # no final newline
     write(shop(root), {"pyproject.toml": mine})
-    (first, *_) = init_repository(root)
+    (first, *_) = written(init_repository(root))
     text = (root / "pyproject.toml").read_text()
     assert first.did == "appended" and text.startswith(mine + "\n")
     document = tomllib.loads(text)
@@ -231,7 +239,7 @@ def test_a_root_dockerignore_gets_the_missing_lines_appended(root: Path) -> None
 
 def test_no_dockerignore_when_no_context_is_the_root(root: Path) -> None:
     write(root, {"api/Dockerfile": "FROM x\nCOPY . /app\n"})
-    assert [a.path for a in init_repository(root)] == ["pyproject.toml", "noxfile.py"]
+    assert [a.path for a in written(init_repository(root))] == ["pyproject.toml", "noxfile.py"]
     assert not (root / ".dockerignore").exists()
 
 
