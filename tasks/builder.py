@@ -5,17 +5,19 @@ as distribution packages often ship); else the legacy builder.
 Both go through the ``python_on_whales.DockerClient`` they are given, write the command's
 output to the build log, and turn a failed build into :class:`BuildFailure`, whose
 :func:`parse_build_failure` finds the failing step, its Dockerfile line and the exit code of a
-failed ``RUN``. The Docker CLI's texts are scrubbed (:func:`stagegate.redact.redact`) where they
-enter: the log, and the argv and output a :class:`BuildFailure` keeps — a dropped connection's
-error carries the whole request URL, build args included.
-"""
+failed ``RUN``, and the failing step's own last lines of output (:func:`failing_step_output`: what
+a person reads under the ``✗`` line). The Docker CLI's texts are scrubbed
+(:func:`stagegate.redact.redact`) where they enter: the log, and the argv and output a
+:class:`BuildFailure` keeps — a dropped connection's error carries the whole request URL, build
+args included. The log keeps the builder's escapes and carriage returns (the raw record); the
+details parsed from it are without them."""
 
 from __future__ import annotations
 
 import re
 import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -29,7 +31,7 @@ from python_on_whales.utils import run as _run_docker
 from python_on_whales.utils import stream_stdout_and_stderr as _stream_docker
 
 from .dockerfile import Dockerfile, Instruction
-from .redact import redact, redact_argv
+from .redact import redact, redact_argv, strip_escapes
 from .runner import last_line
 
 # What the CLI says when it has no engine to talk to: none at the start ("Cannot connect"),
@@ -246,6 +248,7 @@ class FailureDetails:
     instruction: str | None = None
     exit_code: int | None = None  # of a failed RUN
     reason: str = ""  # the builder's own one-line error
+    output: tuple[str, ...] = ()  # the failing step's last lines (see failing_step_output)
 
 
 _LEGACY_STEP = re.compile(r"^Step (\d+)/\d+ : (.*)$", re.MULTILINE)
@@ -261,7 +264,13 @@ _PARSE_ERROR_LINE = re.compile(r"dockerfile parse error line (\d+):")
 
 
 def parse_build_failure(output: str, dockerfile: Dockerfile) -> FailureDetails:
-    """Map a failed build's output back to the Dockerfile: line, instruction, RUN exit code."""
+    """Map a failed build's output back to the Dockerfile: line, instruction, RUN exit code,
+    and the failing step's last lines of output."""
+    details = _locate_failure(strip_escapes(output), dockerfile)
+    return replace(details, output=failing_step_output(output))
+
+
+def _locate_failure(output: str, dockerfile: Dockerfile) -> FailureDetails:
     location = _BUILDKIT_LOCATION.search(output)
     if location:  # BuildKit prints the failing instruction's position itself
         line = int(location.group("line"))
@@ -324,6 +333,58 @@ def _reason_after_step(section: str) -> str:
         if not ln.startswith(("---> ", "Step ", "Sending build context")):
             return ln
     return lines[-1] if lines else ""
+
+
+STEP_OUTPUT_LINES = 10
+"""How many of the failing step's last lines of output are shown under the terminal's ``✗`` line
+(and kept in error.json's ``subject.output``): enough for a compiler's error with the lines around
+it or a failing test's assertion, few enough that the summary of the run (stage table, ``✗`` line,
+hint, files) still fits one screen. The whole output is in the build log."""
+STEP_LINE_CHARS = 300  # a longer line (minified code, a progress bar) is cut, marked with "…"
+
+# BuildKit's plain progress: "#12 ERROR: …" ends the failing vertex, "#12 0.345 text" is its output.
+_BUILDKIT_VERTEX_ERROR = re.compile(r"^#(\d+) ERROR: ", re.MULTILINE)
+# The legacy builder's lines around a step's own output.
+_LEGACY_RUNNING = " ---> Running in "
+_LEGACY_FRAMING = (" ---> ", "Removing intermediate container ", "The command '")
+
+
+def failing_step_output(output: str, lines: int = STEP_OUTPUT_LINES) -> tuple[str, ...]:
+    """The last ``lines`` non-empty lines that the failing step's own command printed (the
+    compiler's error, the failing test), without terminal escapes; none when the step ran no
+    command (a ``COPY`` whose source is missing: the builder's reason says it all).
+
+    BuildKit (plain progress): the lines of the vertex that reported ``ERROR``, not those of the
+    other steps running beside it. Legacy builder: the lines after the last step's ``Running in``,
+    without the builder's own framing."""
+    raw = output.split("\n")  # not splitlines(): a carriage return rewrites its line, it does not end it
+    failed = _BUILDKIT_VERTEX_ERROR.search(output)  # the first: steps cancelled after it come later
+    if failed:
+        prefix = re.compile(rf"^#{failed.group(1)} \d+\.\d+ (.*)$")
+        found = [m.group(1) for m in map(prefix.match, raw) if m]
+    else:
+        found = _legacy_step_lines(raw)
+    kept = [_shortened(text) for text in (strip_escapes(line).rstrip() for line in found) if text.strip()]
+    return tuple(kept[-lines:]) if lines > 0 else ()
+
+
+def _legacy_step_lines(raw: list[str]) -> list[str]:
+    steps = [i for i, line in enumerate(raw) if _LEGACY_STEP.match(line)]
+    if not steps:
+        return []
+    section = raw[steps[-1] + 1 :]
+    ran = [i for i, line in enumerate(section) if line.startswith(_LEGACY_RUNNING)]
+    if not ran:
+        return []
+    return [
+        line
+        for line in section[ran[0] + 1 :]
+        if not strip_escapes(line).startswith(_LEGACY_FRAMING) and not any(n in line for n in _NOISE)
+    ]
+
+
+def _shortened(line: str) -> str:
+    return line if len(line) <= STEP_LINE_CHARS else line[: STEP_LINE_CHARS - 1] + "…"
 
 
 _NOISE = ("legacy builder is deprecated", "Install the buildx component", "docs.docker.com/go/buildx")

@@ -28,7 +28,7 @@ import filelock
 
 from .clock import Clock, iso
 from .errors import Code, StagegateError
-from .redact import redact, redact_json
+from .redact import clean_json, redact, redact_json
 
 SCHEMA_VERSION = 1
 
@@ -162,7 +162,8 @@ class Ledger:
                 error={"code": str(error.code), "message": error.message},
             )
             run.update(_run_level(outputs))
-            document = redact_json(self._error_document(run, stage, error, duration_s))
+            # what people and CI read: redacted, and without the terminal escapes programs print
+            document = clean_json(self._error_document(run, stage, error, duration_s))
             write_json_atomic(self.error_path, document)
             self._write_run(run)
             return document

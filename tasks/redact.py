@@ -25,6 +25,11 @@ The writers: the ledger and every file written atomically (:mod:`stagegate.ledge
 logs and :class:`stagegate.runner.CommandFailed`, the build logs and build failures
 (:mod:`stagegate.builder`), and every line the terminal UI prints (:mod:`stagegate.ui`). Reports are
 made from the redacted ledger.
+
+What people and tools read as a record — error.json, junit.xml, the CI annotation and job summary,
+the failing step's lines under the terminal's ``✗`` line — goes through :func:`clean` (or
+:func:`clean_json`): redacted, and without terminal escapes (:func:`strip_escapes`). The logs under
+``logs/`` stay the raw record, redacted only.
 """
 
 from __future__ import annotations
@@ -200,6 +205,48 @@ def redact_argv(argv: Iterable[Any]) -> list[str]:
 
 def redact_json(document: Any) -> Any:
     return SECRETS.redact_json(document)
+
+
+# Terminal escape sequences: CSI (colours, cursor moves), OSC (titles, hyperlinks; ended by BEL or
+# ST), the other two-character escapes, and the 8-bit CSI.
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI … final byte
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC … BEL or ST
+    r"|\x1b[@-Z\\-_]"  # other Fe escapes
+    r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
+)
+# A carriage return followed by more text on the same line: a progress line rewriting itself.
+_REWRITTEN = re.compile(r"^[^\n]*\r(?=[^\r\n])", re.MULTILINE)
+# What is left that a terminal acts on: C0 controls but tab, newline and carriage return; DEL; C1.
+_CONTROLS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def strip_escapes(text: str) -> str:
+    """``text`` as a terminal would leave it to read: no escape sequences (colours, titles,
+    hyperlinks keep their text), a line that rewrote itself with carriage returns as its last
+    version (``10%\\r100%`` -> ``100%``), no other control characters (tabs and line ends stay)."""
+    if not text:
+        return text
+    text = _ESCAPES.sub("", text)
+    text = _REWRITTEN.sub("", text)
+    return _CONTROLS.sub("", text)
+
+
+def clean(text: str) -> str:
+    """``text`` as a record or report may quote it: redacted (:func:`redact`) and without
+    terminal escapes (:func:`strip_escapes`)."""
+    return strip_escapes(redact(text))
+
+
+def clean_json(document: Any) -> Any:
+    """A copy of a JSON-like document with every string in it :func:`clean` (keys are names: kept)."""
+    if isinstance(document, str):
+        return clean(document)
+    if isinstance(document, dict):
+        return {key: clean_json(value) for key, value in document.items()}
+    if isinstance(document, (list, tuple)):
+        return [clean_json(item) for item in document]
+    return document
 
 
 class RedactingFilter(logging.Filter):

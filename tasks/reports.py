@@ -4,7 +4,7 @@ annotations and a job summary, and the Markdown of ``nox -s report``.
 Everything here is a function of the artifacts dir (run.json, error.json, the e2e suite's
 JUnit), so a CI run's downloaded artifacts render the same reports on a laptop.
 
-Reports never break on what they quote: every text goes through :func:`clean_text` (ANSI
+Reports never break on what they quote: every text goes through :func:`clean_text` (terminal
 escapes and XML-invalid characters removed) before it reaches junit.xml, the job summary or
 an annotation, and a broken e2e JUnit file becomes an errored case of its own.
 """
@@ -23,7 +23,7 @@ from typing import Any
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
 from .ledger import Ledger
-from .redact import redact
+from .redact import clean
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +33,14 @@ SUMMARY_START = "<!-- stagegate:summary -->"
 SUMMARY_END = "<!-- /stagegate:summary -->"
 
 
-# ANSI/VT100 escape sequences: CSI (colours, cursor), OSC (titles, links; ended by BEL or ST),
-# and the two-character escapes.
-_ANSI = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI … final byte
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC … BEL or ST
-    r"|\x1b[@-Z\\-_]"  # other Fe escapes
-    r"|\x9b[0-?]*[ -/]*[@-~]"  # 8-bit CSI
-)
-# What XML 1.0 does not allow: C0 controls except tab/newline/CR, surrogates, U+FFFE/U+FFFF
-# (C1 controls are allowed, but they are terminal noise in a report).
+# What XML 1.0 does not allow: C0 controls except tab/newline/CR, surrogates, U+FFFE/U+FFFF.
 _XML_INVALID = re.compile("[^\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 
 
 def clean_text(text: str) -> str:
-    """``text`` as any report may quote it: no secret in clear (the e2e suite's own report is
-    quoted too), no ANSI escapes, nothing XML cannot hold."""
-    return _XML_INVALID.sub("", _ANSI.sub("", redact(text)))
+    """``text`` as any report may quote it: :func:`stagegate.redact.clean` (no secret in clear —
+    the e2e suite's own report is quoted too —, no terminal escapes), nothing XML cannot hold."""
+    return _XML_INVALID.sub("", clean(text))
 
 
 def _clean(value: Any) -> Any:
@@ -195,9 +186,18 @@ def _failure_text(error: Mapping[str, Any]) -> str:
             lines.append(f"{key}: {subject[key]}")
     if error.get("log_file"):
         lines.append(f"log: {error['log_file']}")
+    output = _output(error)
+    if output:
+        lines += ["", "last lines of output:", *output]
     if error.get("log_excerpt"):
         lines += ["", error["log_excerpt"]]
     return "\n".join(lines)
+
+
+def _output(error: Mapping[str, Any]) -> list[str]:
+    """The failing command's last lines (``subject.output``), as every report quotes them."""
+    output = (error.get("subject") or {}).get("output")
+    return [str(line) for line in output] if isinstance(output, list) else []
 
 
 def _location(error: Mapping[str, Any]) -> str | None:
@@ -221,8 +221,14 @@ def github_annotation(error: Mapping[str, Any]) -> str:
             properties.append(f"line={int(subject['line'])}")
     title = f"{error['code']} in {error['stage']}"
     properties.append(f"title={_escape_property(title)}")
-    message = error["message"] + (f"\n{error['hint']}" if error.get("hint") else "")
+    message = "\n".join([error["message"], *_output(error), *([error["hint"]] if error.get("hint") else [])])
     return f"::error {','.join(properties)}::{_escape_data(message)}"
+
+
+def _fence(lines: list[str]) -> str:
+    """A Markdown code fence longer than any run of backticks in ``lines``."""
+    longest = max((len(run) for line in lines for run in re.findall("`+", line)), default=0)
+    return "`" * max(3, longest + 1)
 
 
 def markdown_summary(report: RunReport) -> str:
@@ -254,6 +260,10 @@ def markdown_summary(report: RunReport) -> str:
     error = report.error
     if error:
         lines += ["", f"### ❌ `{error['code']}` in {error['stage']}", "", error["message"], ""]
+        output = _output(error)
+        if output:
+            fence = _fence(output)
+            lines += [fence, *output, fence, ""]
         where = _location(error)
         if where:
             lines.append(f"**Where:** `{where}`  ")

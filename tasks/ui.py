@@ -3,7 +3,8 @@
 Stages never print; they report to an object of this module. Colours only on a terminal,
 ``NO_COLOR`` honoured (rich does both). Without a terminal (CI logs) live lines become one
 line per change of state. Every line printed goes through :func:`stagegate.redact.redact`: the
-reporter's console writes through :class:`RedactingStream`.
+reporter's console writes through :class:`RedactingStream`. Under a failure's ``✗`` line come the
+failing command's last lines of output (:func:`failure_output`), cleaned of terminal escapes.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .redact import redact
+from .redact import clean, redact
 
 _STATUS_STYLE = {
     "passed": "green",
@@ -182,6 +183,7 @@ class Reporter:
             parts.append(
                 Text.assemble(("\n✗ ", "bold red"), (f"{error['code']}", "bold red"), f": {error['message']}")
             )
+            parts += [Text.assemble(("  │ ", "dim"), line) for line in failure_output(error)]
             if error.get("hint"):
                 parts.append(Text.assemble(("  hint: ", "bold"), error["hint"]))
             files = [_shown(artifacts / "error.json")]
@@ -195,6 +197,16 @@ class Reporter:
 
     def internal_error(self, trace: str) -> None:
         self.console.print(Text(trace, style="red"))
+
+
+def failure_output(error: Mapping[str, Any]) -> list[str]:
+    """The failing command's last lines (``subject.output``: a build step's, bounded by
+    :data:`stagegate.builder.STEP_OUTPUT_LINES`), as the terminal shows them under the ``✗``
+    line: redacted, without terminal escapes."""
+    output = (error.get("subject") or {}).get("output")
+    if not isinstance(output, list):
+        return []
+    return [clean(str(line)) for line in output]
 
 
 def _stage_note(record: Mapping[str, Any]) -> str:

@@ -520,7 +520,8 @@ def load_inputs(inputs_dir: Path, name: str) -> hashing.Inputs | None:
 def build_error(
     spec: ImageSpec, failure: BuildFailure, relpath: Callable[[Path], str], log_file: Path
 ) -> StagegateError:
-    """``BUILD_FAILED`` naming the image, Dockerfile line, instruction and RUN exit code."""
+    """``BUILD_FAILED`` naming the image, Dockerfile line, instruction and RUN exit code, with the
+    failing step's last lines of output (``subject["output"]``)."""
     command = CommandEvidence(failure.argv, failure.exit_code)
     if failure.daemon_down:
         return StagegateError(
@@ -545,6 +546,8 @@ def build_error(
         subject["exit_code"] = details.exit_code
     if details.reason:
         subject["reason"] = details.reason
+    if details.output:  # shown under the terminal's ✗ line, quoted by the reports
+        subject["output"] = list(details.output)
     if details.exit_code is not None:
         message = f"{spec.name}: {what} failed with exit code {details.exit_code} at {where}"
     else:

@@ -314,7 +314,11 @@ def test_a_failing_build_with_colour_codes_still_reports_the_failed_case(
     for stage, expected in (("preflight", 0), ("build", 1)):
         assert run_stage(stage, [], root=repo.root, reporter=reporter, docker=docker, env=env) == expected
     error = repo.error()
-    assert "\x1b[1;31m" in error["log_excerpt"] and "\x01" in error["log_excerpt"]  # the hostile input
+    assert error["subject"]["output"] == ["compile error"]  # escapes and controls gone, the text kept
+    assert "compile error" in error["log_excerpt"] and "\x1b" not in error["log_excerpt"]
+    assert "\x01" not in error["log_excerpt"]
+    log = (repo.root / error["log_file"]).read_text()
+    assert "\x1b[1;31mcompile error\x01" in log  # the hostile input, kept in the raw record
     junit = repo.artifacts / "junit.xml"
     xml.dom.minidom.parse(str(junit))
     [failure] = next(

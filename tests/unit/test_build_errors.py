@@ -68,6 +68,7 @@ def test_a_failed_run_names_image_file_line_instruction_and_exit_code(tmp_path: 
         "instruction": "RUN echo building && exit 3",
         "exit_code": 3,
         "reason": "The command '/bin/sh -c echo building &&     exit 3' returned a non-zero code: 3",
+        "output": ["building"],  # what the failing RUN printed
     }
     assert error.hint == (
         "fix app/Dockerfile:5 (build context app/); the full build output is in .stagegate/logs/build/t-app.log"

@@ -140,6 +140,65 @@ def test_a_multi_line_secret_is_redacted_line_by_line() -> None:
     assert "MIIEabcdefghij" not in secrets.redact("a log line with MIIEabcdefghij in it")
 
 
+# -- terminal escapes: what records and reports quote -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("\x1b[91m./app.go:15:17: cannot use x\x1b[0m", "./app.go:15:17: cannot use x"),
+        ("\x1b[1;31mbold\x1b[0m \x1b[2K\x1b[1Gcursor", "bold cursor"),
+        ("\x1b]8;;https://x\x1b\\link\x1b]8;;\x1b\\ and \x1b]0;title\x07done", "link and done"),
+        ("\x9b31mred", "red"),
+        ("progress 10%\rprogress 55%\rprogress 100%\nnext", "progress 100%\nnext"),
+        ("lone \x1b escape\x07, bell\x00\x7f\x85.", "lone  escape, bell."),
+    ],
+)
+def test_terminal_escapes_are_stripped_and_their_text_kept(text: str, expected: str) -> None:
+    assert redact.strip_escapes(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text", ["plain text", "tab\tand\nnewline", "crlf\r\nline", "trailing cr\r", "é 😀 ✓ │ [==> ] 100%", ""]
+)
+def test_text_without_escapes_is_left_as_it_is(text: str) -> None:
+    assert redact.strip_escapes(text) == text
+
+
+def test_clean_redacts_and_strips_and_clean_json_keeps_the_keys() -> None:
+    redact.register(TOKEN)
+    assert redact.clean(f"\x1b[31mtoken {TOKEN}\x1b[0m") == f"token {REDACTED}"
+    assert redact.clean_json({"\x1b[1mkey": [f"\x1b[1m{TOKEN}", 3, None]}) == {
+        "\x1b[1mkey": [REDACTED, 3, None]
+    }
+
+
+def test_error_json_holds_the_text_without_escapes_and_run_json_is_redacted_only(tmp_path: Path) -> None:
+    ledger = Ledger(tmp_path / "artifacts")
+    ledger.begin("preflight", git={"sha": None, "dirty": None}, options={})
+    ledger.record_failure(
+        "preflight",
+        StagegateError(
+            Code.BUILD_FAILED,
+            "app: \x1b[91mfailed\x1b[0m",
+            "hint",
+            {"output": ["\x1b[91m./app.go:15:17: cannot use x\x1b[0m"]},
+            log_excerpt="10%\r100%\n\x1b[91m./app.go:15:17: cannot use x\x1b[0m",
+        ),
+        1.0,
+        {"detail": "\x1b[1mkept\x1b[0m"},
+    )
+    written = (tmp_path / "artifacts" / "error.json").read_text()
+    error = json.loads(written)
+    assert "\\u001b" not in written and "\\r" not in written
+    assert error["message"] == "app: failed" and error["subject"]["output"] == [
+        "./app.go:15:17: cannot use x"
+    ]
+    assert error["log_excerpt"] == "100%\n./app.go:15:17: cannot use x"
+    run = json.loads((tmp_path / "artifacts" / "run.json").read_text())
+    assert run["stages"]["preflight"]["outputs"]["detail"] == "\x1b[1mkept\x1b[0m"
+
+
 # -- the writers ---------------------------------------------------------------------------------
 
 
