@@ -512,11 +512,17 @@ def check_references(
     configured: list[str],
     external: Iterable[str],
     from_registry: bool = False,
+    rewritten: Mapping[str, str] | None = None,
 ) -> tuple[list[StagegateError], list[dict[str, Any]]]:
     """Every container image is a configured image or in ``external``; configured ones are
-    not sent to a registry by their pull policy — or, ``from_registry`` (the existing target
-    pulls them from the registry), not kept from it by ``Never``. Returns the problems and
-    the references."""
+    not sent to a registry by their pull policy — or, ``from_registry`` (the existing target,
+    kind with a local registry), not kept from it by ``Never``. Returns the problems and the
+    references.
+
+    The policy is judged on the reference as it is applied: :func:`rewrite_images` sets every
+    configured image to ``rewritten[name]`` (``None``: every configured image, to a tag of this
+    run, as before the build), and the API server defaults a missing policy from that
+    reference (:func:`default_pull_policy`), not from the one written in the manifest."""
     external = list(external)
     errors: list[StagegateError] = []
     references: list[dict[str, Any]] = []
@@ -551,10 +557,11 @@ def check_references(
                 )
             )
         elif name in configured:
+            applied = _applied_reference(ref.image, name, rewritten)
             problem = (
                 _registry_pull_policy_problem(ref.image, ref.pull_policy)
                 if from_registry
-                else _pull_policy_problem(ref.image, ref.pull_policy)
+                else _pull_policy_problem(ref.image, ref.pull_policy, applied)
             )
             if problem:
                 errors.append(
@@ -568,19 +575,41 @@ def check_references(
     return errors, references
 
 
-def _pull_policy_problem(image: str, policy: str | None) -> str | None:
-    """Kubernetes defaults the policy to Always for ``:latest`` (even with a digest) and for
-    references with neither tag nor digest."""
+def default_pull_policy(image: str) -> str:
+    """The ``imagePullPolicy`` the API server sets on a container that gives none: ``Always``
+    for ``:latest`` (even with a digest) and for a reference with neither tag nor digest,
+    else ``IfNotPresent``."""
+    tag = tag_of(image)
+    if tag == "latest" or (tag is None and "@" not in image):
+        return "Always"
+    return "IfNotPresent"
+
+
+def _applied_reference(image: str, name: str, rewritten: Mapping[str, str] | None) -> str | None:
+    """The reference the container is applied with: this run's ref of ``name`` when
+    :func:`rewrite_images` replaces it (``None`` when that ref is not known yet: a tag of this
+    run), else ``image`` as written."""
+    if rewritten is None:
+        return None
+    return rewritten.get(name, image)
+
+
+def _pull_policy_problem(image: str, policy: str | None, applied: str | None) -> str | None:
+    """On a node that holds this run's image (and no registry does), a pull is wrong:
+    ``Always``, or no policy where Kubernetes defaults the ``applied`` reference to Always
+    (one stagegate does not rewrite, ``:latest`` or untagged). A rewritten reference carries
+    this run's tag (``name:sg-…``) or digest, which Kubernetes defaults to IfNotPresent."""
     if policy == "Always":
         return (
             f"imagePullPolicy: Always makes Kubernetes pull {image} from a registry, "
             "but this run's image exists only on the node"
         )
-    tag = tag_of(image)
-    if policy is None and (tag == "latest" or (tag is None and "@" not in image)):
+    if policy is None and applied is not None and default_pull_policy(applied) == "Always":
+        tag = tag_of(applied)
         return (
-            f"{image} has {'the :latest tag' if tag else 'no tag'} and no imagePullPolicy, "
-            "so Kubernetes defaults to Always and pulls it from a registry instead of using the built image"
+            f"{applied} has {'the :latest tag' if tag else 'no tag'} and no imagePullPolicy, and this run "
+            "does not rewrite it (not built by this run), so Kubernetes defaults to Always and pulls it "
+            "from a registry"
         )
     return None
 
