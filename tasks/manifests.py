@@ -166,12 +166,14 @@ def render(
             ) from None
         try:
             documents = _documents(result.stdout, relative)
-        except Exception:
+        except Exception as exc:
             readable = yaml_documents(result.stdout)
             register_secrets(readable or [])
             # an output that cannot be read cannot be searched for Secrets: it is not logged
             stdout = result.stdout if readable is not None else UNREAD_OUTPUT
             runner.write_log(log_file, result.argv, result.exit_code, stdout, result.stderr)
+            if isinstance(exc, NotKubernetes):
+                raise exc.first() from None
             raise
         register_secrets(documents)
         runner.write_log(log_file, result.argv, result.exit_code, result.stdout, result.stderr)
@@ -181,6 +183,7 @@ def render(
     else:
         files = [path]
     objects: list[ManifestObject] = []
+    foreign: list[StagegateError] = []
     for file in files:
         source = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
         _regular_or_dir(file, source, directory=False)
@@ -193,8 +196,13 @@ def render(
                 f"save {source} as UTF-8, as Kubernetes manifests must be",
                 {"key": "tool.stagegate.deploy.manifests", "file": source},
             ) from None
-        objects += [ManifestObject(source, doc) for doc in _documents(text, source)]
+        try:
+            objects += [ManifestObject(source, doc) for doc in _documents(text, source)]
+        except NotKubernetes as error:
+            foreign += error.errors
     register_secrets(obj.doc for obj in objects)
+    if foreign:
+        raise NotKubernetes(foreign).first()
     return objects
 
 
@@ -686,9 +694,9 @@ def _documents(text: str, source: str) -> list[dict[str, Any]]:
     into their items, as ``kubectl apply`` does."""
     try:
         if source.endswith(".json"):
-            docs = [json.loads(text)] if text.strip() else []
+            lined = [(1, json.loads(text))] if text.strip() else []
         else:
-            docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+            lined = _load_all(text)
     except RecursionError:
         raise StagegateError(
             Code.CONFIG_INVALID,
@@ -714,6 +722,7 @@ def _documents(text: str, source: str) -> list[dict[str, Any]]:
             f"fix the YAML in {source}",
             {"key": "tool.stagegate.deploy.manifests", "file": source, **({"line": line} if line else {})},
         ) from None
+    docs = [doc for _, doc in lined]
     for doc in docs:
         if not isinstance(doc, dict):
             raise StagegateError(
@@ -722,7 +731,93 @@ def _documents(text: str, source: str) -> list[dict[str, Any]]:
                 "every document must be a mapping with apiVersion and kind",
                 {"key": "tool.stagegate.deploy.manifests", "file": source},
             )
+    foreign = [
+        not_kubernetes_error(source, line, what)
+        for line, doc in lined
+        if (what := not_kubernetes(doc)) is not None
+    ]
+    if foreign:
+        raise NotKubernetes(foreign)
     return [item for doc in docs for item in _unpacked(doc, source)]
+
+
+def _load_all(text: str) -> list[tuple[int, Any]]:
+    """The non-empty documents of a YAML stream, each with the line its content starts on."""
+    loader = yaml.SafeLoader(text)
+    documents: list[tuple[int, Any]] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            doc = loader.construct_document(node)
+            if doc is not None:
+                documents.append((node.start_mark.line + 1, doc))
+    finally:
+        loader.dispose()
+    return documents
+
+
+# Files that sit beside Kubernetes manifests and are not Kubernetes objects: by apiVersion
+# group, and (with neither apiVersion nor kind) by their top-level keys.
+_FOREIGN_API_GROUPS = {
+    "skaffold": "a Skaffold configuration",
+    "kind.x-k8s.io": "a kind cluster configuration",
+    "kustomize.config.k8s.io": "a kustomization",
+}
+_KUSTOMIZATION_KEYS = frozenset(
+    {"resources", "bases", "components", "patches", "patchesStrategicMerge", "patchesJson6902"}
+    | {"configMapGenerator", "secretGenerator", "namePrefix", "nameSuffix", "commonLabels", "images"}
+)
+
+
+class NotKubernetes(Exception):
+    """The documents of one file that are not Kubernetes objects (one error each)."""
+
+    def __init__(self, errors: list[StagegateError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
+
+    def first(self) -> StagegateError:
+        """The first error, carrying the others (what error.json and the terminal show)."""
+        self.errors[0].others = self.errors[1:]
+        return self.errors[0]
+
+
+def not_kubernetes(doc: dict[str, Any]) -> str | None:
+    """What a YAML document is when it is not a Kubernetes object at all (``"a Skaffold
+    configuration"``, ``"a Compose file"``, …), else None. A document with an apiVersion or a
+    kind is taken for a Kubernetes object (perhaps a broken one: :func:`validate` says)."""
+    api_version = doc.get("apiVersion")
+    if isinstance(api_version, str):
+        group = api_version.split("/", 1)[0] if "/" in api_version else ""
+        return _FOREIGN_API_GROUPS.get(group)
+    if "apiVersion" in doc or "kind" in doc:
+        return None
+    if isinstance(doc.get("services"), dict):
+        return "a Compose file"
+    if _KUSTOMIZATION_KEYS & doc.keys():
+        return "a kustomization"
+    return "no apiVersion and no kind"
+
+
+def not_kubernetes_error(source: str, line: int, what: str) -> StagegateError:
+    """``MANIFEST_INVALID`` for a document of ``source`` that is not a Kubernetes object."""
+    if what == "a kustomization":
+        folder = source.rpartition("/")[0] or "."
+        hint = (
+            f"point [tool.stagegate.deploy] manifests at {folder}, the kustomize directory, not at its file"
+        )
+    else:
+        hint = (
+            "list only Kubernetes manifests in [tool.stagegate.deploy] manifests (files, directories or "
+            f"globs), or move {source} out of the manifests directory"
+        )
+    return StagegateError(
+        Code.MANIFEST_INVALID,
+        f"{source}:{line}: not a Kubernetes object ({what}) — point deploy.manifests at the Kubernetes "
+        "manifests only",
+        hint,
+        {"key": "tool.stagegate.deploy.manifests", "file": source, "line": line, "reason": what},
+    )
 
 
 def _unpacked(doc: dict[str, Any], source: str) -> Iterator[dict[str, Any]]:
