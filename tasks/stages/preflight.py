@@ -353,10 +353,13 @@ def check_buildkit_needs(
     engine_version = str(engine.get("server_version") or "")
     old_frontend = client_runs_buildkit(engine_version) or engine_version.startswith(("17.", "18."))
     own = f"{engine.get('os') or 'linux'}/{engine.get('arch') or 'amd64'}"
+    ignored: dict[str, int] = {}  # Dockerfile -> line of a `# syntax=` the legacy builder ignores
     for name in images:
         spec = config.images[name]
         file = config.relpath(spec.dockerfile)
         needs = spec.parsed.buildkit_needs(spec.build_args)
+        if builder == LegacyBuilder.name and spec.parsed.syntax_directive is not None:
+            ignored.setdefault(file, spec.parsed.syntax_directive[0])
         problem: tuple[str, str, dict[str, Any]] | None = None
         if builder == LegacyBuilder.name:
             if needs:
@@ -402,7 +405,23 @@ def check_buildkit_needs(
         message, hint, subject = problem
         error = StagegateError(Code.BUILDKIT_REQUIRED, message, hint, {"image": name, **subject})
         checks.append(Check(f"builder for {name}", False, message, error))
+    if ignored:
+        checks.append(_syntax_ignored(ignored))
     return checks
+
+
+def _syntax_ignored(files: Mapping[str, int]) -> Check:
+    """One warning for the whole run: the legacy builder ignores ``# syntax=`` lines (as
+    Docker documents for parser directives it does not know) and builds with its own parser."""
+    shown = [f"{file}:{line}" for file, line in files.items()]
+    listed = ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+    return Check(
+        "builder",
+        True,
+        f"the legacy builder ignores the `# syntax=` line of {listed} and builds with its own "
+        "Dockerfile parser (BuildKit would pull that frontend image)",
+        warning=True,
+    )
 
 
 _BUILDKIT_HINT = (
