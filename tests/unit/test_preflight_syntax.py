@@ -44,7 +44,8 @@ def test_what_the_legacy_builder_cannot_build_is_still_refused_with_a_syntax_lin
     [refused, warning] = checks
     assert refused.error is not None and refused.error.code == "BUILDKIT_REQUIRED"
     assert (
-        refused.error.subject["line"] == 3 and "api/Dockerfile:3 uses the RUN --mount flag" in refused.error.message
+        refused.error.subject["line"] == 3
+        and "api/Dockerfile:3 uses the RUN --mount flag" in refused.error.message
     )
     assert warning.warning and warning.error is None
 
