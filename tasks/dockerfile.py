@@ -190,6 +190,15 @@ class Dockerfile:
         return covering
 
     @property
+    def syntax_directive(self) -> tuple[int, str] | None:
+        """``(line, "# syntax=…")`` when the Dockerfile names a frontend image: BuildKit pulls
+        it; the legacy builder ignores the line."""
+        if "syntax" not in self.directives:
+            return None
+        line, value = self.directives["syntax"]
+        return line, f"# syntax={value}"
+
+    @property
     def stage_names(self) -> list[str]:
         """The ``AS`` names of the stages, in order (for ``target``)."""
         names = []
@@ -202,12 +211,11 @@ class Dockerfile:
     def buildkit_needs(self, build_args: Mapping[str, str] | None = None) -> list[BuildKitNeed]:
         """The lines that only BuildKit builds as written, in order (empty: the legacy builder
         builds it the same). A platform arg given as a build arg is no need: the legacy
-        builder then has its value too."""
+        builder then has its value too. A ``# syntax=`` directive is no need either: the
+        legacy builder ignores a parser directive it does not know, as Docker documents, and
+        builds the rest (see :attr:`syntax_directive`)."""
         build_args = build_args or {}
         needs: list[BuildKitNeed] = []
-        if "syntax" in self.directives:
-            line, value = self.directives["syntax"]
-            needs.append(BuildKitNeed(line, f"# syntax={value}", "a Dockerfile frontend directive"))
         for instruction in self.instructions:
             flags = instruction.flags()
             if instruction.keyword == "RUN" and flags:
@@ -254,7 +262,7 @@ class BuildKitNeed:
     """A Dockerfile line that needs BuildKit: ``what`` is the feature as written."""
 
     line: int
-    what: str  # "RUN --mount", "TARGETARCH", "# syntax=docker/dockerfile:1", ...
+    what: str  # "RUN --mount", "TARGETARCH", "COPY --link", ...
     description: str
     # Also needs a Dockerfile frontend newer than the one built into engines before 23.0
     # (heredocs, ``COPY --link``): a ``# syntax=`` directive or a newer engine provides it.

@@ -185,12 +185,14 @@ def render(
             ) from None
         try:
             documents = _documents(result.stdout, relative)
-        except Exception:
+        except Exception as exc:
             readable = yaml_documents(result.stdout)
             register_secrets(readable or [])
             # an output that cannot be read cannot be searched for Secrets: it is not logged
             stdout = result.stdout if readable is not None else UNREAD_OUTPUT
             runner.write_log(log_file, result.argv, result.exit_code, stdout, result.stderr)
+            if isinstance(exc, NotKubernetes):
+                raise exc.first() from None
             raise
         register_secrets(documents)
         runner.write_log(log_file, result.argv, result.exit_code, result.stdout, result.stderr)
@@ -200,6 +202,7 @@ def render(
     else:
         files = [path]
     objects: list[ManifestObject] = []
+    foreign: list[StagegateError] = []
     for file in files:
         source = file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
         _regular_or_dir(file, source, directory=False)
@@ -212,8 +215,13 @@ def render(
                 f"save {source} as UTF-8, as Kubernetes manifests must be",
                 {"key": "tool.stagegate.deploy.manifests", "file": source},
             ) from None
-        objects += [ManifestObject(source, doc) for doc in _documents(text, source)]
+        try:
+            objects += [ManifestObject(source, doc) for doc in _documents(text, source)]
+        except NotKubernetes as error:
+            foreign += error.errors
     register_secrets(obj.doc for obj in objects)
+    if foreign:
+        raise NotKubernetes(foreign).first()
     return objects
 
 
@@ -723,13 +731,21 @@ def check_references(
     external: Iterable[str],
     from_registry: bool = False,
     kustomize_args: Sequence[str] = (),
+    rewritten: Mapping[str, str] | None = None,
 ) -> tuple[list[StagegateError], list[dict[str, Any]]]:
     """Every container image is a configured image or in ``external``; configured ones are
-    not sent to a registry by their pull policy — or, ``from_registry`` (the existing target
-    pulls them from the registry), not kept from it by ``Never``. Returns the problems and
-    the references. A problem is located in the file a person edits: for a kustomize
-    directory, where kustomize says the object came from (see :func:`kustomize_origins`,
-    rendered only when there is a problem to locate, with the same ``kustomize_args``)."""
+    not sent to a registry by their pull policy — or, ``from_registry`` (the existing target,
+    kind with a local registry), not kept from it by ``Never``. Returns the problems and the
+    references.
+
+    The policy is judged on the reference as it is applied: :func:`rewrite_images` sets every
+    configured image to ``rewritten[name]`` (``None``: every configured image, to a tag of this
+    run, as before the build), and the API server defaults a missing policy from that
+    reference (:func:`default_pull_policy`), not from the one written in the manifest.
+
+    A problem is located in the file a person edits: for a kustomize directory, where kustomize
+    says the object came from (see :func:`kustomize_origins`, rendered only when there is a
+    problem to locate, with the same ``kustomize_args``)."""
     external = list(external)
     origins: dict[str, dict[ObjectKey, Origin]] = {}
     errors: list[StagegateError] = []
@@ -742,10 +758,11 @@ def check_references(
         )
         problem = None
         if known and name in configured:
+            applied = _applied_reference(ref.image, name, rewritten)
             problem = (
                 _registry_pull_policy_problem(ref.image, ref.pull_policy)
                 if from_registry
-                else _pull_policy_problem(ref.image, ref.pull_policy)
+                else _pull_policy_problem(ref.image, ref.pull_policy, applied)
             )
         if known and not problem:
             continue
@@ -785,19 +802,41 @@ def check_references(
     return errors, references
 
 
-def _pull_policy_problem(image: str, policy: str | None) -> str | None:
-    """Kubernetes defaults the policy to Always for ``:latest`` (even with a digest) and for
-    references with neither tag nor digest."""
+def default_pull_policy(image: str) -> str:
+    """The ``imagePullPolicy`` the API server sets on a container that gives none: ``Always``
+    for ``:latest`` (even with a digest) and for a reference with neither tag nor digest,
+    else ``IfNotPresent``."""
+    tag = tag_of(image)
+    if tag == "latest" or (tag is None and "@" not in image):
+        return "Always"
+    return "IfNotPresent"
+
+
+def _applied_reference(image: str, name: str, rewritten: Mapping[str, str] | None) -> str | None:
+    """The reference the container is applied with: this run's ref of ``name`` when
+    :func:`rewrite_images` replaces it (``None`` when that ref is not known yet: a tag of this
+    run), else ``image`` as written."""
+    if rewritten is None:
+        return None
+    return rewritten.get(name, image)
+
+
+def _pull_policy_problem(image: str, policy: str | None, applied: str | None) -> str | None:
+    """On a node that holds this run's image (and no registry does), a pull is wrong:
+    ``Always``, or no policy where Kubernetes defaults the ``applied`` reference to Always
+    (one stagegate does not rewrite, ``:latest`` or untagged). A rewritten reference carries
+    this run's tag (``name:sg-…``) or digest, which Kubernetes defaults to IfNotPresent."""
     if policy == "Always":
         return (
             f"imagePullPolicy: Always makes Kubernetes pull {image} from a registry, "
             "but this run's image exists only on the node"
         )
-    tag = tag_of(image)
-    if policy is None and (tag == "latest" or (tag is None and "@" not in image)):
+    if policy is None and applied is not None and default_pull_policy(applied) == "Always":
+        tag = tag_of(applied)
         return (
-            f"{image} has {'the :latest tag' if tag else 'no tag'} and no imagePullPolicy, "
-            "so Kubernetes defaults to Always and pulls it from a registry instead of using the built image"
+            f"{applied} has {'the :latest tag' if tag else 'no tag'} and no imagePullPolicy, and this run "
+            "does not rewrite it (not built by this run), so Kubernetes defaults to Always and pulls it "
+            "from a registry"
         )
     return None
 
@@ -904,9 +943,9 @@ def _documents(text: str, source: str) -> list[dict[str, Any]]:
     into their items, as ``kubectl apply`` does."""
     try:
         if source.endswith(".json"):
-            docs = [json.loads(text)] if text.strip() else []
+            lined = [(1, json.loads(text))] if text.strip() else []
         else:
-            docs = [doc for doc in yaml.safe_load_all(text) if doc is not None]
+            lined = _load_all(text)
     except RecursionError:
         raise StagegateError(
             Code.CONFIG_INVALID,
@@ -932,6 +971,7 @@ def _documents(text: str, source: str) -> list[dict[str, Any]]:
             f"fix the YAML in {source}",
             {"key": "tool.stagegate.deploy.manifests", "file": source, **({"line": line} if line else {})},
         ) from None
+    docs = [doc for _, doc in lined]
     for doc in docs:
         if not isinstance(doc, dict):
             raise StagegateError(
@@ -940,7 +980,93 @@ def _documents(text: str, source: str) -> list[dict[str, Any]]:
                 "every document must be a mapping with apiVersion and kind",
                 {"key": "tool.stagegate.deploy.manifests", "file": source},
             )
+    foreign = [
+        not_kubernetes_error(source, line, what)
+        for line, doc in lined
+        if (what := not_kubernetes(doc)) is not None
+    ]
+    if foreign:
+        raise NotKubernetes(foreign)
     return [item for doc in docs for item in _unpacked(doc, source)]
+
+
+def _load_all(text: str) -> list[tuple[int, Any]]:
+    """The non-empty documents of a YAML stream, each with the line its content starts on."""
+    loader = yaml.SafeLoader(text)
+    documents: list[tuple[int, Any]] = []
+    try:
+        while loader.check_node():
+            node = loader.get_node()
+            doc = loader.construct_document(node)
+            if doc is not None:
+                documents.append((node.start_mark.line + 1, doc))
+    finally:
+        loader.dispose()
+    return documents
+
+
+# Files that sit beside Kubernetes manifests and are not Kubernetes objects: by apiVersion
+# group, and (with neither apiVersion nor kind) by their top-level keys.
+_FOREIGN_API_GROUPS = {
+    "skaffold": "a Skaffold configuration",
+    "kind.x-k8s.io": "a kind cluster configuration",
+    "kustomize.config.k8s.io": "a kustomization",
+}
+_KUSTOMIZATION_KEYS = frozenset(
+    {"resources", "bases", "components", "patches", "patchesStrategicMerge", "patchesJson6902"}
+    | {"configMapGenerator", "secretGenerator", "namePrefix", "nameSuffix", "commonLabels", "images"}
+)
+
+
+class NotKubernetes(Exception):
+    """The documents of one file that are not Kubernetes objects (one error each)."""
+
+    def __init__(self, errors: list[StagegateError]) -> None:
+        super().__init__(errors[0].message)
+        self.errors = errors
+
+    def first(self) -> StagegateError:
+        """The first error, carrying the others (what error.json and the terminal show)."""
+        self.errors[0].others = self.errors[1:]
+        return self.errors[0]
+
+
+def not_kubernetes(doc: dict[str, Any]) -> str | None:
+    """What a YAML document is when it is not a Kubernetes object at all (``"a Skaffold
+    configuration"``, ``"a Compose file"``, …), else None. A document with an apiVersion or a
+    kind is taken for a Kubernetes object (perhaps a broken one: :func:`validate` says)."""
+    api_version = doc.get("apiVersion")
+    if isinstance(api_version, str):
+        group = api_version.split("/", 1)[0] if "/" in api_version else ""
+        return _FOREIGN_API_GROUPS.get(group)
+    if "apiVersion" in doc or "kind" in doc:
+        return None
+    if isinstance(doc.get("services"), dict):
+        return "a Compose file"
+    if _KUSTOMIZATION_KEYS & doc.keys():
+        return "a kustomization"
+    return "no apiVersion and no kind"
+
+
+def not_kubernetes_error(source: str, line: int, what: str) -> StagegateError:
+    """``MANIFEST_INVALID`` for a document of ``source`` that is not a Kubernetes object."""
+    if what == "a kustomization":
+        folder = source.rpartition("/")[0] or "."
+        hint = (
+            f"point [tool.stagegate.deploy] manifests at {folder}, the kustomize directory, not at its file"
+        )
+    else:
+        hint = (
+            "list only Kubernetes manifests in [tool.stagegate.deploy] manifests (files, directories or "
+            f"globs), or move {source} out of the manifests directory"
+        )
+    return StagegateError(
+        Code.MANIFEST_INVALID,
+        f"{source}:{line}: not a Kubernetes object ({what}) — point deploy.manifests at the Kubernetes "
+        "manifests only",
+        hint,
+        {"key": "tool.stagegate.deploy.manifests", "file": source, "line": line, "reason": what},
+    )
 
 
 def _unpacked(doc: dict[str, Any], source: str) -> Iterator[dict[str, Any]]:

@@ -13,10 +13,15 @@ in the repository's ``pyproject.toml`` (or ``stagegate.toml``), read from ``root
 the folder of the noxfile that calls :func:`register`.
 
 This repository's own noxfile uses this very function: there is one definition of the sessions.
+
+:func:`register` also keeps nox from saying "uv binary not found." in every session on a machine
+without uv (nox looks for uv before it creates any session's environment, even ``python=False``
+ones). Only that one line is dropped: where uv is installed nox finds and uses it as before.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -47,6 +52,7 @@ def register(root: str | Path | None = None) -> tuple[str, ...]:
     the folder of the calling noxfile, else the current directory (nox runs from the noxfile's).
     """
     repo = _caller_root() if root is None else Path(root).resolve()
+    quiet_uv_probe()
 
     @nox.session(name="preflight", python=False, default=False)
     def preflight(session: nox.Session) -> None:
@@ -117,3 +123,19 @@ def _caller_root() -> Path:
     """The folder of the noxfile calling :func:`register` (two frames up: register, its caller)."""
     caller = sys._getframe(2).f_globals.get("__file__")
     return Path(caller).resolve().parent if caller else Path.cwd().resolve()
+
+
+class _NoUvNotFound(logging.Filter):
+    """Drops nox's "uv binary not found." (said when uv is not installed, which is no fault)."""
+
+    MESSAGE = "uv binary not found."
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != self.MESSAGE
+
+
+def quiet_uv_probe() -> None:
+    """Install :class:`_NoUvNotFound` on nox's logger, once."""
+    logger = logging.getLogger("nox")
+    if not any(isinstance(f, _NoUvNotFound) for f in logger.filters):
+        logger.addFilter(_NoUvNotFound())

@@ -7,7 +7,9 @@ warn (a build context that would send stagegate's artifacts dir to Docker): the 
 from __future__ import annotations
 
 import concurrent.futures
+import difflib
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -354,10 +356,13 @@ def check_buildkit_needs(
     engine_version = str(engine.get("server_version") or "")
     old_frontend = client_runs_buildkit(engine_version) or engine_version.startswith(("17.", "18."))
     own = f"{engine.get('os') or 'linux'}/{engine.get('arch') or 'amd64'}"
+    ignored: dict[str, int] = {}  # Dockerfile -> line of a `# syntax=` the legacy builder ignores
     for name in images:
         spec = config.images[name]
         file = config.relpath(spec.dockerfile)
         needs = spec.parsed.buildkit_needs(spec.build_args)
+        if builder == LegacyBuilder.name and spec.parsed.syntax_directive is not None:
+            ignored.setdefault(file, spec.parsed.syntax_directive[0])
         problem: tuple[str, str, dict[str, Any]] | None = None
         if builder == LegacyBuilder.name:
             if needs:
@@ -403,7 +408,23 @@ def check_buildkit_needs(
         message, hint, subject = problem
         error = StagegateError(Code.BUILDKIT_REQUIRED, message, hint, {"image": name, **subject})
         checks.append(Check(f"builder for {name}", False, message, error))
+    if ignored:
+        checks.append(_syntax_ignored(ignored))
     return checks
+
+
+def _syntax_ignored(files: Mapping[str, int]) -> Check:
+    """One warning for the whole run: the legacy builder ignores ``# syntax=`` lines (as
+    Docker documents for parser directives it does not know) and builds with its own parser."""
+    shown = [f"{file}:{line}" for file, line in files.items()]
+    listed = ", ".join(shown[:3]) + (f" and {len(shown) - 3} more" if len(shown) > 3 else "")
+    return Check(
+        "builder",
+        True,
+        f"the legacy builder ignores the `# syntax=` line of {listed} and builds with its own "
+        "Dockerfile parser (BuildKit would pull that frontend image)",
+        warning=True,
+    )
 
 
 _BUILDKIT_HINT = (
@@ -464,7 +485,10 @@ def check_base_images(
                 checks.append(_unresolved(use, ref.ref))
             else:
                 uses.setdefault(ref.ref, []).append(use)
-    checks.extend(_unset_build_args(place[2], places, undeclared[place]) for place, places in unset.items())
+    checks.extend(
+        _unset_build_args(place[2], places, undeclared[place], _could_be_meant(config, places))
+        for place, places in unset.items()
+    )
     found: dict[str, str] = {}
     remote: list[str] = []
     for image in uses:
@@ -573,8 +597,57 @@ def _missing(image: str, uses: list[_Use], reason: str) -> Check:
     )
 
 
-def _unset_build_args(args: tuple[str, ...], uses: list[_Use], undeclared: list[str]) -> Check:
-    """A reference with an empty part because a build arg has no value: name the arg."""
+_WHOLE_ARG = re.compile(r"\$(?:\{\w+\}|\w+)")
+
+
+def _could_be_meant(config: Config, uses: list[_Use]) -> list[str]:
+    """The configured images a build arg of these uses could name: not the images that use
+    it, nor those built on them (that would be a cycle)."""
+    using = {use.for_image for use in uses}
+    return [
+        name for name, spec in config.images.items() if name not in using and not using & set(spec.depends_on)
+    ]
+
+
+def _suggested_value(arg: str, candidates: list[str]) -> str | None:
+    """The configured image whose name is most like ``arg`` (``BASE`` -> ``base``,
+    ``BASE_IMAGE`` -> ``example/base``), or the only one there is."""
+    wanted = arg.lower().replace("-", "_")
+    for suffix in ("_image", "_img", "_ref"):
+        wanted = wanted.removesuffix(suffix)
+    short = {name.rsplit("/", 1)[-1].lower().replace("-", "_"): name for name in candidates}
+    if wanted in short:
+        return short[wanted]
+    close = difflib.get_close_matches(wanted, list(short), n=1, cutoff=0.6)
+    if close:
+        return short[close[0]]
+    return candidates[0] if len(candidates) == 1 else None
+
+
+def _image_arg_hint(arg: str, key: str, candidates: list[str]) -> str:
+    """``set build_args = { BASE = "base" } in …``: the configured image most like the arg,
+    else any image reference (naming the configured images there are)."""
+    suggested = _suggested_value(arg, candidates)
+    hint = f'set build_args = {{ {arg} = "{suggested or "<image>"}" }} in {key}'
+    if suggested:
+        return hint + " — a configured image's name is replaced by this run's tag"
+    if candidates:
+        shown = ", ".join(candidates[:3]) + (
+            f" and {len(candidates) - 3} more" if len(candidates) > 3 else ""
+        )
+        return hint + (
+            f" — an image reference, or the name of a configured image ({shown}), which is replaced by "
+            "this run's tag"
+        )
+    return hint + " — an image reference (the name of a configured image would be replaced by this run's tag)"
+
+
+def _unset_build_args(
+    args: tuple[str, ...], uses: list[_Use], undeclared: list[str], candidates: list[str]
+) -> Check:
+    """A reference with an empty part because a build arg has no value: name the arg, and a
+    value to give it — a configured image (its name is replaced by this run's tag) when one
+    could be meant."""
     first = uses[0]
     names = ", ".join(args)
     images = sorted({use.for_image for use in uses})
@@ -584,7 +657,10 @@ def _unset_build_args(args: tuple[str, ...], uses: list[_Use], undeclared: list[
         f"{names}, which {'have' if plural else 'has'} no value (no ARG default and no build arg), "
         f"for {', '.join(images)}"
     )
-    hint = f"set build_args = {{ {', '.join(f'{arg} = …' for arg in args)} }} in {first.key}"
+    if _WHOLE_ARG.fullmatch(first.raw) is None:  # part of a reference: FROM node:${VERSION}-slim
+        hint = f"set build_args = {{ {', '.join(f'{arg} = …' for arg in args)} }} in {first.key}"
+    else:  # the whole reference (FROM $BASE): an image, perhaps a configured one
+        hint = _image_arg_hint(args[0], first.key, candidates)
     if undeclared:
         hint += f" and declare {', '.join(f'`ARG {arg}`' for arg in undeclared)} before the first FROM of {first.file}"
     else:

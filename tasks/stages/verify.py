@@ -462,6 +462,7 @@ def check_manifests(
         kustomize_args=config.deploy.kustomize_args,
         log_file=artifacts / "logs" / "verify" / "render.log",
     )
+    refs = {n: r for n, r in built_refs.items() if r}
     errors, references = manifests.check_references(
         objects,
         root=config.root,
@@ -469,10 +470,11 @@ def check_manifests(
         external=config.deploy.external_images,
         from_registry=from_registry,
         kustomize_args=config.deploy.kustomize_args,
+        rewritten=refs,
     )
     in_values, left = manifests.value_references(objects, config.images)
     references += in_values
-    rewritten = manifests.rewrite_images(objects, {n: r for n, r in built_refs.items() if r})
+    rewritten = manifests.rewrite_images(objects, refs)
     rendered = artifacts / "manifests.yaml"
     write_text_atomic(rendered, manifests.to_yaml(rewritten))
     summary = {

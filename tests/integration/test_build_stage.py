@@ -71,6 +71,39 @@ def test_dependent_waits_for_its_base_and_builds_on_this_runs_image(
     assert inputs["build_args"]["BASE"] == base["ref"]
 
 
+def test_a_build_arg_naming_a_configured_image_builds_on_this_runs_tag(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    """Skaffold's `ARG BASE` / `FROM $BASE` pattern: no default in the Dockerfile, the value
+    in build_args — the configured image's name, which preflight's hint suggests."""
+    token = secrets.token_hex(8)
+    repo.write("base/token", token)
+    repo.write("base/Dockerfile", f"FROM {busybox_image}\nCOPY token /token\n")
+    repo.write("app/Dockerfile", "ARG BASE\nFROM $BASE\nRUN cp /token /copied\n")
+    repo.config(
+        image_table(ns, ("app", "app")).rstrip("\n")
+        + f'\nbuild_args = {{ BASE = "{ns}/base" }}\n\n'
+        + image_table(ns, ("base", "base"))
+    )
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0, repo.error()
+    built = images(repo)
+    base, app = built[f"{ns}/base"], built[f"{ns}/app"]
+    assert app["started_s"] >= base["finished_s"]
+    assert docker.run(app["ref"], ["cat", "/copied"], remove=True).strip() == token
+    inputs = json.loads((repo.artifacts / "inputs" / f"{ns}-app.json").read_text())
+    assert inputs["build_args"]["BASE"] == base["ref"] and base["ref"].startswith(f"{ns}/base:sg-")
+
+    # without the build arg, preflight names it and the value to give it, before any build
+    repo.config(image_table(ns, ("app", "app"), ("base", "base")))
+    assert run(repo, "preflight", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert error["code"] == "CONFIG_INVALID" and error["subject"]["args"] == ["BASE"]
+    assert error["hint"].startswith(
+        f'set build_args = {{ BASE = "{ns}/base" }} in tool.stagegate.images[0] — a configured '
+        "image's name is replaced by this run's tag"
+    )
+
+
 def test_independent_images_build_in_parallel(repo, docker, busybox_image, reporter, ns) -> None:
     for name in ("one", "two"):
         repo.write(f"{name}/token", secrets.token_hex(8))  # never a cache hit

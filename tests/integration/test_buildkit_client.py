@@ -17,7 +17,7 @@ from stagegate.dockerclient import docker_client
 from stagegate.stages.preflight import check_buildkit_needs
 
 from tests.conftest import BUSYBOX_IMAGE, Repo, buildkit_client
-from tests.integration.conftest import images, pipeline, run
+from tests.integration.conftest import image_table, images, pipeline, run
 
 pytestmark = pytest.mark.docker
 SECRET = "s3cr3t-value-for-the-buildkit-test"
@@ -142,3 +142,113 @@ def test_the_legacy_builder_refuses_a_dockerfile_that_needs_buildkit(
     assert run(repo, "preflight", docker=docker, reporter=reporter) == 1
     assert repo.error()["code"] == "BUILDKIT_REQUIRED"
     assert not (repo.artifacts / "logs" / "build").exists()
+
+
+# -- a `# syntax=` first line (Docker's own docs put it in every example) ------------------------
+
+SYNTAX = "# syntax=docker/dockerfile:1\n"
+TEAM_DEPLOYMENT = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api}
+spec:
+  selector: {matchLabels: {app: api}}
+  template:
+    metadata: {labels: {app: api}}
+    spec:
+      containers:
+        - name: api
+          image: registry.example/team/api:1.4.0
+          ports: [{containerPort: 8080, name: http}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api}
+spec:
+  selector: {app: api}
+  ports: [{port: 80, targetPort: http}]
+"""
+
+
+def legacy_client(monkeypatch: pytest.MonkeyPatch) -> DockerClient:
+    """The first client on PATH, when stagegate would build with the legacy builder there."""
+    monkeypatch.delenv("STAGEGATE_DOCKER", raising=False)
+    docker = DockerClient()
+    if docker.buildx.is_installed() or client_runs_buildkit(docker.version().client.version or ""):
+        pytest.skip("the first Docker client on PATH builds with BuildKit: no legacy builder to test")
+    return docker
+
+
+def test_a_syntax_line_builds_with_the_legacy_builder_and_is_one_warning(
+    repo: Repo, ns: str, reporter, monkeypatch: pytest.MonkeyPatch, busybox_image: str
+) -> None:
+    docker = legacy_client(monkeypatch)
+    for name in ("api", "web"):
+        repo.write(f"{name}/Dockerfile", f"{SYNTAX}FROM {busybox_image}\nRUN echo {name} > /name\n")
+    repo.config(image_table(ns, ("api", "api"), ("web", "web")))
+
+    assert pipeline(repo, docker=docker, reporter=reporter) == 0, repo.error()
+
+    record = repo.run_record()
+    assert record["stages"]["preflight"]["outputs"]["builder"] == "legacy"
+    [warning] = record["stages"]["preflight"]["outputs"]["warnings"]
+    assert "api/Dockerfile:1, web/Dockerfile:1" in warning
+    assert reporter.console.file.getvalue().count("ignores the `# syntax=` line") == 1
+    ref = images(repo)[f"{ns}/api"]["ref"]
+    assert docker.run(ref, ["cat", "/name"], remove=True).strip() == "api"
+
+
+def test_a_syntax_line_with_what_only_buildkit_builds_is_still_refused_by_the_legacy_builder(
+    repo: Repo, ns: str, reporter, monkeypatch: pytest.MonkeyPatch, busybox_image: str
+) -> None:
+    docker = legacy_client(monkeypatch)
+    repo.write("app/Dockerfile", f"{SYNTAX}FROM {busybox_image}\nRUN <<EOF\necho hi\nEOF\n")
+    repo.config(image_table(ns, ("app", "app")))
+
+    assert run(repo, "preflight", docker=docker, reporter=reporter) == 1
+    error = repo.error()
+    assert (error["code"], error["subject"]["line"]) == ("BUILDKIT_REQUIRED", 3)
+
+
+@pytest.mark.parametrize("builder", ["legacy", "buildkit-client"])
+def test_a_teams_repository_with_a_syntax_line_passes_preflight(
+    repo: Repo, reporter, monkeypatch: pytest.MonkeyPatch, busybox_image: str, builder: str
+) -> None:
+    """services/api/Dockerfile starts with `# syntax=docker/dockerfile:1`; the manifests name
+    registry.example/team/api:1.4.0; the image is configured by that name. BuildKit would pull
+    the frontend image when it builds; preflight does not need it locally."""
+    if builder == "legacy":
+        docker = legacy_client(monkeypatch)
+    else:
+        client = buildkit_client()
+        if client is None:
+            pytest.skip("no Docker client that runs BuildKit itself (a client before 23.0) on PATH")
+        monkeypatch.setenv("STAGEGATE_DOCKER", client)
+        docker = docker_client()
+    repo.write("services/api/Dockerfile", f"{SYNTAX}FROM {busybox_image}\nCOPY app.txt /app/\n")
+    repo.write("services/api/app.txt", "api\n")
+    repo.write("k8s/api.yaml", TEAM_DEPLOYMENT)
+    repo.config(
+        """\
+        [[tool.stagegate.images]]
+        name = "registry.example/team/api"
+        context = "services/api"
+
+        [tool.stagegate.deploy]
+        manifests = "k8s"
+        """
+    )
+
+    assert run(repo, "preflight", docker=docker, reporter=reporter) == 0, repo.error()
+
+    outputs = repo.run_record()["stages"]["preflight"]["outputs"]
+    assert outputs["builder"] == builder
+    warnings = outputs.get("warnings", [])
+    assert [w for w in warnings if "# syntax=" in w] == (
+        [
+            "builder: the legacy builder ignores the `# syntax=` line of services/api/Dockerfile:1 and builds "
+            "with its own Dockerfile parser (BuildKit would pull that frontend image)"
+        ]
+        if builder == "legacy"
+        else []
+    )

@@ -256,17 +256,30 @@ def test_verify_alone_catches_a_manifest_edited_after_the_build(
     assert (error["stage"], error["code"]) == ("verify", "MANIFEST_IMAGE_UNKNOWN")
 
 
-@pytest.mark.parametrize(
-    ("image", "policy"), [("{ns}/app", "Always"), ("{ns}/app:latest", "null"), ("{ns}/app", "null")]
-)
-def test_pull_policies_that_send_kubernetes_to_a_registry_are_rejected(
-    repo, docker, busybox_image, reporter, ns, image: str, policy: str
+@pytest.mark.parametrize("image", ["{ns}/app", "{ns}/app:latest"])
+def test_always_sends_kubernetes_to_a_registry_and_is_rejected(
+    repo, docker, busybox_image, reporter, ns, image: str
 ) -> None:
-    stack(repo, ns, busybox_image, image=image.format(ns=ns), policy=policy)
+    stack(repo, ns, busybox_image, image=image.format(ns=ns), policy="Always")
     assert verify(repo, docker, reporter) == 1
     error = repo.error()
-    assert error["code"] == "PULL_POLICY_INVALID"
+    assert (error["stage"], error["code"]) == ("preflight", "PULL_POLICY_INVALID")
     assert error["subject"]["container"] == "app"
+
+
+@pytest.mark.parametrize("image", ["{ns}/app", "{ns}/app:latest"])
+def test_no_tag_or_latest_without_a_policy_is_fine_once_rewritten_to_the_built_tag(
+    repo, docker, busybox_image, reporter, ns, image: str
+) -> None:
+    """Kubernetes defaults the policy from the applied reference, the built ``sg-`` tag:
+    IfNotPresent. (Skaffold's examples write `image: leeroy-web` and no policy.)"""
+    stack(repo, ns, busybox_image, image=image.format(ns=ns), policy="null")
+    assert verify(repo, docker, reporter) == 0, repo.error()
+    outputs = repo.run_record()["stages"]["verify"]["outputs"]
+    rendered = next(yaml.safe_load_all((repo.root / outputs["manifests"]["rendered"]).read_text()))
+    [container] = rendered["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == images(repo)[f"{ns}/app"]["ref"]
+    assert ":sg-" in container["image"] and container.get("imagePullPolicy") is None
 
 
 def test_wrong_platform_is_platform_mismatch(repo, docker, busybox_image, reporter, ns) -> None:

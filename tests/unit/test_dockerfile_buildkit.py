@@ -68,6 +68,23 @@ def test_a_directive_after_a_comment_is_a_comment() -> None:
     assert dockerfile.buildkit_needs() == []
 
 
+def test_the_syntax_directive_is_told_with_its_line() -> None:
+    assert Dockerfile.parse("# syntax=docker/dockerfile:1\nFROM busybox\n").syntax_directive == (
+        1,
+        "# syntax=docker/dockerfile:1",
+    )
+    assert Dockerfile.parse(
+        "# escape=`\n# syntax = docker/dockerfile:1.7\nFROM busybox\n"
+    ).syntax_directive == (
+        2,
+        "# syntax=docker/dockerfile:1.7",
+    )
+    assert (
+        Dockerfile.parse("# a comment\n# syntax=docker/dockerfile:1\nFROM busybox\n").syntax_directive is None
+    )
+    assert Dockerfile.parse("FROM busybox\n").syntax_directive is None
+
+
 def test_a_byte_order_mark_is_dropped_before_directives() -> None:
     dockerfile = Dockerfile.parse("\ufeff# escape=`\nFROM busybox\n")
 
@@ -174,7 +191,15 @@ def test_a_plain_dockerfile_needs_nothing() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("# syntax=docker/dockerfile:1\nFROM busybox\n", [(1, "# syntax=docker/dockerfile:1", False)]),
+        # the legacy builder ignores a parser directive it does not know (as Docker documents)
+        ("# syntax=docker/dockerfile:1\nFROM busybox\n", []),
+        # …and still cannot build what needs BuildKit, syntax line or not
+        (
+            "# syntax=docker/dockerfile:1\nFROM busybox\nRUN --mount=type=cache,target=/c true\n",
+            [(3, "RUN --mount", False)],
+        ),
+        ("# syntax=docker/dockerfile:1\nFROM busybox\nRUN <<EOF\ntrue\nEOF\n", [(3, "RUN <<", True)]),
+        ("# syntax=docker/dockerfile:1.4\nFROM busybox\nCOPY --link a /a\n", [(3, "COPY --link", True)]),
         ("FROM busybox\nRUN --mount=type=cache,target=/c true\n", [(2, "RUN --mount", False)]),
         ("FROM busybox\nRUN --network=none true\n", [(2, "RUN --network", False)]),
         ("FROM busybox\nCOPY --chmod=755 a /a\n", [(2, "COPY --chmod", False)]),

@@ -633,9 +633,11 @@ def one_deployment(tmp_path: Path, image: str, policy: str | None = "IfNotPresen
         ("example/api:dev", None, None),
         (f"example/api@{DIGEST}", None, None),
         ("example/api", "Always", "imagePullPolicy: Always"),
-        ("example/api", None, "no tag and no imagePullPolicy"),
-        ("example/api:latest", None, "the :latest tag and no imagePullPolicy"),
-        (f"example/api:latest@{DIGEST}", None, "the :latest tag"),
+        ("example/api:dev", "Always", "imagePullPolicy: Always"),
+        # rewritten to this run's tag, which Kubernetes defaults to IfNotPresent
+        ("example/api", None, None),
+        ("example/api:latest", None, None),
+        (f"example/api:latest@{DIGEST}", None, None),
     ],
 )
 def test_pull_policies_of_configured_images(

@@ -24,11 +24,13 @@ from stagegate.errors import Code, StagegateError
 from stagegate.manifests import (
     ManifestObject,
     check_references,
+    default_pull_policy,
     kustomize_reason,
     register_secrets,
     remote_base_failure,
     render,
     render_sources,
+    rewrite_images,
     to_yaml,
 )
 
@@ -60,13 +62,16 @@ def workload(*containers: dict[str, Any], source: str = "app.yaml") -> ManifestO
     return ManifestObject(source, doc)
 
 
-def check(objects: list[ManifestObject], root: Path, *, external=(), from_registry: bool = False):
+def check(
+    objects: list[ManifestObject], root: Path, *, external=(), from_registry: bool = False, rewritten=None
+):
     return check_references(
         objects,
         root=root,
         configured=["example/api", "example/worker"],
         external=external,
         from_registry=from_registry,
+        rewritten=rewritten,
     )
 
 
@@ -149,7 +154,7 @@ def test_external_images_are_not_asked_for_a_pull_policy(tmp_path: Path) -> None
 
 
 def test_a_pull_policy_error_names_the_container_the_policy_and_the_fix(tmp_path: Path) -> None:
-    [always, default], _ = check(
+    [always], _ = check(
         [
             workload(
                 {"name": "api", "image": "example/api:1", "imagePullPolicy": "Always"},
@@ -171,11 +176,73 @@ def test_a_pull_policy_error_names_the_container_the_policy_and_the_fix(tmp_path
         "image": "example/api:1",
         "pull_policy": "Always",
     }
-    assert default.message == (
-        "Deployment/app container 'worker': example/worker has no tag and no imagePullPolicy, so Kubernetes "
-        "defaults to Always and pulls it from a registry instead of using the built image"
+
+
+BUILT = {"example/api": "example/api:sg-0123456789ab", "example/worker": "example/worker:sg-ba9876543210"}
+
+
+@pytest.mark.parametrize("field", ["containers", "initContainers", "ephemeralContainers"])
+@pytest.mark.parametrize(
+    "image", ["example/api", "example/api:latest", f"example/api@{DIGEST}", f"example/api:latest@{DIGEST}"]
+)
+@pytest.mark.parametrize("rewritten", [None, BUILT], ids=["before-the-build", "built"])
+def test_a_reference_rewritten_to_this_runs_tag_needs_no_pull_policy(
+    tmp_path: Path, field: str, image: str, rewritten: dict[str, str] | None
+) -> None:
+    """Kubernetes defaults the policy from the applied reference: ``example/api:sg-…``, which
+    is IfNotPresent whatever the manifest wrote (no tag, ``:latest``)."""
+    obj = workload({"name": "main", "image": "busybox:1.36"})
+    obj.doc["spec"]["template"]["spec"].setdefault(field, []).append({"name": "api", "image": image})
+    assert check([obj], tmp_path, external=["busybox"], rewritten=rewritten)[0] == []
+    [applied] = [
+        c["image"]
+        for c in rewrite_images([obj], BUILT)[0].doc["spec"]["template"]["spec"][field]
+        if c["name"] == "api"
+    ]
+    assert applied == BUILT["example/api"] and default_pull_policy(applied) == "IfNotPresent"
+
+
+@pytest.mark.parametrize("image", ["example/api", "example/api:latest", "example/api:1"])
+def test_always_is_still_refused_where_the_image_is_only_on_the_node(tmp_path: Path, image: str) -> None:
+    container = {"name": "api", "image": image, "imagePullPolicy": "Always"}
+    for rewritten in (None, BUILT):
+        [error], _ = check([workload(container)], tmp_path, rewritten=rewritten)
+        assert error.code is Code.PULL_POLICY_INVALID and "imagePullPolicy: Always" in error.message
+
+
+@pytest.mark.parametrize("image", ["example/worker", "example/worker:latest"])
+def test_a_reference_this_run_does_not_rewrite_keeps_its_default(tmp_path: Path, image: str) -> None:
+    """An image configured but not built by this run (``--only``) is applied as written, and
+    Kubernetes defaults an untagged or ``:latest`` reference to Always."""
+    only_api = {"example/api": BUILT["example/api"]}
+    errors, _ = check([workload({"name": "worker", "image": image})], tmp_path, rewritten=only_api)
+    [error] = errors
+    assert error.code is Code.PULL_POLICY_INVALID
+    assert error.message == (
+        f"Deployment/app container 'worker': {image} has {'the :latest tag' if ':' in image else 'no tag'} "
+        "and no imagePullPolicy, and this run does not rewrite it (not built by this run), so Kubernetes "
+        "defaults to Always and pulls it from a registry"
     )
-    assert default.subject["pull_policy"] == "(default)"
+    assert error.subject["pull_policy"] == "(default)"
+    # the same reference is fine once this run builds it
+    assert check([workload({"name": "worker", "image": image})], tmp_path, rewritten=BUILT)[0] == []
+
+
+@pytest.mark.parametrize(
+    ("image", "policy"),
+    [
+        ("busybox", "Always"),
+        ("localhost:5000/team/busybox", "Always"),
+        ("busybox:latest", "Always"),
+        (f"busybox:latest@{DIGEST}", "Always"),
+        ("busybox:1", "IfNotPresent"),
+        ("localhost:5000/busybox:sg-0123", "IfNotPresent"),
+        (f"busybox@{DIGEST}", "IfNotPresent"),
+        (f"localhost:5000/busybox@{DIGEST}", "IfNotPresent"),
+    ],
+)
+def test_default_pull_policy_follows_kubernetes(image: str, policy: str) -> None:
+    assert default_pull_policy(image) == policy
 
 
 @pytest.mark.parametrize(

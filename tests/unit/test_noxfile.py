@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
+import logging
+import os
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -89,3 +93,60 @@ def test_the_library_imports_itself_relatively_so_its_installed_name_is_its_only
                 if n.split(".")[0] in ("tasks", "stagegate")
             ]
     assert absolute == []
+
+
+# -- nox's "uv binary not found." ---------------------------------------------------------------
+
+QUIET_NOXFILE = """\
+import nox
+import stagegate.nox
+
+stagegate.nox.register()
+
+
+@nox.session(python=False)
+def hello(session):
+    session.log("hello from the session")
+"""
+
+
+def run_without_uv(tmp_path: Path, noxfile: str) -> subprocess.CompletedProcess[str]:
+    """`nox -s hello` on a PATH without uv (the running nox already has the noxfile's
+    dependencies, so it does not re-execute itself)."""
+    (tmp_path / "noxfile.py").write_text(noxfile)
+    path = [d for d in os.environ["PATH"].split(os.pathsep) if d and shutil.which("uv", path=d) is None]
+    env = {k: v for k, v in os.environ.items() if k not in ("UV", "NOX_SCRIPT_MODE")}
+    env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), *path])
+    return subprocess.run(
+        [sys.executable, "-m", "nox", "-f", str(tmp_path / "noxfile.py"), "-s", "hello"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=120,
+    )
+
+
+def test_sessions_say_nothing_about_a_missing_uv(tmp_path: Path) -> None:
+    quiet = run_without_uv(tmp_path, QUIET_NOXFILE)
+    assert quiet.returncode == 0, quiet.stderr
+    assert "hello from the session" in quiet.stderr
+    assert "uv binary not found" not in quiet.stdout + quiet.stderr
+
+    # the same session without stagegate's sessions registered: nox says it (where uv is missing)
+    if importlib.util.find_spec("uv") is None:
+        plain = run_without_uv(tmp_path, QUIET_NOXFILE.replace("stagegate.nox.register()", ""))
+        assert plain.returncode == 0, plain.stderr
+        assert "nox > uv binary not found." in plain.stderr
+
+
+def test_only_that_line_is_dropped() -> None:
+    from stagegate.nox import _NoUvNotFound
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.LogRecord("nox", logging.INFO, __file__, 1, message, None, None)
+
+    quiet = _NoUvNotFound()
+    assert not quiet.filter(record("uv binary not found."))
+    assert quiet.filter(record("Failed to establish uv's version."))
+    assert quiet.filter(record("Creating virtual environment (uv) using python3.11 in .nox/tests"))

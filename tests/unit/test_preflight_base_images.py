@@ -8,6 +8,7 @@ import threading
 import time
 from types import SimpleNamespace
 
+import pytest
 from python_on_whales.exceptions import NoSuchImage
 from stagegate.config import load_config
 from stagegate.runner import CommandFailed
@@ -164,6 +165,87 @@ def test_an_undeclared_arg_asks_for_the_arg_line_too(repo: Repo) -> None:
 
     assert error.subject["args"] == ["NODE_VERSION"]
     assert "declare `ARG NODE_VERSION` before the first FROM" in error.hint
+
+
+def microservices(repo: Repo, images: list[str]) -> list[str]:
+    """Skaffold's microservices example in shape: leeroy-app and leeroy-web are built FROM $BASE."""
+    tables = []
+    for name in images:
+        text = "ARG BASE\nFROM $BASE\n" if name.startswith("leeroy") else "FROM busybox\n"
+        repo.write(f"{name}/Dockerfile", text)
+        tables.append(f'[[tool.stagegate.images]]\nname = "{name}"\ncontext = "{name}"\n')
+    repo.config("\n".join(tables))
+    return images
+
+
+def unset_hints(repo: Repo, names: list[str]) -> list[str]:
+    config = load_config(repo.root, env={})
+    return [
+        e.hint for e in errors(check_base_images(config, NO_LOCAL_IMAGES, names, {}, probe=lambda i, t: None))
+    ]
+
+
+def test_an_unset_image_arg_hint_names_the_key_and_the_configured_image_meant(repo: Repo) -> None:
+    names = microservices(repo, ["leeroy-app", "base", "leeroy-web"])
+
+    [app, web] = unset_hints(repo, names)
+
+    assert app == (
+        'set build_args = { BASE = "base" } in tool.stagegate.images[0] — a configured image\'s name is '
+        "replaced by this run's tag, or give the ARG a default in leeroy-app/Dockerfile"
+    )
+    assert web.startswith('set build_args = { BASE = "base" } in tool.stagegate.images[2]')
+
+
+@pytest.mark.parametrize(
+    ("arg", "configured", "meant"),
+    [
+        ("BASE_IMAGE", ["example/base", "example/api"], "example/base"),
+        ("RUNTIME", ["team/runtime-base"], "team/runtime-base"),  # the only other image
+        ("BUILDER", ["example/builder", "example/base"], "example/builder"),
+    ],
+)
+def test_the_configured_image_most_like_the_arg_is_suggested(
+    repo: Repo, arg: str, configured: list[str], meant: str
+) -> None:
+    repo.write("app/Dockerfile", f"ARG {arg}\nFROM ${{{arg}}}\n")
+    tables = ['[[tool.stagegate.images]]\nname = "t/app"\ncontext = "app"\n']
+    for index, name in enumerate(configured):
+        repo.write(f"c{index}/Dockerfile", "FROM busybox\n")
+        tables.append(f'[[tool.stagegate.images]]\nname = "{name}"\ncontext = "c{index}"\n')
+    repo.config("\n".join(tables))
+
+    [hint] = unset_hints(repo, ["t/app", *configured])
+
+    assert hint.startswith(f'set build_args = {{ {arg} = "{meant}" }} in tool.stagegate.images[0]')
+
+
+def test_no_configured_image_is_suggested_when_none_is_like_the_arg_or_there_is_none(repo: Repo) -> None:
+    names = microservices(repo, ["leeroy-app"])
+    [alone] = unset_hints(repo, names)
+    assert alone.startswith(
+        'set build_args = { BASE = "<image>" } in tool.stagegate.images[0] — an image reference (the '
+        "name of a configured image would be replaced by this run's tag)"
+    )
+
+    names = microservices(repo, ["leeroy-app", "cache", "queue"])
+    [unlike] = unset_hints(repo, names)
+    assert unlike.startswith(
+        'set build_args = { BASE = "<image>" } in tool.stagegate.images[0] — an image reference, or the '
+        "name of a configured image (cache, queue), which is replaced by this run's tag"
+    )
+
+
+def test_an_image_built_on_the_one_that_needs_the_arg_is_not_suggested(repo: Repo) -> None:
+    """base would be built FROM app, which is built FROM $BASE: naming base would be a cycle."""
+    repo.write("app/Dockerfile", "ARG BASE\nFROM $BASE\n")
+    repo.write("base/Dockerfile", "FROM t/app\n")
+    repo.config(
+        '[[tool.stagegate.images]]\nname = "t/app"\ncontext = "app"\n\n'
+        '[[tool.stagegate.images]]\nname = "t/base"\ncontext = "base"\n'
+    )
+    [hint] = unset_hints(repo, ["t/app", "t/base"])
+    assert hint.startswith('set build_args = { BASE = "<image>" }') and "t/base" not in hint
 
 
 def test_a_set_build_arg_is_probed_with_its_value(repo: Repo) -> None:
