@@ -22,11 +22,10 @@ from typing import Any
 
 import yaml
 
-from ..manifests import KUSTOMIZATION_FILES, ManifestObject, container_images
+from ..manifests import KUSTOMIZATION_FILES, ManifestObject, container_images, not_kubernetes
 from ..references import repository
 from .model import NOT_PAIRED, Finding, ProposedImage
 
-_TOOL_API_GROUPS = ("skaffold/", "kustomize.config.k8s.io/", "kind.x-k8s.io/")
 # Folders whose YAML is test data or a chart's, not the repository's deployment.
 _NOT_MANIFEST_DIRS = re.compile(
     r"^(tests?|testdata|fixtures?|__snapshots__|charts?|templates)$", re.IGNORECASE
@@ -41,7 +40,7 @@ def is_api_object(doc: Any) -> bool:
     api_version, kind = doc.get("apiVersion"), doc.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
         return False
-    if api_version.startswith(_TOOL_API_GROUPS):
+    if not_kubernetes(doc) is not None:  # a tool's own configuration (Skaffold, kind, kustomize)
         return False
     if kind.endswith("List") and isinstance(doc.get("items"), list):
         return True
