@@ -467,8 +467,11 @@ def image_inputs(
     Build args whose value names a configured dependency get its exact built reference
     (``ARG BASE=example/base`` + ``FROM ${BASE}`` builds on the very image of this run); the
     image IDs of everything it builds on are inputs too (``local_id`` looks up external ones).
-    ``never`` (see :func:`never_inputs`) is left out of the context's files. Secret build
-    args are inputs by their fingerprint only (the inputs file never holds their value).
+    ``never`` (see :func:`never_inputs`) is left out of the context's files. Of the context,
+    only the files its ``COPY``/``ADD`` sources take are inputs (all of it where the
+    Dockerfile cannot be read for certain: ``COPY . …``, sources from variables, bind mounts
+    of the context). Secret build args are inputs by their fingerprint only (the inputs file
+    never holds their value).
     """
     build_args = dict(spec.build_args)
     for name, value in spec.parsed.global_args(spec.build_args).items():
@@ -491,6 +494,7 @@ def image_inputs(
         hasher=hasher,
         secret_args=spec.secret_build_args,
         options=spec.hashed_options(),
+        sources=spec.parsed.context_sources(build_args, spec.target).patterns,
     )
 
 
