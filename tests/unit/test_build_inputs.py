@@ -156,3 +156,49 @@ def test_what_never_is_an_input_stays_out_of_the_hash(tmp_path: Path) -> None:
     assert digest() == first
     (spec.context / "app.py").write_text("print(1)\n")
     assert digest() != first  # the hash does see the context
+
+
+MULTI_STAGE = """\
+FROM scratch AS api
+COPY api/ /app/
+FROM scratch AS web
+COPY web/ /www/
+"""
+
+
+def files_of(spec: ImageSpec) -> set[str]:
+    return set(inputs_of(spec)[1].files)
+
+
+def test_the_context_files_of_an_image_are_those_its_copy_sources_take(tmp_path: Path) -> None:
+    spec = app_spec(tmp_path, MULTI_STAGE, 'target = "api"')
+    for relpath in ("api/main.sh", "web/index.html", "k8s/deployment.yaml", "README.md"):
+        (spec.context / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (spec.context / relpath).write_text("v1\n")
+    before = inputs_of(spec)[1]
+    assert set(before.files) == {"api/main.sh"}  # not the other target's folder, nor the rest
+
+    (spec.context / "k8s" / "deployment.yaml").write_text("v2\n")
+    (spec.context / "web" / "index.html").write_text("v2\n")
+    assert inputs_of(spec)[1].digest() == before.digest()
+    (spec.context / "api" / "main.sh").write_text("v2\n")
+    after = inputs_of(spec)[1]
+    assert after.digest() != before.digest()
+    assert after.changes_since(before) == ["api/main.sh changed"]  # what IMAGE_STALE names
+
+
+def test_the_whole_context_is_an_input_where_the_dockerfile_copies_all_of_it(tmp_path: Path) -> None:
+    whole = app_spec(tmp_path / "whole", "FROM scratch\nCOPY . /app\n")
+    from_arg = app_spec(tmp_path / "arg", "FROM scratch\nARG SRC=api\nCOPY ${SRC} /app\n")
+    bind = app_spec(
+        tmp_path / "bind", "FROM scratch\nCOPY api /app\nRUN --mount=type=bind,target=/src true\n"
+    )
+    literal = app_spec(tmp_path / "literal", "FROM scratch\nCOPY api /app\n")
+    for spec in (whole, from_arg, bind, literal):
+        (spec.context / "api").mkdir()
+        (spec.context / "api" / "main.sh").write_text("v1\n")
+        (spec.context / "README.md").write_text("v1\n")
+    assert (
+        files_of(whole) == files_of(from_arg) == files_of(bind) == {"Dockerfile", "api/main.sh", "README.md"}
+    )
+    assert files_of(literal) == {"api/main.sh"}
