@@ -265,3 +265,26 @@ def test_a_bind_mount_of_the_context_makes_all_of_it_an_input(
     assert statuses(repo.artifacts, ns) == {"api": "up to date", "mounted": "built"}
     ref = outputs(repo.artifacts, "build")["images"][f"{ns}/mounted"]["ref"]
     assert docker.run(ref, ["cat", "/readme"], remove=True).strip() == "v2"
+
+
+def test_what_a_bases_onbuild_trigger_copies_is_an_input_of_the_image_built_on_it(
+    repo, docker, busybox_image, reporter, ns
+) -> None:
+    copy_stack(repo, ns, busybox_image, ())
+    repo.write("images/base/Dockerfile", f"FROM {busybox_image}\nONBUILD COPY . /src\n")
+    repo.write("images/app/Dockerfile", f"FROM {ns}/base\nCOPY src/api/ /app/\n")
+    repo.config(
+        "".join(
+            f'[[tool.stagegate.images]]\nname = "{ns}/{name}"\ncontext = "."\n'
+            f'dockerfile = "images/{name}/Dockerfile"\n\n'
+            for name in ("base", "app")
+        )
+    )
+    assert stage(repo, "preflight", docker, reporter) == 0
+    assert stage(repo, "build", docker, reporter) == 0
+
+    repo.write("README.md", "v2\n")  # no COPY of app's own takes it; the base's trigger does
+    assert stage(repo, "build", docker, reporter) == 0
+    assert statuses(repo.artifacts, ns) == {"base": "up to date", "app": "built"}
+    ref = outputs(repo.artifacts, "build")["images"][f"{ns}/app"]["ref"]
+    assert docker.run(ref, ["cat", "/src/README.md"], remove=True).strip() == "v2"
