@@ -1,9 +1,11 @@
 """Content hashes of build inputs: what decides whether an image must be rebuilt.
 
-The input hash of an image covers the files Docker would send as its build context
-(``.dockerignore`` honoured, with Docker's own matching rules), the Dockerfile, the build
-args, and the image IDs of everything it is built ``FROM`` (configured images and external
-base images). Same inputs, same hash, same tag: the build is skipped.
+The input hash of an image covers the files of its build context that its Dockerfile takes
+(the ``COPY``/``ADD`` sources, :class:`Selection`; the whole context where the Dockerfile
+cannot be read for certain), as Docker would send them (``.dockerignore`` honoured, with
+Docker's own matching rules), the Dockerfile, the build args, and the image IDs of
+everything it is built ``FROM`` (configured images and external base images). Same inputs,
+same hash, same tag: the build is skipped.
 
 stagegate's artifacts dir and nox's ``.nox`` are never inputs (:func:`never_inputs`). A
 :class:`ContextHasher` walks each context once per stage and remembers file digests across
@@ -25,13 +27,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import redact
+from .dockerfile import glob_regex, has_wildcards
 from .errors import Code, StagegateError
 from .filetypes import file_type
 from .ledger import write_text_atomic
 
 log = logging.getLogger(__name__)
 
-HASH_VERSION = "1"  # bump when what goes into the hash changes
+HASH_VERSION = "2"  # bump when what goes into the hash changes (2: only what COPY/ADD take)
 
 
 @dataclass(frozen=True)
@@ -146,16 +149,29 @@ def context_files(context: Path, excluded: Iterable[str] = ()) -> Iterator[str]:
 
 
 def walk_context(
-    context: Path, ignore: DockerIgnore, excluded: Iterable[str] = ()
+    context: Path, ignore: DockerIgnore, excluded: Iterable[str] = (), under: str = ""
 ) -> list[tuple[str, os.stat_result]]:
-    """One walk of ``context``: every entry Docker would send but a directory, with its
-    ``lstat``, sorted by path. Symlinks (to directories too) are entries, never followed."""
+    """One walk of ``context`` (or of its entry ``under``, a context-relative path whose
+    parent directories are no symlinks): every entry Docker would send but a directory, with
+    its ``lstat``, sorted by path. Symlinks (to directories too) are entries, never followed."""
     never = frozenset(excluded)
     # Without "!" patterns nothing below an excluded directory can come back: prune it, and
     # below a directory that was not pruned only the path itself needs matching.
     prune = not ignore.has_exclusions
     found: list[tuple[str, os.stat_result]] = []
     pending = [("", os.fspath(context))]
+    if under:
+        if never.intersection(_parents(under)):
+            return []
+        try:
+            info = (context / under).lstat()
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        if not stat.S_ISDIR(info.st_mode):
+            return [] if ignore.excluded(under) else [(under, info)]
+        if prune and ignore.excluded(under):  # the full check: its parents too
+            return []
+        pending = [(under + "/", os.fspath(context / under))]
     while pending:
         prefix, directory = pending.pop()
         with os.scandir(directory) as entries:
@@ -245,7 +261,7 @@ class ContextHasher:
         self.cache_path = cache_path
         self._lstat = lstat
         self._lock = threading.Lock()
-        self._walks: dict[tuple[str, str, tuple[str, ...]], _Walk] = {}
+        self._walks: dict[tuple[tuple[str, str, tuple[str, ...]], str], _Walk] = {}
         self._started_ns = now_ns() if now_ns is not None else min(time.time_ns(), self._filesystem_now_ns())
         self._cached = self._load()
         self._fresh: dict[str, _CachedDigest] = {}
@@ -253,34 +269,73 @@ class ContextHasher:
         self.stats = {"walks": 0, "hashed": 0, "from_cache": 0}
 
     # -- reading -------------------------------------------------------------------------
-    def files(self, context: Path, excluded: Iterable[str] = ()) -> dict[str, str]:
-        """Context-relative path -> digest of every entry Docker would send, less ``excluded``."""
+    def files(
+        self, context: Path, excluded: Iterable[str] = (), sources: Collection[str] | None = None
+    ) -> dict[str, str]:
+        """Context-relative path -> digest of every entry Docker would send, less ``excluded``;
+        given ``sources`` (:meth:`stagegate.dockerfile.Dockerfile.context_sources`), only the
+        entries they select (the whole context again where a source path runs through or
+        onto a symlink, which Docker follows there)."""
         ignore_text = read_dockerignore(context)
         key = (os.fspath(context), ignore_text, tuple(sorted(excluded)))
-        with self._lock:
-            walk = self._walks.setdefault(key, _Walk())
-        with walk.lock:  # the first image of a context walks it, the others wait for that
-            if walk.files is None:
-                walk.files = self._digests(context, DockerIgnore(ignore_text.splitlines()), key[2])
-        return dict(walk.files)
+        entries = None
+        if sources is not None:
+            entries = self._selected(context, key, Selection(sources))
+        if entries is None:
+            entries = self._entries(context, key, "")
+        return {relpath: self._digest_of(context / relpath, info) for relpath, info in entries}
 
     def digest(self, path: Path) -> str:
         """The digest of one file (a Dockerfile), through the cache too."""
         info = path.lstat()
         return self._digest_of(path, info)
 
-    def _digests(self, context: Path, ignore: DockerIgnore, excluded: tuple[str, ...]) -> dict[str, str]:
-        entries = walk_context(context, ignore, excluded)
+    def _selected(
+        self, context: Path, key: tuple[str, str, tuple[str, ...]], selection: Selection
+    ) -> list[tuple[str, os.stat_result]] | None:
+        """The entries ``selection`` takes, from walks of its roots only; None when a symlink
+        lies on the way to a source (Docker follows it: the whole context is hashed then)."""
+        found: list[tuple[str, os.stat_result]] = []
+        for root in selection.roots:
+            if _through_symlink(context, root):
+                return None
+            for relpath, info in self._entries(context, key, root):
+                if stat.S_ISLNK(info.st_mode) and selection.reaches(relpath):
+                    return None
+                if selection.selects(relpath):
+                    found.append((relpath, info))
+        return found
+
+    def _entries(
+        self, context: Path, key: tuple[str, str, tuple[str, ...]], under: str
+    ) -> list[tuple[str, os.stat_result]]:
+        """The walk of ``under`` (``""``: the whole context), done once per stage: a finished
+        walk of it or of a directory above it serves every later image."""
         with self._lock:
-            self.stats["walks"] += 1
-            self._walked.add(os.fspath(context))
-        return {relpath: self._digest_of(context / relpath, info) for relpath, info in entries}
+            for (other_key, other), walk in self._walks.items():
+                if other_key == key and walk.entries is not None and _below(under, other):
+                    if other == under:
+                        return walk.entries
+                    return [e for e in walk.entries if e[0] == under or e[0].startswith(under + "/")]
+            walk = self._walks.setdefault((key, under), _Walk())
+        with walk.lock:  # the first image of a context walks it, the others wait for that
+            if walk.entries is None:
+                entries = walk_context(context, DockerIgnore(key[1].splitlines()), key[2], under)
+                with self._lock:
+                    self.stats["walks"] += 1
+                    self._walked.add(os.path.join(key[0], under))
+                walk.entries = entries
+        return walk.entries
 
     def _digest_of(self, path: Path, info: os.stat_result) -> str:
         if self._lstat is not None:
             info = self._lstat(path)
         key = os.fspath(path)
         signature = _signature(info)
+        with self._lock:
+            done = self._fresh.get(key)  # another image of this stage took the same file
+        if done is not None and done.signature == signature:
+            return done.digest
         cached = self._cached.get(key)
         if (
             cached is not None
@@ -374,7 +429,72 @@ class ContextHasher:
 @dataclass
 class _Walk:
     lock: threading.Lock = field(default_factory=threading.Lock)
-    files: dict[str, str] | None = None
+    entries: list[tuple[str, os.stat_result]] | None = None
+
+
+def _below(path: str, directory: str) -> bool:
+    """Whether context-relative ``path`` is ``directory`` or lies below it (``""``: the root)."""
+    return directory == "" or path == directory or path.startswith(directory + "/")
+
+
+def _through_symlink(context: Path, relpath: str) -> bool:
+    """Whether a directory on the way to ``relpath`` (the path itself left out) is a symlink."""
+    parts = relpath.split("/")
+    for depth in range(1, len(parts)):
+        try:
+            mode = (context / "/".join(parts[:depth])).lstat().st_mode
+        except OSError:
+            return False  # not there: nothing below it either
+        if stat.S_ISLNK(mode):
+            return True
+        if not stat.S_ISDIR(mode):
+            return False
+    return False
+
+
+class Selection:
+    """The context entries that ``COPY``/``ADD`` sources take, matched as Docker matches
+    them: each source is a context-relative path or a Go ``filepath.Match`` glob (``*``,
+    ``?`` and ``[…]`` within one path component) and takes what it names, a directory with
+    everything below it."""
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = tuple(patterns)
+        self._components: list[list[re.Pattern[str]]] = []
+        roots: set[str] = set()
+        for pattern in self.patterns:
+            parts = pattern.split("/")
+            compiled = [glob_regex(part) for part in parts]
+            if any(c is None for c in compiled):
+                raise ValueError(f"{pattern!r} is not a pattern Docker matches")
+            self._components.append(compiled)  # type: ignore[arg-type]
+            literal = []
+            for part in parts:
+                if has_wildcards(part):
+                    break
+                literal.append(part)
+            roots.add("/".join(literal))
+        # walked from the literal part of each source, each subtree once
+        self.roots = tuple(sorted(r for r in roots if not any(o != r and _below(r, o) for o in roots)))
+
+    def selects(self, relpath: str) -> bool:
+        """Whether a source names ``relpath`` or a directory above it."""
+        parts = relpath.split("/")
+        return any(
+            len(components) <= len(parts)
+            and all(c.fullmatch(p) for c, p in zip(components, parts, strict=False))
+            for components in self._components
+        )
+
+    def reaches(self, relpath: str) -> bool:
+        """Whether a source names ``relpath`` or runs through it (``relpath`` is matched by
+        the source's leading components): where Docker would follow a symlink."""
+        parts = relpath.split("/")
+        return any(
+            len(parts) <= len(components)
+            and all(c.fullmatch(p) for c, p in zip(components, parts, strict=False))
+            for components in self._components
+        )
 
 
 @dataclass(frozen=True)
@@ -456,8 +576,11 @@ def collect_inputs(
     hasher: ContextHasher | None = None,
     secret_args: Collection[str] = (),
     options: Mapping[str, str] | None = None,
+    sources: Collection[str] | None = None,
 ) -> Inputs:
     """Read the inputs of one image from disk (through ``hasher``, shared by a stage).
+
+    ``sources``: the context paths and globs its Dockerfile takes (None: the whole context).
 
     The build args named in ``secret_args`` are kept as their fingerprint
     (:func:`stagegate.redact.fingerprint`), never their value: the inputs file holds no secret,
@@ -471,7 +594,7 @@ def collect_inputs(
             for name, value in build_args.items()
         },
         bases=dict(base_image_ids),
-        files=hasher.files(context, excluded),
+        files=hasher.files(context, excluded, sources),
         options=dict(options or {}),
     )
 
@@ -484,10 +607,11 @@ def input_hash(
     *,
     excluded: Iterable[str] = (),
     hasher: ContextHasher | None = None,
+    sources: Collection[str] | None = None,
 ) -> str:
     """The input hash of one image (hex sha256)."""
     return collect_inputs(
-        context, dockerfile, build_args, base_image_ids, excluded=excluded, hasher=hasher
+        context, dockerfile, build_args, base_image_ids, excluded=excluded, hasher=hasher, sources=sources
     ).digest()
 
 

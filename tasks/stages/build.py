@@ -15,7 +15,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,7 +36,7 @@ from ..builder import (
     parse_build_failure,
 )
 from ..config import Config, ImageSpec, RegistryConfig
-from ..dockerfile import repository
+from ..dockerfile import Dockerfile, DockerfileSyntaxError, repository
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_json_atomic
 from ..prune import piled_up
@@ -215,6 +215,7 @@ class ImageBuilds:
     hasher: hashing.ContextHasher = field(default_factory=lambda: hashing.ContextHasher(None))
     _epoch: float = field(default=0.0, init=False)
     _base_ids: dict[str, str] = field(default_factory=dict, init=False)
+    _base_triggers: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False)
     _base_ids_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _known: dict[str, tuple[str, frozenset[str], str | None]] = field(default_factory=dict, init=False)
     _prepared: dict[str, tuple[dict[str, str], hashing.Inputs, str]] = field(default_factory=dict, init=False)
@@ -366,7 +367,12 @@ class ImageBuilds:
     ) -> tuple[dict[str, str], hashing.Inputs, str]:
         """The build args, inputs and input digest of ``spec`` on its ``built`` dependencies."""
         build_args, inputs = image_inputs(
-            spec, built, self._local_id, hasher=self.hasher, never=never_inputs(self.config)
+            spec,
+            built,
+            self._local_id,
+            hasher=self.hasher,
+            never=never_inputs(self.config),
+            onbuild=lambda ref: onbuild_triggers(self.config, ref, self._base_triggers),
         )
         return build_args, inputs, inputs.digest()
 
@@ -379,7 +385,9 @@ class ImageBuilds:
         cost one ``docker image inspect``)."""
         with self._base_ids_lock:
             if ref not in self._base_ids:
-                self._base_ids[ref] = local_image_id(self.docker, ref, sleep=self.sleep)
+                self._base_ids[ref], self._base_triggers[ref] = local_image(
+                    self.docker, ref, sleep=self.sleep
+                )
             return self._base_ids[ref]
 
     def _existing(self, ref: str, digest: str) -> tuple[str, frozenset[str]] | None:
@@ -461,14 +469,20 @@ def image_inputs(
     *,
     hasher: hashing.ContextHasher,
     never: tuple[Path, ...] = (),
+    onbuild: Callable[[str], Sequence[str]] | None = None,
 ) -> tuple[dict[str, str], hashing.Inputs]:
     """The build args and the inputs of ``spec``, given its built dependencies.
 
     Build args whose value names a configured dependency get its exact built reference
     (``ARG BASE=example/base`` + ``FROM ${BASE}`` builds on the very image of this run); the
     image IDs of everything it builds on are inputs too (``local_id`` looks up external ones).
-    ``never`` (see :func:`never_inputs`) is left out of the context's files. Secret build
-    args are inputs by their fingerprint only (the inputs file never holds their value).
+    ``never`` (see :func:`never_inputs`) is left out of the context's files. Of the context,
+    only the files its ``COPY``/``ADD`` sources take are inputs (all of it where the
+    Dockerfile cannot be read for certain: ``COPY . …``, sources from variables, bind mounts
+    of the context), and those its bases' ``ONBUILD`` triggers take (``onbuild``: the
+    triggers of a base by reference, :func:`onbuild_triggers`; they run in this build).
+    Secret build args are inputs by their fingerprint only (the inputs file never holds their
+    value).
     """
     build_args = dict(spec.build_args)
     for name, value in spec.parsed.global_args(spec.build_args).items():
@@ -482,6 +496,11 @@ def image_inputs(
             bases[ref.ref] = dependency.image_id if dependency else local_id(ref.ref)
     for name, dependency in dependencies.items():  # depends_on without a FROM line
         bases.setdefault(f"depends_on:{name}", dependency.image_id)
+    sources = spec.parsed.context_sources(build_args, spec.target).patterns
+    for ref in spec.parsed.base_refs(build_args):
+        triggers = () if ref.internal or onbuild is None else onbuild(ref.ref)
+        if triggers and sources is not None:
+            sources = _with_triggers(sources, triggers)
     return build_args, hashing.collect_inputs(
         spec.context,
         spec.dockerfile,
@@ -491,15 +510,42 @@ def image_inputs(
         hasher=hasher,
         secret_args=spec.secret_build_args,
         options=spec.hashed_options(),
+        sources=sources,
     )
+
+
+def _with_triggers(sources: tuple[str, ...], triggers: Sequence[str]) -> tuple[str, ...] | None:
+    """``sources`` and what a base's ``ONBUILD`` triggers take of the context (None: all)."""
+    try:
+        taken = Dockerfile.parse("FROM scratch\n" + "\n".join(triggers)).context_sources().patterns
+    except DockerfileSyntaxError:
+        return None
+    return None if taken is None else (*sources, *taken)
+
+
+def onbuild_triggers(config: Config, ref: str, inspected: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """The ``ONBUILD`` triggers of base ``ref``: a configured image's from its Dockerfile, an
+    external one's as :func:`local_image` read them (``inspected``, by reference)."""
+    spec = config.images.get(repository(ref))
+    if spec is not None:
+        return tuple(i.arguments for i in spec.parsed.instructions if i.keyword == "ONBUILD")
+    return tuple(inspected.get(ref, ()))
 
 
 def local_image_id(docker: DockerClient, ref: str, *, sleep: Callable[[float], None] = time.sleep) -> str:
     """The ID of a local image, or ``"absent"``."""
+    return local_image(docker, ref, sleep=sleep)[0]
+
+
+def local_image(
+    docker: DockerClient, ref: str, *, sleep: Callable[[float], None] = time.sleep
+) -> tuple[str, tuple[str, ...]]:
+    """The ID of a local image (or ``"absent"``) and its ``ONBUILD`` triggers, in one inspect."""
     try:
-        return retry_transient(lambda: docker.image.inspect(ref).id, sleep=sleep)
+        image = retry_transient(lambda: docker.image.inspect(ref), sleep=sleep)
     except DockerException:
-        return "absent"
+        return "absent", ()
+    return image.id, tuple(image.config.on_build or ())
 
 
 def inputs_path(inputs_dir: Path, name: str) -> Path:

@@ -38,8 +38,9 @@ from .build import (
     context_hasher,
     image_inputs,
     load_inputs,
-    local_image_id,
+    local_image,
     never_inputs,
+    onbuild_triggers,
 )
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def run(ctx: StageContext) -> None:
 
     present: list[str] = []
     hasher = context_hasher(ctx.config)  # each context walked once, digests remembered
-    base_ids: dict[str, str] = {}
+    base_ids: dict[str, tuple[str, tuple[str, ...]]] = {}  # external base -> ID, ONBUILD triggers
     try:
         for name in names:
             found = check_image(
@@ -160,7 +161,7 @@ def check_image(
     clock: Clock,
     *,
     hasher: hashing.ContextHasher | None = None,
-    base_ids: dict[str, str] | None = None,
+    base_ids: dict[str, tuple[str, tuple[str, ...]]] | None = None,
 ) -> ImageCheck:
     """Present with the recorded ID, of the target platform, and built from today's sources.
 
@@ -234,16 +235,23 @@ def _staleness(
     artifacts: Path,
     clock: Clock,
     hasher: hashing.ContextHasher,
-    base_ids: dict[str, str],
+    base_ids: dict[str, tuple[str, tuple[str, ...]]],
 ) -> StagegateError | None:
     dependencies = {d: built[d] for d in spec.depends_on if d in built}
 
     def local_id(ref: str) -> str:
         if ref not in base_ids:
-            base_ids[ref] = local_image_id(docker, ref, sleep=clock.sleep)
-        return base_ids[ref]
+            base_ids[ref] = local_image(docker, ref, sleep=clock.sleep)
+        return base_ids[ref][0]
 
-    _, now = image_inputs(spec, dependencies, local_id, hasher=hasher, never=never_inputs(config))
+    _, now = image_inputs(
+        spec,
+        dependencies,
+        local_id,
+        hasher=hasher,
+        never=never_inputs(config),
+        onbuild=lambda ref: onbuild_triggers(config, ref, {r: t for r, (_, t) in base_ids.items()}),
+    )
     recorded = built[spec.name]
     if now.digest() == recorded.input_hash:
         return None

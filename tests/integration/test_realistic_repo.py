@@ -122,6 +122,27 @@ def test_the_realistic_repository_runs_end_to_end_on_the_docker_target(
     rebuilt = json.loads((shop / ".stagegate" / "run.json").read_text())["stages"]["build"]["outputs"]
     assert {name: i["status"] for name, i in rebuilt["images"].items()} == dict.fromkeys(images, "up to date")
 
+    # the images take what their COPY lines name: files no COPY takes are no inputs (the
+    # configuration itself, a new docs folder; k8s/ and *.md are left out by .dockerignore
+    # anyway), and an edit of one service's file rebuilds that service's image alone
+    with (shop / "pyproject.toml").open("a") as config:
+        config.write("# a comment: no image copies pyproject.toml\n")
+    (shop / "docs").mkdir()
+    (shop / "docs" / "runbook.txt").write_text("restart the api\n")
+    outside = nox(shop, "-s", "build")
+    assert outside.returncode == 0, outside.stderr[-4000:]
+    after = json.loads((shop / ".stagegate" / "run.json").read_text())["stages"]["build"]["outputs"]
+    assert {name: i["status"] for name, i in after["images"].items()} == dict.fromkeys(images, "up to date")
+    with (shop / "services" / "api" / "run.sh").open("a") as script:
+        script.write("# edited\n")
+    inside = nox(shop, "-s", "build")
+    assert inside.returncode == 0, inside.stderr[-4000:]
+    after = json.loads((shop / ".stagegate" / "run.json").read_text())["stages"]["build"]["outputs"]
+    assert {name: i["status"] for name, i in after["images"].items()} == {
+        **dict.fromkeys(images, "up to date"),
+        "realistic/api": "built",
+    }
+
     owner = json.loads((shop / ".stagegate" / "owner.json").read_text())["owner"]
     down = nox(shop, "-s", "teardown", "--", "--target", "docker")
     assert down.returncode == 0, down.stderr[-4000:]

@@ -12,11 +12,12 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import pytest
 from stagegate import hashing
 from stagegate.builder import BuildFailure, log_excerpt
-from stagegate.config import ImageSpec, load_config
+from stagegate.config import Config, ImageSpec, load_config
 from stagegate.errors import Code
-from stagegate.stages.build import BuiltImage, build_error, image_inputs
+from stagegate.stages.build import BuiltImage, build_error, image_inputs, onbuild_triggers
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "build-output"
 BASE_REF = "t/base:sg-3f9a1c0d7e2b4a65"  # this run's exact tag of t/base
@@ -156,3 +157,91 @@ def test_what_never_is_an_input_stays_out_of_the_hash(tmp_path: Path) -> None:
     assert digest() == first
     (spec.context / "app.py").write_text("print(1)\n")
     assert digest() != first  # the hash does see the context
+
+
+MULTI_STAGE = """\
+FROM scratch AS api
+COPY api/ /app/
+FROM scratch AS web
+COPY web/ /www/
+"""
+
+
+def files_of(spec: ImageSpec) -> set[str]:
+    return set(inputs_of(spec)[1].files)
+
+
+def test_the_context_files_of_an_image_are_those_its_copy_sources_take(tmp_path: Path) -> None:
+    spec = app_spec(tmp_path, MULTI_STAGE, 'target = "api"')
+    for relpath in ("api/main.sh", "web/index.html", "k8s/deployment.yaml", "README.md"):
+        (spec.context / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (spec.context / relpath).write_text("v1\n")
+    before = inputs_of(spec)[1]
+    assert set(before.files) == {"api/main.sh"}  # not the other target's folder, nor the rest
+
+    (spec.context / "k8s" / "deployment.yaml").write_text("v2\n")
+    (spec.context / "web" / "index.html").write_text("v2\n")
+    assert inputs_of(spec)[1].digest() == before.digest()
+    (spec.context / "api" / "main.sh").write_text("v2\n")
+    after = inputs_of(spec)[1]
+    assert after.digest() != before.digest()
+    assert after.changes_since(before) == ["api/main.sh changed"]  # what IMAGE_STALE names
+
+
+def test_the_whole_context_is_an_input_where_the_dockerfile_copies_all_of_it(tmp_path: Path) -> None:
+    whole = app_spec(tmp_path / "whole", "FROM scratch\nCOPY . /app\n")
+    from_arg = app_spec(tmp_path / "arg", "FROM scratch\nARG SRC=api\nCOPY ${SRC} /app\n")
+    bind = app_spec(
+        tmp_path / "bind", "FROM scratch\nCOPY api /app\nRUN --mount=type=bind,target=/src true\n"
+    )
+    literal = app_spec(tmp_path / "literal", "FROM scratch\nCOPY api /app\n")
+    for spec in (whole, from_arg, bind, literal):
+        (spec.context / "api").mkdir()
+        (spec.context / "api" / "main.sh").write_text("v1\n")
+        (spec.context / "README.md").write_text("v1\n")
+    assert (
+        files_of(whole) == files_of(from_arg) == files_of(bind) == {"Dockerfile", "api/main.sh", "README.md"}
+    )
+    assert files_of(literal) == {"api/main.sh"}
+
+
+def with_base(tmp_path: Path, base: str, app: str) -> tuple[ImageSpec, Config]:
+    spec = app_spec(tmp_path, app)
+    root = spec.context.parent
+    (root / "base" / "Dockerfile").write_text(base)
+    for relpath in ("app/api/main.sh", "app/conf/a.yaml", "app/README.md"):
+        (root / relpath).parent.mkdir(parents=True, exist_ok=True)
+        (root / relpath).write_text("v1\n")
+    config = load_config(root, {})
+    return config.images["t/app"], config
+
+
+@pytest.mark.parametrize(
+    ("base", "files"),
+    [
+        ("FROM scratch\n", {"api/main.sh"}),
+        ("FROM scratch\nONBUILD RUN true\n", {"api/main.sh"}),
+        ("FROM scratch\nONBUILD COPY conf /etc/conf\n", {"api/main.sh", "conf/a.yaml"}),
+        ("FROM scratch\nONBUILD COPY . /src\n", {"Dockerfile", "api/main.sh", "conf/a.yaml", "README.md"}),
+    ],
+)
+def test_what_a_bases_onbuild_triggers_copy_is_an_input_too(
+    tmp_path: Path, base: str, files: set[str]
+) -> None:
+    spec, config = with_base(tmp_path, base, "FROM t/base\nCOPY api /app\n")
+    _, inputs = image_inputs(
+        spec,
+        {"t/base": BuiltImage(BASE_REF, BASE_ID)},
+        lambda ref: "absent",
+        hasher=hashing.ContextHasher(None),
+        onbuild=lambda ref: onbuild_triggers(config, ref, {}),
+    )
+    assert set(inputs.files) == files
+
+
+def test_an_external_bases_onbuild_triggers_are_those_docker_inspect_gave(tmp_path: Path) -> None:
+    inspected = {"vendor/app:onbuild": ("COPY . /usr/src/app",), "vendor/plain:1": ()}
+    _, config = with_base(tmp_path, "FROM scratch\nONBUILD COPY conf /conf\n", "FROM vendor/app:onbuild\n")
+    assert onbuild_triggers(config, "t/base:sg-0123", inspected) == ("COPY conf /conf",)  # configured
+    assert onbuild_triggers(config, "vendor/app:onbuild", inspected) == ("COPY . /usr/src/app",)
+    assert onbuild_triggers(config, "vendor/plain:1", inspected) == ()

@@ -276,3 +276,105 @@ def test_image_refs_tell_an_unset_arg_from_an_empty_one() -> None:
     assert [ref.unset_args for ref in parsed.image_refs({})] == [("NODE_VERSION",), (), ("UNDECLARED",), ()]
     assert parsed.image_refs({"NODE_VERSION": "20"})[0].unset_args == ()
     assert parsed.image_refs({"NODE_VERSION": ""})[0].unset_args == ()  # set, to empty
+
+
+# -- context_sources: what of the build context the image takes --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "patterns"),
+    [
+        ("FROM a\nCOPY src /app\n", ("src",)),
+        ("FROM a\nCOPY ./src/ /app/\n", ("src",)),  # ./ and a trailing slash are the same path
+        ("FROM a\nCOPY /src/main.py /app/\n", ("src/main.py",)),  # a leading / is the context root
+        ("FROM a\nADD src/*.py lib/?.cfg /app/\n", ("src/*.py", "lib/?.cfg")),
+        ('FROM a\nCOPY ["conf/[a-c].yaml", "b", "/etc/"]\n', ("conf/[a-c].yaml", "b")),
+        ("FROM a\nCOPY --chown=1:1 --chmod=644 run.sh /bin/\n", ("run.sh",)),
+        # not context sources: another stage or image, a URL, a git address, a heredoc
+        ("FROM a AS b\nFROM c\nCOPY --from=b /x /y\nCOPY --from=alpine:3 /x /y\nCOPY app /app\n", ("app",)),
+        ("FROM a\nADD https://example.com/x.tgz git@github.com:o/r.git /opt/\nADD app /app\n", ("app",)),
+        ("FROM a\nCOPY <<EOF app /etc/\nhello\nEOF\n", ("app",)),
+        # RUN mounts that do not take from the context
+        ("FROM a\nRUN --mount=type=cache,target=/c --mount=type=secret,id=t true\nCOPY app /app\n", ("app",)),
+        ("FROM a AS b\nFROM c\nRUN --mount=type=bind,from=b,target=/b true\nCOPY app /app\n", ("app",)),
+        ("# syntax=docker/dockerfile:1.7\nFROM a\nCOPY app /app\n", ("app",)),
+        ("FROM a\nRUN true\n", ()),  # takes nothing of the context
+    ],
+)
+def test_context_sources_are_the_copy_and_add_sources(text: str, patterns: tuple[str, ...]) -> None:
+    assert Dockerfile.parse(text).context_sources().patterns == patterns
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("FROM a\nCOPY . /app\n", 2),
+        ("FROM a\nCOPY ./ /app\n", 2),
+        ("FROM a\nCOPY / /app\n", 2),
+        ("FROM a\nCOPY src/.. /app\n", 2),
+        ("FROM a\nCOPY ../src /app\n", 2),
+        ("FROM a\nARG SRC=src\nCOPY $SRC /app\n", 3),
+        ("FROM a\nENV SRC=src\nCOPY ${SRC}/x /app\n", 3),
+        ('FROM a\nCOPY "my src" /app\n', 2),
+        ("FROM a\nCOPY src\\ x /app\n", 2),
+        ('FROM a\nCOPY ["a  b", "/app"]\n', 2),  # whitespace inside a JSON source
+        ("FROM a\nCOPY src/[a /app\n", 2),  # a glob Go calls malformed
+        ("FROM a\nCOPY app /app\nRUN --mount=type=bind,target=/src make\n", 3),
+        ("FROM a\nCOPY app /app\nRUN --mount=target=/src make\n", 3),  # bind is the default type
+        ("FROM a\nCOPY app /app\nRUN --mount=type=bind,source=x,target=/x make\n", 3),
+        ("FROM a\nCOPY --from= x /app\n", 2),
+        ("# syntax=example.com/my/frontend:1\nFROM a\nCOPY app /app\n", 1),
+    ],
+)
+def test_context_sources_fall_back_to_the_whole_context(text: str, line: int) -> None:
+    sources = Dockerfile.parse(text).context_sources()
+    assert sources.whole and sources.patterns is None
+    assert sources.reason.startswith(f"line {line}: ")
+
+
+STAGES = """\
+ARG BASE=base
+FROM alpine AS base
+COPY common /common
+FROM base AS api
+COPY api /api
+FROM base AS tools
+COPY tools /tools
+FROM alpine AS web
+COPY --from=tools /tools /tools
+COPY web /web
+FROM ${BASE} AS worker
+COPY worker /worker
+"""
+
+
+@pytest.mark.parametrize(
+    ("target", "patterns"),
+    [
+        ("api", ("common", "api")),
+        ("tools", ("common", "tools")),
+        ("web", ("common", "tools", "web")),  # COPY --from=tools needs tools and its base
+        ("worker", ("common", "worker")),  # FROM ${BASE}: a global ARG naming a stage
+        (None, ("common", "worker")),  # no target: the last stage
+    ],
+)
+def test_context_sources_are_those_of_the_stages_the_target_needs(
+    target: str | None, patterns: tuple[str, ...]
+) -> None:
+    assert Dockerfile.parse(STAGES).context_sources({}, target).patterns == patterns
+
+
+def test_a_stage_named_through_a_build_arg_is_followed() -> None:
+    assert Dockerfile.parse(STAGES).context_sources({"BASE": "web"}, "worker").patterns == (
+        "common",
+        "tools",
+        "web",
+        "worker",
+    )
+
+
+def test_a_stage_reference_that_cannot_be_resolved_takes_every_stage() -> None:
+    text = (
+        "FROM alpine AS one\nCOPY one /one\nFROM alpine AS two\nARG S\nCOPY --from=$S /x /x\nCOPY two /two\n"
+    )
+    assert Dockerfile.parse(text).context_sources({}, "two").patterns == ("one", "two")

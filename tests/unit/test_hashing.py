@@ -17,6 +17,7 @@ from stagegate.hashing import (
     HASH_VERSION,
     ContextHasher,
     DockerIgnore,
+    Selection,
     context_files,
     file_digest,
     input_hash,
@@ -383,6 +384,150 @@ def test_other_ignore_rules_or_never_inputs_are_another_walk(tmp_path: Path) -> 
     (tmp_path / "ctx" / ".dockerignore").write_text("*.log\n")
     assert set(hasher.files(tmp_path / "ctx")) == {".dockerignore", "a.txt"}
     assert hasher.stats["walks"] == 3
+
+
+# -- Selection: the files COPY/ADD sources take --------------------------------------------
+
+REPO = {
+    "src/api/app.py": "api",
+    "src/api/sub/util.py": "util",
+    "src/api/notes.tmp": "ignored",
+    "src/worker/run.sh": "worker",
+    "conf/a.yaml": "a",
+    "conf/b.yaml": "b",
+    "conf/readme.txt": "r",
+    "conf/sub/c.yaml": "c",
+    "k8s/deploy.yaml": "manifest",
+    "README.md": "readme",
+    ".dockerignore": "**/*.tmp\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("sources", "selected"),
+    [
+        # a directory takes everything below it (less what .dockerignore leaves out)
+        (["src/api"], {"src/api/app.py", "src/api/sub/util.py"}),
+        (["src/api/app.py"], {"src/api/app.py"}),
+        # globs as Go's filepath.Match: * and ? within one path component
+        (["conf/*.yaml"], {"conf/a.yaml", "conf/b.yaml"}),
+        (["conf/?.yaml"], {"conf/a.yaml", "conf/b.yaml"}),
+        (["conf/[^a].yaml"], {"conf/b.yaml"}),
+        # a glob matching a directory takes what is below it
+        (["src/*"], {"src/api/app.py", "src/api/sub/util.py", "src/worker/run.sh"}),
+        (["*/sub"], {"conf/sub/c.yaml"}),  # not src/api/sub: * never spans a /
+        (["README.md", "src/worker"], {"README.md", "src/worker/run.sh"}),
+        (["src/api/missing"], set()),
+        ([], set()),
+    ],
+)
+def test_the_sources_select_what_docker_would_copy(
+    tmp_path: Path, sources: list[str], selected: set[str]
+) -> None:
+    write(tmp_path, REPO)
+
+    assert set(ContextHasher(None).files(tmp_path, sources=sources)) == selected
+    assert set(ContextHasher(None).files(tmp_path)) == set(REPO) - {"src/api/notes.tmp"}  # no sources: all
+
+
+def test_selection_matches_paths_and_what_lies_below_them() -> None:
+    selection = Selection(["src/api", "conf/*.yaml"])
+    assert selection.roots == ("conf", "src/api")
+    assert selection.selects("src/api") and selection.selects("src/api/x/y.py")
+    assert not selection.selects("src/apix/y.py") and not selection.selects("src")
+    assert selection.selects("conf/a.yaml") and not selection.selects("conf/sub/a.yaml")
+    assert selection.reaches("src") and selection.reaches("src/api") and not selection.reaches("src/api/x")
+
+
+def image_hash(context: Path, sources: list[str] | None, hasher: ContextHasher | None = None) -> str:
+    dockerfile = context.parent / "Dockerfile"
+    if not dockerfile.exists():
+        dockerfile.write_text("FROM busybox\n")
+    return input_hash(context, dockerfile, {}, {}, sources=sources, hasher=hasher)
+
+
+@pytest.mark.parametrize(
+    ("edit", "changes"),
+    [
+        ("src/api/app.py", True),  # inside a copied folder
+        ("src/api/sub/new.py", True),  # a new file inside it
+        ("conf/a.yaml", True),  # a file a glob takes
+        ("k8s/deploy.yaml", False),  # a manifest
+        ("README.md", False),
+        ("conf/readme.txt", False),  # beside the glob's files, not matched
+        ("src/api/notes.tmp", False),  # inside the copied folder, but .dockerignore'd
+        ("tests/test_api.py", False),  # a new folder
+    ],
+)
+def test_only_an_edit_of_a_selected_file_changes_the_hash(tmp_path: Path, edit: str, changes: bool) -> None:
+    context = tmp_path / "ctx"
+    write(context, REPO)
+    sources = ["src/api", "conf/*.yaml"]
+    before, whole = image_hash(context, sources), image_hash(context, None)
+
+    write(context, {edit: "edited"})
+
+    assert (image_hash(context, sources) != before) is changes
+    # the whole context (COPY . …) sees every edit Docker would send
+    assert (image_hash(context, None) != whole) is (edit != "src/api/notes.tmp")
+
+
+def test_a_dockerignore_change_counts_only_where_it_changes_the_selected_files(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    write(context, REPO)
+    sources = ["src/api"]
+    before = image_hash(context, sources)
+
+    write(context, {".dockerignore": "**/*.tmp\nk8s\n"})  # leaves out nothing that is copied
+    assert image_hash(context, sources) == before
+    write(context, {".dockerignore": "**/*.tmp\nsrc/api/sub\n"})  # leaves out a copied file
+    assert image_hash(context, sources) != before
+    write(context, {".dockerignore": ""})  # brings an ignored file back in
+    assert set(ContextHasher(None).files(context, sources=sources)) == {
+        "src/api/app.py",
+        "src/api/sub/util.py",
+        "src/api/notes.tmp",
+    }
+
+
+def test_a_reinclusion_inside_an_ignored_folder_is_selected(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    write(context, {**REPO, ".dockerignore": "src\n!src/api/app.py\n"})
+
+    assert set(ContextHasher(None).files(context, sources=["src/api"])) == {"src/api/app.py"}
+
+
+def test_a_symlink_on_the_way_to_a_source_hashes_the_whole_context(tmp_path: Path) -> None:
+    """Docker follows a symlink named by a source (or on its path) into what it points at."""
+    context = tmp_path / "ctx"
+    write(context, REPO)
+    (context / "app").symlink_to("src/api")  # COPY app/ copies src/api's files
+    (context / "lib").symlink_to("src")  # COPY lib/api copies them too
+
+    for sources in (["app"], ["lib/api"], ["a*"]):
+        assert set(ContextHasher(None).files(context, sources=sources)) == set(
+            ContextHasher(None).files(context)
+        )
+    # a symlink below a copied folder is copied as a link: no reason to hash everything
+    (context / "src" / "worker" / "link").symlink_to("../api")
+    assert set(ContextHasher(None).files(context, sources=["src/worker"])) == {
+        "src/worker/run.sh",
+        "src/worker/link",
+    }
+
+
+def test_only_the_sources_subtrees_are_walked_and_read(tmp_path: Path) -> None:
+    context = tmp_path / "ctx"
+    write(context, REPO)
+    write(context, {f"data/{i}.bin": str(i) for i in range(20)})
+    hasher = ContextHasher(None)
+
+    hasher.files(context, sources=["src/api", "conf/*.yaml"])
+    assert hasher.stats == {"walks": 2, "hashed": 4, "from_cache": 0}  # src/api and conf
+    hasher.files(context, sources=["src/api/app.py", "conf/a.yaml"])  # inside walks already done
+    assert hasher.stats == {"walks": 2, "hashed": 4, "from_cache": 0}
+    hasher.files(context, sources=["data"])
+    assert hasher.stats == {"walks": 3, "hashed": 24, "from_cache": 0}
 
 
 # -- ContextHasher: the stat cache across runs -----------------------------------------------
