@@ -80,8 +80,11 @@ def _resolve(
     if not matches:
         names = sorted({o.name for o in of_kind})
         close = difflib.get_close_matches(forward.resource_name, names, n=1, cutoff=0.6)
+        elsewhere = sorted({o.namespace or "default" for o in of_kind if o.name == forward.resource_name})
         hint = (
-            f"did you mean {close[0]!r}?"
+            f"it is in namespace {', '.join(elsewhere)}: correct the entry's namespace, or leave it out"
+            if elsewhere
+            else f"did you mean {close[0]!r}?"
             if close
             else f"the manifests' {kind}s: {', '.join(names)}"
             if names
