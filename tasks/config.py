@@ -111,6 +111,22 @@ class DeploySettings(_Strict):
     unschedulable_grace: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
 
 
+_PORT = Annotated[int, Field(ge=1, le=65535)]
+_DNS_NAME = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"
+_PORT_NAME = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"  # a container port's name (IANA_SVC_NAME)
+
+
+class PortForwardSettings(_Strict):
+    """One entry of ``[tool.stagegate.e2e] port_forward``, in Skaffold's ``portForward`` shape:
+    a workload (or Service) the e2e command reaches on 127.0.0.1."""
+
+    resource_type: Literal["service", "deployment", "statefulset", "pod"]
+    resource_name: Annotated[str, Field(pattern=_DNS_NAME)]
+    namespace: Annotated[str, Field(pattern=_DNS_NAME)] | None = None
+    port: _PORT | Annotated[str, Field(pattern=_PORT_NAME)]
+    local_port: _PORT | None = None  # a preference: another free port when it is taken
+
+
 class E2ESettings(_Strict):
     """``[tool.stagegate.e2e]``: the end-to-end test command and what it needs installed."""
 
@@ -118,6 +134,7 @@ class E2ESettings(_Strict):
     requirements: list[str] = []
     timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1800.0
     allow_no_tests: bool = False  # a run that executed no test (none, or all skipped) passes
+    port_forward: list[PortForwardSettings] = []
 
 
 # -- profiles -------------------------------------------------------------------------------
@@ -300,11 +317,28 @@ class DeployConfig:
 
 
 @dataclass(frozen=True)
+class PortForward:
+    """A workload or Service the e2e command gets an endpoint for (``port_forward``)."""
+
+    resource_type: str  # service | deployment | statefulset | pod
+    resource_name: str
+    port: int | str  # a number, or a container port's name (a Service port's for a service)
+    namespace: str | None = None  # None: the object's own in the manifests
+    local_port: int | None = None
+
+    @property
+    def key(self) -> str:
+        """What the terminal and errors call it: ``deployment/leeroy-web``."""
+        return f"{self.resource_type}/{self.resource_name}"
+
+
+@dataclass(frozen=True)
 class E2EConfig:
     command: tuple[str, ...]
     requirements: tuple[str, ...] = ()
     timeout: float = 1800.0
     allow_no_tests: bool = False
+    port_forward: tuple[PortForward, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -446,6 +480,7 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | 
             tuple(settings.e2e.requirements),
             settings.e2e.timeout,
             settings.e2e.allow_no_tests,
+            _port_forwards(settings.e2e.port_forward),
         )
     return Config(
         root=root,
@@ -467,6 +502,30 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | 
         registry=_registry(settings.registry),
         existing=_existing(root, settings.existing),
     )
+
+
+def _port_forwards(entries: list[PortForwardSettings]) -> tuple[PortForward, ...]:
+    """The ``port_forward`` entries; two that would take the same local port, or forward the
+    same port of the same resource twice, are refused."""
+    forwards: list[PortForward] = []
+    for index, entry in enumerate(entries):
+        forward = PortForward(**entry.model_dump())
+        key = f"{SECTION}.e2e.port_forward[{index}]"
+        for earlier, other in enumerate(forwards):
+            if (other.key, other.namespace, other.port) == (forward.key, forward.namespace, forward.port):
+                raise config_error(
+                    key,
+                    f"{key} forwards {forward.key} port {forward.port} again",
+                    f"remove one of port_forward[{earlier}] and port_forward[{index}]",
+                )
+            if forward.local_port is not None and forward.local_port == other.local_port:
+                raise config_error(
+                    f"{key}.local_port",
+                    f"{key}.local_port = {forward.local_port} is port_forward[{earlier}]'s too",
+                    "give each entry its own local_port, or leave it out (a free port is used)",
+                )
+        forwards.append(forward)
+    return tuple(forwards)
 
 
 def _registry(settings: RegistrySettings | None) -> RegistryConfig | None:
@@ -914,17 +973,24 @@ def _from_validation_error(
     the profile brought in (a table it supplies without a required key) is named under it."""
     errors = exc.errors()
     first = errors[0]
-    # deploy.manifests is a string or a list of them: pydantic judges the value as each, the
-    # member's name after the key. A list is judged as a list; the member's name is no key.
+    if first["type"] == "missing":  # a misspelt key explains the missing one: name it first
+        first = next(
+            (e for e in errors if e["type"] == "extra_forbidden" and e["loc"][:-1] == first["loc"][:-1]),
+            first,
+        )
+    # deploy.manifests is a string or a list of them, a port a number or a name: pydantic judges
+    # the value as each, the member's name after the key. A value is judged as the member of
+    # its own type; the member's name is no key.
     at = _union_member(first["loc"])
-    if at is not None and first["loc"][at] == "str" and isinstance(first["input"], list):
+    if at is not None:
+        members = _UNION_MEMBERS.get(type(first["input"]), ())
         first = next(
             (
                 e
                 for e in errors
                 if _union_member(e["loc"]) == at
                 and e["loc"][:at] == first["loc"][:at]
-                and e["loc"][at] != "str"
+                and e["loc"][at] in members
             ),
             first,
         )
@@ -950,6 +1016,8 @@ def _from_validation_error(
                 "platform": "an os/arch platform like 'linux/amd64'",
                 "name": "a lowercase DNS name",
                 "smoke_entrypoint": '"image" or an absolute path of a program in the image',
+                "port": "a port number or the name of a declared port",
+                "resource_name": "a lowercase DNS name",
             }
             return config_error(
                 key,
@@ -963,10 +1031,18 @@ def _from_validation_error(
         )
     if first["type"] == "literal_error":
         expected = (first.get("ctx") or {}).get("expected", "")
+        close = _did_you_mean(str(first["input"]), re.findall(r"'([^']*)'", expected))
         return config_error(
-            key, f"{key} = {first['input']!r} is not one of {expected}", f"use one of {expected}"
+            key,
+            f"{key} = {first['input']!r} is not one of {expected}",
+            f"{close} use one of {expected}" if close else f"use one of {expected}",
         )
-    bounds = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"), "less_than": ("<", "lt")}
+    bounds = {
+        "greater_than": (">", "gt"),
+        "greater_than_equal": (">=", "ge"),
+        "less_than": ("<", "lt"),
+        "less_than_equal": ("<=", "le"),
+    }
     if first["type"] in bounds:
         operator, name = bounds[first["type"]]
         bound = f"{operator} {(first.get('ctx') or {}).get(name, 0):g}"
@@ -987,12 +1063,19 @@ def _from_validation_error(
     )
 
 
+_UNION_MEMBERS = {str: ("str", "constrained-str"), list: ("list[str]",), int: ("constrained-int",)}
+_UNIONS = {"manifests": ("str", "list[str]"), "port": ("constrained-int", "constrained-str")}
+
+
 def _union_member(loc: tuple[Any, ...]) -> int | None:
-    """Where in ``loc`` the member of ``deploy.manifests``' union is named, if it is."""
-    if "manifests" not in loc:
-        return None
-    at = loc.index("manifests") + 1
-    return at if at < len(loc) and loc[at] in ("str", "list[str]") else None
+    """Where in ``loc`` the member of a union (``deploy.manifests``, a ``port_forward`` port)
+    is named, if it is."""
+    for key, members in _UNIONS.items():
+        if key in loc:
+            at = loc.index(key) + 1
+            if at < len(loc) and loc[at] in members:
+                return at
+    return None
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:

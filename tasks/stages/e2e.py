@@ -1,8 +1,11 @@
 """e2e: run the end-to-end test command against the deployment, with its endpoints.
 
 The command gets ``KUBECONFIG``, ``STAGEGATE_URL_<SERVICE>`` / ``STAGEGATE_HOSTPORT_<SERVICE>_<PORT>``
-(port-forwards on free local ports), ``STAGEGATE_NAMESPACE``, ``STAGEGATE_TARGET`` and
-``STAGEGATE_ARTIFACTS``. A pytest command also writes JUnit XML into the artifacts dir.
+(port-forwards on free local ports) — and the same for each ``[tool.stagegate.e2e] port_forward``
+entry, named after its resource, winning over a Service of that name — ``STAGEGATE_NAMESPACE``,
+``STAGEGATE_TARGET`` and ``STAGEGATE_ARTIFACTS``. Before the command starts, the endpoints are
+printed, and each workload port that got none is named. A pytest command also writes JUnit XML
+into the artifacts dir.
 
 A run that executed no test — none collected, or every one skipped (a Service URL missing,
 say) — is ``E2E_NO_TESTS``, not a pass, unless ``[tool.stagegate.e2e] allow_no_tests`` says
@@ -20,6 +23,9 @@ from junitparser.junitparser import Error, Failure, Skipped
 
 from .. import runner
 from ..errors import Code, CommandEvidence, StagegateError
+from ..manifests import ManifestObject
+from ..targets import env_name
+from ..targets.forwards import ResolvedForward, resolve_forwards, shadowed_services, unreached_ports
 from . import StageContext
 from .cluster import target_of_run
 from .deploy import collect, rendered_objects
@@ -38,6 +44,7 @@ def run(ctx: StageContext) -> None:
         )
     target = target_of_run(ctx)
     objects = rendered_objects(ctx)
+    forwards = resolve_forwards(objects, ctx.config.e2e.port_forward)
     junit = ctx.artifacts / JUNIT_NAME
     junit.unlink(missing_ok=True)
     argv = list(ctx.config.e2e.command)
@@ -45,11 +52,13 @@ def run(ctx: StageContext) -> None:
         argv += [f"--junitxml={junit}"]
     log_file = ctx.artifacts / "logs" / "e2e" / "tests.log"
     ctx.reporter.stage_started("e2e", " ".join(argv))
-    with target.endpoints(objects) as endpoints:
+    with target.endpoints(objects, forwards) as endpoints:
         env = {**endpoints, "STAGEGATE_ARTIFACTS": str(ctx.artifacts), "PATH": ctx.env.get("PATH", "")}
         for name in sorted(endpoints):
             if name.startswith("STAGEGATE_"):
                 ctx.reporter.info(f"{name}={endpoints[name]}")
+        for line in _endpoint_notes(objects, forwards, endpoints):
+            ctx.reporter.info(line)
         try:
             result = runner.stream(
                 argv,
@@ -117,6 +126,25 @@ def run(ctx: StageContext) -> None:
         ctx.reporter.info(
             f"namespace {cluster.get('namespace')} deleted (this run's; --keep-cluster keeps it)"
         )
+
+
+def _endpoint_notes(
+    objects: list[ManifestObject], forwards: list[ResolvedForward], endpoints: dict[str, str]
+) -> list[str]:
+    """What the endpoint lines alone do not say: a Service whose variables an entry took over,
+    a ``local_port`` that was not free, and each workload port that got no endpoint."""
+    notes = [
+        f"Service {name}: STAGEGATE_URL_{env_name(name)} is port_forward's entry of the same name"
+        for name in shadowed_services(objects, forwards)
+    ]
+    for forward in forwards:
+        given = endpoints.get(f"STAGEGATE_HOSTPORT_{env_name(forward.name)}_{forward.port}", "")
+        if forward.local_port and not given.endswith(f":{forward.local_port}"):
+            notes.append(
+                f"port_forward {forward.resource} port {forward.port}: local_port {forward.local_port} "
+                f"was not available, {given} is used instead"
+            )
+    return notes + unreached_ports(objects, forwards)
 
 
 @dataclass(frozen=True)

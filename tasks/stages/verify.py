@@ -30,6 +30,7 @@ from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_text_atomic
 from ..retry import retry_transient
 from ..targets import select_target
+from ..targets.forwards import forward_problems
 from . import StageContext
 from .build import (
     OK,
@@ -480,6 +481,8 @@ def check_manifests(
         kustomize_args=config.deploy.kustomize_args,
         rewritten=refs,
     )
+    if config.e2e is not None:  # a port_forward entry naming what is not deployed: before deploy
+        errors += forward_problems(objects, config.e2e.port_forward)
     in_values, left = manifests.value_references(objects, config.images)
     references += in_values
     rewritten = manifests.rewrite_images(objects, refs)

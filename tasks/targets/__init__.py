@@ -11,14 +11,17 @@ says why.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..manifests import ManifestObject
 from ..readiness import ImageFacts, ReadinessPolicy
+
+if TYPE_CHECKING:
+    from .forwards import ResolvedForward
 
 
 @dataclass(frozen=True)
@@ -53,8 +56,12 @@ class Target(Protocol):
         """Wait until the workloads of ``objects`` are ready; raise the fatal error early."""
         ...
 
-    def endpoints(self, objects: list[ManifestObject]) -> AbstractContextManager[dict[str, str]]:
-        """Environment variables that let tests on this machine reach the Services."""
+    def endpoints(
+        self, objects: list[ManifestObject], forwards: Sequence[ResolvedForward] = ()
+    ) -> AbstractContextManager[dict[str, str]]:
+        """Environment variables that let tests on this machine reach the Services and the
+        ``port_forward`` entries (resolved by :func:`stagegate.targets.forwards.resolve_forwards`);
+        an entry's variables win over a Service of the same name."""
         ...
 
     def collect_diagnostics(self, objects: list[ManifestObject], dest: Path) -> list[str]:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from ..ownership import short as owner_short
 from ..readiness import ImageFacts, ReadinessPolicy
 from ..registry import Pusher
 from . import CLUSTER_SCOPED_KINDS, ImageToLoad
+from .forwards import ResolvedForward
 from .kubectl import ESTABLISHED_TIMEOUT, KubectlCluster, tool_missing
 
 RUN_LABEL = "dev.stagegate.run"
@@ -306,8 +307,12 @@ class ExistingTarget(KubectlCluster):
         return super().wait_ready(self.scoped(objects), policy, images, on_progress)
 
     @contextmanager
-    def endpoints(self, objects: list[ManifestObject]) -> Iterator[dict[str, str]]:
-        with super().endpoints(self.scoped(objects)) as env:
+    def endpoints(
+        self, objects: list[ManifestObject], forwards: Sequence[ResolvedForward] = ()
+    ) -> Iterator[dict[str, str]]:
+        """As on any kubectl cluster, in the run's namespace (where every object was applied)."""
+        scoped = [replace(forward, namespace=self.namespace) for forward in forwards]
+        with super().endpoints(self.scoped(objects), scoped) as env:
             yield env
 
     def collect_diagnostics(self, objects: list[ManifestObject], dest: Path) -> list[str]:

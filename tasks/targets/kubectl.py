@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,8 @@ from ..ledger import write_text_atomic
 from ..manifests import ManifestObject, split_prerequisites, to_yaml
 from ..readiness import WORKLOAD_KINDS, ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
 from ..redact import redact
-from . import endpoint_env, namespaces, provided_config, services
+from . import endpoint_env, env_name, namespaces, provided_config, services
+from .forwards import ResolvedForward, claimed_names, local_port_free
 
 _PLURALS = {
     "Deployment": "deployments",
@@ -216,37 +217,63 @@ class KubectlCluster:
 
     # -- e2e -----------------------------------------------------------------------------------
     @contextmanager
-    def endpoints(self, objects: list[ManifestObject]) -> Iterator[dict[str, str]]:
-        forwards: list[runner.Background] = []
+    def endpoints(
+        self, objects: list[ManifestObject], forwards: Sequence[ResolvedForward] = ()
+    ) -> Iterator[dict[str, str]]:
+        """A ``kubectl port-forward`` per Service port, then one per ``port_forward`` entry (to
+        the workload: kubectl picks a running pod of it); an entry's variables win over a
+        Service of the same name, which is then not forwarded at all."""
+        running: list[runner.Background] = []
         env = {**self.client_env(), "STAGEGATE_TARGET": self.name}
         spaces = namespaces(objects)
         if spaces:
             env["STAGEGATE_NAMESPACE"] = spaces[0]
+        claimed = claimed_names(forwards)
         try:
             for namespace, service, ports in services(objects):
+                if env_name(service) in claimed:
+                    continue
                 for position, port in enumerate(ports):
-                    log_file = self.artifacts / "logs" / "e2e" / f"port-forward-{service}-{port}.log"
-                    forward = runner.start(
-                        [
-                            "kubectl",
-                            *self.kubectl_args(),
-                            "port-forward",
-                            "-n",
-                            namespace,
-                            f"service/{service}",
-                            f":{port}",
-                        ],
-                        log_file=log_file,
-                    )
-                    forwards.append(forward)
-                    local = self._forwarded_port(forward, service, port)
+                    local = self._port_forward(running, namespace, f"service/{service}", port, None)
                     env.update(endpoint_env(service, port, f"127.0.0.1:{local}", position == 0))
+            urls: set[str] = set()
+            for forward in forwards:
+                preferred = (
+                    forward.local_port if forward.local_port and local_port_free(forward.local_port) else None
+                )
+                local = self._port_forward(
+                    running, forward.namespace, forward.resource, forward.port, preferred
+                )
+                env.update(
+                    endpoint_env(forward.name, forward.port, f"127.0.0.1:{local}", forward.name not in urls)
+                )
+                urls.add(forward.name)
             yield env
         finally:
-            for forward in forwards:
-                forward.stop()
+            for forward_process in running:
+                forward_process.stop()
 
-    def _forwarded_port(self, forward: runner.Background, service: str, port: int) -> int:
+    def _port_forward(
+        self, running: list[runner.Background], namespace: str, resource: str, port: int, local: int | None
+    ) -> int:
+        """``kubectl port-forward -n NAMESPACE RESOURCE [LOCAL]:PORT`` started; the local port it took."""
+        log_file = self.artifacts / "logs" / "e2e" / f"port-forward-{resource.replace('/', '-')}-{port}.log"
+        forward = runner.start(
+            [
+                "kubectl",
+                *self.kubectl_args(),
+                "port-forward",
+                "-n",
+                namespace,
+                resource,
+                f"{local or ''}:{port}",
+            ],
+            log_file=log_file,
+        )
+        running.append(forward)
+        return self._forwarded_port(forward, resource, port)
+
+    def _forwarded_port(self, forward: runner.Background, resource: str, port: int) -> int:
         deadline = self.clock.monotonic() + 30
         seen: list[str] = []
         while self.clock.monotonic() < deadline:
@@ -260,11 +287,12 @@ class KubectlCluster:
             if match and int(match.group(2)) == port:
                 return int(match.group(1))
         forward.stop()
+        kind, _, name = resource.partition("/")
         raise StagegateError(
             Code.E2E_FAILED,
-            f"kubectl port-forward to service/{service}:{port} did not start: {runner.last_line(''.join(seen))}",
-            "is the Service's pod ready? see the diagnostics",
-            {"service": service, "port": port},
+            f"kubectl port-forward to {resource}:{port} did not start: {runner.last_line(''.join(seen))}",
+            f"is the {'Service' if kind == 'service' else kind}'s pod ready? see the diagnostics",
+            {kind: name, "port": port},
             command=CommandEvidence(forward.argv, forward.process.returncode),
             log_excerpt="".join(seen)[-2000:],
         )

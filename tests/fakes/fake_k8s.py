@@ -3655,9 +3655,20 @@ def kubectl_port_forward(k: Kubectl, args: list[str]) -> int:
         "service": "service",
         "services": "service",
         "svc": "service",
+        "deployment": "deployment",
+        "deployments": "deployment",
+        "deploy": "deployment",
+        "deployment.apps": "deployment",
+        "statefulset": "statefulset",
+        "statefulsets": "statefulset",
+        "sts": "statefulset",
+        "statefulset.apps": "statefulset",
     }.get(kind)
     if kind is None:
-        raise Failure(f"error: fake kubectl: port-forward supports pod/NAME and service/NAME, not {args[0]}")
+        raise Failure(
+            "error: fake kubectl: port-forward supports pod/NAME, service/NAME, deployment/NAME and "
+            f"statefulset/NAME, not {args[0]}"
+        )
     with k.state.lock():
         cluster = k.cluster()
         api = k.state.api(cluster["name"])
@@ -3678,6 +3689,26 @@ def kubectl_port_forward(k: Kubectl, args: list[str]) -> int:
             ]
             if not pods:
                 raise Failure("error: timed out waiting for the condition")
+        elif kind in ("deployment", "statefulset"):
+            # kubectl: polymorphichelpers.AttachablePodForObjectFn — the workload's selector, the
+            # pods it selects sorted as ActivePods (a running, ready pod first); none: the wait
+            # for one (--pod-running-timeout) ends in a timeout.
+            api_kind = {"deployment": "Deployment", "statefulset": "StatefulSet"}[kind]
+            record = api["objects"].get(object_key(api_kind, k.namespace, name))
+            if record is None:
+                raise Failure(f'Error from server (NotFound): {kind}s.apps "{name}" not found')
+            selector = (record["object"].get("spec") or {}).get("selector") or {}
+            if selector.get("matchExpressions"):
+                raise Failure(
+                    "error: fake kubectl: port-forward to a workload with matchExpressions is not modelled"
+                )
+            wanted = [(key, "=", str(v)) for key, v in (selector.get("matchLabels") or {}).items()]
+            pods = sorted(
+                (p for p in pods if selected(p["metadata"].get("labels") or {}, wanted)),
+                key=lambda p: p["status"]["phase"] != "Running",
+            )
+            if not pods:
+                raise Failure("error: timed out waiting for the condition")
         else:
             pods = [p for p in pods if p["metadata"]["name"] == name]
             if not pods:
@@ -3691,8 +3722,14 @@ def kubectl_port_forward(k: Kubectl, args: list[str]) -> int:
     listeners = []
     for spec in args[1:]:
         local, _, remote = spec.rpartition(":") if ":" in spec else (spec, "", spec)
+        if not remote:
+            raise Failure("error: remote port cannot be empty")
+        if not remote.isdigit() and service is None:  # kubectl: convertPodNamedPortToNumber
+            remote = str(container_port_named(pod, remote))
         if not remote.isdigit() or (local and not local.isdigit()):
-            raise Failure(f"error: fake kubectl: port spec must be [LOCAL]:REMOTE with numbers, not {spec}")
+            raise Failure(
+                f"error: fake kubectl: port spec must be [LOCAL]:REMOTE with numbers (a name for a pod's port), not {spec}"
+            )
         container_port = service_target_port(service, pod, int(remote)) if service else int(remote)
         listeners.extend(listen(address, int(local) if local else 0, container_port))
     try:  # from here on, kubectl stops on SIGINT and SIGTERM and exits 0
@@ -3719,12 +3756,17 @@ def service_target_port(service: dict, pod: dict, port: int) -> int:
         target = entry.get("targetPort", port)
         if isinstance(target, int):
             return target
-        for container in pod["spec"]["containers"]:
-            for declared in container.get("ports", []):
-                if declared.get("name") == target:
-                    return declared["containerPort"]
-        raise Failure(f"error: Pod '{pod['metadata']['name']}' does not have a named port '{target}'")
+        return container_port_named(pod, target)
     raise Failure(f"error: service {service['metadata']['name']} does not have a service port {port}")
+
+
+def container_port_named(pod: dict, name: str) -> int:
+    """kubectl: util.LookupContainerPortNumberByName."""
+    for container in pod["spec"]["containers"]:
+        for declared in container.get("ports", []):
+            if declared.get("name") == name:
+                return declared["containerPort"]
+    raise Failure(f"error: Pod '{pod['metadata']['name']}' does not have a named port '{name}'")
 
 
 def listen(address: str, port: int, remote: int) -> list[tuple[socket.socket, str, int, int]]:

@@ -788,3 +788,116 @@ def test_a_crd_that_never_becomes_established_is_a_clear_error(
     assert error["subject"]["resource"] == "customresourcedefinition/widgets.example.com"
     assert "Established=False (Installing" in error["message"]
     assert len(fake.calls("kubectl", "apply")) == 1  # the rest was never applied
+
+
+WEB_WITHOUT_SERVICE = """\
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: demo
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: leeroy-web
+  namespace: demo
+spec:
+  selector:
+    matchLabels: {{app: leeroy-web}}
+  template:
+    metadata:
+      labels: {{app: leeroy-web}}
+    spec:
+      containers:
+        - name: web
+          image: {image}
+          imagePullPolicy: IfNotPresent
+          ports: [{{name: http, containerPort: 8080}}]
+"""
+
+# The e2e command: reads the URL stagegate hands over and fails unless the backend answers.
+CHECK_URL = """\
+import os, sys, urllib.request
+body = urllib.request.urlopen(os.environ["STAGEGATE_URL_LEEROY_WEB"], timeout=5).read()
+sys.exit(0 if body == b"leeroy" else 1)
+"""
+
+
+@pytest.fixture
+def leeroy_backend():
+    """What the fake port-forward reaches for the workload: an HTTP server answering 'leeroy'."""
+    import http.server
+    import threading
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"leeroy")
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+@pytest.mark.parametrize("taken", [False, True], ids=["local-port-free", "local-port-taken"])
+def test_a_deployment_without_a_service_is_reached_through_port_forward(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name, leeroy_backend, taken
+) -> None:
+    repo.write("app/Dockerfile", f"FROM {busybox_image}\nCOPY . /app\n")
+    repo.write("app/version.txt", ns)
+    repo.write("k8s/web.yaml", WEB_WITHOUT_SERVICE.format(image=f"{ns}/app"))
+    repo.write("check.py", CHECK_URL)
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    preferred = holder.getsockname()[1]
+    if taken:
+        holder.listen()
+    else:
+        holder.close()
+    repo.config(
+        'target = "kind"\n'
+        + image_table(ns, ("app", "app"))
+        + f'[tool.stagegate.cluster]\nname = "{cluster_name}"\n'
+        + f'[tool.stagegate.deploy]\nmanifests = "k8s"\npoll_interval = {POLL}\ntimeout = 20\n'
+        + f'[tool.stagegate.e2e]\ncommand = ["{sys.executable}", "check.py"]\n'
+        + 'port_forward = [{ resource_type = "deployment", resource_name = "leeroy-web", port = "http", '
+        + f"local_port = {preferred} }}]\n"
+    )
+    fake.scenario(port_forward={"deployment/leeroy-web": leeroy_backend})
+    try:
+        code = chain(repo, docker, reporter, "cluster", "deploy", "e2e")
+    finally:
+        holder.close()
+    output = reporter.console.file.getvalue()
+    assert code == 0, output
+    [argv] = fake.calls("kubectl", "port-forward")
+    assert argv[-2:] == ["deployment/leeroy-web", ":8080" if taken else f"{preferred}:8080"]
+    if taken:
+        assert f"local_port {preferred} was not available" in output
+        assert f"STAGEGATE_URL_LEEROY_WEB=http://127.0.0.1:{preferred}" not in output
+    else:
+        assert f"STAGEGATE_URL_LEEROY_WEB=http://127.0.0.1:{preferred}" in output
+        assert "was not available" not in output
+    assert "no endpoint for" not in output
+
+
+def test_a_port_forward_naming_a_missing_deployment_fails_verify(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    stack(repo, ns, busybox_image, cluster=cluster_name, e2e='["true"]')
+    repo.write(
+        "pyproject.toml",
+        (repo.root / "pyproject.toml").read_text()
+        + 'port_forward = [{ resource_type = "deployment", resource_name = "apj", port = 8080 }]\n',
+    )
+    assert chain(repo, docker, reporter, "cluster") == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("verify", "CONFIG_INVALID")
+    assert error["message"] == "port_forward[0]: deployment/apj is not in the rendered manifests"
+    assert error["hint"] == "did you mean 'api'?"
+    assert not fake.calls("kind", "create", "cluster")

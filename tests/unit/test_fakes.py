@@ -191,7 +191,11 @@ def test_kind_about_clusters_that_do_not_exist(fakes: Fakes) -> None:
         (["apply", "-f", "/nonexistent.yaml"], 'error: the path "/nonexistent.yaml" does not exist'),
         (["describe", "deployments"], "only `kubectl describe pods [NAME]`"),
         (["port-forward", "svc/x"], "TYPE/NAME and list of ports are required"),
-        (["port-forward", "deploy/x", "80"], "supports pod/NAME and service/NAME"),
+        (
+            ["port-forward", "daemonset/x", "80"],
+            "supports pod/NAME, service/NAME, deployment/NAME and statefulset/NAME",
+        ),
+        (["port-forward", "job/x", "80"], "not job/x"),
         (["version"], "only `kubectl version [--client] -o json`"),
     ],
 )
@@ -1341,6 +1345,62 @@ def test_port_forward_refusals(cluster: Cluster) -> None:
     refused(
         kubectl("port-forward", "-n", ns, "svc/api-server", ":9999"),
         "error: service api-server does not have a service port 9999",
+    )
+
+
+@docker_test
+@pytest.mark.parametrize(
+    ("resource", "remote"), [("deployment/api-server", ":http"), ("deploy/api-server", ":8080")]
+)
+def test_port_forward_to_a_deployment_reaches_its_pod_by_port_number_and_name(
+    cluster: Cluster, echo_server: EchoServer, resource: str, remote: str
+) -> None:
+    cluster.fakes.scenario(
+        port_forward={"deployment/api-server": f"127.0.0.1:{echo_server.port}"}, pullable=STACK_PULLABLE
+    )
+    ns = cluster.deploy()
+    process = port_forward(cluster, "-n", ns, resource, remote, "--address", "127.0.0.1")
+    try:
+        first = process.stdout.readline()
+        match = re.fullmatch(r"Forwarding from 127\.0\.0\.1:(\d+) -> 8080\n", first)  # the name resolved
+        assert match, first + process.stderr.read()
+        assert exchange(int(match[1]), b"ping") == b"echo:ping"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        process.wait()
+
+
+@docker_test
+def test_port_forward_to_workloads_refuses_as_kubectl_does(cluster: Cluster) -> None:
+    cluster.fakes.scenario(pullable=STACK_PULLABLE)
+    ns = cluster.deploy()
+    kubectl = cluster.fakes.kubectl
+    refused(
+        kubectl("port-forward", "-n", ns, "deployment/ghost", ":80"),
+        'Error from server (NotFound): deployments.apps "ghost" not found',
+    )
+    refused(
+        kubectl("port-forward", "-n", ns, "sts/ghost", ":80"),
+        'Error from server (NotFound): statefulsets.apps "ghost" not found',
+    )
+    api_pod = cluster.pods(ns, "-l", "app=api-server")[0]["metadata"]["name"]
+    refused(
+        kubectl("port-forward", "-n", ns, "deployment/api-server", ":grpc"),
+        f"error: Pod '{api_pod}' does not have a named port 'grpc'",
+    )
+    worker_pod = cluster.pods(ns, "-l", "app=worker")[0]["metadata"]["name"]
+    refused(
+        kubectl("port-forward", "-n", ns, f"pod/{worker_pod}", ":http"),
+        f"error: Pod '{worker_pod}' does not have a named port 'http'",
+    )
+    cluster.fakes.scenario(
+        workloads={"Deployment/worker": [{"at": 0, "phase": "Pending", "waiting": "ContainerCreating"}]}
+    )
+    refused(
+        kubectl("port-forward", "-n", ns, "deployment/worker", ":9000"),
+        "error: unable to forward port because pod is not running. Current status=Pending",
     )
 
 

@@ -11,7 +11,7 @@ import re
 import shutil
 import tarfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,8 @@ from ...ownership import owner_id, short
 from ...readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
 from ...redact import redact
 from ...retry import retry_transient
-from .. import ImageToLoad, endpoint_env, namespaces, provided_config
+from .. import ImageToLoad, endpoint_env, env_name, namespaces, provided_config
+from ..forwards import ResolvedForward, claimed_names
 from .controllers import (
     JobController,
     JobRun,
@@ -42,6 +43,7 @@ from .kubelet import Kubelet
 from .labels import (
     LABEL_ALIASES,
     LABEL_CONTAINER,
+    LABEL_NAMESPACE,
     LABEL_OWNER,
     LABEL_POD,
     LABEL_PORTS,
@@ -49,6 +51,7 @@ from .labels import (
     LABEL_RESTARTS,
     LABEL_SECRET_ENV,
     LABEL_TARGET,
+    LABEL_WORKLOAD,
     conflict,
 )
 from .plans import PodPlan, WorkloadPlan, name_suffix, target_port
@@ -262,31 +265,87 @@ class DockerTarget:
 
     # -- e2e -----------------------------------------------------------------------------------
     @contextmanager
-    def endpoints(self, objects: list[ManifestObject]) -> Iterator[dict[str, str]]:
-        """Service ports as published on 127.0.0.1 by a running container the Service selects
-        (read from the engine: the e2e stage may run in another process than deploy)."""
+    def endpoints(
+        self, objects: list[ManifestObject], forwards: Sequence[ResolvedForward] = ()
+    ) -> Iterator[dict[str, str]]:
+        """Service ports as published on 127.0.0.1 by a running container the Service selects,
+        then each ``port_forward`` entry's port as its workload's running container publishes it
+        (read from the engine: the e2e stage may run in another process than deploy). The
+        published port is the engine's choice: a ``local_port`` is not kept here."""
         spaces = namespaces(objects)
         env = {"STAGEGATE_TARGET": self.name, "STAGEGATE_NAMESPACE": spaces[0] if spaces else "default"}
         running = [c for c in self._containers() if c.state.running]
+        claimed = claimed_names(forwards)
         for service in (o for o in objects if o.kind == "Service"):
-            members = [
-                c for c in running if service.name in c.config.labels.get(LABEL_ALIASES, "").split(",")
-            ]
+            if env_name(service.name) in claimed:
+                continue
             for position, port in enumerate((service.doc.get("spec") or {}).get("ports") or []):
-                host_port = next(
-                    (
-                        found
-                        for c in members
-                        if (found := self._host_port(c, target_port(port, _named_ports(c)))) is not None
-                    ),
-                    None,
-                )
+                host_port = self._service_host_port(service, port, running)
                 if host_port is not None:
                     env.update(
                         endpoint_env(service.name, int(port["port"]), f"127.0.0.1:{host_port}", position == 0)
                     )
+        urls: set[str] = set()
+        for forward in forwards:
+            host_port = self._forward_host_port(objects, forward, running)
+            env.update(
+                endpoint_env(forward.name, forward.port, f"127.0.0.1:{host_port}", forward.name not in urls)
+            )
+            urls.add(forward.name)
         with self._secrets_forgotten_on_failure():
             yield env
+
+    def _service_host_port(
+        self, service: ManifestObject, port: dict[str, Any], running: list[Container]
+    ) -> int | None:
+        members = [c for c in running if service.name in c.config.labels.get(LABEL_ALIASES, "").split(",")]
+        return next(
+            (
+                found
+                for c in members
+                if (found := self._host_port(c, target_port(port, _named_ports(c)))) is not None
+            ),
+            None,
+        )
+
+    def _forward_host_port(
+        self, objects: list[ManifestObject], forward: ResolvedForward, running: list[Container]
+    ) -> int:
+        if forward.kind == "Service":
+            service = next(
+                o
+                for o in objects
+                if o.kind == "Service"
+                and o.name == forward.name
+                and (o.namespace or "default") == forward.namespace
+            )
+            entry = next(
+                (
+                    p
+                    for p in (service.doc.get("spec") or {}).get("ports") or []
+                    if p.get("port") == forward.port
+                ),
+                {"port": forward.port},
+            )
+            found = self._service_host_port(service, entry, running)
+        else:
+            members = [
+                c
+                for c in running
+                if c.config.labels.get(LABEL_WORKLOAD) == f"{forward.kind}/{forward.name}"
+                and c.config.labels.get(LABEL_NAMESPACE, forward.namespace) == forward.namespace
+            ]
+            found = next((p for c in members if (p := self._host_port(c, forward.port)) is not None), None)
+        if found is None:
+            raise StagegateError(
+                Code.E2E_FAILED,
+                f"port_forward[{forward.index}]: no running container of {forward.resource} publishes "
+                f"port {forward.port}",
+                "the docker target publishes the ports a pod's containers declare (containerPort): "
+                "declare it, and check that the workload runs (see the diagnostics)",
+                {"resource": forward.resource, "port": forward.port},
+            )
+        return found
 
     def _host_port(self, container: Container, port: int | None) -> int | None:
         if port is None:
