@@ -116,11 +116,15 @@ _DNS_NAME = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"
 _PORT_NAME = r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$"  # a container port's name (IANA_SVC_NAME)
 
 
+# What a port forward may name (Skaffold's resourceType, lowercased as Skaffold writes it).
+PORT_FORWARD_TYPES = ("service", "deployment", "statefulset", "pod")
+
+
 class PortForwardSettings(_Strict):
     """One entry of ``[tool.stagegate.e2e] port_forward``, in Skaffold's ``portForward`` shape:
     a workload (or Service) the e2e command reaches on 127.0.0.1."""
 
-    resource_type: Literal["service", "deployment", "statefulset", "pod"]
+    resource_type: Literal[PORT_FORWARD_TYPES]
     resource_name: Annotated[str, Field(pattern=_DNS_NAME)]
     namespace: Annotated[str, Field(pattern=_DNS_NAME)] | None = None
     port: _PORT | Annotated[str, Field(pattern=_PORT_NAME)]
@@ -325,6 +329,20 @@ class PortForward:
     port: int | str  # a number, or a container port's name (a Service port's for a service)
     namespace: str | None = None  # None: the object's own in the manifests
     local_port: int | None = None
+
+    def entry(self) -> dict[str, Any]:
+        """The entry as written in ``[tool.stagegate.e2e] port_forward`` (what ``init`` writes)."""
+        entry: dict[str, Any] = {"resource_type": self.resource_type, "resource_name": self.resource_name}
+        if self.namespace:
+            entry["namespace"] = self.namespace
+        entry["port"] = self.port
+        if self.local_port is not None:
+            entry["local_port"] = self.local_port
+        return entry
+
+    def describe(self) -> str:
+        local = f" on local port {self.local_port}" if self.local_port is not None else ""
+        return f"{self.resource_type}/{self.resource_name} port {self.port}{local}"
 
     @property
     def key(self) -> str:

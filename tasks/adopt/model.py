@@ -7,8 +7,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-# Resource types a port forward may name (Skaffold's resourceType, lowercased).
-PORT_FORWARD_TYPES = ("service", "deployment", "statefulset", "pod")
+from ..config import PORT_FORWARD_TYPES, PortForward
+
+__all__ = ["PORT_FORWARD_TYPES", "PortForward"]
 
 READ = "read"
 NOT_MAPPED = "not mapped"
@@ -54,33 +55,6 @@ class ProposedImage:
         if self.depends_on:
             entry["depends_on"] = list(self.depends_on)
         return entry
-
-
-@dataclass(frozen=True)
-class PortForward:
-    """One ``e2e.port_forward`` entry (Skaffold's portForward, in stagegate's words)."""
-
-    resource_type: str
-    resource_name: str
-    port: int | str
-    namespace: str | None = None
-    local_port: int | None = None
-
-    def entry(self) -> dict[str, Any]:
-        entry: dict[str, Any] = {
-            "resource_type": self.resource_type,
-            "resource_name": self.resource_name,
-        }
-        if self.namespace:
-            entry["namespace"] = self.namespace
-        entry["port"] = self.port
-        if self.local_port is not None:
-            entry["local_port"] = self.local_port
-        return entry
-
-    def describe(self) -> str:
-        local = f" on local port {self.local_port}" if self.local_port is not None else ""
-        return f"{self.resource_type}/{self.resource_name} port {self.port}{local}"
 
 
 def templated(value: Any) -> bool:

@@ -7,6 +7,7 @@ the one ``STAGEGATE_TEST_BUILDKIT_DOCKER`` names) and skip with the reason when 
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from python_on_whales import DockerClient
 from stagegate.builder import client_runs_buildkit
 from stagegate.config import load_config
 from stagegate.dockerclient import docker_client
+from stagegate.init import init_repository
 from stagegate.stages.preflight import check_buildkit_needs
 
 from tests.conftest import BUSYBOX_IMAGE, Repo, buildkit_client
@@ -228,16 +230,13 @@ def test_a_teams_repository_with_a_syntax_line_passes_preflight(
     repo.write("services/api/Dockerfile", f"{SYNTAX}FROM {busybox_image}\nCOPY app.txt /app/\n")
     repo.write("services/api/app.txt", "api\n")
     repo.write("k8s/api.yaml", TEAM_DEPLOYMENT)
-    repo.config(
-        """\
-        [[tool.stagegate.images]]
-        name = "registry.example/team/api"
-        context = "services/api"
-
-        [tool.stagegate.deploy]
-        manifests = "k8s"
-        """
-    )
+    # the configuration is init's: the image named as the manifests name it, nothing by hand
+    init_repository(repo.root)
+    table = tomllib.loads((repo.root / "pyproject.toml").read_text())["tool"]["stagegate"]
+    assert [(i["name"], i["context"]) for i in table["images"]] == [
+        ("registry.example/team/api", "services/api")
+    ]
+    assert table["deploy"]["manifests"] == "k8s"
 
     assert run(repo, "preflight", docker=docker, reporter=reporter) == 0, repo.error()
 

@@ -92,6 +92,13 @@ def test_port_forward_is_written_with_e2e_tests_and_listed_as_not_mapped_without
         {"resource_type": "deployment", "resource_name": "web", "port": 8080, "local_port": 9000},
         {"resource_type": "service", "resource_name": "worker", "namespace": "jobs", "port": "metrics"},
     ]
+    # what init writes is what the configuration reads: the entries load as they were written
+    loaded = load_config(with_tests, env={}).e2e.port_forward
+    assert [forward.entry() for forward in loaded] == written_table(with_tests)["e2e"]["port_forward"]
+    assert [forward.describe() for forward in loaded] == [
+        "deployment/web port 8080 on local port 9000",
+        "service/worker port metrics",
+    ]
     without = tmp_path / "without"
     shutil.copytree(FIXTURES / "skaffold-services", without)
     proposal = discover(without)
