@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from python_on_whales import Container, DockerClient
+from stagegate.errors import Code, StagegateError
 
 from tests.conftest import Repo
 from tests.integration.conftest import run
@@ -193,3 +194,24 @@ def test_a_failed_run_shows_the_forwarders_in_diagnostics_and_teardown_removes_t
     assert teardown(repo.root) is None
     assert leftovers(docker, ns) == []
     assert not docker.image.list(filters=[("reference", f"stagegate-internal/tcp-forwarder:{network}-*")])
+
+
+def test_the_forwarder_image_is_made_once_and_one_of_its_name_made_by_someone_else_is_left_alone(
+    target, docker, tmp_path
+):
+    ref = target.forwarders.image()
+    made = docker.image.inspect(ref)
+    goarch = {"x86_64": "amd64", "aarch64": "arm64"}.get(docker.system.info().architecture)
+    assert (made.config.entrypoint, made.architecture) == (["/tcp-forwarder"], goarch)
+    assert made.config.labels["dev.stagegate.owner"] == target.owner
+    assert target.forwarders.image() == ref and docker.image.inspect(ref).id == made.id  # reused
+    docker.image.remove(ref, force=True)
+    (tmp_path / "empty.tar").write_bytes(b"\0" * 1024)  # an empty tar archive
+    docker.import_(tmp_path / "empty.tar", ref)  # the same name, without our owner label
+    try:
+        with pytest.raises(StagegateError) as caught:
+            target.forwarders.image()
+        assert caught.value.code == Code.RESOURCE_CONFLICT
+        assert docker.image.inspect(ref).config.labels in (None, {})  # not replaced, not removed
+    finally:
+        docker.image.remove(ref, force=True)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import re
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,7 +76,7 @@ class Forwarders:
         path = binary(str(self.docker.system.info().architecture or ""))
         content = path.read_bytes()
         digest = hashlib.sha256(content).hexdigest()[:12]
-        ref = f"{IMAGE_REPOSITORY}:{self.network[:100]}-{digest}"
+        ref = f"{IMAGE_REPOSITORY}:{re.sub(r'[^A-Za-z0-9_.-]', '-', self.network)[:100]}-{digest}"
         if self.docker.image.exists(ref):
             if (self.docker.image.inspect(ref).config.labels or {}).get(LABEL_OWNER) != self.labels[
                 LABEL_OWNER
