@@ -10,6 +10,8 @@ import yaml
 from stagegate.errors import Code, StagegateError
 from stagegate.manifests import ManifestObject
 from stagegate.targets.docker import translate
+from stagegate.targets.docker.plans import ForwarderPlan
+from stagegate.targets.docker.translate import forwarder_plans
 
 
 def objects(text: str) -> list[ManifestObject]:
@@ -129,7 +131,9 @@ def test_everything_unsupported_is_listed_at_once(tmp_path: Path) -> None:
     text = DEPLOYMENT.replace("emptyDir: {}", "hostPath: {path: /srv}")
     text = text.replace("      volumes:", "      hostNetwork: true\n      volumes:")
     text += "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: web, namespace: demo}\n"
-    text = text.replace("ports: [{port: 8080, targetPort: http}]", "ports: [{port: 80, targetPort: 8080}]")
+    text = text.replace(
+        "ports: [{port: 8080, targetPort: http}]", "ports: [{port: 80, targetPort: 8080, protocol: UDP}]"
+    )
     with pytest.raises(StagegateError) as caught:
         translate(objects(text), workdir=tmp_path)
     assert caught.value.code == Code.MANIFEST_UNSUPPORTED
@@ -137,7 +141,7 @@ def test_everything_unsupported_is_listed_at_once(tmp_path: Path) -> None:
     assert "kind Ingress" in problems
     assert "hostNetwork" in problems
     assert "hostPath" in problems
-    assert "port 80 -> targetPort 8080" in problems
+    assert "port 80 is UDP: the docker target maps only TCP ports to a different targetPort" in problems
 
 
 def test_namespaces_are_kept_apart(tmp_path: Path) -> None:
@@ -215,18 +219,123 @@ def test_a_deployment_keeps_restart_policy_always_and_its_template_annotations(t
         )
 
 
-def test_named_target_ports_resolve_and_must_equal_the_service_port(tmp_path: Path) -> None:
-    translate(objects(DEPLOYMENT), workdir=tmp_path)  # port 8080 -> targetPort http (8080): fine
+BACKEND = "api-server.demo.stagegate-pods"
+
+
+def service_ports(text: str, ports: str) -> str:
+    return text.replace("ports: [{port: 8080, targetPort: http}]", f"ports: {ports}")
+
+
+def test_ports_equal_to_their_targets_keep_the_plain_alias_and_no_forwarder(tmp_path: Path) -> None:
+    for ports in ("[{port: 8080, targetPort: http}]", "[{port: 8080, targetPort: 8080}]", "[{port: 8080}]"):
+        found = objects(service_ports(DEPLOYMENT, ports))
+        pods = translate(found, workdir=tmp_path)
+        assert [c.aliases for p in pods for c in p.containers] == [["api-server"], ["api-server"]], ports
+        assert forwarder_plans(found, pods) == []
+
+
+@pytest.mark.parametrize("target", ["8080", "http", "'8080'"])
+def test_a_service_port_mapped_to_another_target_gets_a_forwarder_and_its_pods_the_backend_alias(
+    tmp_path: Path, target: str
+) -> None:
+    found = objects(service_ports(DEPLOYMENT, f"[{{port: 80, targetPort: {target}}}]"))
+    pods = translate(found, workdir=tmp_path)
+    # the pods keep no alias of the Service's name: only the forwarder answers on it
+    assert [c.aliases for p in pods for c in p.containers] == [[BACKEND], [BACKEND]]
+    assert [c.aliases for p in pods for c in p.init] == [[], []]
+    [forwarder] = forwarder_plans(found, pods)
+    assert forwarder == ForwarderPlan("api-server", "demo", BACKEND, ((80, 8080),))
+    assert forwarder.arguments == [BACKEND, "80:8080"]
+    assert forwarder.to_json()["network_aliases"] == ["api-server"]
+
+
+def test_a_forwarder_maps_every_port_of_its_service_equal_or_not(tmp_path: Path) -> None:
+    text = service_ports(
+        DEPLOYMENT, "[{name: web, port: 8080, targetPort: http}, {name: admin, port: 9000, targetPort: 9090}]"
+    )
+    found = objects(text)
+    [forwarder] = forwarder_plans(found, translate(found, workdir=tmp_path))
+    assert forwarder.ports == ((8080, 8080), (9000, 9090))
+
+
+def test_services_selecting_the_same_pods_are_aliased_or_forwarded_each_on_its_own(tmp_path: Path) -> None:
+    text = DEPLOYMENT + (
+        "---\napiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: demo}\n"
+        "spec: {selector: {app: api}, ports: [{port: 80, targetPort: http}]}\n"
+    )
+    found = objects(text)
+    pods = translate(found, workdir=tmp_path)
+    assert pods[0].containers[0].aliases == ["api-server", "web.demo.stagegate-pods"]
+    assert [f.service for f in forwarder_plans(found, pods)] == ["web"]
+
+
+def test_a_headless_service_keeps_the_plain_alias_whatever_its_ports(tmp_path: Path) -> None:
+    # clusterIP: None: DNS names the pods themselves, clients use the container's port
+    text = DEPLOYMENT.replace("  selector: {app: api}\n", "  clusterIP: None\n  selector: {app: api}\n")
+    found = objects(service_ports(text, "[{port: 80, targetPort: 8080}]"))
+    pods = translate(found, workdir=tmp_path)
+    assert pods[0].containers[0].aliases == ["api-server"]
+    assert forwarder_plans(found, pods) == []
+
+
+def test_a_service_that_selects_no_pod_still_gets_its_forwarder(tmp_path: Path) -> None:
+    # `http://api-server` resolves and refuses connections, as a Service without endpoints does
+    text = service_ports(
+        DEPLOYMENT.replace("selector: {app: api}\n", "selector: {app: nothing}\n"),
+        "[{port: 80, targetPort: 8080}]",
+    )
+    found = objects(text)
+    pods = translate(found, workdir=tmp_path)
+    assert pods[0].containers[0].aliases == []
+    assert forwarder_plans(found, pods) == [ForwarderPlan("api-server", "demo", BACKEND, ((80, 8080),))]
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (
+            service_ports(DEPLOYMENT, "[{port: 80, targetPort: web}]"),
+            "targetPort 'web' names no container port of the pods it selects",
+        ),
+        (
+            DEPLOYMENT.replace("  selector: {app: api}\n", "  type: NodePort\n  selector: {app: api}\n"),
+            "type NodePort is not supported by the docker target (ClusterIP is)",
+        ),
+        (
+            service_ports(DEPLOYMENT, "[{port: 80, targetPort: 8080, protocol: SCTP}]"),
+            "port 80 is SCTP: the docker target maps only TCP ports to a different targetPort",
+        ),
+        (  # a second workload whose `http` is another number, behind the same Service
+            DEPLOYMENT
+            + "---\n"
+            + DEPLOYMENT.split("---\n")[2]
+            .replace("name: api, namespace", "name: api2, namespace")
+            .replace("containerPort: 8080", "containerPort: 9090"),
+            "targetPort 'http' is 8080 or 9090 in the pods it selects",
+        ),
+    ],
+)
+def test_what_a_service_asks_that_the_docker_target_cannot_map_is_refused(
+    tmp_path: Path, text: str, problem: str
+) -> None:
     with pytest.raises(StagegateError) as caught:
-        translate(
-            objects(DEPLOYMENT.replace("[{port: 8080, targetPort: http}]", "[{port: 80, targetPort: http}]")),
-            workdir=tmp_path,
-        )
-    [problem] = caught.value.subject["unsupported"]
-    assert "port 80 -> targetPort 'http' (8080)" in problem
-    with pytest.raises(StagegateError) as caught:
-        translate(objects(DEPLOYMENT.replace("targetPort: http}", "targetPort: web}")), workdir=tmp_path)
-    assert "targetPort 'web' names no container port" in caught.value.subject["unsupported"][0]
+        translate(objects(text), workdir=tmp_path)
+    [found] = caught.value.subject["unsupported"]
+    assert problem in found
+
+
+def test_the_same_services_pass_when_their_ports_can_be_mapped(tmp_path: Path) -> None:
+    # the passing twins of the refusals above: a declared name, ClusterIP, TCP, one number
+    for text in (
+        service_ports(DEPLOYMENT, "[{port: 80, targetPort: http}]"),
+        DEPLOYMENT.replace("  selector: {app: api}\n", "  type: ClusterIP\n  selector: {app: api}\n"),
+        service_ports(DEPLOYMENT, "[{port: 80, targetPort: 8080, protocol: TCP}]"),
+        service_ports(DEPLOYMENT, "[{port: 8080, targetPort: 8080, protocol: UDP}]"),
+        DEPLOYMENT
+        + "---\n"
+        + DEPLOYMENT.split("---\n")[2].replace("name: api, namespace", "name: api2, namespace"),
+    ):
+        translate(objects(text), workdir=tmp_path)
 
 
 def test_probes_resolve_named_ports_and_their_ports_are_published(tmp_path: Path) -> None:

@@ -77,7 +77,20 @@ def test_every_package_under_tasks_installs_as_stagegate_and_nothing_as_tasks() 
         for init in (ROOT / "tasks").rglob("__init__.py")
     }
     assert set(setuptools["packages"]) == on_disk
-    assert setuptools["package-data"] == {"stagegate": ["error.schema.json"]}
+    assert setuptools["package-data"]["stagegate"] == ["error.schema.json"]
+    # the forwarder's files ship, and nothing else of its folder is left behind
+    forwarder = ROOT / "tasks" / "targets" / "docker" / "tcp-forwarder"
+    shipped = {
+        path
+        for pattern in setuptools["package-data"]["stagegate.targets.docker"]
+        for path in forwarder.parent.glob(pattern)
+    }
+    assert shipped == {path for path in forwarder.rglob("*") if path.is_file()}
+    assert {path.name for path in shipped} >= {
+        "main.go",
+        "tcp-forwarder-linux-amd64",
+        "tcp-forwarder-linux-arm64",
+    }
 
 
 def test_the_library_imports_itself_relatively_so_its_installed_name_is_its_only_name() -> None:

@@ -4,7 +4,9 @@
 Pod templates of Deployments, StatefulSets, Jobs and Pods become containers (command, args,
 env from values, ConfigMaps and Secrets of the same manifests, working dir, ports, emptyDir,
 ConfigMap and Secret volumes); a Service's name is a network alias of the containers it
-selects, so in-cluster URLs such as ``http://api-server:8080`` work unchanged. It behaves
+selects, so in-cluster URLs such as ``http://api-server:8080`` work unchanged, and where a
+Service's port differs from its targetPort a small forwarder takes the name and maps the
+ports, as kube-proxy does (``http://api`` on 80 reaching a container's 8080). It behaves
 like a kubelet where tests can tell: startup, readiness and liveness probes with their
 periods and thresholds, restarts per ``restartPolicy`` with the crash back-off and a real
 ``restartCount``, Jobs run to completion within ``backoffLimit``, ``emptyDir`` writable by
@@ -19,6 +21,7 @@ API's own JSON shape, so the same readiness policy and error codes apply as on k
 - :mod:`.controllers` the Job controller; Deployment/StatefulSet/Job status from the pods
 - :mod:`.status`      pure pieces: the back-off, the pod phase and conditions
 - :mod:`.events`      ``v1`` Events, folded with counts as the kubelet's recorder does
+- :mod:`.forwarder`   the forwarder of a Service whose ports differ from their targets
 - :mod:`.labels`      the labels of everything it creates
 - :mod:`.target`      :class:`DockerTarget`: up, load_images, apply, wait_ready, endpoints, ...
 

@@ -17,6 +17,7 @@ LABEL_WORKLOAD = "dev.stagegate.workload"
 LABEL_ALIASES = "dev.stagegate.aliases"
 LABEL_PORTS = "dev.stagegate.ports"  # named container ports: "http=8080,metrics=9090"
 LABEL_RESTARTS = "dev.stagegate.restart-count"
+LABEL_FORWARDER = "dev.stagegate.forwarder"  # the Service whose ports a forwarder maps
 LABEL_SECRET_ENV = "dev.stagegate.secret-env"  # names only: their values are redacted in diagnostics
 
 

@@ -178,6 +178,39 @@ class PodPlan:
         )
 
 
+@dataclass(frozen=True)
+class ForwarderPlan:
+    """A Service whose ports differ from their targets: a forwarder container carries the
+    Service's name as its alias and maps each ``port`` to ``target`` on the pods, which it
+    finds through ``backend``, the alias that only they carry (see :func:`backend_alias`)."""
+
+    service: str
+    namespace: str
+    backend: str
+    ports: tuple[tuple[int, int], ...]  # (port, targetPort), targetPort resolved to a number
+
+    @property
+    def arguments(self) -> list[str]:
+        """The forwarder's command line: ``BACKEND PORT:TARGET ...``."""
+        return [self.backend, *(f"{port}:{target}" for port, target in self.ports)]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "service": self.service,
+            "namespace": self.namespace,
+            "network_aliases": [self.service],
+            "backend": self.backend,
+            "ports": [{"port": port, "targetPort": target} for port, target in self.ports],
+        }
+
+
+def backend_alias(service: str, namespace: str) -> str:
+    """The network alias of the pods behind a forwarded Service: only its forwarder looks it
+    up. The dots keep it from ever being a Service's name (a DNS-1035 label has none), and the
+    last label from being a Kubernetes name such as ``api.demo.svc``."""
+    return f"{service}.{namespace}.stagegate-pods"
+
+
 def probe_action(probe: dict[str, Any] | None) -> dict[str, Any] | None:
     """The ``httpGet`` or ``tcpSocket`` part of a probe (None for exec probes and no probe)."""
     if not probe:

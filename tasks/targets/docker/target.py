@@ -39,10 +39,12 @@ from .controllers import (
     statefulset_json,
 )
 from .events import EventRecorder, ObjectRef
+from .forwarder import Forwarders
 from .kubelet import Kubelet
 from .labels import (
     LABEL_ALIASES,
     LABEL_CONTAINER,
+    LABEL_FORWARDER,
     LABEL_NAMESPACE,
     LABEL_OWNER,
     LABEL_POD,
@@ -54,10 +56,10 @@ from .labels import (
     LABEL_WORKLOAD,
     conflict,
 )
-from .plans import PodPlan, WorkloadPlan, name_suffix, target_port
+from .plans import PodPlan, WorkloadPlan, backend_alias, name_suffix, target_port
 from .pods import PodRun
 from .status import Backoff
-from .translate import SECRETS_DIR, translate, without_custom_resources
+from .translate import SECRETS_DIR, forwarder_plans, translate, without_custom_resources
 
 
 @dataclass
@@ -95,6 +97,7 @@ class DockerTarget:
             self._empty_dir_image,
         )
         self.jobs = JobController(self.clock, self.events, self.backoff_base, self.backoff_cap)
+        self.forwarders = Forwarders(self.docker, self.network, self.labels, self.workdir)
 
     @property
     def network(self) -> str:
@@ -154,9 +157,14 @@ class DockerTarget:
         self.forget_secrets()  # the previous deploy's
         objects, skipped = without_custom_resources(objects)
         plans = translate(objects, workdir=self.workdir)
+        forwarders = forwarder_plans(objects, plans)
         write_json_atomic(
             self.artifacts / "docker-plan.json",
-            {"network": self.network, "pods": [[c.to_json() for c in p.init + p.containers] for p in plans]},
+            {
+                "network": self.network,
+                "pods": [[c.to_json() for c in p.init + p.containers] for p in plans],
+                "forwarders": [f.to_json() for f in forwarders],
+            },
         )
         self._remove_containers()  # a new deploy replaces the previous one: new pods, new emptyDirs
         self._remove_volumes()
@@ -165,6 +173,7 @@ class DockerTarget:
         self._pods, self._workloads, self._jobs, self._progress = [], [], {}, {}
         self._config = provided_config(objects)
         self.events.clear()
+        self.forwarders.start(forwarders)
         for plan in plans:
             assert plan.owner is not None
             if plan.owner not in self._workloads:
@@ -181,7 +190,8 @@ class DockerTarget:
                 )
         self.snapshot()
         return {
-            "applied": [f"pod/{p.name} ({p.workload})" for p in plans],
+            "applied": [f"pod/{p.name} ({p.workload})" for p in plans]
+            + [f"forwarder/{f.service} ({' '.join(f.arguments[1:])})" for f in forwarders],
             "plan": "docker-plan.json",
             "skipped": skipped,
         }
@@ -298,7 +308,9 @@ class DockerTarget:
     def _service_host_port(
         self, service: ManifestObject, port: dict[str, Any], running: list[Container]
     ) -> int | None:
-        members = [c for c in running if service.name in c.config.labels.get(LABEL_ALIASES, "").split(",")]
+        # the pods a Service selects carry its name, or behind a forwarder its backend alias
+        names = {service.name, backend_alias(service.name, service.namespace or "default")}
+        members = [c for c in running if names & set(c.config.labels.get(LABEL_ALIASES, "").split(","))]
         return next(
             (
                 found
@@ -378,6 +390,8 @@ class DockerTarget:
             labels = container.config.labels
             if LABEL_POD in labels:
                 groups.setdefault((labels[LABEL_POD], labels.get(LABEL_CONTAINER, "")), []).append(container)
+            elif LABEL_FORWARDER in labels:  # a Service's forwarder: "forwarder_<service>"
+                groups[("forwarder", labels[LABEL_FORWARDER])] = [container]
         for (pod, name), found in groups.items():
             found.sort(key=lambda c: int(c.config.labels.get(LABEL_RESTARTS, "0")))
             base = dest / "containers" / f"{pod}_{name}"

@@ -3,6 +3,9 @@
 :func:`translate` turns the rendered objects into one :class:`PodPlan` per pod it starts at
 once (Deployment and StatefulSet replicas, bare Pods, the first pods of each Job). Every pod
 plan knows its :class:`WorkloadPlan`, from which the Job controller makes replacement pods.
+A Service's name is a network alias of the pods it selects where every port equals its
+target; where one differs, the pods get the Service's backend alias instead and
+:func:`forwarder_plans` plans a forwarder that takes the name and maps the ports.
 Anything that cannot be honoured is refused with *every* problem listed.
 """
 
@@ -27,8 +30,10 @@ from .plans import (
     SUPPORTED_POD_FIELDS,
     WORKLOAD_KINDS,
     ContainerPlan,
+    ForwarderPlan,
     PodPlan,
     WorkloadPlan,
+    backend_alias,
     name_suffix,
     pod_template,
     probe_action,
@@ -174,8 +179,7 @@ def translate(objects: list[ManifestObject], *, workdir: Path) -> list[PodPlan]:
                     owner=workload,
                 )
             )
-    for service in service_list:
-        problems += _service_problems(service, [p for p in pods if service.name in _aliases(p)])
+    problems += _alias_services(service_list, pods)
     if problems:
         raise StagegateError(
             Code.MANIFEST_UNSUPPORTED,
@@ -467,9 +471,51 @@ def _is_name(name: str) -> bool:
     return bool(_NAME.fullmatch(name)) and len(name) <= 253
 
 
-def _service_problems(service: ManifestObject, members: list[PodPlan]) -> list[str]:
-    """What a Service asks that network aliases cannot give: aliases do not map ports, so the
-    port must be the container's port, given as a number or as the name of a container port."""
+def forwarder_plans(objects: list[ManifestObject], pods: list[PodPlan]) -> list[ForwarderPlan]:
+    """One forwarder for each Service of ``objects`` whose ports differ from their targets
+    (as :func:`translate` decided: its pods carry the Service's backend alias instead of its
+    name). Headless Services and those whose every port equals its target get none."""
+    plans = []
+    for service in (o for o in objects if o.kind == "Service"):
+        namespace = service.namespace or "default"
+        backend = backend_alias(service.name, namespace)
+        members = [p for p in pods if p.namespace == namespace and backend in _aliases(p)]
+        mappings, _ = _service_ports(service, members)
+        if _forwarded(service, mappings):
+            plans.append(ForwarderPlan(service.name, namespace, backend, tuple(mappings)))
+    return plans
+
+
+def _alias_services(services: list[ManifestObject], pods: list[PodPlan]) -> list[str]:
+    """Check every Service against the pods it selects; where a forwarder maps its ports, its
+    pods' alias becomes the Service's backend alias (the forwarder takes the Service's name)."""
+    problems = []
+    for service in services:
+        namespace = service.namespace or "default"
+        members = [p for p in pods if p.namespace == namespace and service.name in _aliases(p)]
+        mappings, service_problems = _service_ports(service, members)
+        problems += service_problems
+        if service_problems or not _forwarded(service, mappings):
+            continue
+        backend = backend_alias(service.name, namespace)
+        for pod in members:
+            for container in pod.containers:
+                container.aliases = [backend if a == service.name else a for a in container.aliases]
+    return problems
+
+
+def _forwarded(service: ManifestObject, mappings: list[tuple[int, int]]) -> bool:
+    """A Service needs a forwarder when it has a cluster IP and a port differs from its target."""
+    headless = (service.doc.get("spec") or {}).get("clusterIP") == "None"
+    return not headless and any(port != target for port, target in mappings)
+
+
+def _service_ports(
+    service: ManifestObject, members: list[PodPlan]
+) -> tuple[list[tuple[int, int]], list[str]]:
+    """The Service's ``(port, targetPort)`` pairs, named target ports resolved among the pods it
+    selects (a name no pod declares maps nothing, as on Kubernetes without endpoints), and what
+    the docker target cannot honour of it."""
     problems = []
     where = f"Service/{service.name} ({service.source})"
     spec = service.doc.get("spec") or {}
@@ -477,29 +523,38 @@ def _service_problems(service: ManifestObject, members: list[PodPlan]) -> list[s
         problems.append(
             f"{where}: type {spec.get('type')} is not supported by the docker target (ClusterIP is)"
         )
+    mappings: list[tuple[int, int]] = []
     for port in spec.get("ports") or []:
-        target = port.get("targetPort", port.get("port"))
+        number = int(port.get("port", 0))
+        target = port.get("targetPort", number)
         if isinstance(target, int) or (isinstance(target, str) and target.isdigit()):
-            if int(target) != port.get("port"):
-                problems.append(
-                    f"{where}: port {port.get('port')} -> targetPort {target}: the docker target needs "
-                    "port == targetPort (network aliases do not map ports)"
-                )
+            mappings.append((number, int(target)))
             continue
-        resolved = {
-            number
-            for pod in members
-            for container in pod.containers
-            if (number := container.named_ports.get(str(target))) is not None
-        }
+        resolved = sorted(
+            {
+                found
+                for pod in members
+                for container in pod.containers
+                if (found := container.named_ports.get(str(target))) is not None
+            }
+        )
         if members and not resolved:
             problems.append(f"{where}: targetPort {target!r} names no container port of the pods it selects")
-        elif resolved - {port.get("port")}:
+        elif len(resolved) > 1 and spec.get("clusterIP") != "None":
             problems.append(
-                f"{where}: port {port.get('port')} -> targetPort {target!r} ({', '.join(map(str, sorted(resolved)))}): "
-                "the docker target needs port == targetPort (network aliases do not map ports)"
+                f"{where}: targetPort {target!r} is {' or '.join(map(str, resolved))} in the pods it selects: "
+                "the docker target maps a Service port to one container port"
             )
-    return problems
+        elif resolved:
+            mappings.append((number, resolved[0]))
+    if _forwarded(service, mappings):
+        problems += [
+            f"{where}: port {port.get('port')} is {port['protocol']}: the docker target maps only TCP "
+            "ports to a different targetPort"
+            for port in spec.get("ports") or []
+            if port.get("protocol", "TCP") != "TCP"
+        ]
+    return mappings, problems
 
 
 def _selects(service: ManifestObject, labels: dict[str, str]) -> bool:

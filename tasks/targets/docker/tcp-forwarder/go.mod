@@ -1,0 +1,3 @@
+module stagegate.dev/tcp-forwarder
+
+go 1.19
