@@ -57,7 +57,7 @@ def run(ctx: StageContext) -> None:
         for name in sorted(endpoints):
             if name.startswith("STAGEGATE_"):
                 ctx.reporter.info(f"{name}={endpoints[name]}")
-        for line in _endpoint_notes(objects, forwards, endpoints):
+        for line in _endpoint_notes(objects, forwards, endpoints, target.keeps_local_port):
             ctx.reporter.info(line)
         try:
             result = runner.stream(
@@ -129,10 +129,14 @@ def run(ctx: StageContext) -> None:
 
 
 def _endpoint_notes(
-    objects: list[ManifestObject], forwards: list[ResolvedForward], endpoints: dict[str, str]
+    objects: list[ManifestObject],
+    forwards: list[ResolvedForward],
+    endpoints: dict[str, str],
+    keeps_local_port: bool,
 ) -> list[str]:
     """What the endpoint lines alone do not say: a Service whose variables an entry took over,
-    a ``local_port`` that was not free, and each workload port that got no endpoint."""
+    a ``local_port`` that was not free (or that the target does not choose ports by), and each
+    workload port that got no endpoint."""
     notes = [
         f"Service {name}: STAGEGATE_URL_{env_name(name)} is port_forward's entry of the same name"
         for name in shadowed_services(objects, forwards)
@@ -140,9 +144,14 @@ def _endpoint_notes(
     for forward in forwards:
         given = endpoints.get(f"STAGEGATE_HOSTPORT_{env_name(forward.name)}_{forward.port}", "")
         if forward.local_port and not given.endswith(f":{forward.local_port}"):
+            why = (
+                "was not available"
+                if keeps_local_port
+                else "is not used on this target (the engine publishes the port)"
+            )
             notes.append(
                 f"port_forward {forward.resource} port {forward.port}: local_port {forward.local_port} "
-                f"was not available, {given} is used instead"
+                f"{why}, {given} is used instead"
             )
     return notes + unreached_ports(objects, forwards)
 

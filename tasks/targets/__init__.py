@@ -36,6 +36,9 @@ class Target(Protocol):
 
     name: str
     place: str  # what the terminal calls the target's instance: "cluster", "docker network"
+    # whether a port_forward's local_port is kept when it is free (a port-forward of its own),
+    # or the target hands over a port it did not choose (the engine's published port)
+    keeps_local_port: bool
 
     def up(self, *, recreate: bool) -> dict[str, Any]:
         """Create or reuse the target; outputs for the ledger (name, created, ...)."""

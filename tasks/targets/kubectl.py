@@ -47,6 +47,7 @@ class KubectlCluster:
     artifacts: Path
     clock: Clock
     established_timeout: float
+    keeps_local_port = True  # kubectl port-forward listens where it is told when that port is free
 
     def kubectl_args(self) -> list[str]:
         """The global kubectl flags that select this target's cluster."""

@@ -78,6 +78,7 @@ class DockerTarget:
     owner: str = ""  # the owner id; by default the artifacts dir's (stagegate.ownership)
     name: str = field(default="docker", init=False)
     place: str = field(default="docker network", init=False)  # what the terminal calls it
+    keeps_local_port: bool = field(default=False, init=False)  # the engine chooses published ports
     _pods: list[PodRun] = field(default_factory=list, init=False)
     _workloads: list[WorkloadPlan] = field(default_factory=list, init=False)
     _jobs: dict[str, JobRun] = field(default_factory=dict, init=False)
