@@ -598,10 +598,13 @@ def build_error(
         message = f"{spec.name}: {what} failed with exit code {details.exit_code} at {where}"
     else:
         message = f"{spec.name}: {what} failed at {where}" + (f": {details.reason}" if details.reason else "")
+    # a command that failed is fixed where its own output points (a source file, a test), which
+    # may be no line of the Dockerfile; a step that ran nothing (COPY) is fixed at its line
+    fix = f"what the step's output names, or {where}" if details.output else where
     return StagegateError(
         Code.BUILD_FAILED,
         message,
-        f"fix {where} (build context {relpath(spec.context)}/); the full build output is in {relpath(log_file)}",
+        f"fix {fix} (build context {relpath(spec.context)}/); the full build output is in {relpath(log_file)}",
         subject,
         command=command,
         log_excerpt=log_excerpt(failure.output),

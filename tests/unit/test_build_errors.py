@@ -71,7 +71,8 @@ def test_a_failed_run_names_image_file_line_instruction_and_exit_code(tmp_path: 
         "output": ["building"],  # what the failing RUN printed
     }
     assert error.hint == (
-        "fix app/Dockerfile:5 (build context app/); the full build output is in .stagegate/logs/build/t-app.log"
+        "fix what the step's output names, or app/Dockerfile:5 (build context app/); "
+        "the full build output is in .stagegate/logs/build/t-app.log"
     )
     assert error.log_file == ".stagegate/logs/build/t-app.log"
     assert (error.command.argv, error.command.exit_code) == (ARGV, 3)
