@@ -225,7 +225,7 @@ class Dockerfile:
                 if not all(flags["from"]):
                     return _whole(instruction.line, instruction.text, "an empty --from")
                 continue
-            sources = _copy_sources(instruction)
+            sources = copy_sources(instruction)
             if sources is None:
                 return _whole(instruction.line, instruction.text, "sources that cannot be read for certain")
             for source in sources:
@@ -390,7 +390,7 @@ _REMOTE = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://|git@)")
 _UNCERTAIN = re.compile(r"[$\\\"'`]")  # variables, escapes, quotes: not read literally here
 
 
-def _copy_sources(instruction: Instruction) -> list[str] | None:
+def copy_sources(instruction: Instruction) -> list[str] | None:
     """The source words of a ``COPY``/``ADD`` (flags and destination left out), or None when
     they cannot be read for certain (quotes, escapes, variables; no destination)."""
     words = instruction.arguments.split()

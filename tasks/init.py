@@ -31,7 +31,6 @@ second run changes nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tomllib
@@ -47,7 +46,7 @@ from .adopt.kubernetes import find_manifests, manifest_images, pair_images
 from .adopt.model import NOT_MAPPED, READ, Finding, PortForward, ProposedImage, image_name
 from .adopt.skaffold import read_skaffold
 from .config import DEFAULT_ARTIFACTS, PYPROJECT, SECTION, STAGEGATE_TOML
-from .dockerfile import Dockerfile, DockerfileSyntaxError, Instruction
+from .dockerfile import Dockerfile, DockerfileSyntaxError, copy_sources
 from .errors import config_error
 from .references import repository
 
@@ -334,7 +333,7 @@ def _context(root: Path, dockerfile: Path) -> tuple[Path, str | None]:
         source
         for instruction in parsed.instructions
         if instruction.keyword in ("COPY", "ADD") and "from" not in instruction.flags()
-        for source in _sources(instruction)
+        for source in copy_sources(instruction) or ()  # None: not read for certain
         if not (source.startswith("<<") or "$" in source or "://" in source or source.startswith("git@"))
     ]
     relative = [source.lstrip("/") for source in sources]
@@ -350,22 +349,6 @@ def _context(root: Path, dockerfile: Path) -> tuple[Path, str | None]:
         if ancestor == root:
             break
     return folder, None
-
-
-def _sources(instruction: Instruction) -> list[str]:
-    """The source paths of a ``COPY``/``ADD`` (shell or JSON form), without its flags."""
-    text = instruction.arguments.strip()
-    words = text.split()
-    while words and words[0].startswith("--"):
-        words.pop(0)
-    rest = " ".join(words)
-    if rest.startswith("["):
-        try:
-            paths = json.loads(rest)
-        except json.JSONDecodeError:
-            paths = []
-        return [str(p) for p in paths[:-1]]
-    return words[:-1]
 
 
 def _matches(base: Path, pattern: str) -> bool:
