@@ -1089,19 +1089,67 @@ def _unpacked(doc: dict[str, Any], source: str) -> Iterator[dict[str, Any]]:
 _DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _DNS1035_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
-_IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+_IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])(?!.*--)[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 RESTART_POLICIES = ("Always", "OnFailure", "Never")
 # Workloads whose selector must select their own pod template (Jobs only when they give one).
 SELECTOR_REQUIRED = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
 PROBES = ("livenessProbe", "readinessProbe", "startupProbe")
+HOOKS = ("postStart", "preStop")
+PROTOCOLS = ("TCP", "UDP", "SCTP")
+SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer", "ExternalName")
+# Integer fields (>= 0 unless said) of a probe; of the workloads' specs; of security contexts.
+PROBE_INTEGERS = (
+    "initialDelaySeconds",
+    "timeoutSeconds",
+    "periodSeconds",
+    "successThreshold",
+    "failureThreshold",
+)
+SPEC_INTEGERS = {
+    "Job": ("backoffLimit", "completions", "parallelism", "ttlSecondsAfterFinished", "backoffLimitPerIndex"),
+    "Deployment": ("minReadySeconds", "revisionHistoryLimit", "progressDeadlineSeconds"),
+    "StatefulSet": ("minReadySeconds", "revisionHistoryLimit"),
+    "DaemonSet": ("minReadySeconds", "revisionHistoryLimit"),
+    "ReplicaSet": ("minReadySeconds",),
+    "CronJob": ("startingDeadlineSeconds", "successfulJobsHistoryLimit", "failedJobsHistoryLimit"),
+}
+SECURITY_INTEGERS = ("runAsUser", "runAsGroup")
+SECURITY_BOOLEANS = ("privileged", "runAsNonRoot", "readOnlyRootFilesystem", "allowPrivilegeEscalation")
 
 
 class _Invalid(Exception):
-    def __init__(self, field: str, problem: str) -> None:
+    def __init__(self, field: str, problem: str, api: str = "") -> None:
         super().__init__(problem)
         self.field = field
         self.problem = problem
+        self.api = api  # the API server's own words, where they are known
+
+
+# The names Go's encoding/json gives a JSON value in its type errors (UnmarshalTypeError.Value).
+_JSON_KINDS = (
+    (bool, "bool"),
+    (str, "string"),
+    (int, "number"),
+    (float, "number"),
+    (list, "array"),
+    (dict, "object"),
+)
+
+
+def _json_kind(value: Any) -> str:
+    return next((name for kind, name in _JSON_KINDS if isinstance(value, kind)), "null")
+
+
+def _wrong_type(field: str, expected: str, value: Any, go_type: str) -> _Invalid:
+    """A value of the wrong JSON type: the API server refuses the whole object while decoding it."""
+    if value is None:  # null is "not set" to the decoder: the field is missing, not mistyped
+        return _Invalid(field, f"must be {expected}, got {_shown(value)}")
+    return _Invalid(
+        field,
+        f"must be {expected}, got {_shown(value)}",
+        f"json: cannot unmarshal {_json_kind(value)} into Go value of type {go_type}",
+    )
 
 
 def validate(objects: list[ManifestObject]) -> None:
@@ -1126,7 +1174,8 @@ def validation_errors(objects: list[ManifestObject]) -> list[StagegateError]:
                 StagegateError(
                     Code.MANIFEST_INVALID,
                     f"{obj.source}: {resource} {invalid.field}: {invalid.problem}",
-                    f"fix {invalid.field} of {resource} in {obj.source}; the API server would reject it",
+                    f"fix {invalid.field} of {resource} in {obj.source}; the API server would reject it"
+                    + (f" ({invalid.api})" if invalid.api else ""),
                     {
                         "key": "tool.stagegate.deploy.manifests",
                         "file": obj.source,
@@ -1216,16 +1265,75 @@ def _list(parent: dict[str, Any], key: str, field: str) -> list[Any]:
     return value
 
 
-def _integer(value: Any, field: str, low: int, high: int | None = None) -> None:
+def _integer(value: Any, field: str, low: int, high: int | None = None, go_type: str = "int32") -> None:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise _Invalid(field, f"must be an integer, got {_shown(value)}")
+        raise _wrong_type(field, "an integer", value, go_type)
     if value < low or (high is not None and value > high):
         bounds = f"between {low} and {high}" if high is not None else f">= {low}"
         raise _Invalid(field, f"must be {bounds}, got {value}")
 
 
+def _optional_integer(
+    parent: dict[str, Any], key: str, field: str, low: int = 0, go_type: str = "int32"
+) -> None:
+    if parent.get(key) is not None:
+        _integer(parent[key], f"{field}.{key}", low, go_type=go_type)
+
+
+def _string(parent: dict[str, Any], key: str, field: str, *, required: bool = False) -> None:
+    value = parent.get(key)
+    if value is None and not required:
+        return
+    if not isinstance(value, str) or (required and not value):
+        if required and value in (None, ""):
+            raise _Invalid(f"{field}.{key}", "is required")
+        raise _wrong_type(f"{field}.{key}", "a string", value, "string")
+
+
+def _boolean(parent: dict[str, Any], key: str, field: str) -> None:
+    value = parent.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise _wrong_type(f"{field}.{key}", "a boolean (true or false)", value, "bool")
+
+
+def _strings(parent: dict[str, Any], key: str, field: str) -> None:
+    """A list of strings ([]string): a string alone is not one, nor a list holding a number."""
+    value = parent.get(key)
+    if value is None:
+        return
+    if not isinstance(value, list):
+        raise _wrong_type(f"{field}.{key}", "a list of strings", value, "[]string")
+    for item in value:
+        if not isinstance(item, str):
+            raise _Invalid(
+                f"{field}.{key}",
+                f"must be a list of strings, got {_shown(value)}",
+                f"json: cannot unmarshal {_json_kind(item)} into Go value of type string",
+            )
+
+
+def _one_of(parent: dict[str, Any], key: str, field: str, allowed: tuple[str, ...]) -> None:
+    value = parent.get(key)
+    if value is not None and value not in allowed:
+        raise _Invalid(f"{field}.{key}", f"must be one of {', '.join(allowed)}, got {_shown(value)}")
+
+
+def _mappings(parent: dict[str, Any], key: str, field: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Each item of a list of mappings, with its field path."""
+    for index, item in enumerate(_list(parent, key, f"{field}.{key}")):
+        if not isinstance(item, dict):
+            raise _Invalid(f"{field}.{key}[{index}]", f"must be a mapping, got {_shown(item)}")
+        yield f"{field}.{key}[{index}]", item
+
+
+def _string_map(parent: dict[str, Any], key: str, field: str) -> None:
+    for name, value in _mapping(parent, key, f"{field}.{key}").items():
+        if not isinstance(value, str):
+            raise _wrong_type(f"{field}.{key}.{name}", "a string", value, "string")
+
+
 def _port(value: Any, field: str, *, named: bool) -> None:
-    """A port number 1-65535, or (where the API allows it) an IANA service name."""
+    """A port number 1-65535, or (where the API allows it: an IntOrString) an IANA service name."""
     if named and isinstance(value, str):
         if len(value) > 15 or not _IANA_SVC_NAME.match(value):
             raise _Invalid(field, f"{value!r} is neither a port number nor a valid port name")
@@ -1264,6 +1372,13 @@ def _service_ports(spec: dict[str, Any]) -> None:
         _port(port.get("port"), f"{field}.port", named=False)
         if port.get("targetPort") is not None:
             _port(port["targetPort"], f"{field}.targetPort", named=True)
+        _string(port, "name", field)
+        _one_of(port, "protocol", field, PROTOCOLS)
+        if port.get("nodePort") is not None:
+            _port(port["nodePort"], f"{field}.nodePort", named=False)
+    _string_map(spec, "selector", "spec")
+    _one_of(spec, "type", "spec", SERVICE_TYPES)
+    _string(spec, "clusterIP", "spec")
 
 
 def _workload(doc: dict[str, Any], kind: str) -> None:
@@ -1271,9 +1386,20 @@ def _workload(doc: dict[str, Any], kind: str) -> None:
     spec = _mapping(doc, "spec", "spec", required=True)
     if spec.get("replicas") is not None:
         _integer(spec["replicas"], "spec.replicas", 0)
+    for key in SPEC_INTEGERS.get(kind, ()):
+        _optional_integer(spec, key, "spec")
+    if kind == "StatefulSet":
+        _string(spec, "serviceName", "spec")
     if kind == "CronJob":
+        _string(spec, "schedule", "spec")
         job = _mapping(spec, "jobTemplate", "spec.jobTemplate", required=True)
         spec = _mapping(job, "spec", "spec.jobTemplate.spec", required=True)
+        for key in SPEC_INTEGERS["Job"]:
+            _optional_integer(spec, key, "spec.jobTemplate.spec")
+    if kind in ("Job", "CronJob"):
+        _optional_integer(
+            spec, "activeDeadlineSeconds", "spec" if kind == "Job" else "spec.jobTemplate.spec", 1, "int64"
+        )
     if len(path) > 1:
         prefix = ".".join(path[:-1])
         template = _mapping(spec, "template", f"{prefix}", required=True)
@@ -1338,11 +1464,41 @@ def _pod_spec(spec: dict[str, Any], prefix: str) -> None:
             f"{prefix}.restartPolicy",
             f"must be one of {', '.join(RESTART_POLICIES)}, got {_shown(spec['restartPolicy'])}",
         )
+    _optional_integer(spec, "terminationGracePeriodSeconds", prefix, go_type="int64")
+    _optional_integer(spec, "activeDeadlineSeconds", prefix, 1, "int64")
+    for key in ("hostNetwork", "hostPID", "hostIPC", "automountServiceAccountToken", "enableServiceLinks"):
+        _boolean(spec, key, prefix)
+    for key in ("serviceAccountName", "serviceAccount", "priorityClassName", "dnsPolicy"):
+        _string(spec, key, prefix)
+    _string_map(spec, "nodeSelector", prefix)
+    security = _mapping(spec, "securityContext", f"{prefix}.securityContext")
+    for key in (*SECURITY_INTEGERS, "fsGroup"):
+        _optional_integer(security, key, f"{prefix}.securityContext", go_type="int64")
+    _boolean(security, "runAsNonRoot", f"{prefix}.securityContext")
+    for field, volume in _mappings(spec, "volumes", prefix):
+        _volume(volume, field)
     if not _list(spec, "containers", f"{prefix}.containers"):
         raise _Invalid(f"{prefix}.containers", "must list at least one container")
     for container_field in CONTAINER_FIELDS:
         for index, container in enumerate(_list(spec, container_field, f"{prefix}.{container_field}")):
             _container(container, f"{prefix}.{container_field}[{index}]")
+
+
+def _volume(volume: dict[str, Any], field: str) -> None:
+    _dns(volume.get("name"), f"{field}.name", _DNS1123_LABEL, 63)
+    _mapping(volume, "emptyDir", f"{field}.emptyDir")
+    for source_key, name_key in (("configMap", "name"), ("secret", "secretName")):
+        source = _mapping(volume, source_key, f"{field}.{source_key}")
+        where = f"{field}.{source_key}"
+        _string(source, name_key, where)
+        _boolean(source, "optional", where)
+        if source.get("defaultMode") is not None:
+            _integer(source["defaultMode"], f"{where}.defaultMode", 0, 0o777)
+        for item_field, item in _mappings(source, "items", where):
+            _string(item, "key", item_field, required=True)
+            _string(item, "path", item_field, required=True)
+            if item.get("mode") is not None:
+                _integer(item["mode"], f"{item_field}.mode", 0, 0o777)
 
 
 def _container(container: Any, field: str) -> None:
@@ -1359,21 +1515,24 @@ def _container(container: Any, field: str) -> None:
             f"must be one of {', '.join(PULL_POLICIES)} (case matters), got {_shown(container['imagePullPolicy'])}",
         )
     for key in ("command", "args"):
-        value = container.get(key)
-        if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-            raise _Invalid(f"{field}.{key}", f"must be a list of strings, got {_shown(value)}")
+        _strings(container, key, field)
     if container.get("workingDir") is not None:
         _absolute(container["workingDir"], f"{field}.workingDir")
-    for index, port in enumerate(_list(container, "ports", f"{field}.ports")):
-        if not isinstance(port, dict):
-            raise _Invalid(f"{field}.ports[{index}]", f"must be a mapping, got {_shown(port)}")
-        _port(port.get("containerPort"), f"{field}.ports[{index}].containerPort", named=False)
+    for key in ("stdin", "stdinOnce", "tty"):
+        _boolean(container, key, field)
+    for port_field, port in _mappings(container, "ports", field):
+        _port(port.get("containerPort"), f"{port_field}.containerPort", named=False)
         if port.get("hostPort") is not None:
-            _port(port["hostPort"], f"{field}.ports[{index}].hostPort", named=False)
-    for index, mount in enumerate(_list(container, "volumeMounts", f"{field}.volumeMounts")):
-        if not isinstance(mount, dict):
-            raise _Invalid(f"{field}.volumeMounts[{index}]", f"must be a mapping, got {_shown(mount)}")
-        _absolute(mount.get("mountPath"), f"{field}.volumeMounts[{index}].mountPath")
+            _port(port["hostPort"], f"{port_field}.hostPort", named=False)
+        if port.get("name") is not None:
+            _string(port, "name", port_field)
+            _port(port["name"], f"{port_field}.name", named=True)
+        _one_of(port, "protocol", port_field, PROTOCOLS)
+    for mount_field, mount in _mappings(container, "volumeMounts", field):
+        _absolute(mount.get("mountPath"), f"{mount_field}.mountPath")
+        _string(mount, "name", mount_field, required=True)
+        _boolean(mount, "readOnly", mount_field)
+        _string(mount, "subPath", mount_field)
     for index, variable in enumerate(_list(container, "env", f"{field}.env")):
         if (
             not isinstance(variable, dict)
@@ -1382,15 +1541,75 @@ def _container(container: Any, field: str) -> None:
         ):
             raise _Invalid(f"{field}.env[{index}]", f"must be a mapping with a name, got {_shown(variable)}")
         if variable.get("value") is not None and not isinstance(variable["value"], str):
-            raise _Invalid(
-                f"{field}.env[{index}].value", f"must be a string, got {_shown(variable['value'])}"
-            )
+            raise _wrong_type(f"{field}.env[{index}].value", "a string", variable["value"], "string")
+        _env_source(variable, f"{field}.env[{index}]")
+    for source_field, source in _mappings(container, "envFrom", field):
+        _string(source, "prefix", source_field)
+        for key in ("configMapRef", "secretRef"):
+            ref = _mapping(source, key, f"{source_field}.{key}")
+            _string(ref, "name", f"{source_field}.{key}")
+            _boolean(ref, "optional", f"{source_field}.{key}")
+    security = _mapping(container, "securityContext", f"{field}.securityContext")
+    for key in SECURITY_INTEGERS:
+        _optional_integer(security, key, f"{field}.securityContext", go_type="int64")
+    for key in SECURITY_BOOLEANS:
+        _boolean(security, key, f"{field}.securityContext")
+    capabilities = _mapping(security, "capabilities", f"{field}.securityContext.capabilities")
+    for key in ("add", "drop"):
+        _strings(capabilities, key, f"{field}.securityContext.capabilities")
     for probe_name in PROBES:
         probe = _mapping(container, probe_name, f"{field}.{probe_name}")
-        for handler in ("httpGet", "tcpSocket", "grpc"):
-            if handler in probe:
-                action = _mapping(probe, handler, f"{field}.{probe_name}.{handler}")
-                _port(action.get("port"), f"{field}.{probe_name}.{handler}.port", named=handler != "grpc")
+        if container.get(probe_name) is not None:
+            _handler(probe, f"{field}.{probe_name}", ("exec", "httpGet", "tcpSocket", "grpc"))
+            for key in PROBE_INTEGERS:
+                _optional_integer(probe, key, f"{field}.{probe_name}")
+            _optional_integer(probe, "terminationGracePeriodSeconds", f"{field}.{probe_name}", 1, "int64")
+    lifecycle = _mapping(container, "lifecycle", f"{field}.lifecycle")
+    for hook in HOOKS:
+        handler = _mapping(lifecycle, hook, f"{field}.lifecycle.{hook}")
+        if lifecycle.get(hook) is not None:
+            _handler(handler, f"{field}.lifecycle.{hook}", ("exec", "httpGet", "tcpSocket", "sleep"))
+
+
+def _env_source(variable: dict[str, Any], field: str) -> None:
+    source = _mapping(variable, "valueFrom", f"{field}.valueFrom")
+    for key in ("configMapKeyRef", "secretKeyRef"):
+        ref = _mapping(source, key, f"{field}.valueFrom.{key}")
+        if key in source:
+            _string(ref, "name", f"{field}.valueFrom.{key}")
+            _string(ref, "key", f"{field}.valueFrom.{key}", required=True)
+            _boolean(ref, "optional", f"{field}.valueFrom.{key}")
+    field_ref = _mapping(source, "fieldRef", f"{field}.valueFrom.fieldRef")
+    if "fieldRef" in source:
+        _string(field_ref, "fieldPath", f"{field}.valueFrom.fieldRef", required=True)
+        _string(field_ref, "apiVersion", f"{field}.valueFrom.fieldRef")
+
+
+def _handler(handler: dict[str, Any], field: str, kinds: tuple[str, ...]) -> None:
+    """A probe's or a lifecycle hook's action: exactly one handler, each field of its type."""
+    given = [kind for kind in kinds if handler.get(kind) is not None]
+    if not given:
+        raise _Invalid(field, f"must specify a handler type ({', '.join(kinds)})")
+    if len(given) > 1:
+        raise _Invalid(field, f"may not specify more than 1 handler type, got {', '.join(given)}")
+    kind = given[0]
+    action = _mapping(handler, kind, f"{field}.{kind}")
+    where = f"{field}.{kind}"
+    if kind == "exec":
+        _strings(action, "command", where)
+    elif kind == "sleep":
+        _integer(action.get("seconds"), f"{where}.seconds", 0, go_type="int64")
+    else:
+        _port(action.get("port"), f"{where}.port", named=kind != "grpc")
+        _string(action, "host", where)
+    if kind == "httpGet":
+        _string(action, "path", where)
+        _one_of(action, "scheme", where, ("HTTP", "HTTPS"))
+        for header_field, header in _mappings(action, "httpHeaders", where):
+            _string(header, "name", header_field, required=True)
+            _string(header, "value", header_field)
+    if kind == "grpc":
+        _string(action, "service", where)
 
 
 def _absolute(value: Any, field: str) -> None:

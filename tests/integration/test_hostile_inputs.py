@@ -501,6 +501,30 @@ CASES: dict[str, Case] = {
         "          readinessProbe: {tcpSocket: {port: Not_A_Name}}\n", "readinessProbe.tcpSocket.port"
     ),
     "probe-a-string": container("          livenessProbe: check\n", "livenessProbe"),
+    "probe-exec-command-a-string": container(
+        '          readinessProbe: {exec: {command: "true"}}\n', "readinessProbe.exec.command"
+    ),
+    "probe-period-a-string": container(
+        '          readinessProbe: {exec: {command: ["true"]}, periodSeconds: "1"}\n',
+        "readinessProbe.periodSeconds",
+    ),
+    "probe-header-value-int": container(
+        "          readinessProbe: {httpGet: {port: 80, httpHeaders: [{name: X, value: 1}]}}\n",
+        "httpHeaders[0].value",
+    ),
+    "post-start-command-a-string": container(
+        '          lifecycle: {postStart: {exec: {command: "touch /ready"}}}\n',
+        "lifecycle.postStart.exec.command",
+    ),
+    "privileged-a-string": container(
+        '          securityContext: {privileged: "true"}\n', "securityContext.privileged"
+    ),
+    "env-from-a-mapping": container("          envFrom: {configMapRef: {name: c}}\n", ".envFrom"),
+    "job-backoff-limit-a-string": obj(
+        'apiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec:\n  backoffLimit: "6"\n  template:\n'
+        "    spec: {restartPolicy: Never, containers: [{name: once, image: IMAGE}]}\n",
+        "spec.backoffLimit",
+    ),
     "cronjob-no-job-template": obj(
         "apiVersion: batch/v1\nkind: CronJob\nmetadata: {name: tick}\nspec: {schedule: '* * * * *'}\n",
         "spec.jobTemplate",
@@ -662,3 +686,95 @@ def test_special_files_in_a_context_build_without_a_hang(
     assert status == 0, terminal
     assert "Traceback" not in terminal
     assert not (repo.artifacts / "error.json").exists()
+
+
+# -- the docker target: a probe command written as a string never runs -------------------------
+
+PROBED = """\
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api}}
+spec:
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec:
+      containers:
+        - name: api
+          image: {image}
+          imagePullPolicy: IfNotPresent
+          command: ["sleep", "3600"]
+          readinessProbe:
+            exec: {{command: {command}}}
+            periodSeconds: 1
+"""
+PROBE_FIELD = "spec.template.spec.containers[0] (api).readinessProbe.exec.command"
+
+
+def docker_stack(repo: Repo, ns: str, busybox_image: str, command: str) -> None:
+    repo.write("app/Dockerfile", f"FROM {busybox_image}\n")
+    repo.write("k8s/app.yaml", PROBED.format(image=f"{ns}/app", command=command))
+    repo.config(
+        'target = "docker"\n'
+        + f'[[tool.stagegate.images]]\nname = "{ns}/app"\ncontext = "app"\n\n'
+        + f'[tool.stagegate.cluster]\nname = "{ns}"\n'
+        + '[tool.stagegate.deploy]\nmanifests = "k8s"\npoll_interval = 0.3\ntimeout = 30\n'
+    )
+
+
+def stage(repo: Repo, name: str, docker: DockerClient, reporter: Reporter) -> int:
+    env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
+    return run_stage(name, [], root=repo.root, reporter=reporter, docker=docker, env=env)
+
+
+def containers_of(docker: DockerClient, ns: str) -> list[str]:
+    return [
+        c.name for c in docker.container.list(all=True, filters=[("label", f"dev.stagegate.project={ns}")])
+    ]
+
+
+@pytest.fixture
+def docker_teardown(docker: DockerClient, ns: str, repo: Repo):
+    yield
+    from stagegate.targets.docker import DockerTarget
+
+    DockerTarget(project=ns, artifacts=repo.artifacts, docker=docker).teardown(delete=True)
+
+
+def test_a_string_probe_command_stops_the_chain_in_preflight_and_nothing_starts(
+    repo: Repo, ns: str, docker: DockerClient, busybox_image: str, reporter: Reporter, docker_teardown
+) -> None:
+    docker_stack(repo, ns, busybox_image, '"true"')
+    assert stage(repo, "preflight", docker, reporter) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("preflight", "MANIFEST_INVALID"), error
+    assert error["subject"]["field"] == PROBE_FIELD
+    assert error["subject"]["file"] == "k8s/app.yaml"
+    assert error["message"].endswith(
+        f"Deployment/api {PROBE_FIELD}: must be a list of strings, got str 'true'"
+    )
+    assert "cannot unmarshal string into Go value of type []string" in error["hint"]
+    assert "deploy" in error["not_run"]
+    assert containers_of(docker, ns) == []
+
+
+def test_the_deploy_stage_refuses_a_string_probe_command_before_any_container_starts(
+    repo: Repo, ns: str, docker: DockerClient, busybox_image: str, reporter: Reporter, docker_teardown
+) -> None:
+    # the chain up to the target passes on the list form; the manifest then turns hostile, as a
+    # deploy started on its own (another job, --no-dependencies) would find it
+    docker_stack(repo, ns, busybox_image, '["true"]')
+    for name in ("preflight", "build", "verify", "cluster"):
+        assert stage(repo, name, docker, reporter) == 0, reporter.console.file.getvalue()
+    docker_stack(repo, ns, busybox_image, '"true"')
+    assert stage(repo, "deploy", docker, reporter) == 1
+    error = repo.error()
+    assert (error["stage"], error["code"]) == ("deploy", "MANIFEST_INVALID"), error
+    assert error["subject"]["field"] == PROBE_FIELD
+    assert repo.run_record()["stages"]["deploy"]["status"] == "failed"
+    assert containers_of(docker, ns) == []  # nothing was started, so nothing probed `t r u e`
+    # the other way: the list form deploys, and its exec probe makes the pod ready
+    docker_stack(repo, ns, busybox_image, '["true"]')
+    assert stage(repo, "deploy", docker, reporter) == 0, reporter.console.file.getvalue()
+    assert repo.run_record()["stages"]["deploy"]["status"] == "passed"
+    assert containers_of(docker, ns)  # the pod's container runs now

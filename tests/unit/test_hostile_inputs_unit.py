@@ -183,6 +183,27 @@ def test_null_fields_are_unset_as_for_the_api_server() -> None:
     assert validation_errors([obj]) == []
 
 
+def test_a_probe_command_written_as_a_string_is_refused_not_split_into_letters() -> None:
+    # the hostile tester's manifest: a string where the API server decodes a []string
+    [error] = validation_errors([deployment(readinessProbe={"exec": {"command": "true"}})])
+    assert error.code is Code.MANIFEST_INVALID
+    assert error.subject["field"] == "spec.template.spec.containers[0] (web).readinessProbe.exec.command"
+    assert error.message == (
+        "m.yaml: Deployment/web spec.template.spec.containers[0] (web).readinessProbe.exec.command: "
+        "must be a list of strings, got str 'true'"
+    )
+    assert error.hint.endswith("(json: cannot unmarshal string into Go value of type []string)")
+    assert validation_errors([deployment(readinessProbe={"exec": {"command": ["true"]}})]) == []
+
+
+def test_every_handler_of_a_hook_is_checked_like_a_probe_s() -> None:
+    hooks = {"postStart": {"exec": {"command": ["true"]}}, "preStop": {"tcpSocket": {"port": "http"}}}
+    assert validation_errors([deployment(lifecycle=hooks)]) == []
+    bad = {"preStop": {"tcpSocket": {"port": 0}}}
+    [error] = validation_errors([deployment(lifecycle=bad)])
+    assert error.subject["field"].endswith("(web).lifecycle.preStop.tcpSocket.port")
+
+
 def test_match_expressions_that_select_the_template_pass() -> None:
     obj = deployment()
     obj.doc["spec"]["selector"] = {
