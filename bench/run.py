@@ -6,7 +6,9 @@ on the same machine, reported as a ratio (absolute times here are noisy; ratios 
     nox -s bench -- --only noop  # one benchmark (the others' figures in results.json stay)
 
 Writes bench/results.json (machine, date, median and spread of every figure) and prints a
-table. Needs a running Docker engine and the static busybox (Debian's busybox-static); the
+table. A benchmark that measured nothing (a step or baseline command that failed, an outcome
+other than the one timed, no repetition, a missing figure) is an error: it is named with the
+reason, left out of results.json (listed under "not_measured" instead), and the run exits 1. Needs a running Docker engine and the static busybox (Debian's busybox-static); the
 example's base image for `noop` (BASE_IMAGE, see .ci/run).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import secrets
@@ -36,6 +39,10 @@ READINESS_DEADLINE_S = 300.0  # `kubectl wait --timeout=300s`, stagegate's defau
 # -- helpers -----------------------------------------------------------------------------------
 
 
+class BenchmarkFailed(Exception):
+    """A benchmark measured nothing; the message says why, in one line."""
+
+
 def timed(action: Callable[[], object]) -> float:
     started = time.perf_counter()
     action()
@@ -49,11 +56,39 @@ def run(
         argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     if check and completed.returncode != 0:
-        stderr = completed.stderr.decode(errors="replace").strip()[-500:]
-        raise SystemExit(
-            f"benchmark step failed ({completed.returncode}): {' '.join(map(str, argv))}\n{stderr}"
+        raise BenchmarkFailed(
+            f"`{' '.join(map(str, argv))}` exited with {completed.returncode}: {_last_line(completed.stderr)}"
         )
     return completed.returncode
+
+
+def _last_line(stderr: bytes) -> str:
+    lines = stderr.decode(errors="replace").strip().splitlines()
+    return lines[-1][-300:] if lines else "no output"
+
+
+def expect_build_failure(argv: list[str], *, cwd: Path | None = None) -> None:
+    """A baseline that times a build failing at its `RUN exit 1` step: any other end (success,
+    a daemon that does not answer, a missing base image) measured something else."""
+    completed = subprocess.run(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stderr = completed.stderr.decode(errors="replace")
+    if completed.returncode == 0 or "exit 1" not in stderr:
+        raise BenchmarkFailed(
+            f"`{' '.join(argv)}` was to fail at its `RUN exit 1` step; it exited with "
+            f"{completed.returncode}: {_last_line(completed.stderr)}"
+        )
+
+
+def expect_error(artifacts: Path, code: str, what: str) -> dict:
+    """The error.json a timed run had to end with (``code``), read back."""
+    error_file = artifacts / "error.json"
+    error = json.loads(error_file.read_text()) if error_file.is_file() else {}
+    if error.get("code") != code:
+        raise BenchmarkFailed(
+            f"{what} was to end with {code}; it ended with {error.get('code') or 'no error.json'}"
+            + (f": {error.get('message')}" if error.get("message") else "")
+        )
+    return error
 
 
 def nox(project: Path, *args: str, env: dict[str, str] | None = None) -> int:
@@ -64,7 +99,7 @@ def busybox_image() -> str:
     if run(["docker", "image", "inspect", BUSYBOX_IMAGE], check=False) != 0:
         binary = next((p for p in ("/bin/busybox", "/usr/bin/busybox") if Path(p).is_file()), None)
         if binary is None:
-            raise SystemExit("the static busybox is needed: apt-get install busybox-static")
+            raise BenchmarkFailed("the static busybox is needed: apt-get install busybox-static")
         context = Path(tempfile.mkdtemp())
         shutil.copy(binary, context / "busybox")
         (context / "Dockerfile").write_text(
@@ -95,6 +130,8 @@ def bust_cache(root: Path, names: list[str]) -> None:
 
 
 def summary(samples: list[float]) -> dict[str, float]:
+    if not samples:
+        raise BenchmarkFailed("no repetition was measured")
     return {
         "median_s": round(statistics.median(samples), 3),
         "min_s": round(min(samples), 3),
@@ -128,18 +165,24 @@ def time_to_failure(repeat: int) -> dict:
     (root / "k8s.yaml").write_text(manifests)
     env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
     ours, alone, naive = [], [], []
-    for _ in range(repeat):
-        bust_cache(root, list(images))
-        ours.append(timed(lambda: nox(root, "-s", "e2e", "--", "--target", "docker", env=env)))
-        bust_cache(root, list(images))
-        alone.append(
-            timed(lambda: run(["docker", "build", "-q", "-t", "bench/two", str(root / "two")], check=False))
-        )
-        bust_cache(root, list(images))
-        naive.append(timed(lambda: naive_pipeline(root, list(images))))
-    error = json.loads((root / ".stagegate" / "error.json").read_text())
-    assert error["code"] == "BUILD_FAILED", error
-    cleanup_project(root)
+    try:
+        for _ in range(repeat):
+            bust_cache(root, list(images))
+            (root / ".stagegate" / "error.json").unlink(missing_ok=True)
+            ours.append(timed(lambda: nox(root, "-s", "e2e", "--", "--target", "docker", env=env)))
+            expect_error(root / ".stagegate", "BUILD_FAILED", "`nox -s e2e` of the stack")
+            bust_cache(root, list(images))
+            alone.append(
+                timed(
+                    lambda: expect_build_failure(
+                        ["docker", "build", "-q", "-t", "bench/two", str(root / "two")]
+                    )
+                )
+            )
+            bust_cache(root, list(images))
+            naive.append(timed(lambda: naive_pipeline(root, list(images))))
+    finally:
+        cleanup_project(root)
     return {
         "what": "wall time until the run ends with the failure (second of three images fails after ~2 s)",
         "stagegate": summary(ours),
@@ -174,6 +217,8 @@ def naive_pipeline(root: Path, names: list[str]) -> None:
             text=True,
         )
         started.append(result.stdout.strip())
+    if not any(started):
+        raise BenchmarkFailed(f"the naive pipeline started no container: {result.stderr.strip()[-300:]}")
     while time.monotonic() < deadline and not all(started):
         time.sleep(1)  # a readiness poll that never sees the missing pod succeed
     for container in filter(None, started):
@@ -184,7 +229,7 @@ def noop_rebuild(repeat: int) -> dict:
     """The example stack, unchanged since its last build."""
     env = {"STAGEGATE_ARTIFACTS": tempfile.mkdtemp(prefix="stagegate-bench-artifacts-")}
     if nox(ROOT, "-s", "build", env=env) != 0:
-        raise SystemExit("the example does not build: is BASE_IMAGE set to a local image with python3?")
+        raise BenchmarkFailed("the example does not build: is BASE_IMAGE set to a local image with python3?")
     record = json.loads((Path(env["STAGEGATE_ARTIFACTS"]) / "run.json").read_text())
     images = record["stages"]["build"]["outputs"]["images"]
     base_ref = images["example/base"]["ref"]
@@ -223,14 +268,16 @@ def noop_rebuild(repeat: int) -> dict:
     ]
     ours, docker_alone = [], []
     for _ in range(repeat):
-        ours.append(timed(lambda: nox(ROOT, "-s", "build", env=env)))
+        ours.append(timed(lambda: check_nox(ROOT, "-s", "build", env=env)))
         docker_alone.append(timed(lambda: [run(argv, cwd=ROOT) for argv in plain]))
-    assert {
+    statuses = {
         e["status"]
         for e in json.loads((Path(env["STAGEGATE_ARTIFACTS"]) / "run.json").read_text())["stages"]["build"][
             "outputs"
         ]["images"].values()
-    } == {"up to date"}
+    }
+    if statuses != {"up to date"}:
+        raise BenchmarkFailed(f"the unchanged example was rebuilt: image statuses {sorted(statuses)}")
     return {
         "what": "`nox -s build` of the unchanged example stack (3 images)",
         "stagegate": summary(ours),
@@ -291,9 +338,11 @@ def readiness_detection(repeat: int) -> dict:
                 env=env,
                 check=False,
             )
+            (root / ".stagegate" / "error.json").unlink(missing_ok=True)
             nox(root, "-s", "deploy", "--no-dependencies", "--", "--target", "kind", env=env)
-            error = json.loads((root / ".stagegate" / "error.json").read_text())
-            assert error["code"] == "IMAGE_PULL_ERROR", error
+            error = expect_error(
+                root / ".stagegate", "IMAGE_PULL_ERROR", "`nox -s deploy` on the fake cluster"
+            )
             detections.append(error["subject"]["detected_after_s"] - 1.0)
     finally:
         nox(root, "-s", "teardown", env=env)
@@ -317,14 +366,18 @@ def parallel_build(repeat: int) -> dict:
     root = project({n: f"FROM {base}\nCOPY token /token\nRUN sleep 3\n" for n in names})
     env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
     ours, sequential = [], []
-    for _ in range(repeat):
-        bust_cache(root, names)
-        ours.append(timed(lambda: nox(root, "-s", "build", env=env)))
-        bust_cache(root, names)
-        sequential.append(
-            timed(lambda: [run(["docker", "build", "-q", "-t", f"bench/{n}", str(root / n)]) for n in names])
-        )
-    cleanup_project(root)
+    try:
+        for _ in range(repeat):
+            bust_cache(root, names)
+            ours.append(timed(lambda: check_nox(root, "-s", "build", env=env)))
+            bust_cache(root, names)
+            sequential.append(
+                timed(
+                    lambda: [run(["docker", "build", "-q", "-t", f"bench/{n}", str(root / n)]) for n in names]
+                )
+            )
+    finally:
+        cleanup_project(root)
     return {
         "what": f"`nox -s build` of 4 independent images (3 s of RUN each), {os.cpu_count()} cores",
         "stagegate": summary(ours),
@@ -337,11 +390,13 @@ def overhead(repeat: int) -> dict:
     root = project({"app": f"FROM {base}\n"})
     env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
     preflight, startup, docker_info = [], [], []
-    for _ in range(repeat):
-        preflight.append(timed(lambda: nox(root, "-s", "preflight", env=env)))
-        startup.append(timed(lambda: nox(root, "-l", env=env)))
-        docker_info.append(timed(lambda: run(["docker", "info"], check=False)))
-    cleanup_project(root)
+    try:
+        for _ in range(repeat):
+            preflight.append(timed(lambda: check_nox(root, "-s", "preflight", env=env)))
+            startup.append(timed(lambda: check_nox(root, "-l", env=env)))
+            docker_info.append(timed(lambda: run(["docker", "info"])))
+    finally:
+        cleanup_project(root)
     return {
         "what": "`nox -s preflight` (daemon, builder, base images, config)",
         "stagegate": summary(preflight),
@@ -441,7 +496,8 @@ def scale(repeat: int) -> dict:
                     "outputs"
                 ]["images"].values()
             }
-            assert statuses == {"up to date"}, statuses
+            if statuses != {"up to date"}:
+                raise BenchmarkFailed(f"the no-op build rebuilt: image statuses {sorted(statuses)}")
             verify.append(timed(lambda: check_nox(root, "-s", "verify", "--no-dependencies", env=env)))
             verify_stage.append(stage_duration("verify"))
             docker_builds()  # warm
@@ -488,9 +544,7 @@ def check_nox(project: Path, *args: str, env: dict[str, str] | None = None) -> N
     if nox(project, *args, env=env) != 0:
         error_file = Path((env or {}).get("STAGEGATE_ARTIFACTS", project / ".stagegate")) / "error.json"
         error = json.loads(error_file.read_text()) if error_file.is_file() else {}
-        raise SystemExit(
-            f"benchmark step failed: nox {' '.join(args)}: {error.get('code')}: {error.get('message')}"
-        )
+        raise BenchmarkFailed(f"`nox {' '.join(args)}` failed: {error.get('code')}: {error.get('message')}")
 
 
 def remove_dangling(label_filter: str) -> None:
@@ -608,7 +662,7 @@ def startup_race(repeat: int) -> dict:
             target.teardown(delete=True)
         expected = "ready" if script == RACE_SCRIPTS["converging"] else "CONTAINER_CRASHLOOP"
         if outcome != expected:
-            raise SystemExit(f"startup race: expected {expected}, got {outcome}")
+            raise BenchmarkFailed(f"startup race: expected {expected}, got {outcome}")
         return took
 
     samples: dict[str, list[float]] = {key: [] for key in ("conv", "conv-base", "broken", "broken-base")}
@@ -681,21 +735,58 @@ def _parts(name: str, result: dict) -> list[tuple[str, dict]]:
     ]
 
 
-def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(prog="nox -s bench --")
-    parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
-    options = parser.parse_args(argv)
-    results = {}
-    if options.only and options.output.is_file():  # --only: keep the other benchmarks' figures
-        results = json.loads(options.output.read_text()).get("results", {})
-    for name in options.only or BENCHMARKS:
-        print(f"running {name} ({options.repeat}×) …", flush=True)
-        results[name] = {
-            **BENCHMARKS[name](options.repeat),
-            "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
+def missing_figure(result: dict) -> str | None:
+    """What a benchmark's result lacks to be a measurement, or None: a stagegate figure, at
+    least one baseline, and every figure (``median_s`` …) a finite time of at least one run."""
+    if not isinstance(result.get("stagegate"), dict):
+        return "no stagegate figure"
+    if not result.get("baselines"):
+        return "no baseline"
+
+    def figures(node: object, path: str) -> list[tuple[str, dict]]:
+        if not isinstance(node, dict):
+            return []
+        found = [(path, node)] if {"median_s", "runs"} & node.keys() else []
+        return found + [f for key, value in node.items() for f in figures(value, f"{path}/{key}".lstrip("/"))]
+
+    for path, figure in figures({k: v for k, v in result.items() if k not in ("what", "note")}, ""):
+        median, runs = figure.get("median_s"), figure.get("runs")
+        if not isinstance(runs, int) or runs < 1:
+            return f"{path}: no repetition measured"
+        if not isinstance(median, int | float) or not math.isfinite(median) or median < 0:
+            return f"{path}: no time measured ({median!r})"
+    return None
+
+
+def measure(name: str, benchmark: Callable[[int], dict], repeat: int) -> dict:
+    """One benchmark's result, dated; BenchmarkFailed (naming the benchmark) when it measured nothing."""
+    try:
+        result = benchmark(repeat)
+    except BenchmarkFailed as error:
+        raise BenchmarkFailed(f"{name}: {error}") from error
+    except Exception as error:  # a benchmark that errored measured nothing either
+        raise BenchmarkFailed(f"{name}: {type(error).__name__}: {error}") from error
+    problem = missing_figure(result)
+    if problem:
+        raise BenchmarkFailed(f"{name}: {problem}")
+    return {**result, "date": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def run_benchmarks(
+    benchmarks: dict[str, Callable[[int], dict]], repeat: int, output: Path, *, keep: bool
+) -> int:
+    """Run ``benchmarks``, write what they measured to ``output`` (with ``keep``, over the
+    figures already there) and return the exit status: 1 if any of them measured nothing."""
+    results = json.loads(output.read_text()).get("results", {}) if keep and output.is_file() else {}
+    failed: dict[str, str] = {}
+    for name, benchmark in benchmarks.items():
+        print(f"running {name} ({repeat}×) …", flush=True)
+        try:
+            results[name] = measure(name, benchmark, repeat)
+        except BenchmarkFailed as error:
+            results.pop(name, None)  # an older figure would read as this run's
+            failed[name] = str(error).removeprefix(f"{name}: ")
+            print(f"bench {error}", file=sys.stderr, flush=True)
     document = {
         "machine": {
             "platform": platform.platform(),
@@ -709,10 +800,38 @@ def main(argv: list[str]) -> int:
         "ratio": "baseline median / stagegate median: above 1 means stagegate is faster",
         "results": results,
     }
-    options.output.write_text(json.dumps(document, indent=2) + "\n")
-    print(table({name: results[name] for name in options.only or BENCHMARKS}))
-    print(f"\nwritten to {options.output}")
+    if failed:
+        document["not_measured"] = failed
+    output.write_text(json.dumps(document, indent=2) + "\n")
+    measured = {name: results[name] for name in benchmarks if name in results}
+    if measured:
+        print(table(measured))
+    print(f"\nwritten to {output}")
+    if failed:
+        print(
+            f"bench: {len(failed)} of {len(benchmarks)} measured nothing: {', '.join(failed)}",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _at_least_one(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("at least 1: a benchmark of no repetition measures nothing")
+    return value
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="nox -s bench --")
+    parser.add_argument("--repeat", type=_at_least_one, default=3)
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results.json")
+    options = parser.parse_args(argv)
+    chosen = {name: BENCHMARKS[name] for name in options.only or BENCHMARKS}
+    # --only: keep the other benchmarks' figures
+    return run_benchmarks(chosen, options.repeat, options.output, keep=bool(options.only))
 
 
 if __name__ == "__main__":

@@ -2,13 +2,18 @@
 
 mutmut names a mutant after the module path of its file and checks that the tests import the
 module under that name. The library lives in ``tasks/`` but imports as ``stagegate``, so this
-script runs mutmut in a workspace (``.nox/mutants/``) that holds ``tasks/`` as ``stagegate/``,
+script runs mutmut in a workspace (``.nox/mutants-workspace/``) that holds ``tasks/`` as ``stagegate/``,
 the unit tests and their fixtures, and a pyproject.toml whose ``[tool.mutmut]`` is
 ``mutation/mutmut.toml``. Only the modules and the unit tests listed there take part; mutmut
 runs, for each mutant, only the tests that call the mutated function.
 
     python mutation/run.py            # mutate, test, write mutation/results.json
     python mutation/run.py --report   # the figure of the last run, from the workspace
+
+A run that tested no mutant is an error, never a figure: mutmut exiting non-zero (its first,
+clean test run failed, or it stopped early), no mutant generated or sampled, or every mutant
+"not checked" (or reached by no test) ends with exit status 1, one line saying why, and
+mutation/results.json left as it was.
 
 The kill ratio counts killed and timed-out mutants over every mutant that was tested
 (surviving ones included); mutants no selected test reaches count as survivors too. Mutants
@@ -33,10 +38,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / ".nox" / "mutants"
+WORK = ROOT / ".nox" / "mutants-workspace"  # .nox/mutants is the session's virtualenv
 CONFIG = ROOT / "mutation" / "mutmut.toml"
 RESULTS = ROOT / "mutation" / "results.json"
 KILLED = ("killed", "timeout")
+# mutmut's statuses of a mutant no test was run against (mutmut.stats.status_by_exit_code)
+NOT_TESTED = ("not checked", "skipped", "suspicious", "check was interrupted by user")
+
+
+class NothingMeasured(Exception):
+    """The run tested no mutant; the message says why, in one line."""
+
+
 EQUIVALENT_PROBE = "stagegate.reports.x__e2e_suites__mutmut_6"
 
 
@@ -69,17 +82,37 @@ def run_mutmut(extra: list[str]) -> int:
     return subprocess.run([sys.executable, "-m", "mutmut", "run", *extra], cwd=WORK, env=env).returncode
 
 
+def require_success(rc: int, what: str) -> None:
+    """mutmut exits 1 when its clean test run or its stats collection fails (and then leaves
+    every mutant "not checked"), or when it stops early: nothing after that is a measurement."""
+    if rc != 0:
+        raise NothingMeasured(
+            f"{what} exited with {rc} (its first test run failed or it stopped early: see its output above)"
+        )
+
+
 def statuses() -> dict[str, str]:
     """mutant name -> mutmut's status, from `mutmut results --all true`."""
+    if not (WORK / "mutants").is_dir():
+        raise NothingMeasured(f"no mutmut workspace in {WORK.relative_to(ROOT)}: run `nox -s mutants` first")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = subprocess.run(
+    completed = subprocess.run(
         [sys.executable, "-m", "mutmut", "results", "--all", "true"],
         cwd=WORK,
         env=env,
         capture_output=True,
         text=True,
-        check=True,
-    ).stdout
+    )
+    if completed.returncode != 0:
+        tail = (completed.stderr.strip().splitlines() or ["no output"])[-1]
+        raise NothingMeasured(
+            f"`mutmut results` in {WORK.relative_to(ROOT)} exited with {completed.returncode}: {tail}"
+        )
+    return parse_results(completed.stdout)
+
+
+def parse_results(out: str) -> dict[str, str]:
+    """mutant name -> status, from the lines ``    NAME: STATUS`` that `mutmut results` prints."""
     found = {}
     for line in out.splitlines():
         name, _, status = line.strip().rpartition(": ")
@@ -88,11 +121,32 @@ def statuses() -> dict[str, str]:
     return found
 
 
-def summary(found: dict[str, str], equivalent: set[str]) -> dict[str, object]:
+def check_measured(found: dict[str, str]) -> None:
+    """Raise NothingMeasured unless at least one mutant was run against a test that reaches it."""
+    if not found:
+        raise NothingMeasured("no mutant to judge: mutmut generated none, or the sample matched none")
+    untested = sum(1 for s in found.values() if s in NOT_TESTED)
+    if untested == len(found):
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(_counts(found).items()))
+        raise NothingMeasured(f"none of the {len(found)} mutants was tested ({counts})")
+    if all(s in (*NOT_TESTED, "no tests") for s in found.values()):
+        raise NothingMeasured(
+            f"no selected test reaches any of the {len(found) - untested} mutants that ran: "
+            "check pytest_add_cli_args_test_selection in mutation/mutmut.toml"
+        )
+
+
+def _counts(found: dict[str, str]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for status in found.values():
         counts[status] = counts.get(status, 0) + 1
-    tested = {n: s for n, s in found.items() if s not in ("skipped", "not checked", "suspicious")}
+    return counts
+
+
+def summary(found: dict[str, str], equivalent: set[str]) -> dict[str, object]:
+    """The figure of a run that tested at least one mutant (check_measured first)."""
+    counts = _counts(found)
+    tested = {n: s for n, s in found.items() if s not in NOT_TESTED}
     killed = sum(1 for s in tested.values() if s in KILLED)
     behaviour = {n: s for n, s in tested.items() if n not in equivalent}
     killed_b = sum(1 for s in behaviour.values() if s in KILLED)
@@ -103,7 +157,6 @@ def summary(found: dict[str, str], equivalent: set[str]) -> dict[str, object]:
         entry[0] += status in KILLED
         entry[1] += 1
     return {
-        "tool": "mutmut " + _version(),
         "command": "nox -s mutants",
         "statuses": counts,
         "tested": len(tested),
@@ -201,41 +254,56 @@ def main() -> int:
         help="draw the sample from the mutants whose names match GLOB only (e.g. 'stagegate.manifests.*')",
     )
     args, extra = parser.parse_known_args()
+    if args.sample is not None and args.sample < 1:
+        parser.error("--sample must be at least 1")
+    try:
+        result = measure(args, extra)
+    except NothingMeasured as error:
+        print(
+            f"mutants: nothing measured, {RESULTS.relative_to(ROOT)} left as it was: {error}", file=sys.stderr
+        )
+        return 1
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "survivors"}, indent=2))
+    return 0
+
+
+def measure(args: argparse.Namespace, extra: list[str]) -> dict[str, object]:
+    """Run mutmut (unless --report) and return the figure; NothingMeasured when no mutant was tested."""
     chosen: list[str] | None = None
     if not args.report:
         prepare()
         if args.sample:
             # generates every mutant and tests one (mutmut has no generate-only command, and a
             # glob matching nothing runs them all): one recorded as equivalent, cheap to test
-            run_mutmut([EQUIVALENT_PROBE])
+            require_success(run_mutmut([EQUIVALENT_PROBE]), "mutmut's run generating the mutants")
             population = [n for n in statuses() if args.within is None or fnmatch.fnmatchcase(n, args.within)]
             chosen = sample_of(population, args.sample, args.seed)
+            if not chosen:
+                raise NothingMeasured(f"no mutant's name matches --within {args.within!r}")
             extra = [*extra, *chosen]
         started = datetime.now(UTC)
         rc = run_mutmut(extra)
         remove_mutants_leftovers(started)
-        if rc not in (0,):
-            print(f"mutmut run exited with {rc}", file=sys.stderr)
+        require_success(rc, "mutmut run")
     equivalent = set(tomllib.loads(CONFIG.read_text()).get("stagegate-mutation", {}).get("equivalent", []))
-    found = statuses()
+    everything = statuses()
+    found = (
+        everything if chosen is None else {name: everything[name] for name in chosen if name in everything}
+    )
+    check_measured(found)
+    result = {"tool": "mutmut " + _version(), **summary(found, equivalent)}
     if chosen is not None:
-        found = {name: found[name] for name in chosen if name in found}
-    result = summary(found, equivalent)
-    if chosen is not None:
-        result["sample"] = {"size": len(chosen), "seed": args.seed, "of": len(statuses())}
+        result["sample"] = {"size": len(chosen), "seed": args.seed, "of": len(everything)}
         result["command"] = f"nox -s mutants -- --sample {args.sample} --seed {args.seed}"
         if args.within:
             result["sample"]["within"] = args.within
             result["command"] += f" --within '{args.within}'"
-        behaviour = [
-            s for n, s in found.items() if n not in equivalent and s not in ("not checked", "skipped")
-        ]
+        behaviour = [s for n, s in found.items() if n not in equivalent and s not in NOT_TESTED]
         result["kill_ratio_behaviour_changing_95ci"] = wilson(
             sum(s in KILLED for s in behaviour), len(behaviour)
         )
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "survivors"}, indent=2))
-    return 0
+    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,176 @@
+"""The measuring tools (`nox -s mutants`, `nox -s bench`) report a figure only when they measured
+something: mutation/run.py's verdict on mutmut's results, bench/run.py's on each benchmark."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "mutmut"  # recorded from real runs: see its README.md
+
+
+def _load(path: Path, name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses and exceptions look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+mutation = _load(ROOT / "mutation" / "run.py", "stagegate_mutation_run")
+bench = _load(ROOT / "bench" / "run.py", "stagegate_bench_run")
+
+
+# -- mutation/run.py ---------------------------------------------------------------------------
+
+
+def test_mutmut_results_of_a_failed_clean_test_run_are_nothing_measured() -> None:
+    found = mutation.parse_results((FIXTURES / "results-ledger-clean-test-failed.txt").read_text())
+    assert len(found) == 331
+    with pytest.raises(
+        mutation.NothingMeasured, match=r"none of the 331 mutants was tested \(331 not checked\)"
+    ):
+        mutation.check_measured(found)
+
+
+def test_mutmut_results_with_killed_mutants_are_a_figure() -> None:
+    found = mutation.parse_results((FIXTURES / "results-ledger-three-killed.txt").read_text())
+    mutation.check_measured(found)  # does not raise
+    figure = mutation.summary(found, equivalent=set())
+    assert (figure["tested"], figure["killed_or_timeout"], figure["kill_ratio_all"]) == (3, 3, 1.0)
+    assert figure["statuses"] == {"killed": 3, "not checked": 328}
+
+
+def test_no_mutant_at_all_is_nothing_measured() -> None:
+    with pytest.raises(mutation.NothingMeasured, match="no mutant to judge"):
+        mutation.check_measured({})
+    with pytest.raises(mutation.NothingMeasured, match="no mutant to judge"):
+        mutation.check_measured(mutation.parse_results(""))
+
+
+def test_mutants_no_selected_test_reaches_are_nothing_measured_unless_one_was_tested() -> None:
+    with pytest.raises(mutation.NothingMeasured, match="no selected test reaches any of the 1 mutants"):
+        mutation.check_measured({"m.x_f__mutmut_1": "no tests", "m.x_f__mutmut_2": "not checked"})
+    mutation.check_measured({"m.x_f__mutmut_1": "no tests", "m.x_f__mutmut_2": "survived"})
+
+
+def test_a_mutmut_run_that_exited_non_zero_is_nothing_measured() -> None:
+    with pytest.raises(mutation.NothingMeasured, match="mutmut run exited with 1"):
+        mutation.require_success(1, "mutmut run")
+    mutation.require_success(0, "mutmut run")
+
+
+# -- bench/run.py ------------------------------------------------------------------------------
+
+
+def _fails_like_a_build(repeat: int) -> dict:
+    """A real baseline command that fails (exit 1, an error on stderr) after a passing step."""
+    ours = [bench.timed(lambda: bench.run([sys.executable, "-c", "pass"])) for _ in range(repeat)]
+    failing = [sys.executable, "-c", "import sys; sys.exit('COPY failed: file not found in build context')"]
+    theirs = [bench.timed(lambda: bench.run(failing)) for _ in range(repeat)]
+    return {"what": "x", "stagegate": bench.summary(ours), "baselines": {"b": bench.summary(theirs)}}
+
+
+def _passes(repeat: int) -> dict:
+    ours = [bench.timed(lambda: bench.run([sys.executable, "-c", "pass"])) for _ in range(repeat)]
+    theirs = [bench.timed(lambda: bench.run([sys.executable, "-c", "pass"])) for _ in range(repeat)]
+    return {"what": "y", "stagegate": bench.summary(ours), "baselines": {"b": bench.summary(theirs)}}
+
+
+def test_a_benchmark_whose_baseline_fails_is_an_error_and_not_written(tmp_path: Path, capsys) -> None:
+    output = tmp_path / "results.json"
+    # an older figure of it would read as this run's: it goes
+    output.write_text(json.dumps({"results": {"broken": {"stagegate": {"median_s": 1.0, "runs": 3}}}}))
+    rc = bench.run_benchmarks({"broken": _fails_like_a_build, "fine": _passes}, 2, output, keep=True)
+    assert rc == 1
+    written = json.loads(output.read_text())
+    assert set(written["results"]) == {"fine"}
+    assert "exited with 1: COPY failed: file not found in build context" in written["not_measured"]["broken"]
+    err = capsys.readouterr().err
+    assert "bench broken: `" in err and "measured nothing: broken" in err
+
+
+def test_a_benchmark_that_measured_is_a_figure(tmp_path: Path) -> None:
+    output = tmp_path / "results.json"
+    assert bench.run_benchmarks({"fine": _passes}, 2, output, keep=False) == 0
+    written = json.loads(output.read_text())
+    assert written["results"]["fine"]["stagegate"]["runs"] == 2
+    assert written["results"]["fine"]["baselines"]["b"]["runs"] == 2
+    assert "not_measured" not in written
+
+
+def test_a_benchmark_that_errors_is_named_with_the_error(tmp_path: Path) -> None:
+    def errors(repeat: int) -> dict:
+        return {}["stagegate"]
+
+    output = tmp_path / "results.json"
+    assert bench.run_benchmarks({"errors": errors}, 1, output, keep=False) == 1
+    assert json.loads(output.read_text())["not_measured"] == {"errors": "KeyError: 'stagegate'"}
+
+
+def test_zero_repetitions_measure_nothing() -> None:
+    with pytest.raises(SystemExit) as refused:
+        bench.main(["--repeat", "0", "--output", "/nonexistent/results.json"])
+    assert refused.value.code == 2
+    with pytest.raises(bench.BenchmarkFailed, match="no repetition"):
+        bench.summary([])
+    assert bench.summary([0.5])["runs"] == 1
+
+
+@pytest.mark.parametrize(
+    ("result", "problem"),
+    [
+        ({"baselines": {"b": {"median_s": 1.0, "runs": 1}}}, "no stagegate figure"),
+        ({"stagegate": {"median_s": 1.0, "runs": 1}, "baselines": {}}, "no baseline"),
+        (
+            {"stagegate": {"median_s": 1.0, "runs": 0}, "baselines": {"b": {"median_s": 1.0, "runs": 1}}},
+            "stagegate: no repetition measured",
+        ),
+        (
+            {
+                "stagegate": {"median_s": 1.0, "runs": 1},
+                "baselines": {"b": {"median_s": 1.0, "runs": 1}},
+                "figures": {"cold": {"stagegate": {"median_s": float("nan"), "runs": 1}}},
+            },
+            "figures/cold/stagegate: no time measured (nan)",
+        ),
+        ({"stagegate": {"median_s": 1.0, "runs": 1}, "baselines": {"b": {"median_s": 2.0, "runs": 1}}}, None),
+    ],
+)
+def test_a_result_missing_a_figure_is_not_a_measurement(result: dict, problem: str | None) -> None:
+    assert bench.missing_figure(result) == problem
+
+
+def test_a_timed_run_must_end_with_the_error_it_times(tmp_path: Path) -> None:
+    with pytest.raises(
+        bench.BenchmarkFailed, match=r"was to end with BUILD_FAILED; it ended with no error\.json"
+    ):
+        bench.expect_error(tmp_path, "BUILD_FAILED", "`nox -s e2e`")
+    (tmp_path / "error.json").write_text(json.dumps({"code": "DOCKER_UNAVAILABLE", "message": "no daemon"}))
+    with pytest.raises(bench.BenchmarkFailed, match="ended with DOCKER_UNAVAILABLE: no daemon"):
+        bench.expect_error(tmp_path, "BUILD_FAILED", "`nox -s e2e`")
+    (tmp_path / "error.json").write_text(json.dumps({"code": "BUILD_FAILED"}))
+    assert bench.expect_error(tmp_path, "BUILD_FAILED", "`nox -s e2e`")["code"] == "BUILD_FAILED"
+    (tmp_path / "error.json").unlink()  # not stagegate's: the suite's schema check is for those
+
+
+def test_a_baseline_timing_a_failing_build_must_fail_at_that_step() -> None:
+    with pytest.raises(bench.BenchmarkFailed, match="was to fail at its `RUN exit 1` step; it exited with 0"):
+        bench.expect_build_failure([sys.executable, "-c", "pass"])
+    with pytest.raises(bench.BenchmarkFailed, match="exited with 1: Cannot connect to the Docker daemon"):
+        bench.expect_build_failure(
+            [sys.executable, "-c", "import sys; sys.exit('Cannot connect to the Docker daemon')"]
+        )
+    bench.expect_build_failure(
+        [
+            sys.executable,
+            "-c",
+            "import sys; sys.exit(\"The command '/bin/sh -c exit 1' returned a non-zero code: 1\")",
+        ]
+    )
