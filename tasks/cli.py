@@ -24,6 +24,7 @@ from .prune import prune_images
 from .redact import redact_logging
 from .reports import RunReport, markdown_summary
 from .stages.preflight import Check, environment_checks
+from .stages.verify import remove_leftover_smoke_containers
 from .targets import select_target
 from .targets.docker import DockerTarget
 from .targets.existing import ExistingTarget
@@ -96,6 +97,8 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
             else:
                 target = KindTarget(cluster=cluster, artifacts=config.artifacts, docker=docker_client())
                 outcome = target.teardown(delete=target.created_by_stagegate())
+            if smoke := remove_leftover_smoke_containers(docker_client(), config.artifacts):
+                outcome["deleted"] += f" and {smoke} smoke container(s) left by an interrupted verify"
         except DockerException as exc:
             raise _engine_unavailable("teardown", exc) from None
         ledger.note("teardown", outcome)

@@ -5,12 +5,16 @@ refused with ``RUN_IN_PROGRESS`` before it writes anything, so the active run's 
 its own), then opens the stage in the ledger (refusing with ``UPSTREAM_FAILED`` when an earlier stage
 of the run did not pass), times it, and records the outcome: outputs on success; on an
 expected failure exactly one ``error.json``; on anything unexpected ``INTERNAL_ERROR`` with
-the traceback; on Ctrl-C ``INTERRUPTED``. It returns the exit status; it never lets an
-expected failure reach the user as a traceback.
+the traceback; on a stop signal — Ctrl-C's SIGINT, SIGTERM, SIGHUP (:mod:`stagegate.signals`)
+— ``INTERRUPTED`` naming the signal, written the moment it arrives (before the stage's own
+clean-up, so that a second signal, which ends the process at once, cannot lose it) and again
+with the final outputs when the clean-up is done. It returns the exit status; it never lets
+an expected failure reach the user as a traceback.
 """
 
 from __future__ import annotations
 
+import copy
 import errno
 import logging
 import os
@@ -21,7 +25,7 @@ from typing import Any
 
 from python_on_whales import DockerClient
 
-from . import runlock, runner
+from . import runlock, runner, signals
 from .clock import Clock
 from .config import artifacts_dir, load_config
 from .dockerclient import docker_client
@@ -29,7 +33,7 @@ from .errors import Code, StagegateError
 from .ledger import PIPELINE, Ledger, Status
 from .options import parse_options
 from .profiles import choose_profile
-from .reports import RunReport, publish_to_github, write_junit
+from .reports import RunReport, markdown_summary, publish_to_github, update_summary, write_junit
 from .stages import StageContext, build, cluster, deploy, e2e, preflight, verify
 from .ui import Reporter
 
@@ -57,7 +61,11 @@ def run_stage(
     env: Mapping[str, str] | None = None,
     stages: Mapping[str, Callable[[StageContext], None]] = STAGES,
 ) -> int:
-    """Run one pipeline stage; 0 when it passed, 1 when it failed."""
+    """Run one pipeline stage; 0 when it passed, 1 when it failed.
+
+    A stop signal (SIGINT, SIGTERM, SIGHUP) records the stage ``interrupted`` and is raised
+    again as a ``KeyboardInterrupt`` (:class:`stagegate.signals.Interrupted`), as nox expects.
+    """
     env = dict(os.environ if env is None else env)
     clock = clock or Clock()
     artifacts = artifacts_dir(root, env)
@@ -66,74 +74,136 @@ def run_stage(
     except StagegateError as refused:  # not this run's failure: no ledger entry, no error.json
         report_refusal(reporter, refused)
         return 1
-    ledger = Ledger(artifacts, clock)
-    started = clock.monotonic()
-    outputs: dict[str, Any] = {}
-    error: StagegateError | None = None
-    interrupted = False
-    try:
-        run = ledger.begin(stage, git=git_info(root), options={"argv": list(argv)})
-        runlock.note_run(artifacts, str(run.get("run_id")))
-        options = parse_options(argv)
-        config = load_config(root, env)
-        choice = choose_profile(config, options, run)
-        if choice.name is not None:
-            config = load_config(root, env, profile=choice.name)
-        if not isinstance(run.get("profile"), dict):  # chosen now: the run's first stage
-            run["profile"] = choice.to_json()
-            ledger.note("profile", run["profile"])
-            reporter.info(choice.describe())
-        context = StageContext(
-            config=config,
-            options=options,
-            docker=docker or docker_client(env),
-            ledger=ledger,
-            reporter=reporter,
-            clock=clock,
-            run=run,
-            env=env,
-            outputs=outputs,
+    gate = _Gate(stage, Ledger(artifacts, clock), clock, env)
+    with signals.stop_signals_interrupt(gate.record_interruption):
+        return gate.run(argv, root, reporter, docker, stages)
+
+
+class _Gate:
+    """One stage's run and its record; :meth:`record_interruption` is what the first stop
+    signal calls, from its handler, while the stage still runs."""
+
+    def __init__(self, stage: str, ledger: Ledger, clock: Clock, env: dict[str, str]) -> None:
+        self.stage = stage
+        self.ledger = ledger
+        self.clock = clock
+        self.env = env
+        self.started = clock.monotonic()
+        self.outputs: dict[str, Any] = {}
+        self.begun = False
+
+    def record_interruption(self, signal_name: str) -> None:
+        if not self.begun:  # nothing of this stage is in run.json yet: the gate records it
+            return
+        self.ledger.record_failure(
+            self.stage,
+            interruption(self.stage, signal_name),
+            self.clock.monotonic() - self.started,
+            _settled(self.outputs),
+            interrupted=True,
         )
-        stages[stage](context)
-    except StagegateError as exc:
-        error = exc
-    except OSError as exc:
-        error = unwritable(exc, artifacts)
-        if error is None:
+        write_reports(self.ledger.artifacts, self.env)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        root: Path,
+        reporter: Reporter,
+        docker: DockerClient | None,
+        stages: Mapping[str, Callable[[StageContext], None]],
+    ) -> int:
+        stage, ledger, clock, env, outputs = self.stage, self.ledger, self.clock, self.env, self.outputs
+        artifacts = ledger.artifacts
+        error: StagegateError | None = None
+        interrupted: KeyboardInterrupt | None = None
+        try:
+            run = ledger.begin(stage, git=git_info(root), options={"argv": list(argv)})
+            self.begun = True
+            runlock.note_run(artifacts, str(run.get("run_id")))
+            options = parse_options(argv)
+            config = load_config(root, env)
+            choice = choose_profile(config, options, run)
+            if choice.name is not None:
+                config = load_config(root, env, profile=choice.name)
+            if not isinstance(run.get("profile"), dict):  # chosen now: the run's first stage
+                run["profile"] = choice.to_json()
+                ledger.note("profile", run["profile"])
+                reporter.info(choice.describe())
+            context = StageContext(
+                config=config,
+                options=options,
+                docker=docker or docker_client(env),
+                ledger=ledger,
+                reporter=reporter,
+                clock=clock,
+                run=run,
+                env=env,
+                outputs=outputs,
+            )
+            stages[stage](context)
+        except StagegateError as exc:
+            error = exc
+        except OSError as exc:
+            error = unwritable(exc, artifacts)
+            if error is None:
+                trace = traceback.format_exc()
+                reporter.internal_error(trace)
+                error = _internal(stage, exc, trace)
+        except KeyboardInterrupt as exc:
+            interrupted = exc
+            error = interruption(stage, signals.signal_name(exc))
+        except Exception as exc:
             trace = traceback.format_exc()
             reporter.internal_error(trace)
             error = _internal(stage, exc, trace)
-    except KeyboardInterrupt:
-        interrupted = True
-        error = StagegateError(
-            Code.INTERRUPTED, f"{stage} was interrupted", "re-run when ready", {"stage": stage}
-        )
-    except Exception as exc:
-        trace = traceback.format_exc()
-        reporter.internal_error(trace)
-        error = _internal(stage, exc, trace)
-    duration = clock.monotonic() - started
-    document = None
-    try:
-        if error is None:
-            ledger.record_pass(stage, duration, outputs, Status.PASSED)
-        else:
-            document = ledger.record_failure(stage, error, duration, outputs, interrupted=interrupted)
-    except OSError as exc:  # the record itself cannot be written: say so on the terminal
-        problem = unwritable(exc, artifacts)
-        if problem is None:
-            raise
-        report_refusal(reporter, problem)
-        if error is not None and error is not problem and error.code != problem.code:
-            reporter.info(f"the {stage} stage itself ended with {error.code}: {error.message}")
-        if interrupted:
-            raise KeyboardInterrupt from None
-        return 1
-    reporter.summary(ledger.read_run() or {}, document, ledger.artifacts)
-    publish_reports(stage, ledger.artifacts, env, reporter)
-    if interrupted:
-        raise KeyboardInterrupt
-    return 0 if error is None else 1
+        duration = clock.monotonic() - self.started
+        document = None
+        try:
+            if error is None:
+                ledger.record_pass(stage, duration, outputs, Status.PASSED)
+            else:
+                document = ledger.record_failure(
+                    stage, error, duration, outputs, interrupted=interrupted is not None
+                )
+        except OSError as exc:  # the record itself cannot be written: say so on the terminal
+            problem = unwritable(exc, artifacts)
+            if problem is None:
+                raise
+            report_refusal(reporter, problem)
+            if error is not None and error is not problem and error.code != problem.code:
+                reporter.info(f"the {stage} stage itself ended with {error.code}: {error.message}")
+            if interrupted is not None:
+                raise interrupted from None
+            return 1
+        reporter.summary(ledger.read_run() or {}, document, ledger.artifacts)
+        publish_reports(stage, ledger.artifacts, env, reporter)
+        if interrupted is not None:
+            raise interrupted.with_traceback(None) from None
+        return 0 if error is None else 1
+
+
+def interruption(stage: str, signal_name: str) -> StagegateError:
+    """``INTERRUPTED`` of ``stage``, naming the signal. From the cluster stage on, the target
+    keeps what the run started (for debugging, as after a failure): the hint says how to remove it."""
+    kept = PIPELINE.index(stage) >= PIPELINE.index("cluster")
+    return StagegateError(
+        Code.INTERRUPTED,
+        f"{stage} was interrupted by {signal_name}",
+        "what the run started is kept for debugging: nox -s teardown removes it; re-run when ready"
+        if kept
+        else "re-run when ready",
+        {"stage": stage, "signal": signal_name},
+    )
+
+
+def _settled(outputs: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a stage's outputs as they are now (a build thread may be adding to them)."""
+    for _ in range(3):
+        try:
+            return copy.deepcopy(outputs)
+        except RuntimeError:  # changed size while copied: once more
+            continue
+    return {}
 
 
 def unwritable(exc: OSError, artifacts: Path) -> StagegateError | None:
@@ -188,6 +258,20 @@ def publish_reports(stage: str, artifacts: Path, env: Mapping[str, str], reporte
         publish_to_github(report, env, reporter.workflow_command if failed_here else lambda line: None)
     except OSError as exc:
         log.warning("could not write the GitHub job summary: %s", exc)
+
+
+def write_reports(artifacts: Path, env: Mapping[str, str]) -> None:
+    """junit.xml and the GitHub job summary as the ledger now stands (no annotation: that is
+    printed once, by :func:`publish_reports`); what cannot be written is a warning."""
+    report = RunReport.load(artifacts)
+    if report is None:
+        return
+    try:
+        write_junit(report)
+        if env.get("GITHUB_ACTIONS") == "true" and env.get("GITHUB_STEP_SUMMARY"):
+            update_summary(Path(env["GITHUB_STEP_SUMMARY"]), markdown_summary(report))
+    except OSError as exc:
+        log.warning("could not write the reports of the interrupted stage: %s", exc)
 
 
 def git_info(root: Path) -> dict[str, Any]:

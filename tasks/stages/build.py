@@ -12,6 +12,7 @@ from __future__ import annotations
 import concurrent.futures
 import json
 import logging
+import signal
 import threading
 import time
 import traceback
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from .. import graph, hashing, runner
+from .. import graph, hashing, runner, signals
 from ..builder import (
     Builder,
     BuildFailure,
@@ -273,10 +274,14 @@ class ImageBuilds:
                 if not running:
                     break
                 done: set[concurrent.futures.Future[ImageResult]] = set()
-                while not done:  # in slices: a Ctrl-C given to another thread is seen at once
-                    done, _ = concurrent.futures.wait(
-                        running, timeout=SIGNAL_POLL_S, return_when=concurrent.futures.FIRST_COMPLETED
-                    )
+                try:
+                    while not done:  # in slices: a Ctrl-C given to another thread is seen at once
+                        done, _ = concurrent.futures.wait(
+                            running, timeout=SIGNAL_POLL_S, return_when=concurrent.futures.FIRST_COMPLETED
+                        )
+                except KeyboardInterrupt:
+                    _stop_builds(running)
+                    raise
                 for future in done:
                     running.pop(future)
                     result = future.result()  # build_one returns failures, it does not raise them
@@ -448,6 +453,17 @@ class BuiltImage:
     ref: str
     image_id: str
     input_hash: str = ""
+
+
+def _stop_builds(running: Mapping[concurrent.futures.Future[ImageResult], str], grace: float = 3.0) -> None:
+    """Stop the running builds of an interrupted stage: their ``docker`` clients are told to stop
+    (SIGTERM, then SIGKILL after ``grace`` seconds) until every build thread has returned — a
+    thread between two commands may start one more after the first round. The engine cancels a
+    build whose client went away."""
+    deadline = time.monotonic() + grace
+    while not all(future.done() for future in running):
+        signals.terminate_descendants(signal.SIGTERM if time.monotonic() < deadline else signal.SIGKILL)
+        concurrent.futures.wait(running, timeout=SIGNAL_POLL_S)
 
 
 def never_inputs(config: Config) -> tuple[Path, ...]:

@@ -28,6 +28,7 @@ from ..clock import Clock
 from ..config import Config, ImageSpec
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_text_atomic
+from ..ownership import OWNER_LABEL, owner_id
 from ..retry import retry_transient
 from ..targets import select_target
 from ..targets.forwards import forward_problems
@@ -113,7 +114,13 @@ def run(ctx: StageContext) -> None:
 
     smoke_targets = [ctx.config.images[n] for n in present if ctx.config.images[n].smoke]
     for spec, error, output in run_smoke_tests(
-        ctx.docker, smoke_targets, built, ctx.run["run_id"], ctx.clock, ctx.options.max_parallel
+        ctx.docker,
+        smoke_targets,
+        built,
+        ctx.run["run_id"],
+        ctx.clock,
+        ctx.options.max_parallel,
+        owner=owner_id(ctx.artifacts),
     ):
         entry = ctx.outputs["images"][spec.name]
         if error is None:
@@ -281,11 +288,15 @@ def run_smoke_tests(
     run_id: str,
     clock: Clock,
     parallel: int,
+    *,
+    owner: str | None = None,
 ) -> Iterable[tuple[ImageSpec, StagegateError | None, str]]:
     """Each image's smoke command in a container of its own; results in ``specs`` order.
 
-    On Ctrl-C the running smoke commands are killed at their next poll (a tenth of a second)
-    and their containers removed before the interrupt goes on; none still queued starts.
+    On Ctrl-C (or another stop signal) the running smoke commands are killed at their next
+    poll (a tenth of a second) and their containers removed before the interrupt goes on; none
+    still queued starts. Each container carries ``owner`` (the artifacts dir's owner id): one
+    left behind by a run ended at once (a second signal) is removed by teardown.
     """
     if not specs:
         return []
@@ -294,7 +305,7 @@ def run_smoke_tests(
         max_workers=max(1, parallel), thread_name_prefix="smoke"
     ) as pool:
         futures = [
-            pool.submit(smoke_test, docker, spec, built[spec.name].ref, run_id, clock, cancel)
+            pool.submit(smoke_test, docker, spec, built[spec.name].ref, run_id, clock, cancel, owner)
             for spec in specs
         ]
         try:
@@ -315,6 +326,7 @@ def smoke_test(
     run_id: str,
     clock: Clock,
     cancel: threading.Event | None = None,
+    owner: str | None = None,
 ) -> tuple[StagegateError | None, str]:
     """Run ``spec.smoke`` in ``ref`` (no network), kill it at ``spec.smoke_timeout`` or when
     ``cancel`` is set. Its container is removed on every path."""
@@ -337,7 +349,7 @@ def smoke_test(
             name=name,
             entrypoint=entrypoint,
             networks=["none"],
-            labels={LABEL_PURPOSE: "smoke", LABEL_RUN: run_id},
+            labels={LABEL_PURPOSE: "smoke", LABEL_RUN: run_id, **({OWNER_LABEL: owner} if owner else {})},
         )
     except DockerException as exc:
         # `docker run -d` creates the container before it fails to start it: remove it.
@@ -415,6 +427,18 @@ def _cancelled(spec: ImageSpec, argv: list[str], subject: dict[str, Any]) -> Sta
         {**subject, "reason": "interrupted"},
         command=CommandEvidence(argv, None),
     )
+
+
+def remove_leftover_smoke_containers(docker: DockerClient, artifacts: Path) -> int:
+    """Remove the smoke containers of this artifacts dir's owner that a run ended at once (a
+    second stop signal during its clean-up) left behind; how many there were."""
+    left = docker.container.list(
+        all=True,
+        filters=[("label", f"{LABEL_PURPOSE}=smoke"), ("label", f"{OWNER_LABEL}={owner_id(artifacts)}")],
+    )
+    if left:
+        docker.container.remove(left, force=True)
+    return len(left)
 
 
 def _kill(docker: DockerClient, container: Container) -> None:

@@ -14,6 +14,7 @@ import pytest
 import yaml
 from python_on_whales import DockerClient
 from stagegate import runlock
+from stagegate.stages.verify import remove_leftover_smoke_containers
 
 from tests.integration.conftest import ISOLATED
 from tests.integration.test_build_stage import image_table, images, pipeline, run
@@ -215,6 +216,9 @@ def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
             pytest.fail(f"verify did not end after Ctrl-C: {process.communicate()[1][-2000:]}")
         # not the smoke command's 30 s (a loaded engine may take a few seconds to remove it)
         assert time.monotonic() - interrupted < 15, process.communicate()[1][-2000:]
+        if interrupts == 2:  # the second one ends it at once, leaving its clean-up to teardown
+            assert process.returncode == 128 + signal.SIGINT
+            remove_leftover_smoke_containers(docker, repo.artifacts)
         left = [(c.name, c.state.status) for c in smoke_containers(docker, run_id)]
         assert left == [], process.communicate()[1][-2000:]
         assert repo.run_record()["stages"]["verify"]["status"] == "interrupted"

@@ -1,0 +1,176 @@
+"""How a stop signal becomes an interruption: SIGINT (Ctrl-C), SIGTERM and SIGHUP alike.
+
+CI systems stop a job with SIGTERM (GitHub Actions sends SIGINT, then SIGTERM 7.5 s later;
+GitLab, Jenkins, ``docker stop``, ``timeout`` and Kubernetes send SIGTERM at once), and a job
+started with ``cmd &`` from a script inherits SIGINT as ignored. :func:`stop_signals_interrupt`
+makes every one of them end the running stage the way Ctrl-C does:
+
+- the first signal stops this process's child processes (SIGTERM to every descendant: the
+  ``docker build`` and ``docker run`` clients, port-forwards, the e2e command), calls
+  ``on_stop`` — the gate writes the stage's ``interrupted`` record there, before any slow
+  clean-up — and raises :class:`Interrupted` (a ``KeyboardInterrupt``) in the main thread;
+- a second signal while that clean-up runs ends the process at once: SIGKILL to every
+  descendant, exit status 128 + the signal's number. Whatever the first one recorded stays.
+
+A signal whose disposition was "ignored" when the stage started stays ignored (``nohup``
+means it; a background job's SIGINT too): only signals at their default disposition (or
+Python's default SIGINT handler) are taken over, and every handler is put back afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+#: The signals that stop a run, in the order CI systems tend to send them.
+STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal arrived; ``signal_name`` says which (``SIGTERM``)."""
+
+    def __init__(self, signum: int) -> None:
+        self.signal_name = signal.Signals(signum).name
+        super().__init__(self.signal_name)
+
+
+def signal_name(exc: KeyboardInterrupt) -> str:
+    """The signal behind a ``KeyboardInterrupt``: Python's own one comes from SIGINT."""
+    return exc.signal_name if isinstance(exc, Interrupted) else "SIGINT"
+
+
+@contextmanager
+def stop_signals_interrupt(on_stop: Callable[[str], None]) -> Iterator[None]:
+    """Within the block, a stop signal is an :class:`Interrupted` (see the module docstring).
+
+    ``on_stop(signal_name)`` runs in the handler of the first signal, after the child
+    processes were told to stop; what it raises is logged, never lost in the handler. Outside
+    the main thread (where Python allows no handler) this does nothing.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    state = _Handler(on_stop)
+    previous: dict[signal.Signals, object] = {}
+    for signum in STOP_SIGNALS:
+        current = signal.getsignal(signum)
+        if current in (signal.SIG_DFL, signal.default_int_handler):
+            previous[signum] = current
+            signal.signal(signum, state.handle)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)  # type: ignore[arg-type]
+
+
+class _Handler:
+    """The first signal interrupts; a second one ends the process at once."""
+
+    def __init__(self, on_stop: Callable[[str], None]) -> None:
+        self.on_stop = on_stop
+        self.received: list[int] = []
+        self.recording = False
+        self.exit_after_recording: int | None = None
+
+    def handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received:
+            if self.recording:  # the record is being written: end right after it
+                self.exit_after_recording = signum
+                return
+            _exit_now(signum)
+        self.received.append(signum)
+        name = signal.Signals(signum).name
+        terminate_descendants(signal.SIGTERM)
+        self.recording = True
+        try:
+            self.on_stop(name)
+        except Exception:  # the gate records the interruption again after the clean-up
+            log.exception("recording the interruption by %s failed", name)
+        finally:
+            self.recording = False
+        if self.exit_after_recording is not None:
+            _exit_now(self.exit_after_recording)
+        raise Interrupted(signum)
+
+
+def _exit_now(signum: int) -> None:
+    """No clean-up: kill what still runs below this process and exit 128 + ``signum``."""
+    terminate_descendants(signal.SIGKILL)
+    for stream in (sys.stdout, sys.stderr):
+        with suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(128 + signum)
+
+
+def terminate_descendants(signum: int = signal.SIGTERM, pid: int | None = None) -> list[int]:
+    """Send ``signum`` to every process below ``pid`` (this process by default); their ids.
+
+    The processes python-on-whales starts (``docker build``, ``docker run``) are not handed
+    to stagegate, so they are found from the process table, as ``pkill -P`` does.
+    """
+    found = descendants(os.getpid() if pid is None else pid)
+    for child in found:
+        with suppress(ProcessLookupError, PermissionError):
+            os.kill(child, signum)
+    return found
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, children before grandchildren."""
+    children: dict[int, list[int]] = {}
+    for child, parent in _parents().items():
+        children.setdefault(parent, []).append(child)
+    found: list[int] = []
+    frontier = [pid]
+    while frontier:
+        below = [c for p in frontier for c in children.get(p, ()) if c not in found]
+        found += below
+        frontier = below
+    return found
+
+
+def _parents() -> dict[int, int]:
+    """Process id -> parent id of every process this user can see."""
+    proc = Path("/proc")
+    if not (proc / "self" / "stat").exists():
+        return _parents_from_ps()
+    parents: dict[int, int] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it ended while we looked
+            continue
+        # "pid (comm) state ppid …": comm may hold spaces and parentheses, so split after the last ")"
+        fields = stat[stat.rfind(")") + 2 :].split()
+        if len(fields) > 1:
+            parents[int(entry.name)] = int(fields[1])
+    return parents
+
+
+def _parents_from_ps() -> dict[int, int]:
+    """The process table where there is no /proc (macOS): ``ps -A -o pid=,ppid=``."""
+    from . import runner  # the one way to run a program
+
+    try:
+        table = runner.run(["ps", "-A", "-o", "pid=,ppid="], timeout=5).stdout
+    except runner.CommandFailed as exc:
+        log.warning("cannot list child processes: %s", exc)
+        return {}
+    parents: dict[int, int] = {}
+    for line in table.splitlines():
+        words = line.split()
+        if len(words) == 2 and words[0].isdigit() and words[1].isdigit():
+            parents[int(words[0])] = int(words[1])
+    return parents
