@@ -20,7 +20,15 @@ from stagegate.pipeline import run_stage
 from stagegate.targets.docker import DockerTarget
 from stagegate.ui import Reporter
 
-from tests.conftest import REQUIRE_DOCKER, ROOT, TEST_PREFIX, Repo, listed_meanwhile, remove_images
+from tests.conftest import (
+    REQUIRE_DOCKER,
+    ROOT,
+    TEST_PREFIX,
+    Repo,
+    listed_meanwhile,
+    remove_images,
+    signallable,
+)
 
 # Never inherited by the runs of a test: its own artifacts dir, and no annotations or job
 # summary in the CI that runs the tests (the failures here are on purpose).
@@ -102,7 +110,7 @@ class Registry:
                 "docker-registry is not installed (apt-get install docker-registry; .ci/run does)"
             )
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
+            self.process = signallable(
                 [binary, "serve", str(self.config)], stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + 15
