@@ -1,6 +1,7 @@
 """Shared fixtures: a real Docker client, tiny busybox images, scratch repositories, a
-check that every error.json a test leaves behind validates against the shipped schema, and
-a check that the test run leaves nothing it created on the Docker engine."""
+check that every error.json a test leaves behind validates against the shipped schema, a
+check that the test run leaves nothing it created on the Docker engine, and the one way to
+start a child process that a test will send a signal to (`signallable`)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ import json
 import os
 import secrets
 import shutil
+import signal
+import subprocess
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import jsonschema
 import pytest
@@ -48,6 +51,24 @@ REGISTRY_IMAGE = "stagegate-test/registry:2"
 TEST_LABEL = f"dev.stagegate.test={TEST_PREFIX}"
 LABEL_LINE = f"LABEL {TEST_LABEL}\n"
 _ENGINE: list[DockerClient] = []  # the client of the `docker` fixture, once a test asked for it
+
+
+# The signals tests send to the processes they start. A suite started in the background from a
+# script (`cmd &`, as CI runners do) inherits SIGINT (and SIGQUIT) as ignored, and a child
+# inherits that: Python then never raises KeyboardInterrupt, and a SIGINT the test sends is lost.
+SIGNALS_TESTS_SEND = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def default_signal_dispositions() -> None:
+    """In the child, before exec: the default disposition of every signal a test sends."""
+    for signum in SIGNALS_TESTS_SEND:
+        signal.signal(signum, signal.SIG_DFL)
+
+
+def signallable(argv: list[str], **kwargs: Any) -> subprocess.Popen:
+    """`subprocess.Popen` for a child a test will signal: it starts with the signals' default
+    dispositions, whatever the test run inherited. Every test that sends a signal uses it."""
+    return subprocess.Popen(argv, preexec_fn=default_signal_dispositions, **kwargs)
 
 
 def validate_error_file(path: Path) -> dict:

@@ -171,9 +171,9 @@ class Tracker:
                     )
                     held = podstate.unschedulable_for(pod, elapsed - since, wall)
                     if held >= self.policy.unschedulable_grace:
-                        return _fatal(
-                            podstate.unschedulable_error(issue, wid, self.policy.unschedulable_grace)
-                        )
+                        error = podstate.unschedulable_error(issue, wid, self.policy.unschedulable_grace)
+                        error.subject["unschedulable_for_s"] = round(held, 3)
+                        return _fatal(error)
                 elif issue.problem == "crash":
                     verdict = self._crash_verdict(wid, workload, pod, issue, newly_settled, restart)
                     if verdict is not None:
@@ -250,6 +250,7 @@ class ReadinessWaiter:
         started = self.clock.monotonic()
         ready_in_a_row = 0
         polls = 0
+        previous: float | None = None  # when the poll before this one was judged
         restarted: list[str] = []
         while True:
             snapshot = poll()
@@ -257,8 +258,14 @@ class ReadinessWaiter:
             elapsed = self.clock.monotonic() - started
             result = tracker.assess(snapshot, elapsed, self.clock.now())
             if result.fatal is not None:
+                # when it was seen, on which poll, and when the poll before looked: evidence that
+                # the verdict came on the first poll that could give it
                 result.fatal.subject["detected_after_s"] = round(elapsed, 3)
+                result.fatal.subject["polls"] = polls
+                if previous is not None:
+                    result.fatal.subject["previous_poll_after_s"] = round(previous, 3)
                 raise result.fatal
+            previous = elapsed
             done = []
             for namespace, pod in result.restart:
                 if restart is not None and restart(namespace, pod):

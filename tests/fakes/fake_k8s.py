@@ -105,8 +105,19 @@ def main(tool: str, argv: list[str]) -> int:
         code = 1
     except KeyboardInterrupt:
         code = 130
-    state.log_call({**call, "exit_code": code})
+    served = {"served": list(SERVED.values())} if SERVED else {}
+    state.log_call({**call, "exit_code": code, **served})
     return code
+
+
+# The pods this call made, with the timeline entry each one was in (its ``at``, seconds after its
+# workload's apply or its replacement): calls.jsonl keeps them, so that a test can tell which poll
+# of the program under test first saw a scripted state, without comparing clocks.
+SERVED: dict[str, dict] = {}
+
+
+def served(kind: str, name: str, pod: str, at: float) -> None:
+    SERVED[pod] = {"workload": f"{kind}/{name}", "pod": pod, "at": round(at, 6)}
 
 
 def read_json(path: Path, default: Any) -> Any:
@@ -1446,6 +1457,7 @@ def workload_pods(record: dict, cluster: dict, scenario: dict, now: float) -> li
             "metadata": {k: v for k, v in meta.items() if k in ("labels", "annotations")},
             "spec": spec,
         }
+        served(kind, name, name, at)
         return [
             build_pod(name, "", dict(meta.get("labels") or {}), None, template, state, since, record, cluster)
         ]
@@ -1462,7 +1474,7 @@ def workload_pods(record: dict, cluster: dict, scenario: dict, now: float) -> li
         # name, except a StatefulSet's, and a new uid) that follows the scenario's
         # `replacements` timeline from its creation, or the workload's own timeline.
         generation, replaced_at = (record.get("replaced") or {}).get(str(i), [0, None])
-        pod_record, pod_state, pod_since = record, state, since
+        pod_record, pod_state, pod_since, pod_at = record, state, since, at
         if generation:
             pod_record = {
                 **record,
@@ -1472,10 +1484,10 @@ def workload_pods(record: dict, cluster: dict, scenario: dict, now: float) -> li
             timeline = (scenario.get("replacements") or {}).get(f"{kind}/{name}")
             if timeline:
                 pod_scenario = {**scenario, "workloads": {f"{kind}/{name}": timeline}}
-                pod_state, at = current_state(
+                pod_state, pod_at = current_state(
                     pod_scenario, kind, name, now - replaced_at, pod_template_spec, cluster
                 )
-                pod_since = replaced_at + at
+                pod_since = replaced_at + pod_at
         extra: dict[str, str] = {}
         generate = f"{name}-"
         if kind == "Deployment":
@@ -1512,6 +1524,7 @@ def workload_pods(record: dict, cluster: dict, scenario: dict, now: float) -> li
                 "job-name": name,
             }
         owner_ref = {**pod_owner, "blockOwnerDeletion": True, "controller": True}
+        served(kind, name, pod_name, pod_at)
         pods.append(
             build_pod(
                 pod_name,

@@ -20,7 +20,15 @@ from stagegate.pipeline import run_stage
 from stagegate.targets.docker import DockerTarget
 from stagegate.ui import Reporter
 
-from tests.conftest import REQUIRE_DOCKER, ROOT, TEST_PREFIX, Repo, listed_meanwhile, remove_images
+from tests.conftest import (
+    REQUIRE_DOCKER,
+    ROOT,
+    TEST_PREFIX,
+    Repo,
+    listed_meanwhile,
+    remove_images,
+    signallable,
+)
 
 # Never inherited by the runs of a test: its own artifacts dir, and no annotations or job
 # summary in the CI that runs the tests (the failures here are on purpose).
@@ -102,7 +110,7 @@ class Registry:
                 "docker-registry is not installed (apt-get install docker-registry; .ci/run does)"
             )
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(
+            self.process = signallable(
                 [binary, "serve", str(self.config)], stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + 15
@@ -201,14 +209,25 @@ class Fake:
     def scenario(self, **scenario) -> None:
         (self.state / "scenario.json").write_text(json.dumps(scenario))
 
-    def calls(self, tool: str, *words: str) -> list[list[str]]:
+    def records(self, tool: str, *words: str) -> list[dict]:
+        """The fakes' call records (tests/fakes/README.md) of ``tool`` whose argv has ``words``."""
         lines = (
             (self.state / "calls.jsonl").read_text().splitlines()
             if (self.state / "calls.jsonl").exists()
             else []
         )
         calls = [json.loads(line) for line in lines]
-        return [c["argv"] for c in calls if c["tool"] == tool and all(w in c["argv"] for w in words)]
+        return [c for c in calls if c["tool"] == tool and all(w in c["argv"] for w in words)]
+
+    def calls(self, tool: str, *words: str) -> list[list[str]]:
+        return [c["argv"] for c in self.records(tool, *words)]
+
+    def polls_seen(self, polls: int) -> list[dict[str, float]]:
+        """What the readiness waiter's first ``polls`` polls saw: for each ``kubectl get pods``
+        (one per poll and namespace), the timeline entry (``at``) each pod was in, by pod name."""
+        gets = self.records("kubectl", "get", "pods")[:polls]
+        assert len(gets) == polls, f"{polls} polls, but {len(gets)} `kubectl get pods`"
+        return [{entry["pod"]: entry["at"] for entry in get.get("served", [])} for get in gets]
 
 
 @pytest.fixture

@@ -184,7 +184,7 @@ def test_a_manifest_image_that_does_not_exist_is_image_pull_error(repo, docker, 
     assert (error["stage"], error["code"]) == ("deploy", "IMAGE_PULL_ERROR")
     assert error["subject"]["image"] == "stagegate-test/absent:1"
     assert "not an image of this run" in error["subject"]["root_cause"]
-    assert error["subject"]["detected_after_s"] < 5
+    assert error["subject"]["polls"] == 1, error  # seen on the first poll: there from the apply on
 
 
 def test_a_container_that_exits_is_crashloop_with_code_and_log(repo, docker, busybox_image, reporter, ns):
@@ -200,7 +200,9 @@ def test_a_container_that_exits_is_crashloop_with_code_and_log(repo, docker, bus
     error = repo.error()
     assert error["code"] == "CONTAINER_CRASHLOOP"
     assert (error["subject"]["container"], error["subject"]["exit_code"]) == ("web", 1)
-    assert error["subject"]["detected_after_s"] < 5
+    # it crashes after it started, so the poll that sees it varies; the margin is for a loaded
+    # machine: well before the 30 s deadline, and no back-off (10 s, then 20 s) waited out
+    assert error["subject"]["detected_after_s"] < 20, error
     logs = list((repo.root / error["subject"]["diagnostics"] / "containers").glob("*_web.log"))
     assert logs and "dying now" in logs[0].read_text()
     assert "dying now" in error["log_excerpt"]  # the container's last words, in error.json itself
@@ -223,7 +225,7 @@ def test_a_missing_secret_key_is_container_config_error(repo, docker, busybox_im
     error = repo.error()
     assert error["code"] == "CONTAINER_CONFIG_ERROR"
     assert error["subject"]["detail"] == "couldn't find key PASSWORD in Secret demo/creds"
-    assert error["subject"]["detected_after_s"] < 5
+    assert error["subject"]["polls"] == 1, error  # seen on the first poll: there from the apply on
 
 
 def test_unsupported_kinds_and_volumes_are_refused_before_anything_starts(
@@ -392,7 +394,7 @@ def test_a_command_missing_from_the_image_is_fatal_at_once(repo, docker, busybox
     assert error["code"] == "CONTAINER_CRASHLOOP", error
     assert "its command cannot run, so waiting cannot help" in error["message"]
     assert "not found or not executable" in error["hint"]
-    assert error["subject"]["detected_after_s"] < 5
+    assert error["subject"]["polls"] == 1, error  # seen on the first poll: there from the apply on
 
 
 def test_crds_and_their_custom_resources_are_skipped_with_a_note_and_env_image_refs_rewritten(

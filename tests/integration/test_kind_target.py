@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Repo
+from tests.conftest import ROOT, Repo, signallable
 from tests.integration.conftest import Fake, image_table, pipeline, run
 
 pytestmark = pytest.mark.docker
@@ -160,11 +160,14 @@ def test_kind_load_failing_once_is_retried(
     assert len(fake.calls("kind", "load")) == 2
 
 
-def assert_fast(error: dict, fatal_at: float) -> None:
-    """Seen within one poll of the fatal state (plus the time one poll of the fakes takes)."""
-    detected = error["subject"]["detected_after_s"]
-    assert fatal_at <= detected + POLL, error
-    assert detected <= fatal_at + POLL + 1.5, error
+def assert_fast(error: dict, fake: Fake, fatal_at: float) -> None:
+    """The verdict came on the first poll that saw the fatal state (scripted from ``fatal_at``):
+    not before it (that poll saw it), not a poll later (the poll before had not seen it). Told by
+    what each poll of the fake was served, so it holds however slowly a loaded machine polls."""
+    pod = error["subject"]["pod"]
+    seen = [poll.get(pod) for poll in fake.polls_seen(error["subject"]["polls"])]
+    assert seen[-1] is not None and seen[-1] >= fatal_at, (seen, error)
+    assert all(at is None or at < fatal_at for at in seen[:-1]), (seen, error)
 
 
 def assert_diagnostics(repo: Repo, error: dict) -> Path:
@@ -194,7 +197,7 @@ def test_err_image_pull_then_backoff_fails_within_a_poll(
     assert error["subject"]["pod"].startswith("api-")
     # loaded, yet pulled: the explanation names the likely cause rather than only the reason
     assert "imagePullPolicy" in error["subject"]["root_cause"]
-    assert_fast(error, 1.0)
+    assert_fast(error, fake, 1.0)
     assert error["duration_s"] < 20  # not the deadline
     assert_diagnostics(repo, error)
 
@@ -230,7 +233,7 @@ def test_crashloop_with_rising_restarts(
     error = repo.error()
     assert error["code"] == "CONTAINER_CRASHLOOP"
     assert (error["subject"]["container"], error["subject"]["exit_code"]) == ("api", 3)
-    assert_fast(error, 0.8)
+    assert_fast(error, fake, 0.8)
     diagnostics = assert_diagnostics(repo, error)
     previous = list((diagnostics / "demo" / "logs").rglob("api.previous.log"))
     assert previous and "ValueError: boom" in previous[0].read_text()
@@ -268,7 +271,7 @@ def test_missing_secret_is_container_config_error(
     assert error["code"] == "CONTAINER_CONFIG_ERROR"
     assert error["subject"]["missing"] == ["Secret demo/db-credentials"]
     assert error["subject"]["detail"] == 'secret "db-credentials" not found'
-    assert_fast(error, 0)
+    assert_fast(error, fake, 0)
 
 
 def test_failing_init_container(repo, docker, busybox_image, reporter, ns, fake, cluster_name) -> None:
@@ -342,7 +345,15 @@ def test_unschedulable_forever_fails_after_the_grace_period(
     error = repo.error()
     assert error["code"] == "POD_UNSCHEDULABLE"
     assert "Insufficient cpu" in error["subject"]["detail"]
-    assert 1.5 <= error["subject"]["detected_after_s"] <= 1.5 + POLL + 1.5
+    # on the first poll after the 1.5 s grace: it had been unschedulable that long (not early), and
+    # not yet at the poll before (not a poll late), on the waiter's own clock
+    subject = error["subject"]
+    held, since_previous = (
+        subject["unschedulable_for_s"],
+        subject["detected_after_s"] - subject["previous_poll_after_s"],
+    )
+    assert held >= 1.5, error
+    assert held - since_previous < 1.5, error
 
 
 def test_a_slow_healthy_rollout_is_waited_for(
@@ -365,7 +376,8 @@ def test_the_deadline_is_honoured_and_names_what_is_not_ready(
     error = repo.error()
     assert error["code"] == "READINESS_TIMEOUT"
     assert error["subject"]["not_ready"][0].startswith("Deployment/api: available 0/1")
-    assert 2 <= repo.run_record()["stages"]["deploy"]["duration_s"] < 10
+    # the configured 2 s, not the default 300 s (a margin no loaded machine needs to use up)
+    assert 2 <= repo.run_record()["stages"]["deploy"]["duration_s"] < 60
 
 
 def test_cluster_create_failure(repo, docker, busybox_image, reporter, ns, fake, cluster_name) -> None:
@@ -421,8 +433,8 @@ def local_api(tmp_path: Path):
         **os.environ,
         "PYTHONPATH": f"{ROOT / 'example/base'}:{ROOT / 'example/api'}:{ROOT / 'example/worker'}",
     }
-    api = subprocess.Popen([sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)], env=env)
-    worker = subprocess.Popen(
+    api = signallable([sys.executable, "-m", "api", "--host", "127.0.0.1", "--port", str(port)], env=env)
+    worker = signallable(
         [sys.executable, "-m", "worker", "--api-url", f"http://127.0.0.1:{port}", "--ready-file", ""], env=env
     )
     deadline = time.monotonic() + 10
@@ -585,9 +597,17 @@ def test_startup_race_that_still_crashes_once_the_database_is_ready_is_fatal_at_
     error = repo.error()
     assert error["code"] == "CONTAINER_CRASHLOOP", error
     assert "crashed again after everything it could be waiting for was ready" in error["message"]
-    # one poll to see the database ready (and restart the pod), the next to see the new crash
-    detected = error["subject"]["detected_after_s"]
-    assert DATABASE_READY_AT <= detected <= DATABASE_READY_AT + 2 * POLL + 0.3 + 1.5, error
+    # one poll to see the database ready (and restart the pod), the next to see the new crash:
+    # the poll interval (0.3 s) after the restart, the new pod is at its crash (at 0.3)
+    seen = fake.polls_seen(error["subject"]["polls"])
+    database = [
+        max((at for pod, at in poll.items() if pod.startswith("database-")), default=None) for poll in seen
+    ]
+    assert database.index(DATABASE_READY_AT) == len(seen) - 2, (seen, error)
+    assert seen[-1].get(error["subject"]["pod"]) == 0.3 and error["subject"]["pod"] not in seen[-2], (
+        seen,
+        error,
+    )
 
 
 def test_a_crash_loop_on_a_cluster_stagegate_did_not_create_is_never_restarted_by_it(

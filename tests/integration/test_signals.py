@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from tests.conftest import ROOT, Repo, remove_images, validate_error_file
+from tests.conftest import ROOT, Repo, default_signal_dispositions, remove_images, validate_error_file
 from tests.integration.conftest import ISOLATED, unique_prefix
 
 pytestmark = pytest.mark.docker
@@ -105,6 +105,7 @@ def start_chain(project: Project, log: Path, env: dict[str, str], *, sigint: obj
     """``nox -s e2e -- --target docker`` in a new session, with SIGINT at ``sigint``'s disposition."""
 
     def disposition() -> None:
+        default_signal_dispositions()  # SIGTERM and SIGHUP at their default, whatever we inherited
         signal.signal(signal.SIGINT, sigint)  # type: ignore[arg-type]
 
     with log.open("w") as out:

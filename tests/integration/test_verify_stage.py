@@ -16,6 +16,7 @@ from python_on_whales import DockerClient
 from stagegate import runlock
 from stagegate.stages.verify import remove_leftover_smoke_containers
 
+from tests.conftest import signallable
 from tests.integration.conftest import ISOLATED
 from tests.integration.test_build_stage import image_table, images, pipeline, run
 
@@ -126,9 +127,8 @@ def test_a_smoke_command_runs_without_the_images_entrypoint(
     # an ENTRYPOINT that starts a "server" (never ends) must not swallow the smoke command
     stack(repo, ns, busybox_image, extra="smoke_timeout = 20")
     with_entrypoint(repo, busybox_image, '["sleep", "3600"]')
-    started = time.monotonic()
+    # swallowed by the entrypoint, it would print nothing and fail at its timeout
     assert verify(repo, docker, reporter) == 0, repo.error()
-    assert time.monotonic() - started < 15
     assert "smoke `echo smoke ok` passed (smoke ok)" in reporter.console.file.getvalue()
 
 
@@ -152,12 +152,12 @@ def test_smoke_entrypoint_path_replaces_it(repo, docker, busybox_image, reporter
 
 
 def test_a_hung_smoke_command_is_killed_at_its_timeout(repo, docker, busybox_image, reporter, ns) -> None:
-    stack(repo, ns, busybox_image, smoke='["sleep", "60"]', extra="smoke_timeout = 1")
+    stack(repo, ns, busybox_image, smoke='["sleep", "3600"]', extra="smoke_timeout = 1")
     assert verify(repo, docker, reporter) == 1
     error = repo.error()
     assert error["code"] == "SMOKE_FAILED"
     assert (error["subject"]["reason"], error["subject"]["timeout_s"]) == ("timeout", 1)
-    assert error["duration_s"] < 30  # killed at the timeout, not after the command's 60 s
+    assert error["duration_s"] < 600  # killed at the timeout, not after the command's hour
     left = docker.container.list(all=True, filters=[("label", f"dev.stagegate.run={error['run_id']}")])
     assert left == []
 
@@ -181,7 +181,8 @@ def smoke_containers(docker: DockerClient, run_id: str) -> list:
 def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
     repo, docker, busybox_image, reporter, ns, interrupts
 ) -> None:
-    stack(repo, ns, busybox_image, smoke='["sleep", "30"]')
+    # a smoke command that would run for an hour: ended, the run was interrupted
+    stack(repo, ns, busybox_image, smoke='["sleep", "3600"]')
     assert pipeline(repo, docker=docker, reporter=reporter) == 0
     # verify runs in a process of its own below: give back the run lock this process took, as
     # the finished nox process of the earlier stages would have
@@ -193,7 +194,7 @@ def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
         "sys.exit(run_stage('verify', [], root=Path(sys.argv[1]), reporter=Reporter(make_console())))"
     )
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
-    process = subprocess.Popen(
+    process = signallable(
         [sys.executable, "-c", script, str(repo.root)],
         env=env,
         stdout=subprocess.DEVNULL,
@@ -205,17 +206,14 @@ def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
         while not [c for c in smoke_containers(docker, run_id) if c.state.running]:
             assert process.poll() is None and time.monotonic() < deadline, "no smoke container started"
             time.sleep(0.1)
-        interrupted = time.monotonic()
         for _ in range(interrupts):  # a second Ctrl-C while the first one cleans up
             process.send_signal(signal.SIGINT)
             time.sleep(0.05)
         try:
-            process.wait(timeout=60)
+            process.wait(timeout=300)  # the smoke command's hour, cut short; margin for a loaded engine
         except subprocess.TimeoutExpired:
             process.kill()
             pytest.fail(f"verify did not end after Ctrl-C: {process.communicate()[1][-2000:]}")
-        # not the smoke command's 30 s (a loaded engine may take a few seconds to remove it)
-        assert time.monotonic() - interrupted < 15, process.communicate()[1][-2000:]
         if interrupts == 2:  # the second one ends it at once, leaving its clean-up to teardown
             assert process.returncode == 128 + signal.SIGINT
             remove_leftover_smoke_containers(docker, repo.artifacts)

@@ -35,7 +35,7 @@ from stagegate.stages import StageContext
 from stagegate.stages import build as build_stage
 from stagegate.ui import Reporter
 
-from tests.conftest import LABEL_LINE, TEST_PREFIX, remove_failed_build_steps, remove_images
+from tests.conftest import LABEL_LINE, TEST_PREFIX, remove_failed_build_steps, remove_images, signallable
 
 pytestmark = pytest.mark.docker
 SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -453,7 +453,7 @@ def registry(tmp_path: Path, docker: DockerClient) -> Iterator[str]:
         f"http:\n  addr: {host}\n"
     )
     with open(tmp_path / "registry.log", "ab") as log:
-        process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+        process = signallable([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 15
         while True:

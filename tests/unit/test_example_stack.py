@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import signallable
+
 EXAMPLE = Path(__file__).resolve().parents[2] / "example"
 SOURCE_DIRS = [EXAMPLE / "base", EXAMPLE / "api", EXAMPLE / "worker"]
 EXAMPLE_MODULES = ("stackcommon", "api", "worker")
@@ -224,7 +226,7 @@ def test_worker_writes_ready_file_after_first_successful_claim(api_module: Any, 
     """Not ready while the API is unreachable; ready once the API answers a claim."""
     ready = tmp_path / "state" / "worker-ready"  # the parent directory does not exist yet
     port = free_port()
-    worker = subprocess.Popen(
+    worker = signallable(
         [
             sys.executable,
             *("-m", "worker", "--api-url", f"http://127.0.0.1:{port}"),

@@ -27,6 +27,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.conftest import signallable
+
 ROOT = Path(__file__).resolve().parents[2]
 BIN = ROOT / "tests" / "fakes" / "bin"
 SAFE = "[bcdfghjklmnpqrstvwxz2456789]"
@@ -1257,7 +1259,7 @@ def echo_server() -> Iterator[EchoServer]:
 
 
 def port_forward(cluster: Cluster, *args: str) -> subprocess.Popen:
-    return subprocess.Popen(
+    return signallable(
         ["kubectl", "--kubeconfig", str(cluster.fakes.kubeconfig), "port-forward", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -455,7 +455,31 @@ def test_waiter_reports_a_fatal_state_within_one_poll() -> None:
     with pytest.raises(StagegateError) as caught:
         ReadinessWaiter(POLICY, time.clock(), FACTS).wait(scripted(timeline, time))
     assert caught.value.code == Code.IMAGE_PULL_ERROR
-    assert 5.0 <= caught.value.subject["detected_after_s"] <= 5.0 + POLICY.poll_interval
+    # polls at 0, 2, 4 saw it creating; the one at 6, the first after 5.0, gives the verdict
+    subject = caught.value.subject
+    assert (subject["detected_after_s"], subject["polls"], subject["previous_poll_after_s"]) == (6.0, 4, 4.0)
+
+
+def test_a_fatal_state_on_the_first_poll_has_no_previous_poll() -> None:
+    time = FakeTime()
+    timeline = [(0, Snapshot([deployment()], [pod(containers=[container_status(waiting="ErrImagePull")])]))]
+    with pytest.raises(StagegateError) as caught:
+        ReadinessWaiter(POLICY, time.clock(), FACTS).wait(scripted(timeline, time))
+    assert (caught.value.subject["detected_after_s"], caught.value.subject["polls"]) == (0.0, 1)
+    assert "previous_poll_after_s" not in caught.value.subject
+
+
+def test_waiter_gives_the_unschedulable_verdict_on_the_first_poll_after_the_grace() -> None:
+    time = FakeTime()
+    message = "0/1 nodes are available: 1 Insufficient cpu."
+    unschedulable = Snapshot([deployment()], [pod(unschedulable=message)])
+    with pytest.raises(StagegateError) as caught:
+        ReadinessWaiter(POLICY, time.clock(), FACTS).wait(scripted([(0, unschedulable)], time))
+    assert caught.value.code == Code.POD_UNSCHEDULABLE
+    # seen from the poll at 0; the grace (10 s) is up at the poll at 10, not at 8, nor at 12
+    subject = caught.value.subject
+    assert (subject["unschedulable_for_s"], subject["detected_after_s"]) == (10.0, 10.0)
+    assert (subject["polls"], subject["previous_poll_after_s"]) == (6, 8.0)
 
 
 def test_waiter_honours_the_deadline_for_slow_pods_and_lists_them() -> None:
