@@ -303,7 +303,9 @@ def test_daemon_down_fails_preflight_at_once(repo, reporter, tmp_path: Path, ns)
     error = repo.error()
     assert error["code"] == "DOCKER_UNAVAILABLE"
     assert "Cannot connect to the Docker daemon" in error["log_excerpt"]
-    assert error["duration_s"] < 5  # no long retries when the daemon is down
+    # no long retries when the daemon is down (a margin for a loaded machine: retrying with a
+    # back-off of its own would take tens of seconds)
+    assert error["duration_s"] < 15
 
 
 def test_build_started_alone_after_a_failed_preflight_refuses(
@@ -427,7 +429,8 @@ def test_a_registry_that_accepts_but_never_answers_is_bounded(repo, docker, ns) 
         server.close()
 
     assert accepted  # the probe did reach the silent registry
-    assert elapsed < 6
+    # bounded by total_s (2 s) plus the engine's own answers; one probe's 20 s would be 20 s or more
+    assert elapsed < 15
     errors = [check.error for check in checks if check.error is not None]
     assert [error.subject["image"] for error in errors] == [
         f"127.0.0.1:{port}/silent/base:1",

@@ -198,7 +198,8 @@ def test_err_image_pull_then_backoff_fails_within_a_poll(
     # loaded, yet pulled: the explanation names the likely cause rather than only the reason
     assert "imagePullPolicy" in error["subject"]["root_cause"]
     assert_fast(error, fake, 1.0)
-    assert error["duration_s"] < 20  # not the deadline
+    # not the deadline: IMAGE_PULL_ERROR (asserted above) is the fatal verdict, READINESS_TIMEOUT
+    # the deadline's; assert_fast says it came on the first poll that saw the pull fail
     assert_diagnostics(repo, error)
 
 

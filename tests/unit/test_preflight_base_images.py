@@ -98,7 +98,8 @@ def test_probes_that_hang_are_bounded_by_one_total_time() -> None:
     finally:
         release.set()
 
-    assert elapsed < 1.5  # six hanging probes at 20 s each, four at a time, would take 40 s
+    # bounded by total_s (0.3 s); six hanging probes at 20 s each, four at a time, would take 40 s
+    assert elapsed < 10  # a margin for a loaded machine, far below the 40 s it guards against
     assert answers["answers/x:1"] is None  # the one that answered keeps its answer
     for i in range(6):
         assert answers[f"hangs/{i}:1"] == "registry did not answer within 0.3 s"

@@ -94,7 +94,10 @@ def test_a_second_run_is_refused_at_once_naming_the_run_its_pid_and_since_when(
         ran = []
         started = time.monotonic()
         assert run_preflight(configured, reporter, lambda ctx: ran.append(1)) == 1
-        assert time.monotonic() - started < 2  # at once, not after waiting for the holder
+        # refused while the holder still holds the lock (it lets go only when told to, below):
+        # no waiting for it; the bound only has to tell "at once" from a lock wait of its own
+        assert holder.poll() is None
+        assert time.monotonic() - started < 30  # a margin for a loaded machine
         printed = " ".join(reporter.console.file.getvalue().split())
         assert "RUN_IN_PROGRESS" in printed
         assert f"run {run_id}, pid {holder.pid}, preflight since {since}" in printed
