@@ -346,7 +346,7 @@ class PortForward:
 
     @property
     def key(self) -> str:
-        """What the terminal and errors call it: ``deployment/leeroy-web``."""
+        """What the terminal and errors call it: ``deployment/web``."""
         return f"{self.resource_type}/{self.resource_name}"
 
 

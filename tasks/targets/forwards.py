@@ -43,7 +43,7 @@ class ResolvedForward:
 
     @property
     def resource(self) -> str:
-        """``deployment/leeroy-web``: kubectl's TYPE/NAME."""
+        """``deployment/web``: kubectl's TYPE/NAME."""
         return f"{self.kind.lower()}/{self.name}"
 
 
