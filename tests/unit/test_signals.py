@@ -11,8 +11,23 @@ import pytest
 from stagegate.signals import Interrupted, descendants, signal_name, stop_signals_interrupt
 
 
+@pytest.fixture
+def default_dispositions():
+    """The stop signals at their default disposition for the test, whatever the test run
+    inherited (a suite started with `cmd &` or under nohup has SIGINT or SIGHUP ignored)."""
+    inherited = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
+    for signum, handler in inherited.items():
+        signal.signal(signum, handler)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
-def test_a_stop_signal_is_recorded_then_raised_and_the_handlers_are_put_back(signum) -> None:
+def test_a_stop_signal_is_recorded_then_raised_and_the_handlers_are_put_back(
+    signum, default_dispositions
+) -> None:
     before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     seen: list[str] = []
     with pytest.raises(Interrupted) as raised, stop_signals_interrupt(seen.append):
@@ -23,7 +38,7 @@ def test_a_stop_signal_is_recorded_then_raised_and_the_handlers_are_put_back(sig
     assert {s: signal.getsignal(s) for s in before} == before
 
 
-def test_an_ignored_signal_stays_ignored() -> None:
+def test_an_ignored_signal_stays_ignored(default_dispositions) -> None:
     previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
         with stop_signals_interrupt(lambda name: None):
@@ -41,19 +56,26 @@ def test_a_plain_keyboard_interrupt_is_sigint() -> None:
 
 
 def test_descendants_are_children_and_grandchildren_only() -> None:
+    # the test run may have children of its own (a registry a fixture started): only the
+    # child started here, and its own child, are looked at — and only they are killed
     child = subprocess.Popen(
         [sys.executable, "-c", "import subprocess, sys; subprocess.run(['sleep', '30'])"],
     )
     try:
-        for _ in range(100):
-            found = descendants(os.getpid())
-            if len(found) >= 2:
+        for _ in range(200):
+            below_child = descendants(child.pid)
+            if below_child:
                 break
             subprocess.run(["sleep", "0.05"])
-        assert found[0] == child.pid and len(found) == 2  # the child, then its sleep
-        assert descendants(found[1]) == []
-        assert os.getppid() not in found
+        assert len(below_child) == 1  # its sleep
+        [sleep] = below_child
+        found = descendants(os.getpid())
+        assert child.pid in found and sleep in found
+        assert found.index(child.pid) < found.index(sleep)  # children before grandchildren
+        assert descendants(sleep) == []
+        assert os.getpid() not in found and os.getppid() not in found
     finally:
-        for pid in reversed(descendants(os.getpid())):
+        for pid in reversed(descendants(child.pid)):
             os.kill(pid, signal.SIGKILL)
+        child.kill()
         child.wait()
