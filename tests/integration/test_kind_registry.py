@@ -31,12 +31,16 @@ def registry_container(docker: DockerClient, cluster_name: str, ns: str):
     yield name
     with contextlib.suppress(DockerException):
         docker.container.remove(name, force=True, volumes=True)
-    pushed = [
-        tag
-        for image in listed_meanwhile(docker.image.list)
-        for tag in image.repo_tags
-        if f"/{ns}/" in tag and tag.startswith("localhost:")
-    ]
+    # listed and read in one go, again if an image vanished meanwhile (another job's build or
+    # prune on the same engine): each tag read may inspect the image again
+    pushed = listed_meanwhile(
+        lambda: [
+            tag
+            for image in docker.image.list()
+            for tag in image.repo_tags
+            if f"/{ns}/" in tag and tag.startswith("localhost:")
+        ]
+    )
     if pushed:
         docker.image.remove(pushed, force=True)
 
