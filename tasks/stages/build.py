@@ -548,11 +548,6 @@ def onbuild_triggers(config: Config, ref: str, inspected: Mapping[str, Sequence[
     return tuple(inspected.get(ref, ()))
 
 
-def local_image_id(docker: DockerClient, ref: str, *, sleep: Callable[[float], None] = time.sleep) -> str:
-    """The ID of a local image, or ``"absent"``."""
-    return local_image(docker, ref, sleep=sleep)[0]
-
-
 def local_image(
     docker: DockerClient, ref: str, *, sleep: Callable[[float], None] = time.sleep
 ) -> tuple[str, tuple[str, ...]]:
