@@ -19,20 +19,17 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
-from python_on_whales import DockerClient
-from python_on_whales.client_config import Command
-from python_on_whales.exceptions import DockerException
-
-# python-on-whales' own runner (the one DockerClient uses: same evidence on failure);
-# ``legacy_build`` has no ``force_rm`` parameter, so the argv is built here.
-from python_on_whales.utils import run as _run_docker
-from python_on_whales.utils import stream_stdout_and_stderr as _stream_docker
-
+from . import engine
+from .dockerclient import docker_argv
 from .dockerfile import Dockerfile, Instruction
 from .redact import redact, redact_argv, strip_escapes
 from .runner import last_line
+
+if TYPE_CHECKING:  # imported where a build runs: a run with nothing to build never needs it
+    from python_on_whales import DockerClient
+    from python_on_whales.client_config import Command
 
 # What the CLI says when it has no engine to talk to: none at the start ("Cannot connect"),
 # or the connection died under a running build ("error during connect: Post …/build?…: EOF",
@@ -98,10 +95,10 @@ class Builder(Protocol):
 def detect_builder(docker: DockerClient, client_version: str | None = None) -> Builder:
     """buildx when the plugin is installed; else the client's own BuildKit when it has one
     (:func:`client_runs_buildkit`); else the legacy builder."""
-    if docker.buildx.is_installed():
+    if engine.buildx_installed(docker_argv(docker)):
         return BuildxBuilder(docker)
     if client_version is None:
-        client_version = docker.version().client.version or ""
+        client_version = engine.version(docker_argv(docker), timeout=30).client or ""
     if client_runs_buildkit(client_version):
         return ClientBuildKitBuilder(docker)
     return LegacyBuilder(docker)
@@ -126,6 +123,12 @@ class LegacyBuilder:
     name: str = field(default="legacy", init=False)
 
     def build(self, request: BuildRequest, log: TextIO) -> str:
+        from python_on_whales.exceptions import DockerException
+
+        # python-on-whales' own runner (the one DockerClient uses: same evidence on failure);
+        # ``legacy_build`` has no ``force_rm`` parameter, so the argv is built here.
+        from python_on_whales.utils import run as _run_docker
+
         try:
             image_id = _run_docker(legacy_build_argv(self.docker, request)).splitlines()[-1].strip()
         except DockerException as exc:
@@ -146,6 +149,8 @@ def legacy_build_argv(docker: DockerClient, request: BuildRequest) -> Command:
     plus ``--force-rm``: the intermediate container of a failed step (it holds the build args)
     is removed too, not left behind. ``--quiet`` is the mode in which the output of a failed
     build is captured (the legacy builder then prints every step to stderr)."""
+    from python_on_whales.client_config import Command
+
     argv = Command(docker.client_config.docker_cmd)
     argv += ["build", "--quiet", "--force-rm"]
     argv.add_args_mapping("--build-arg", dict(request.build_args))
@@ -175,6 +180,9 @@ class ClientBuildKitBuilder:
     name: str = field(default="buildkit-client", init=False)
 
     def build(self, request: BuildRequest, log: TextIO) -> str:
+        from python_on_whales.exceptions import DockerException
+        from python_on_whales.utils import stream_stdout_and_stderr as _stream_docker
+
         with tempfile.TemporaryDirectory(prefix="stagegate-iid-") as scratch:
             iidfile = Path(scratch) / "iid"
             argv = client_buildkit_argv(self.docker, request, iidfile)
@@ -193,6 +201,8 @@ class ClientBuildKitBuilder:
 
 
 def client_buildkit_argv(docker: DockerClient, request: BuildRequest, iidfile: Path) -> Command:
+    from python_on_whales.client_config import Command
+
     argv = Command(docker.client_config.docker_cmd)
     argv += ["build", "--progress=plain", "--iidfile", str(iidfile)]
     argv.add_args_mapping("--build-arg", dict(request.build_args))
@@ -215,6 +225,8 @@ class BuildxBuilder:
     name: str = field(default="buildx", init=False)
 
     def build(self, request: BuildRequest, log: TextIO) -> str:
+        from python_on_whales.exceptions import DockerException
+
         try:
             lines = self.docker.build(
                 request.context,

@@ -7,29 +7,29 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
 from rich.console import Console
 from rich.markup import escape
 
 from . import pipeline, runlock, runner
 from .config import Config, artifacts_dir, load_config
-from .dockerclient import docker_client
 from .errors import Code, StagegateError
-from .init import describe, init_repository
 from .ledger import Ledger
 from .options import parse_prune_options, parse_teardown_options
-from .prune import prune_images
 from .redact import redact_logging
 from .reports import RunReport, markdown_summary
-from .stages.preflight import Check, environment_checks
-from .stages.verify import remove_leftover_smoke_containers
-from .targets import select_target
-from .targets.docker import DockerTarget
-from .targets.existing import ExistingTarget
-from .targets.kind import KindTarget
 from .ui import Reporter, make_console
+
+# Imported by the sessions that use them: a pipeline stage pays only for its own code.
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
+    from python_on_whales.exceptions import DockerException
+
+    from .stages.preflight import Check
+    from .targets.docker import DockerTarget
+    from .targets.existing import ExistingTarget
+    from .targets.kind import KindTarget
 
 
 def stage(name: str, posargs: Sequence[str], root: Path, *, bin_dir: str | None = None) -> str | None:
@@ -73,6 +73,14 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
     Takes the pipeline's options (nox hands ``nox -s e2e teardown -- …`` the same posargs):
     ``--target`` chooses the target when run.json does not name one; unknown ones are refused.
     """
+    from python_on_whales.exceptions import DockerException
+
+    from .dockerclient import docker_client
+    from .stages.verify import remove_leftover_smoke_containers
+    from .targets import select_target
+    from .targets.docker import DockerTarget
+    from .targets.kind import KindTarget
+
     _quiet_libraries()
     console = make_console()
     try:
@@ -111,6 +119,8 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
 
 def existing_of_run(config: Config, cluster: dict, docker: DockerClient) -> ExistingTarget:
     """The existing target as the run's cluster stage set it up (its context and namespace)."""
+    from .targets.existing import ExistingTarget
+
     if not cluster.get("namespace") or not cluster.get("context"):
         raise StagegateError(
             Code.CONFIG_INVALID,
@@ -146,6 +156,11 @@ def _print_error(console: Console, error: StagegateError) -> None:
 def prune(root: Path, posargs: Sequence[str], *, docker: DockerClient | None = None) -> str | None:
     """Remove stagegate's old ``sg-`` tags of the configured images (``--keep N``, ``--dry-run``);
     the failure line, or None."""
+    from python_on_whales.exceptions import DockerException
+
+    from .dockerclient import docker_client
+    from .prune import prune_images
+
     _quiet_libraries()
     console = make_console()
     try:
@@ -196,13 +211,18 @@ def report(root: Path, posargs: Sequence[str]) -> str | None:
 
 def doctor(root: Path) -> int:
     """Print the environment report (preflight's checks); always 0."""
+    from .dockerclient import DeferredDockerClient
+    from .stages.preflight import Check, environment_checks
+
     _quiet_libraries()
     console = make_console()
     checks: list[Check] = []
     try:
         config = load_config(root)
         checks.append(Check("config", True, f"{len(config.images)} image(s) in pyproject.toml"))
-        checks += environment_checks(config, docker_client(), list(config.images), dict(os.environ), {})
+        checks += environment_checks(
+            config, DeferredDockerClient(), list(config.images), dict(os.environ), {}
+        )
     except StagegateError as error:
         checks.append(Check("config", False, error.message, error))
     for check in checks:
@@ -227,6 +247,8 @@ def _quiet_libraries() -> None:
 def init(root: Path) -> str | None:
     """Write a starting ``[tool.stagegate]``, noxfile and ``.dockerignore`` lines into the
     repository at ``root`` (:mod:`stagegate.init`); the failure line, or None."""
+    from .init import describe, init_repository
+
     console = make_console()
     try:
         actions = init_repository(root)

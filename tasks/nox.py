@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import logging
 import sys
+import types
 from pathlib import Path
 
 import nox
-
-from . import cli
 
 #: Every session :func:`register` defines, in the order ``nox -l`` lists them.
 SESSIONS = (
@@ -57,61 +56,69 @@ def register(root: str | Path | None = None) -> tuple[str, ...]:
     @nox.session(name="preflight", python=False, default=False)
     def preflight(session: nox.Session) -> None:
         """Check engine, builder, base images and manifest image references before anything runs."""
-        _fail_on(session, cli.stage("preflight", session.posargs, repo))
+        _fail_on(session, _cli().stage("preflight", session.posargs, repo))
 
     @nox.session(name="build", python=False, default=False, requires=["preflight"])
     def build(session: nox.Session) -> None:
         """Build every configured image: dependency order, in parallel, unchanged ones skipped; --push pushes."""
-        _fail_on(session, cli.stage("build", session.posargs, repo))
+        _fail_on(session, _cli().stage("build", session.posargs, repo))
 
     @nox.session(name="verify", python=False, default=False, requires=["build"])
     def verify(session: nox.Session) -> None:
         """Prove the images right: present, current, platform, smoke command, manifests' image references."""
-        _fail_on(session, cli.stage("verify", session.posargs, repo))
+        _fail_on(session, _cli().stage("verify", session.posargs, repo))
 
     @nox.session(name="cluster", python=False, default=False, requires=["verify"])
     def cluster(session: nox.Session) -> None:
         """Create or reuse the target (kind by default; existing: the run's namespace) and put the images there."""
-        _fail_on(session, cli.stage("cluster", session.posargs, repo))
+        _fail_on(session, _cli().stage("cluster", session.posargs, repo))
 
     @nox.session(name="deploy", python=False, default=False, requires=["cluster"])
     def deploy(session: nox.Session) -> None:
         """Apply the manifests at the built tags; wait for readiness, failing fast on pod errors."""
-        _fail_on(session, cli.stage("deploy", session.posargs, repo))
+        _fail_on(session, _cli().stage("deploy", session.posargs, repo))
 
     @nox.session(name="e2e", default=False, requires=["deploy"], reuse_venv=True)
     def e2e(session: nox.Session) -> None:
         """Run the e2e tests against the deployment (the whole chain: nox -s e2e)."""
-        if requirements := cli.e2e_requirements(repo):
+        if requirements := _cli().e2e_requirements(repo):
             session.install(*requirements)
-        _fail_on(session, cli.stage("e2e", session.posargs, repo, bin_dir=session.bin))
+        _fail_on(session, _cli().stage("e2e", session.posargs, repo, bin_dir=session.bin))
 
     @nox.session(name="teardown", python=False, default=False)
     def teardown(session: nox.Session) -> None:
         """Remove what stagegate created: its cluster, or what it applied to yours."""
-        _fail_on(session, cli.teardown(repo, session.posargs))
+        _fail_on(session, _cli().teardown(repo, session.posargs))
 
     @nox.session(name="prune", python=False, default=False)
     def prune(session: nox.Session) -> None:
         """Remove stagegate's old sg- image tags, keeping the current run's and the newest: -- --keep N."""
-        _fail_on(session, cli.prune(repo, session.posargs))
+        _fail_on(session, _cli().prune(repo, session.posargs))
 
     @nox.session(name="report", python=False, default=False)
     def report(session: nox.Session) -> None:
         """Show a run's summary again from an artifacts dir: nox -s report -- [DIR] [--markdown]."""
-        _fail_on(session, cli.report(repo, session.posargs))
+        _fail_on(session, _cli().report(repo, session.posargs))
 
     @nox.session(name="doctor", python=False, default=False)
     def doctor(session: nox.Session) -> None:
         """Print the environment report (the preflight checks); never fails."""
-        cli.doctor(repo)
+        _cli().doctor(repo)
 
     @nox.session(name="init", python=False, default=False)
     def init(session: nox.Session) -> None:
         """Write a starting [tool.stagegate], noxfile and .dockerignore lines; never overwrites a file."""
-        _fail_on(session, cli.init(repo))
+        _fail_on(session, _cli().init(repo))
 
     return SESSIONS
+
+
+def _cli() -> types.ModuleType:
+    """:mod:`stagegate.cli`, imported when a session runs: ``nox -l`` lists the sessions without
+    loading what they run (pydantic, rich, the stages)."""
+    from . import cli
+
+    return cli
 
 
 def _fail_on(session: nox.Session, failure: str | None) -> None:

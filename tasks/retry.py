@@ -2,18 +2,22 @@
 
 Only errors whose output says the connection hiccupped are retried (a daemon restarting, a
 reset connection, a registry timing out); everything else — a failing Dockerfile above
-all — surfaces at once. ``reraise=True``: the caller sees the real DockerException.
+all — surfaces at once. ``reraise=True``: the caller sees the real exception: python-on-whales'
+``DockerException``, or :class:`stagegate.runner.CommandFailed` of a ``docker`` command run
+directly (:mod:`stagegate.engine`).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from python_on_whales.exceptions import DockerException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from .runner import CommandFailed
 
 T = TypeVar("T")
 
@@ -26,9 +30,16 @@ TRANSIENT = re.compile(
 
 
 def is_transient(exc: BaseException) -> bool:
-    if not isinstance(exc, DockerException):
+    if not isinstance(exc, (CommandFailed, *docker_exceptions())):
         return False
     return bool(TRANSIENT.search(f"{exc.stderr or ''}\n{exc.stdout or ''}"))
+
+
+def docker_exceptions() -> tuple[type[BaseException], ...]:
+    """python-on-whales' ``DockerException`` once it is imported (before, none can be raised):
+    asking must not import it."""
+    module = sys.modules.get("python_on_whales.exceptions")
+    return (module.DockerException,) if module is not None else ()
 
 
 def retry_transient(

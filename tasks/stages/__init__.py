@@ -8,15 +8,18 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from python_on_whales import DockerClient
+from typing import TYPE_CHECKING, Any
 
 from ..clock import Clock
 from ..config import Config
 from ..ledger import Ledger
 from ..options import Options
 from ..ui import Reporter
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
+
+    from ..dockerclient import DeferredDockerClient
 
 
 @dataclass
@@ -25,7 +28,7 @@ class StageContext:
 
     config: Config
     options: Options
-    docker: DockerClient
+    docker: DockerClient | DeferredDockerClient
     ledger: Ledger
     reporter: Reporter
     clock: Clock

@@ -19,12 +19,9 @@ import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException
-
-from .. import graph, hashing, runner, signals
+from .. import engine, graph, hashing, runner, signals
 from ..builder import (
     Builder,
     BuildFailure,
@@ -37,14 +34,16 @@ from ..builder import (
     parse_build_failure,
 )
 from ..config import Config, ImageSpec, RegistryConfig
+from ..dockerclient import DeferredDockerClient, docker_argv
 from ..dockerfile import Dockerfile, DockerfileSyntaxError, repository
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_json_atomic
-from ..prune import piled_up
-from ..registry import Pusher
 from ..retry import retry_transient
 from ..ui import BuildProgress
 from . import StageContext
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
 
 # Stages wait on their worker threads in slices of this: the kernel may deliver a SIGINT to any
 # thread, and a main thread blocked on a lock without a timeout would see it only once the lock
@@ -137,6 +136,10 @@ def run(ctx: StageContext) -> None:
 
 def _suggest_prune(ctx: StageContext, names: list[str]) -> None:
     """A hint when old ``sg-`` images pile up (every edit leaves one); never fails the build."""
+    from python_on_whales.exceptions import DockerException
+
+    from ..prune import piled_up
+
     try:
         piled = piled_up(ctx.docker, names)
     except DockerException as exc:
@@ -158,6 +161,8 @@ def wants_push(ctx: StageContext) -> bool:
 
 def push_images(ctx: StageContext, names: list[str]) -> None:
     """Every image of this run to the registry, recorded with its repository digest."""
+    from ..registry import Pusher
+
     registry = require_registry(ctx.config, "--push" if ctx.options.push else "--target existing")
     pusher = Pusher(ctx.docker, registry, ctx.artifacts / "logs" / "push", ctx.clock.monotonic)
     started = ctx.clock.monotonic()
@@ -205,7 +210,7 @@ class ImageBuilds:
     """Builds images of one configuration; ``build_all`` schedules, ``build_one`` builds."""
 
     config: Config
-    docker: DockerClient
+    docker: DockerClient | DeferredDockerClient
     builder: Builder
     progress: BuildProgress
     git_sha: str | None
@@ -403,14 +408,12 @@ class ImageBuilds:
         known = self._known.pop(ref, None)
         if known is None:
             try:
-                image = self._docker(lambda: self.docker.image.inspect(ref))
-            except DockerException:
+                image = engine.inspect_images(docker_argv(self.docker), [ref], sleep=self.sleep).get(ref)
+            except runner.CommandFailed:  # the engine did not answer: the build will say so
                 return None
-            known = (
-                image.id,
-                frozenset(image.repo_tags or ()),
-                (image.config.labels or {}).get(LABEL_INPUT_HASH),
-            )
+            if image is None:
+                return None
+            known = (image.id, image.tags, image.labels.get(LABEL_INPUT_HASH))
         image_id, tags, input_hash = known
         if input_hash != digest:
             return None
@@ -433,7 +436,7 @@ class ImageBuilds:
             refs.append(f"{spec.name}:{TAG_PREFIX}{self._prepared[name][2][:16]}")
         if len(refs) < 2:
             return
-        argv = [*map(str, self.docker.client_config.docker_cmd), "image", "inspect", *refs]
+        argv = [*docker_argv(self.docker), "image", "inspect", *refs]
         try:
             # the images found are printed even when others are missing (exit code 1)
             found = json.loads(runner.run(argv, check=False).stdout or "[]")
@@ -549,14 +552,16 @@ def onbuild_triggers(config: Config, ref: str, inspected: Mapping[str, Sequence[
 
 
 def local_image(
-    docker: DockerClient, ref: str, *, sleep: Callable[[float], None] = time.sleep
+    docker: DockerClient | DeferredDockerClient, ref: str, *, sleep: Callable[[float], None] = time.sleep
 ) -> tuple[str, tuple[str, ...]]:
     """The ID of a local image (or ``"absent"``) and its ``ONBUILD`` triggers, in one inspect."""
     try:
-        image = retry_transient(lambda: docker.image.inspect(ref), sleep=sleep)
-    except DockerException:
+        image = engine.inspect_images(docker_argv(docker), [ref], sleep=sleep).get(ref)
+    except runner.CommandFailed:  # the engine did not answer: the build will say so
+        image = None
+    if image is None:
         return "absent", ()
-    return image.id, tuple(image.config.on_build or ())
+    return image.id, image.on_build
 
 
 def inputs_path(inputs_dir: Path, name: str) -> Path:

@@ -15,22 +15,22 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-from python_on_whales import DockerClient
-from python_on_whales.exceptions import DockerException, NoSuchImage
-
-from .. import manifests, runner
+from .. import engine, manifests, runner
 from ..builder import BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder, client_runs_buildkit
 from ..config import Config
+from ..dockerclient import DeferredDockerClient, docker_argv
 from ..errors import Code, CommandEvidence, StagegateError, config_error
 from ..hashing import DockerIgnore, never_inputs
 from ..options import Options
-from ..retry import retry_transient
+from ..retry import docker_exceptions
 from ..runner import CommandFailed, last_line
-from ..targets import existing
 from . import StageContext
 from .build import never_inputs as never_input_paths
+
+if TYPE_CHECKING:
+    from python_on_whales import DockerClient
 
 DAEMON_TIMEOUT_S = 10.0
 REGISTRY_TIMEOUT_S = 20.0  # one registry probe
@@ -107,6 +107,8 @@ def check_target(config: Config, options: Options, outputs: dict[str, Any]) -> l
             )
             checks.append(Check("context", False, error.message, error))
         return checks
+    from ..targets import existing
+
     try:
         context = existing.check_context(config.existing, options.context)
         assert config.existing is not None
@@ -121,7 +123,7 @@ def check_target(config: Config, options: Options, outputs: dict[str, Any]) -> l
 
 def environment_checks(
     config: Config,
-    docker: DockerClient,
+    docker: DockerClient | DeferredDockerClient,
     images: list[str],
     env: Mapping[str, str],
     outputs: dict[str, Any],
@@ -129,23 +131,32 @@ def environment_checks(
     monotonic: Callable[[], float] = time.monotonic,
     target: str | None = None,
 ) -> list[Check]:
-    """Run every check that can run; later checks are skipped when the daemon is down."""
+    """Run every check that can run; later checks are skipped when the daemon is down.
+
+    After the daemon's, the checks run side by side (each mostly waits on a program: ``docker``,
+    ``kubectl kustomize``); they are reported in the same order whatever finishes first."""
     daemon = check_daemon(docker, outputs)
     if not daemon.ok:
         return [daemon]
-    builder = check_builder(docker, env, outputs)
-    needs = (
-        check_buildkit_needs(config, images, outputs.get("builder"), outputs["docker"]) if builder.ok else []
-    )
-    return [
-        daemon,
-        builder,
-        *needs,
-        *check_tools(config),
-        *check_base_images(config, docker, images, outputs, monotonic=monotonic),
-        *check_manifest_references(config, from_registry=(target or config.target) == "existing"),
-        *check_build_contexts(config, images),
+
+    def builder_checks() -> list[Check]:
+        builder = check_builder(docker, env, outputs)
+        if not builder.ok:
+            return [builder]
+        return [builder, *check_buildkit_needs(config, images, outputs.get("builder"), outputs["docker"])]
+
+    groups: list[Callable[[], list[Check]]] = [
+        builder_checks,
+        lambda: check_tools(config),
+        lambda: check_base_images(config, docker, images, outputs, monotonic=monotonic),
+        lambda: check_manifest_references(config, from_registry=(target or config.target) == "existing"),
+        lambda: check_build_contexts(config, images),
     ]
+    with concurrent.futures.ThreadPoolExecutor(
+        max_workers=len(groups), thread_name_prefix="preflight"
+    ) as pool:
+        results = [pool.submit(group) for group in groups]
+        return [daemon, *(check for result in results for check in result.result())]
 
 
 def check_build_contexts(config: Config, images: list[str]) -> list[Check]:
@@ -283,36 +294,30 @@ def check_tools(config: Config) -> list[Check]:
     return [Check("kubectl", True, f"{path} (renders the kustomize manifests)")]
 
 
-def check_daemon(docker: DockerClient, outputs: dict[str, Any]) -> Check:
+def check_daemon(docker: DockerClient | DeferredDockerClient, outputs: dict[str, Any]) -> Check:
     try:
-        version = _within(DAEMON_TIMEOUT_S, docker.version)
-    except TimeoutError:
-        return _daemon_down(f"the Docker daemon did not answer within {DAEMON_TIMEOUT_S:g} s", "")
-    except DockerException as exc:
-        return _daemon_down(
-            "cannot reach the Docker daemon",
-            (exc.stderr or str(exc)).strip(),
-            exc.docker_command,
-            exc.return_code,
-        )
-    except FileNotFoundError:
-        return Check(
-            "docker",
-            False,
-            "the docker CLI is not installed",
-            StagegateError(
-                Code.TOOL_MISSING,
-                "the docker CLI is not on PATH",
-                "install Docker (engine and CLI): https://docs.docker.com/engine/install/",
-                {"tool": "docker"},
-            ),
-        )
-    server = version.server
+        version = engine.version(docker_argv(docker), timeout=DAEMON_TIMEOUT_S)
+    except CommandFailed as exc:
+        if exc.exit_code is None and exc.reason.startswith("timed out"):
+            return _daemon_down(f"the Docker daemon did not answer within {DAEMON_TIMEOUT_S:g} s", "")
+        if exc.exit_code is None:
+            return Check(
+                "docker",
+                False,
+                "the docker CLI is not installed",
+                StagegateError(
+                    Code.TOOL_MISSING,
+                    "the docker CLI is not on PATH",
+                    "install Docker (engine and CLI): https://docs.docker.com/engine/install/",
+                    {"tool": "docker"},
+                ),
+            )
+        return _daemon_down("cannot reach the Docker daemon", exc.stderr.strip(), exc.argv, exc.exit_code)
     outputs["docker"] = {
-        "client_version": version.client.version if version.client else None,
-        "server_version": server.version if server else None,
-        "os": server.os if server else None,
-        "arch": server.arch if server else None,
+        "client_version": version.client,
+        "server_version": version.server,
+        "os": version.os,
+        "arch": version.arch,
     }
     return Check(
         "docker",
@@ -321,10 +326,12 @@ def check_daemon(docker: DockerClient, outputs: dict[str, Any]) -> Check:
     )
 
 
-def check_builder(docker: DockerClient, env: Mapping[str, str], outputs: dict[str, Any]) -> Check:
+def check_builder(
+    docker: DockerClient | DeferredDockerClient, env: Mapping[str, str], outputs: dict[str, Any]
+) -> Check:
     """The builder of this run, recorded for build: buildx; else the client's own BuildKit
     (clients before 23.0); else the legacy builder."""
-    if docker.buildx.is_installed():
+    if engine.buildx_installed(docker_argv(docker)):
         outputs["builder"] = BuildxBuilder.name
         return Check("builder", True, "buildx (BuildKit)")
     client = (outputs.get("docker") or {}).get("client_version") or ""
@@ -452,7 +459,7 @@ RegistryProbe = Callable[[str, float], object]
 
 def check_base_images(
     config: Config,
-    docker: DockerClient,
+    docker: DockerClient | DeferredDockerClient,
     images: list[str],
     outputs: dict[str, Any],
     *,
@@ -489,15 +496,10 @@ def check_base_images(
         _unset_build_args(place[2], places, undeclared[place], _could_be_meant(config, places))
         for place, places in unset.items()
     )
-    found: dict[str, str] = {}
-    remote: list[str] = []
-    for image in uses:
-        try:  # one inspect answers both: present, and its ID
-            found[image] = retry_transient(lambda r=image: docker.image.inspect(r)).id
-        except NoSuchImage:
-            remote.append(image)
-        else:
-            checks.append(Check(f"base {image}", True, "present locally"))
+    local = engine.inspect_images(docker_argv(docker), list(uses))  # present, and their IDs
+    found = {image: local[image].id for image in uses if image in local}
+    remote = [image for image in uses if image not in local]
+    checks.extend(Check(f"base {image}", True, "present locally") for image in found)
     answers = probe_registries(
         remote, probe or _manifest_probe(docker), monotonic=monotonic, each_s=each_s, total_s=total_s
     )
@@ -536,7 +538,7 @@ def probe_registries(
             probe(image, min(each_s, left))
         except TimeoutError:
             return f"registry did not answer within {each_s if each_s < left else total_s:g} s"
-        except (CommandFailed, DockerException) as exc:
+        except (CommandFailed, *docker_exceptions()) as exc:
             return last_line(getattr(exc, "stderr", None) or "") or str(exc) or "registry did not answer"
         return None
 
@@ -555,10 +557,10 @@ def probe_registries(
     return answers
 
 
-def _manifest_probe(docker: DockerClient) -> RegistryProbe:
+def _manifest_probe(docker: DockerClient | DeferredDockerClient) -> RegistryProbe:
     """``docker manifest inspect IMAGE`` through the runner, killed at its timeout
     (python-on-whales has no timeouts of its own)."""
-    argv = [str(part) for part in docker.client_config.docker_cmd]
+    argv = docker_argv(docker)
 
     def probe(image: str, timeout: float) -> object:
         try:
@@ -712,14 +714,3 @@ def _daemon_down(
             log_excerpt=stderr[-2000:],
         ),
     )
-
-
-def _within(seconds: float, call: Callable[[], T]) -> T:
-    """``call()`` with a deadline: python-on-whales has no timeouts of its own."""
-    pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    try:
-        return pool.submit(call).result(timeout=seconds)
-    except concurrent.futures.TimeoutError:
-        raise TimeoutError from None
-    finally:
-        pool.shutdown(wait=False)

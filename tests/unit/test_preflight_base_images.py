@@ -1,27 +1,22 @@
 """preflight's base-image check at scale: each distinct image probed once, the probes
 bounded together, an unset build arg named as such. The registry probe is a plain callable
-passed in; the Docker client is a small stand-in answering "not present locally"."""
+passed in; the Docker engine is the real one, which has none of the images they name."""
 
 from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
 
 import pytest
-from python_on_whales.exceptions import NoSuchImage
 from stagegate.config import load_config
+from stagegate.dockerclient import DeferredDockerClient
 from stagegate.runner import CommandFailed
 from stagegate.stages.preflight import check_base_images, probe_registries
 
 from tests.conftest import Repo
 
-
-def _no_such_image(ref: str):
-    raise NoSuchImage(["docker", "image", "inspect", ref], 1, b"", f"Error: No such image: {ref}".encode())
-
-
-NO_LOCAL_IMAGES = SimpleNamespace(image=SimpleNamespace(inspect=_no_such_image))  # an engine without them
+# the real engine, which has none of the registry.test images these tests name
+NO_LOCAL_IMAGES = DeferredDockerClient()
 
 
 def configure(repo: Repo, dockerfiles: list[str]) -> list[str]:
@@ -37,6 +32,7 @@ def errors(checks):
     return [check.error for check in checks if check.error is not None]
 
 
+@pytest.mark.docker
 def test_an_image_named_by_ten_dockerfiles_is_probed_once_and_reported_once(repo: Repo) -> None:
     names = configure(
         repo,
@@ -64,6 +60,7 @@ def test_an_image_named_by_ten_dockerfiles_is_probed_once_and_reported_once(repo
     assert "img9/Dockerfile:2 (COPY --from, for t/img9)" in error.message
 
 
+@pytest.mark.docker
 def test_distinct_images_are_each_one_error(repo: Repo) -> None:
     names = configure(
         repo, ["FROM registry.test/a:1\n", "FROM registry.test/b:1\n", "FROM registry.test/a:1\n"]
@@ -134,6 +131,7 @@ def test_each_probe_gets_at_most_the_time_left(repo: Repo) -> None:
     assert timeouts == [5]
 
 
+@pytest.mark.docker
 def test_an_unset_build_arg_is_named_not_probed(repo: Repo) -> None:
     names = configure(repo, ["ARG NODE_VERSION\n\nFROM node:${NODE_VERSION}-slim\n"] * 2)
     config = load_config(repo.root, env={})
@@ -158,6 +156,7 @@ def test_an_unset_build_arg_is_named_not_probed(repo: Repo) -> None:
     assert "docker pull" not in error.hint and "node:-slim" not in error.message + error.hint
 
 
+@pytest.mark.docker
 def test_an_undeclared_arg_asks_for_the_arg_line_too(repo: Repo) -> None:
     names = configure(repo, ["FROM node:${NODE_VERSION}-slim\n"])
     config = load_config(repo.root, env={})
@@ -249,6 +248,7 @@ def test_an_image_built_on_the_one_that_needs_the_arg_is_not_suggested(repo: Rep
     assert hint.startswith('set build_args = { BASE = "<image>" }') and "t/base" not in hint
 
 
+@pytest.mark.docker
 def test_a_set_build_arg_is_probed_with_its_value(repo: Repo) -> None:
     repo.write("img0/Dockerfile", "ARG NODE_VERSION\nFROM node:${NODE_VERSION}-slim\n")
     repo.config(
