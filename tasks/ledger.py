@@ -20,6 +20,7 @@ import os
 import secrets
 import shutil
 import tempfile
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -99,8 +100,16 @@ class Ledger:
             return None
 
     # -- the stage lifecycle -------------------------------------------------------------
-    def begin(self, stage: str, *, git: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
+    def begin(
+        self,
+        stage: str,
+        *,
+        git: dict[str, Any] | Callable[[], dict[str, Any]],
+        options: dict[str, Any],
+    ) -> dict[str, Any]:
         """Open ``stage``: start a new run (first stage) or continue the current one.
+
+        ``git`` is the repository's state a new run records (a callable: asked only then).
 
         Resets ``stage`` and everything after it, removes an error file they left, and
         raises ``UPSTREAM_FAILED`` when a stage before it did not pass in this run.
@@ -204,7 +213,8 @@ class Ledger:
                 document["cause"] = previous
         return document
 
-    def _new_run(self, git: dict[str, Any]) -> dict[str, Any]:
+    def _new_run(self, git: dict[str, Any] | Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        git = git() if callable(git) else git
         now = self.clock.now()
         return {
             "schema_version": SCHEMA_VERSION,

@@ -129,7 +129,7 @@ class _Gate:
         error: StagegateError | None = None
         interrupted: KeyboardInterrupt | None = None
         try:
-            run = ledger.begin(stage, git=git_info(root), options={"argv": list(argv)})
+            run = ledger.begin(stage, git=lambda: git_info(root), options={"argv": list(argv)})
             self.begun = True
             runlock.note_run(artifacts, str(run.get("run_id")))
             options = parse_options(argv)

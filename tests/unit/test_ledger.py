@@ -55,6 +55,21 @@ def test_later_stage_continues_the_run_of_its_upstream(ledger: Ledger) -> None:
     assert second["builder"] == "legacy"  # run-level output of preflight
 
 
+def test_the_repository_state_is_asked_for_only_when_a_run_starts(ledger: Ledger) -> None:
+    asked: list[str] = []
+
+    def git() -> dict:
+        asked.append("git")
+        return GIT
+
+    run = ledger.begin("preflight", git=git, options={})
+    ledger.record_pass("preflight", 0.5, {})
+    ledger.begin("build", git=git, options={})
+
+    assert asked == ["git"] and run["git"] == GIT
+    assert json.loads(ledger.run_path.read_text())["git"] == GIT
+
+
 def test_failure_writes_one_error_file_that_validates(ledger: Ledger) -> None:
     ledger.begin("preflight", git=GIT, options={})
     ledger.record_pass("preflight", 0.1, {})
