@@ -9,6 +9,7 @@
 #   "pyyaml>=6.0",
 #   "junitparser>=3.1",
 #   "tomlkit>=0.12",
+#   "packaging>=22",
 # ]
 # ///
 """stagegate: preflight -> build -> verify -> cluster -> deploy -> e2e, each gated on the one before.

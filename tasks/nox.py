@@ -21,12 +21,14 @@ ones). Only that one line is dropped: where uv is installed nox finds and uses i
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import types
 from pathlib import Path
 
 import nox
+from packaging.requirements import InvalidRequirement, Requirement
 
 #: Every session :func:`register` defines, in the order ``nox -l`` lists them.
 SESSIONS = (
@@ -82,7 +84,7 @@ def register(root: str | Path | None = None) -> tuple[str, ...]:
     def e2e(session: nox.Session) -> None:
         """Run the e2e tests against the deployment (the whole chain: nox -s e2e)."""
         if requirements := _cli().e2e_requirements(repo):
-            session.install(*requirements)
+            install_once(session, requirements)
         _fail_on(session, _cli().stage("e2e", session.posargs, repo, bin_dir=session.bin))
 
     @nox.session(name="teardown", python=False, default=False)
@@ -119,6 +121,37 @@ def _cli() -> types.ModuleType:
     from . import cli
 
     return cli
+
+
+#: In the e2e session's virtualenv: the requirements last installed there.
+INSTALLED = "stagegate-requirements.json"
+
+
+def install_once(session: nox.Session, requirements: list[str]) -> None:
+    """``session.install(*requirements)``, unless this same list went into this virtualenv
+    before (nox keeps it: ``reuse_venv``): pip would only say "Requirement already satisfied",
+    a second or more on every run. A local path or URL is installed every time (its content
+    may have changed); a new virtualenv has no record and installs."""
+    location = getattr(session.virtualenv, "location", None)  # none with --no-venv
+    if not location:
+        session.install(*requirements)
+        return
+    record = Path(location) / INSTALLED
+    wanted = json.dumps(sorted(requirements))
+    if all(_named(r) for r in requirements) and record.is_file() and record.read_text() == wanted:
+        session.log(f"e2e requirements already installed: {', '.join(requirements)}")
+        return
+    record.unlink(missing_ok=True)
+    session.install(*requirements)
+    record.write_text(wanted)
+
+
+def _named(requirement: str) -> bool:
+    """A requirement by name and version only (``pytest>=8``), not a path, URL or pip option."""
+    try:
+        return Requirement(requirement).url is None and not requirement.lstrip().startswith(("-", ".", "/"))
+    except InvalidRequirement:
+        return False
 
 
 def _fail_on(session: nox.Session, failure: str | None) -> None:

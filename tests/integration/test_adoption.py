@@ -366,6 +366,21 @@ def test_pip_install_a_three_line_noxfile_and_a_table_take_it_to_green_on_the_do
 
     owner = json.loads((adopter.root / ".stagegate" / "owner.json").read_text())["owner"]
     assert owned(docker, owner) == []  # a passing e2e run removes what it created
+    assert "pip install 'pytest>=8'" in result.stderr  # the e2e session's virtualenv, set up
+
+    # run again: the same requirements are not installed again; changed ones are
+    again = adopter.run("nox", "--no-color", "-s", "e2e", "--", "--target", "docker")
+    assert again.returncode == 0, again.stdout[-4000:] + again.stderr[-4000:]
+    assert "pip install" not in again.stderr
+    assert "e2e requirements already installed: pytest>=8" in again.stderr
+    pyproject = adopter.root / "pyproject.toml"
+    pyproject.write_text(
+        pyproject.read_text().replace('requirements = ["pytest>=8"]', 'requirements = ["pytest>=7"]')
+    )
+    changed = adopter.run("nox", "--no-color", "-s", "e2e", "--", "--target", "docker")
+    assert changed.returncode == 0, changed.stdout[-4000:] + changed.stderr[-4000:]
+    assert "pip install 'pytest>=7'" in changed.stderr
+
     down = adopter.run("nox", "--no-color", "-s", "teardown", "--", "--target", "docker")
     assert down.returncode == 0, down.stderr[-4000:]
 
