@@ -4,8 +4,9 @@ Images whose dependencies are built start at once (at most ``--jobs`` at a time)
 build's result is checked on its own as it completes: after the first failure no new build
 starts and the builds still running are stopped ("cancelled": their ``docker build`` clients
 are terminated, the engine drops the build, the layers it finished stay in its cache) unless
-``--keep-going``, which builds everything that does not need a failed image. Tags are content hashes of the build inputs; an image whose tag
-already exists with the same input hash is "up to date" and not rebuilt.
+``--keep-going``, which builds everything that does not need a failed image. Tags are content
+hashes of the build inputs; an image whose tag already exists with the same input hash is
+"up to date" and not rebuilt.
 """
 
 from __future__ import annotations
