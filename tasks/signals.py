@@ -26,6 +26,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
@@ -136,6 +137,63 @@ def descendants(pid: int) -> list[int]:
         below = [c for p in frontier for c in children.get(p, ()) if c not in found]
         found += below
         frontier = below
+    return found
+
+
+@dataclass(frozen=True)
+class Process:
+    """A process below this one: its id, its parent's, and its command line."""
+
+    pid: int
+    parent: int
+    argv: tuple[str, ...]
+
+
+def processes_below(pid: int | None = None) -> list[Process]:
+    """Every process below ``pid`` (this process by default) with its command line, children
+    before grandchildren: what a caller that must stop only some of them selects from (the
+    ``docker build`` clients of certain tags, not a test's own helper processes). A process that
+    ended while it was looked at is left out."""
+    parents = _parents()
+    found = descendants(os.getpid() if pid is None else pid)
+    argvs = _command_lines(found)
+    return [Process(child, parents.get(child, 0), argvs[child]) for child in found if child in argvs]
+
+
+def _command_lines(pids: list[int]) -> dict[int, tuple[str, ...]]:
+    """The argv of each of ``pids`` that still runs: ``/proc/<pid>/cmdline``, else ``ps``."""
+    if not Path("/proc/self/cmdline").exists():
+        return _command_lines_from_ps(pids)
+    found: dict[int, tuple[str, ...]] = {}
+    for pid in pids:
+        try:
+            raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # it ended while we looked
+            continue
+        if raw:  # empty: a zombie, which no signal can stop any more
+            found[pid] = tuple(arg.decode(errors="replace") for arg in raw.rstrip(b"\0").split(b"\0"))
+    return found
+
+
+def _command_lines_from_ps(pids: list[int]) -> dict[int, tuple[str, ...]]:
+    """Where there is no /proc (macOS): ``ps -o pid=,args=``, the arguments split at spaces
+    (enough to find an image tag among them: tags hold no space)."""
+    if not pids:
+        return {}
+    from . import runner  # the one way to run a program
+
+    try:
+        table = runner.run(
+            ["ps", "-o", "pid=,args=", "-p", ",".join(map(str, pids))], timeout=5, check=False
+        ).stdout  # exit 1 when every one of them ended meanwhile
+    except runner.CommandFailed as exc:
+        log.warning("cannot read the command lines of child processes: %s", exc)
+        return {}
+    found: dict[int, tuple[str, ...]] = {}
+    for line in table.splitlines():
+        words = line.split()
+        if len(words) > 1 and words[0].isdigit():
+            found[int(words[0])] = tuple(words[1:])
     return found
 
 

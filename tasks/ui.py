@@ -36,6 +36,7 @@ _STATUS_STYLE = {
     "waiting": "dim",
     "skipped": "yellow",
     "not started": "yellow",
+    "cancelled": "yellow",
     "not-run": "dim",
 }
 
@@ -81,7 +82,7 @@ class BuildProgress:
             now = time.monotonic()
             if state == "building" and row.started is None:
                 row.started = now
-            if state in ("built", "up to date", "failed", "skipped", "not started"):
+            if state in ("built", "up to date", "failed", "cancelled", "skipped", "not started"):
                 row.ended = now
             row.state, row.detail = state, detail
             if self._live is None and state != "checking":  # a log: one line per change that matters
@@ -217,7 +218,7 @@ def _stage_note(record: Mapping[str, Any]) -> str:
         for image in images.values():
             state = image.get("status") or ("failed" if image.get("failed") else "verified")
             counts[state] = counts.get(state, 0) + 1
-        order = ["built", "up to date", "verified", "failed", "skipped", "not started"]
+        order = ["built", "up to date", "verified", "failed", "cancelled", "skipped", "not started"]
         ranked = sorted(
             counts.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)
         )

@@ -2,16 +2,20 @@
 
 Images whose dependencies are built start at once (at most ``--jobs`` at a time). Each
 build's result is checked on its own as it completes: after the first failure no new build
-starts (running ones finish) unless ``--keep-going``, which builds everything that does not
-need a failed image. Tags are content hashes of the build inputs; an image whose tag
-already exists with the same input hash is "up to date" and not rebuilt.
+starts and the builds still running are stopped ("cancelled": their ``docker build`` clients
+are terminated, the engine drops the build, the layers it finished stay in its cache) unless
+``--keep-going``, which builds everything that does not need a failed image. Tags are content
+hashes of the build inputs; an image whose tag already exists with the same input hash is
+"up to date" and not rebuilt.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import logging
+import os
 import signal
 import threading
 import time
@@ -60,7 +64,12 @@ T = TypeVar("T")
 TAG_PREFIX = "sg-"
 
 BUILT, UP_TO_DATE, FAILED, NOT_STARTED, SKIPPED = "built", "up to date", "failed", "not started", "skipped"
+CANCELLED = "cancelled"
 OK = (BUILT, UP_TO_DATE)
+STOPPED_DETAIL = "stopped after the first failure (--keep-going builds the rest)"
+# After the first failure the running builds' clients get SIGTERM, and SIGKILL when they still
+# run this long after it.
+CANCEL_GRACE_S = 3.0
 
 
 @dataclass
@@ -225,6 +234,15 @@ class ImageBuilds:
     _base_ids_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _known: dict[str, tuple[str, frozenset[str], str | None]] = field(default_factory=dict, init=False)
     _prepared: dict[str, tuple[dict[str, str], hashing.Inputs, str]] = field(default_factory=dict, init=False)
+    # The fail-fast stop (see _signal_cut_builds): the image whose failure stopped the stage,
+    # the builds running (image -> the tag its `docker build` carries), the images whose
+    # client the stop signalled, and when SIGTERM turns into SIGKILL.
+    _gate: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _stopped_by: str | None = field(default=None, init=False)
+    _building: dict[str, str] = field(default_factory=dict, init=False)
+    _cut: set[str] = field(default_factory=set, init=False)
+    _terminated: set[int] = field(default_factory=set, init=False)  # pids sent SIGTERM
+    _kill_at: float = field(default=0.0, init=False)
 
     def build_all(
         self,
@@ -237,8 +255,9 @@ class ImageBuilds:
         """Build ``names`` (dependency-closed); every image's result, in ``names`` order.
 
         A build starts as soon as its dependencies are built; each finished build is
-        examined on its own. After a failure nothing new starts unless ``keep_going``, and
-        then only images that do not need a failed one.
+        examined on its own. After a failure nothing new starts and the running builds are
+        cancelled, unless ``keep_going``: then nothing is cancelled, and only images that do
+        not need a failed one start.
         """
         self._epoch = self.clock()
         selected = set(names)
@@ -281,6 +300,8 @@ class ImageBuilds:
                 done: set[concurrent.futures.Future[ImageResult]] = set()
                 try:
                     while not done:  # in slices: a Ctrl-C given to another thread is seen at once
+                        if stopping:
+                            self._signal_cut_builds()
                         done, _ = concurrent.futures.wait(
                             running, timeout=SIGNAL_POLL_S, return_when=concurrent.futures.FIRST_COMPLETED
                         )
@@ -291,14 +312,11 @@ class ImageBuilds:
                     running.pop(future)
                     result = future.result()  # build_one returns failures, it does not raise them
                     record(result)
-                    if result.status == FAILED and not keep_going:
+                    if result.status == FAILED and not keep_going and not stopping:
                         stopping = True
+                        self._stop_after(result.name)
         for name in pending:
-            record(
-                ImageResult(
-                    name, NOT_STARTED, detail="stopped after the first failure (--keep-going builds the rest)"
-                )
-            )
+            record(ImageResult(name, NOT_STARTED, detail=STOPPED_DETAIL))
         return {name: results[name] for name in names}
 
     def build_one(self, spec: ImageSpec, dependencies: dict[str, ImageResult]) -> ImageResult:
@@ -306,6 +324,10 @@ class ImageBuilds:
         started = self.clock()
         try:
             result = self._build(spec, dependencies)
+        except _NotStarted:
+            return ImageResult(spec.name, NOT_STARTED, detail=STOPPED_DETAIL)
+        except _Cancelled as cancelled:
+            result = ImageResult(spec.name, CANCELLED, detail=cancelled.detail)
         except StagegateError as error:
             result = ImageResult(spec.name, FAILED, detail=error.message, error=error)
         except Exception as exc:  # a bug of ours: keep the traceback, let the other builds finish
@@ -365,12 +387,61 @@ class ImageBuilds:
                 LABEL_REVISION: self.git_sha or "unknown",
             },
         )
-        with log_file.open("w") as log_stream:
-            try:
-                image_id = self.builder.build(request, log_stream)
-            except BuildFailure as failure:
-                raise build_error(spec, failure, self.config.relpath, log_file) from None
+        with self._gate:  # a build never starts after the stop, nor unseen by it
+            if self._stopped_by is not None:
+                raise _NotStarted
+            self._building[spec.name] = ref
+        try:
+            with log_file.open("w") as log_stream:
+                try:
+                    image_id = self.builder.build(request, log_stream)
+                except BuildFailure as failure:
+                    with self._gate:
+                        cut, stopped_by = spec.name in self._cut, self._stopped_by
+                    if cut:  # its client was stopped: not a failure of its own
+                        detail = f"stopped when {stopped_by} failed (--keep-going builds the rest)"
+                        log_stream.write(f"\n[cancelled: {detail}]\n")
+                        raise _Cancelled(detail) from None
+                    raise build_error(spec, failure, self.config.relpath, log_file) from None
+        finally:
+            with self._gate:
+                self._building.pop(spec.name, None)
         return ImageResult(spec.name, BUILT, ref, image_id, digest)
+
+    def _stop_after(self, failed: str) -> None:
+        """The first failure (without ``--keep-going``): no build starts any more, and the
+        running ones are cancelled (:meth:`_signal_cut_builds`, called until they returned)."""
+        with self._gate:
+            self._stopped_by = failed
+        self._kill_at = self.clock() + CANCEL_GRACE_S
+
+    def _signal_cut_builds(self) -> None:
+        """Stop the ``docker build`` clients of the builds still running: SIGTERM once, SIGKILL
+        to those still there :data:`CANCEL_GRACE_S` after the failure. The engine cancels a
+        build whose client went away (legacy builder and BuildKit alike; the legacy builder's
+        ``--force-rm`` removes the step's container). Only these clients are signalled — found
+        among this process's descendants by a build argv naming a running build's tag (and
+        what they started) — never another child of the process (a test's registry, a
+        port-forward of the user's own nox session)."""
+        with self._gate:
+            tags = {ref: name for name, ref in self._building.items()}
+        if not tags:
+            return
+        kill = self.clock() >= self._kill_at
+        clients: dict[int, str] = {}
+        for process in signals.processes_below():  # parents before their children
+            name = clients.get(process.parent) or _build_of(process.argv, tags)
+            if name is not None:
+                clients[process.pid] = name
+        for pid, name in clients.items():
+            with self._gate:
+                self._cut.add(name)
+            first = pid not in self._terminated
+            self._terminated.add(pid)
+            if first or kill:
+                log.debug("stopping the build of %s (pid %d) after %s failed", name, pid, self._stopped_by)
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL if kill else signal.SIGTERM)
 
     def _inputs(
         self, spec: ImageSpec, built: dict[str, BuiltImage]
@@ -447,6 +518,25 @@ class ImageBuilds:
             labels = (image.get("Config") or {}).get("Labels") or {}
             for ref in tags.intersection(refs):
                 self._known[ref] = (image["Id"], tags, labels.get(LABEL_INPUT_HASH))
+
+
+class _NotStarted(Exception):
+    """The stage stopped before this image's build started."""
+
+
+class _Cancelled(Exception):
+    """The stage stopped this image's running build."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _build_of(argv: Sequence[str], tags: Mapping[str, str]) -> str | None:
+    """The image whose running build ``argv`` is (a ``build`` naming its tag), if any."""
+    if "build" not in argv:
+        return None
+    return next((tags[arg] for arg in argv if arg in tags), None)
 
 
 @dataclass(frozen=True)
@@ -629,7 +719,12 @@ def build_error(
 
 
 def _past(status: str) -> str:
-    return {FAILED: "failed", SKIPPED: "was skipped", NOT_STARTED: "was not started"}.get(status, status)
+    return {
+        FAILED: "failed",
+        SKIPPED: "was skipped",
+        NOT_STARTED: "was not started",
+        CANCELLED: "was cancelled",
+    }.get(status, status)
 
 
 def safe_name(name: str) -> str:
