@@ -334,6 +334,7 @@ def noop_rebuild(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -
     """The example stack, unchanged since its last build, from each set-up."""
     setups = setups or prepared_setups()
     env = {"STAGEGATE_ARTIFACTS": tempfile.mkdtemp(prefix="stagegate-bench-artifacts-")}
+    atexit.register(shutil.rmtree, env["STAGEGATE_ARTIFACTS"], ignore_errors=True)
     if nox(ROOT, "-s", "build", env=env, setup=installed_of(setups)) != 0:
         raise BenchmarkFailed("the example does not build: is BASE_IMAGE set to a local image with python3?")
     record = json.loads((Path(env["STAGEGATE_ARTIFACTS"]) / "run.json").read_text())
