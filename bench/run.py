@@ -5,6 +5,12 @@ on the same machine, reported as a ratio (absolute times here are noisy; ratios 
     nox -s bench -- --repeat 5   # more repetitions
     nox -s bench -- --only noop  # one benchmark (the others' figures in results.json stay)
 
+`noop`, `time_to_failure` and `overhead` run nox from every set-up of bench/nox_setups.py side
+by side (installed with `pip install -e .`; only `pip install nox`, the noxfile's script block
+setting up its own environment; the same with uv): fresh virtual environments made once per
+bench run, not timed, each warmed before timing. Their "stagegate" figure is one per set-up,
+and "goal" reads them against the performance goals' bounds (reported, not asserted).
+
 Writes bench/results.json (machine, date, median and spread of every figure) and prints a
 table. A benchmark that measured nothing (a step or baseline command that failed, an outcome
 other than the one timed, no repetition, a missing figure) is an error: it is named with the
@@ -15,6 +21,8 @@ example's base image for `noop` (BASE_IMAGE, see .ci/run).
 from __future__ import annotations
 
 import argparse
+import atexit
+import functools
 import json
 import math
 import os
@@ -29,6 +37,9 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from nox_setups import BARE_NOXFILE, SETUPS, PreparedSetup, failure_goal, noop_goal
 
 ROOT = Path(__file__).resolve().parent.parent
 BUSYBOX_IMAGE = "stagegate-bench/busybox:1"
@@ -50,10 +61,20 @@ def timed(action: Callable[[], object]) -> float:
 
 
 def run(
-    argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None, check: bool = True
+    argv: list[str],
+    *,
+    cwd: Path | None = None,
+    env: dict[str, str] | None = None,
+    check: bool = True,
+    exact_env: bool = False,
 ) -> int:
+    """Run ``argv`` with ``env`` over the bench's environment (with ``exact_env``, ``env`` alone)."""
     completed = subprocess.run(
-        argv, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        argv,
+        cwd=cwd,
+        env=(env or {}) if exact_env else {**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
     if check and completed.returncode != 0:
         raise BenchmarkFailed(
@@ -91,8 +112,78 @@ def expect_error(artifacts: Path, code: str, what: str) -> dict:
     return error
 
 
-def nox(project: Path, *args: str, env: dict[str, str] | None = None) -> int:
-    return run([sys.executable, "-m", "nox", "--no-color", *args], cwd=project, env=env, check=False)
+def nox(
+    project: Path, *args: str, env: dict[str, str] | None = None, setup: PreparedSetup | None = None
+) -> int:
+    """`nox ARGS` in ``project``: from ``setup``'s environment, or else from the bench's own."""
+    if setup is None:
+        return run([sys.executable, "-m", "nox", "--no-color", *args], cwd=project, env=env, check=False)
+    return run(
+        setup.nox(*args), cwd=project, env=setup.env(dict(os.environ), env), check=False, exact_env=True
+    )
+
+
+# -- the set-ups nox runs from (bench/nox_setups.py) -------------------------------------------
+
+
+@functools.cache
+def prepared_setups() -> tuple[PreparedSetup, ...]:
+    """Every set-up of SETUPS made once per bench run (removed at exit), each warmed by one
+    `nox -l` of this repository (a script block set-up makes its script environment there)
+    and checked to have run nox the way it is named."""
+    workdir = Path(tempfile.mkdtemp(prefix="stagegate-bench-setups-"))
+    atexit.register(shutil.rmtree, workdir, ignore_errors=True)
+    prepared = []
+    for setup in SETUPS:
+        slug = setup.name.replace(" + ", "-").replace(" ", "-")
+        made = PreparedSetup(setup, venv=workdir / slug / "venv", envdir=workdir / slug / "nox")
+        print(f"  set-up {made.name}: pip install {' '.join(made.pip_install(ROOT)[5:])}", flush=True)
+        run([sys.executable, "-m", "venv", str(made.venv)])
+        run(made.pip_install(ROOT))
+        run(made.nox("-l"), cwd=ROOT, env=made.env(dict(os.environ)), exact_env=True)
+        problem = made.mode_problem()
+        if problem:
+            raise BenchmarkFailed(problem)
+        prepared.append(made)
+    return tuple(prepared)
+
+
+@functools.cache
+def bare_noxfile() -> Path:
+    """A one-session noxfile of its own folder (no script block): nox's own floor."""
+    folder = Path(tempfile.mkdtemp(prefix="stagegate-bench-bare-nox-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    (folder / "noxfile.py").write_text(BARE_NOXFILE)
+    return folder
+
+
+def installed_of(setups: tuple[PreparedSetup, ...]) -> PreparedSetup:
+    """The set-up whose own environment runs the sessions (README's): the bare nox runs there."""
+    for setup in setups:
+        if setup.setup.script_backend is None:
+            return setup
+    raise BenchmarkFailed("no installed set-up to run the bare nox from")
+
+
+def bare_nox(installed: PreparedSetup) -> None:
+    """`nox -s hello` of the one-session noxfile, from the installed set-up."""
+    if nox(bare_noxfile(), "-s", "hello", setup=installed) != 0:
+        raise BenchmarkFailed("`nox -s hello` of a one-session noxfile failed in the installed set-up")
+
+
+def check_modes(setups: tuple[PreparedSetup, ...]) -> None:
+    """After a benchmark's runs: each set-up still ran nox the way it is named."""
+    for setup in setups:
+        problem = setup.mode_problem()
+        if problem:
+            raise BenchmarkFailed(problem)
+
+
+def medians(samples: dict[str, list[float]]) -> dict[str, float]:
+    return {name: statistics.median(values) for name, values in samples.items() if values}
+
+
+BARE_NOX = "bare nox (`nox -s hello` of a one-session noxfile, installed set-up)"
 
 
 def busybox_image() -> str:
@@ -143,12 +234,13 @@ def summary(samples: list[float]) -> dict[str, float]:
 # -- the benchmarks ----------------------------------------------------------------------------
 
 
-def time_to_failure(repeat: int) -> dict:
-    """A stack whose second image fails at a known step after ~2 s of work.
+def time_to_failure(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -> dict:
+    """A stack whose second image fails at a known step after ~2 s of work, run from each set-up.
 
     The first image takes 3 s, so the failure is known while it still builds: it finishes
     (running builds are never cut), the third never starts.
     """
+    setups = setups or prepared_setups()
     base = busybox_image()
     images = {
         "one": f"FROM {base}\nCOPY token /token\nRUN sleep 3\n",
@@ -161,16 +253,27 @@ def time_to_failure(repeat: int) -> dict:
         f"        - {{name: {n}, image: bench/{n}, imagePullPolicy: IfNotPresent, command: [sleep, '600']}}\n"
         for n in images
     )
+    # The project's noxfile reaches stagegate as this repository's does (its own tasks/), and
+    # its script block is the same: each set-up runs it as a user of that set-up would.
     root = project(images, extra='\n[tool.stagegate.deploy]\nmanifests = "k8s.yaml"\n')
     (root / "k8s.yaml").write_text(manifests)
     env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
-    ours, alone, naive = [], [], []
+
+    def failing_run(setup: PreparedSetup) -> float:
+        bust_cache(root, list(images))
+        (root / ".stagegate" / "error.json").unlink(missing_ok=True)
+        took = timed(lambda: nox(root, "-s", "e2e", "--", "--target", "docker", env=env, setup=setup))
+        expect_error(root / ".stagegate", "BUILD_FAILED", f"`nox -s e2e` of the stack ({setup.name} set-up)")
+        return took
+
+    ours: dict[str, list[float]] = {setup.name: [] for setup in setups}
+    alone, naive = [], []
     try:
+        for setup in setups:
+            failing_run(setup)  # warm: this project's first run of each set-up is not timed
         for _ in range(repeat):
-            bust_cache(root, list(images))
-            (root / ".stagegate" / "error.json").unlink(missing_ok=True)
-            ours.append(timed(lambda: nox(root, "-s", "e2e", "--", "--target", "docker", env=env)))
-            expect_error(root / ".stagegate", "BUILD_FAILED", "`nox -s e2e` of the stack")
+            for setup in setups:
+                ours[setup.name].append(failing_run(setup))
             bust_cache(root, list(images))
             alone.append(
                 timed(
@@ -181,17 +284,19 @@ def time_to_failure(repeat: int) -> dict:
             )
             bust_cache(root, list(images))
             naive.append(timed(lambda: naive_pipeline(root, list(images))))
+        check_modes(setups)
     finally:
         cleanup_project(root)
     return {
         "what": "wall time until the run ends with the failure (second of three images fails after ~2 s)",
-        "stagegate": summary(ours),
+        "stagegate": {name: summary(samples) for name, samples in ours.items()},
         "baselines": {
             "docker build of the failing image alone": summary(alone),
             f"naive pipeline (build all, ignore failures, deploy, wait up to {NAIVE_DEADLINE_S:g} s)": summary(
                 naive
             ),
         },
+        "goal": failure_goal(medians(ours), statistics.median(alone)),
     }
 
 
@@ -225,10 +330,12 @@ def naive_pipeline(root: Path, names: list[str]) -> None:
         run(["docker", "rm", "-f", container], check=False)
 
 
-def noop_rebuild(repeat: int) -> dict:
-    """The example stack, unchanged since its last build."""
+def noop_rebuild(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -> dict:
+    """The example stack, unchanged since its last build, from each set-up."""
+    setups = setups or prepared_setups()
     env = {"STAGEGATE_ARTIFACTS": tempfile.mkdtemp(prefix="stagegate-bench-artifacts-")}
-    if nox(ROOT, "-s", "build", env=env) != 0:
+    atexit.register(shutil.rmtree, env["STAGEGATE_ARTIFACTS"], ignore_errors=True)
+    if nox(ROOT, "-s", "build", env=env, setup=installed_of(setups)) != 0:
         raise BenchmarkFailed("the example does not build: is BASE_IMAGE set to a local image with python3?")
     record = json.loads((Path(env["STAGEGATE_ARTIFACTS"]) / "run.json").read_text())
     images = record["stages"]["build"]["outputs"]["images"]
@@ -266,10 +373,20 @@ def noop_rebuild(repeat: int) -> dict:
             "example",
         ],
     ]
-    ours, docker_alone = [], []
+    ours: dict[str, list[float]] = {setup.name: [] for setup in setups}
+    docker_alone, bare = [], []
+    installed = installed_of(setups)
+    for setup in setups:
+        check_nox(ROOT, "-s", "build", env=env, setup=setup)  # warm
+    bare_nox(installed)  # warm
     for _ in range(repeat):
-        ours.append(timed(lambda: check_nox(ROOT, "-s", "build", env=env)))
+        for setup in setups:
+            ours[setup.name].append(
+                timed(lambda setup=setup: check_nox(ROOT, "-s", "build", env=env, setup=setup))
+            )
         docker_alone.append(timed(lambda: [run(argv, cwd=ROOT) for argv in plain]))
+        bare.append(timed(lambda: bare_nox(installed)))
+    check_modes(setups)
     statuses = {
         e["status"]
         for e in json.loads((Path(env["STAGEGATE_ARTIFACTS"]) / "run.json").read_text())["stages"]["build"][
@@ -280,8 +397,12 @@ def noop_rebuild(repeat: int) -> dict:
         raise BenchmarkFailed(f"the unchanged example was rebuilt: image statuses {sorted(statuses)}")
     return {
         "what": "`nox -s build` of the unchanged example stack (3 images)",
-        "stagegate": summary(ours),
-        "baselines": {"plain docker build of the 3 images, warm cache": summary(docker_alone)},
+        "stagegate": {name: summary(samples) for name, samples in ours.items()},
+        "baselines": {
+            "plain docker build of the 3 images, warm cache": summary(docker_alone),
+            BARE_NOX: summary(bare),
+        },
+        "goal": noop_goal(medians(ours), statistics.median(bare), statistics.median(docker_alone)),
     }
 
 
@@ -385,24 +506,42 @@ def parallel_build(repeat: int) -> dict:
     }
 
 
-def overhead(repeat: int) -> dict:
+def overhead(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -> dict:
+    """`nox -s preflight` and `nox -l` of a small project from each set-up, against `docker
+    info` and nox's own floor."""
+    setups = setups or prepared_setups()
     base = busybox_image()
     root = project({"app": f"FROM {base}\n"})
     env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
-    preflight, startup, docker_info = [], [], []
+    preflight: dict[str, list[float]] = {setup.name: [] for setup in setups}
+    startup: dict[str, list[float]] = {setup.name: [] for setup in setups}
+    docker_info, bare = [], []
+    installed = installed_of(setups)
     try:
+        for setup in setups:
+            check_nox(root, "-s", "preflight", env=env, setup=setup)  # warm
+        bare_nox(installed)  # warm
         for _ in range(repeat):
-            preflight.append(timed(lambda: check_nox(root, "-s", "preflight", env=env)))
-            startup.append(timed(lambda: check_nox(root, "-l", env=env)))
+            for setup in setups:
+                preflight[setup.name].append(
+                    timed(lambda setup=setup: check_nox(root, "-s", "preflight", env=env, setup=setup))
+                )
+                startup[setup.name].append(
+                    timed(lambda setup=setup: check_nox(root, "-l", env=env, setup=setup))
+                )
             docker_info.append(timed(lambda: run(["docker", "info"])))
+            bare.append(timed(lambda: bare_nox(installed)))
+        check_modes(setups)
     finally:
         cleanup_project(root)
     return {
         "what": "`nox -s preflight` (daemon, builder, base images, config)",
-        "stagegate": summary(preflight),
-        "baselines": {
-            "`docker info` alone": summary(docker_info),
-            "nox startup (`nox -l`)": summary(startup),
+        "stagegate": {name: summary(samples) for name, samples in preflight.items()},
+        "baselines": {"`docker info` alone": summary(docker_info), BARE_NOX: summary(bare)},
+        "startup": {
+            "what": "`nox -l` of the project's noxfile: nox, the script block and stagegate's imports",
+            "stagegate": {name: summary(samples) for name, samples in startup.items()},
+            "baselines": {BARE_NOX: summary(bare)},
         },
     }
 
@@ -540,11 +679,16 @@ def scale(repeat: int) -> dict:
 RACY_WAIT_S = 2.5  # a little more than stagegate.hashing.RACY_MARGIN_NS
 
 
-def check_nox(project: Path, *args: str, env: dict[str, str] | None = None) -> None:
-    if nox(project, *args, env=env) != 0:
+def check_nox(
+    project: Path, *args: str, env: dict[str, str] | None = None, setup: PreparedSetup | None = None
+) -> None:
+    if nox(project, *args, env=env, setup=setup) != 0:
         error_file = Path((env or {}).get("STAGEGATE_ARTIFACTS", project / ".stagegate")) / "error.json"
         error = json.loads(error_file.read_text()) if error_file.is_file() else {}
-        raise BenchmarkFailed(f"`nox {' '.join(args)}` failed: {error.get('code')}: {error.get('message')}")
+        where = f" ({setup.name} set-up)" if setup else ""
+        raise BenchmarkFailed(
+            f"`nox {' '.join(args)}`{where} failed: {error.get('code')}: {error.get('message')}"
+        )
 
 
 def remove_dangling(label_filter: str) -> None:
@@ -711,18 +855,34 @@ BENCHMARKS = {
 }
 
 
+def by_setup(figure: dict) -> dict[str, dict]:
+    """A stagegate figure per set-up: a benchmark run from every set-up names them; one run
+    from the bench's own nox is a single figure (named "")."""
+    return {"": figure} if {"median_s", "runs"} & figure.keys() else figure
+
+
 def table(results: dict) -> str:
-    lines = [f"{'benchmark':<16} {'stagegate':>10}  {'baseline':>10}  {'ratio':>7}  baseline"]
+    lines = [f"{'benchmark':<20} {'set-up':<18} {'stagegate':>10}  {'baseline':>10}  {'ratio':>7}  baseline"]
     rows = [(n, r) for name, result in results.items() for n, r in [(name, result), *_parts(name, result)]]
     for name, result in rows:
-        ours = result["stagegate"]["median_s"]
-        for label, baseline in result["baselines"].items():
-            ratio = baseline["median_s"] / ours if ours else float("inf")
-            lines.append(f"{name:<16} {ours:>9.2f}s  {baseline['median_s']:>9.2f}s  {ratio:>6.2f}×  {label}")
+        for setup, figure in by_setup(result["stagegate"]).items():
+            ours = figure["median_s"]
+            for label, baseline in result["baselines"].items():
+                ratio = baseline["median_s"] / ours if ours else float("inf")
+                lines.append(
+                    f"{name:<20} {setup:<18} {ours:>9.2f}s  {baseline['median_s']:>9.2f}s  {ratio:>6.2f}×  {label}"
+                )
         for figure, entry in result.get("figures", {}).items():
             ours, theirs = entry["stagegate"]["median_s"], entry["baseline"]["median_s"]
             ratio = theirs / ours if ours else float("inf")
-            lines.append(f"  {figure:<14} {ours:>9.2f}s  {theirs:>9.2f}s  {ratio:>6.2f}×")
+            lines.append(f"  {figure:<37} {ours:>9.2f}s  {theirs:>9.2f}s  {ratio:>6.2f}×")
+        if "goal" in result:
+            lines.append(f"  goal: {result['goal']['rule']}")
+            for setup, entry in result["goal"]["setups"].items():
+                lines.append(
+                    f"  {'':<18} {setup:<18} {entry['figure_s']:>9.2f}s  bound {entry['bound_s']:.2f}s: "
+                    f"{entry['verdict']} ({entry['margin_s']:+.2f}s)"
+                )
     return "\n".join(lines)
 
 
@@ -738,10 +898,14 @@ def _parts(name: str, result: dict) -> list[tuple[str, dict]]:
 def missing_figure(result: dict) -> str | None:
     """What a benchmark's result lacks to be a measurement, or None: a stagegate figure, at
     least one baseline, and every figure (``median_s`` …) a finite time of at least one run."""
-    if not isinstance(result.get("stagegate"), dict):
-        return "no stagegate figure"
-    if not result.get("baselines"):
-        return "no baseline"
+    for part in [result, *(part for _, part in _parts("", result))]:
+        if not isinstance(part.get("stagegate"), dict) or not by_setup(part["stagegate"]):
+            return "no stagegate figure"
+        for setup, figure in by_setup(part["stagegate"]).items():
+            if not isinstance(figure, dict) or not {"median_s", "runs"} <= figure.keys():
+                return f"stagegate/{setup}: no time measured ({figure!r})"
+        if not part.get("baselines"):
+            return "no baseline"
 
     def figures(node: object, path: str) -> list[tuple[str, dict]]:
         if not isinstance(node, dict):

@@ -174,3 +174,159 @@ def test_a_baseline_timing_a_failing_build_must_fail_at_that_step() -> None:
             "import sys; sys.exit(\"The command '/bin/sh -c exit 1' returned a non-zero code: 1\")",
         ]
     )
+
+
+# -- bench/nox_setups.py: the set-ups nox runs from, and the goals' figures ----------------------
+
+# pyvenv.cfg of nox's script environment as uv 0.13.10 and virtualenv 21.15.14 wrote it for this
+# repository's noxfile (`nox --envdir DIR -l`), the interpreter's and repository's paths generalised.
+UV_PYVENV_CFG = """\
+home = /usr/bin
+implementation = CPython
+uv = 0.13.10
+version_info = 3.11.7
+include-system-site-packages = false
+"""
+VIRTUALENV_PYVENV_CFG = """\
+home = /usr/bin
+implementation = CPython
+python-version = 3.11
+version_info = 3.11.7.final.0
+version = 3.11.7
+executable = /usr/bin/python3.11
+command = /usr/bin/python3.11 -m virtualenv /repo/.nox/_nox_script_mode
+virtualenv = 21.15.14
+include-system-site-packages = false
+base-prefix = /usr
+base-exec-prefix = /usr
+base-executable = /usr/bin/python3.11
+"""
+SETUPS = {setup.name: setup for setup in bench.SETUPS}
+
+
+def _prepared(tmp_path: Path, name: str, script_env: str | None) -> object:
+    envdir = tmp_path / "nox"
+    if script_env is not None:
+        (envdir / "_nox_script_mode").mkdir(parents=True)
+        (envdir / "_nox_script_mode" / "pyvenv.cfg").write_text(script_env)
+    return bench.PreparedSetup(SETUPS[name], venv=tmp_path / "venv", envdir=envdir)
+
+
+@pytest.mark.parametrize(
+    ("name", "script_env", "problem"),
+    [
+        ("installed", None, None),
+        ("installed", VIRTUALENV_PYVENV_CFG, "the installed set-up re-entered a script environment"),
+        ("script block", VIRTUALENV_PYVENV_CFG, None),
+        ("script block", UV_PYVENV_CFG, "made its script environment with uv, not virtualenv"),
+        ("script block", None, "the script block set-up made no script environment"),
+        ("script block + uv", UV_PYVENV_CFG, None),
+        ("script block + uv", VIRTUALENV_PYVENV_CFG, "made its script environment with virtualenv, not uv"),
+    ],
+)
+def test_a_set_up_must_have_run_nox_the_way_it_is_named(
+    tmp_path: Path, name: str, script_env: str | None, problem: str | None
+) -> None:
+    found = _prepared(tmp_path, name, script_env).mode_problem()
+    assert found == problem if problem is None else problem in found
+
+
+def test_every_set_up_gets_its_own_envdir_and_nox_first_on_path(tmp_path: Path) -> None:
+    setup = _prepared(tmp_path, "script block + uv", None)
+    argv = setup.nox("-s", "build")
+    assert argv[0] == str(tmp_path / "venv" / "bin" / "nox")
+    assert argv[argv.index("--envdir") + 1] == str(tmp_path / "nox") and argv[-2:] == ["-s", "build"]
+    # a nox that re-executed itself in its own script environment leaves these set: inherited,
+    # NOX_SCRIPT_MODE=none would keep the set-up's nox out of its script block
+    outer = {"PATH": "/usr/bin", "NOX_SCRIPT_MODE": "none", "NOX_OUTER_PYTHONPATH": "x", "HOME": "/h"}
+    env = setup.env(outer, {"STAGEGATE_ARTIFACTS": "a"})
+    assert "NOX_SCRIPT_MODE" not in env and "NOX_OUTER_PYTHONPATH" not in env
+    assert env["PATH"] == f"{tmp_path / 'venv' / 'bin'}:/usr/bin" and env["VIRTUAL_ENV"] == str(
+        tmp_path / "venv"
+    )
+    assert (env["HOME"], env["STAGEGATE_ARTIFACTS"]) == ("/h", "a")
+    installed = _prepared(tmp_path, "installed", None).pip_install(Path("/repo"))
+    assert installed[-2:] == ["-e", "/repo"]
+    assert bench.installed_of((setup, bench.PreparedSetup(SETUPS["installed"], tmp_path, tmp_path))).name == (
+        "installed"
+    )
+    with pytest.raises(bench.BenchmarkFailed, match="no installed set-up"):
+        bench.installed_of((setup,))
+
+
+def test_the_noop_goal_is_twice_bare_nox_plus_dockers_cached_builds() -> None:
+    goal = bench.noop_goal({"installed": 1.0, "script block": 3.3}, bare_nox=0.2, docker_cached=0.3)
+    assert goal["setups"]["installed"] == {
+        "figure_s": 1.0,
+        "bound_s": 1.0,
+        "verdict": "within",
+        "margin_s": 0.0,
+    }
+    assert goal["setups"]["script block"]["verdict"] == "over"
+    assert goal["setups"]["script block"]["margin_s"] == -2.3
+    assert bench.noop_goal({"installed": 1.01}, 0.2, 0.3)["setups"]["installed"]["verdict"] == "over"
+
+
+def test_the_failure_goal_is_one_second_past_the_failing_docker_build_alone() -> None:
+    goal = bench.failure_goal({"installed": 3.5, "script block": 5.8}, docker_alone=2.5)
+    assert goal["setups"]["installed"] == {
+        "figure_s": 1.0,
+        "bound_s": 1.0,
+        "verdict": "within",
+        "margin_s": 0.0,
+    }
+    assert goal["setups"]["script block"] == {
+        "figure_s": 3.3,
+        "bound_s": 1.0,
+        "verdict": "over",
+        "margin_s": -2.3,
+    }
+
+
+def _per_setup(**medians: float) -> dict:
+    return {name.replace("_", " "): {"median_s": m, "runs": 1} for name, m in medians.items()}
+
+
+@pytest.mark.parametrize(
+    ("result", "problem"),
+    [
+        ({"stagegate": _per_setup(installed=1.0, script_block=3.0), "baselines": _per_setup(b=0.3)}, None),
+        ({"stagegate": {}, "baselines": _per_setup(b=0.3)}, "no stagegate figure"),
+        (
+            {"stagegate": {"installed": {"runs": 1}}, "baselines": _per_setup(b=0.3)},
+            "stagegate/installed: no time measured ({'runs': 1})",
+        ),
+        (
+            {
+                "stagegate": _per_setup(installed=1.0),
+                "baselines": _per_setup(b=0.3),
+                "startup": {"stagegate": {}, "baselines": _per_setup(b=0.3)},
+            },
+            "no stagegate figure",
+        ),
+        (
+            {
+                "stagegate": _per_setup(installed=1.0),
+                "baselines": _per_setup(b=0.3),
+                "startup": {"stagegate": _per_setup(installed=float("inf")), "baselines": _per_setup(b=0.3)},
+            },
+            "startup/stagegate/installed: no time measured (inf)",
+        ),
+    ],
+)
+def test_a_per_set_up_result_needs_every_set_ups_figure(result: dict, problem: str | None) -> None:
+    assert bench.missing_figure(result) == problem
+
+
+def test_the_table_shows_each_set_up_and_its_goal_verdict() -> None:
+    result = {
+        "stagegate": _per_setup(installed=1.0, script_block=3.3),
+        "baselines": {"docker": {"median_s": 0.3, "runs": 1}},
+        "goal": bench.noop_goal({"installed": 1.0, "script block": 3.3}, 0.2, 0.3),
+    }
+    lines = bench.table({"noop": result}).splitlines()
+    assert any(line.split()[:2] == ["noop", "installed"] and "docker" in line for line in lines)
+    assert any(line.split()[:3] == ["noop", "script", "block"] for line in lines)
+    verdicts = [line for line in lines if "bound 1.00s" in line]
+    assert ["installed" in v and "within" in v for v in verdicts] == [True, False]
+    assert "script block" in verdicts[1] and "over (-2.30s)" in verdicts[1]
