@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -104,13 +105,46 @@ class _Handler:
         raise Interrupted(signum)
 
 
+#: How long the last sweep before exiting may look for processes still running below.
+EXIT_SWEEP_S = 1.0
+
+
 def _exit_now(signum: int) -> None:
-    """No clean-up: kill what still runs below this process and exit 128 + ``signum``."""
-    terminate_descendants(signal.SIGKILL)
+    """No clean-up: kill what still runs below this process and exit 128 + ``signum``.
+
+    Another thread may be starting one more program (a ``docker`` call of the clean-up) while
+    this runs, so the sweep is repeated until a look finds nothing running below (the killed
+    ones are zombies then), for at most :data:`EXIT_SWEEP_S`."""
     for stream in (sys.stdout, sys.stderr):
         with suppress(OSError, ValueError):
             stream.flush()
+    deadline = time.monotonic() + EXIT_SWEEP_S
+    while any(_running(pid) for pid in terminate_descendants(signal.SIGKILL)):
+        if time.monotonic() >= deadline:
+            break
+        time.sleep(0.005)
     os._exit(128 + signum)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` still runs: not ended, not a zombie (where there is no /proc: assumed)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return not Path("/proc/self/stat").exists() and _exists(pid)
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[:1] != ["Z"]
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def terminate_descendants(signum: int = signal.SIGTERM, pid: int | None = None) -> list[int]:

@@ -13,6 +13,7 @@ import logging
 import secrets
 import shlex
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -429,15 +430,32 @@ def _cancelled(spec: ImageSpec, argv: list[str], subject: dict[str, Any]) -> Sta
     )
 
 
-def remove_leftover_smoke_containers(docker: DockerClient, artifacts: Path) -> int:
+#: How long teardown waits for a smoke container whose removal the ended run had already asked for.
+REMOVAL_WAIT_S = 30.0
+
+
+def remove_leftover_smoke_containers(
+    docker: DockerClient, artifacts: Path, *, sleep: Callable[[float], None] = time.sleep
+) -> int:
     """Remove the smoke containers of this artifacts dir's owner that a run ended at once (a
-    second stop signal during its clean-up) left behind; how many there were."""
-    left = docker.container.list(
-        all=True,
-        filters=[("label", f"{LABEL_PURPOSE}=smoke"), ("label", f"{OWNER_LABEL}={owner_id(artifacts)}")],
-    )
-    if left:
-        docker.container.remove(left, force=True)
+    second stop signal during its clean-up) left behind; how many there were.
+
+    The ended run may have asked the engine to remove one just before it was killed: the engine
+    then answers "removal … is already in progress", and this waits until that removal is done."""
+    filters = [("label", f"{LABEL_PURPOSE}=smoke"), ("label", f"{OWNER_LABEL}={owner_id(artifacts)}")]
+    left = docker.container.list(all=True, filters=filters)
+    for container in left:
+        try:
+            docker.container.remove(container, force=True)
+        except DockerException as exc:
+            said = exc.stderr or ""
+            if "already in progress" not in said and "No such container" not in said:
+                raise
+    deadline = time.monotonic() + REMOVAL_WAIT_S
+    while (still := docker.container.list(all=True, filters=filters)) and time.monotonic() < deadline:
+        sleep(0.2)
+    if still:  # a removal the engine never finished: ask once more, and say why if it fails
+        docker.container.remove(still, force=True)
     return len(left)
 
 

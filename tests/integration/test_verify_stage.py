@@ -14,6 +14,7 @@ import pytest
 import yaml
 from python_on_whales import DockerClient
 from stagegate import runlock
+from stagegate.ownership import OWNER_LABEL, owner_id
 from stagegate.stages.verify import remove_leftover_smoke_containers
 
 from tests.conftest import signallable
@@ -226,6 +227,39 @@ def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
             process.kill()
             process.wait()
         for container in smoke_containers(docker, run_id):
+            docker.container.remove(container, force=True)
+
+
+def test_leftover_smoke_containers_are_removed_while_the_engine_still_removes_them(
+    repo, docker, busybox_image, ns
+) -> None:
+    """A run killed by a second signal may have asked the engine to remove its smoke containers
+    just before: teardown then meets "removal … is already in progress" (or "No such
+    container"), which it waits out instead of failing. Here that removal is started beside it."""
+    labels = {
+        "dev.stagegate.purpose": "smoke",
+        OWNER_LABEL: owner_id(repo.artifacts),
+        "dev.stagegate.test": ns,
+    }
+    started = [
+        docker.run(busybox_image, ["sleep", "3600"], detach=True, labels=labels, name=f"{ns}-smoke-{i}")
+        for i in range(4)
+    ]
+    try:
+        removing = subprocess.Popen(
+            ["docker", "rm", "--force", *(c.id for c in started)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.02)  # the engine is busy with those removals when teardown lists and removes
+
+        found = remove_leftover_smoke_containers(docker, repo.artifacts)
+
+        removing.wait(timeout=120)
+        assert 0 <= found <= 4
+        assert docker.container.list(all=True, filters=[("label", f"dev.stagegate.test={ns}")]) == []
+    finally:
+        for container in docker.container.list(all=True, filters=[("label", f"dev.stagegate.test={ns}")]):
             docker.container.remove(container, force=True)
 
 
