@@ -28,7 +28,7 @@ from typing import Any
 import filelock
 
 from .clock import Clock, iso
-from .errors import Code, StagegateError
+from .errors import Code, StagegateError, failure_class_of
 from .redact import clean_json, redact, redact_json
 
 SCHEMA_VERSION = 1
@@ -194,6 +194,8 @@ class Ledger:
             "run_id": run["run_id"],
             "stage": stage,
             "code": str(error.code),
+            "class": str(error.failure_class),
+            "retry": error.failure_class.rerun_may_pass,
             "message": error.message,
             "hint": error.hint,
             "subject": error.subject,
@@ -211,6 +213,9 @@ class Ledger:
             previous = self.read_error()
             if previous is not None and previous.get("run_id") == run["run_id"]:
                 document["cause"] = previous
+                # the upstream failure is what a re-run meets again (or not)
+                cause_class = failure_class_of(previous)
+                document.update({"class": str(cause_class), "retry": cause_class.rerun_may_pass})
         return document
 
     def _new_run(self, git: dict[str, Any] | Callable[[], dict[str, Any]]) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 annotations and a job summary, and the Markdown of ``nox -s report``.
 
 Everything here is a function of the artifacts dir (run.json, error.json, the e2e suite's
-JUnit), so a CI run's downloaded artifacts render the same reports on a laptop.
+JUnit), so a CI run's downloaded artifacts render the same reports on a laptop. Each report of
+a failure says whether a re-run can help (:func:`stagegate.errors.rerun_advice`, from the
+failure's class).
 
 Reports never break on what they quote: every text goes through :func:`clean_text` (terminal
 escapes and XML-invalid characters removed) before it reaches junit.xml, the job summary or
@@ -22,6 +24,7 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
+from .errors import rerun_advice
 from .ledger import Ledger
 from .redact import clean
 
@@ -181,6 +184,7 @@ def _failure_text(error: Mapping[str, Any]) -> str:
         lines.append(f"at {where}")
     if error.get("hint"):
         lines.append(f"hint: {error['hint']}")
+    lines.append(rerun_advice(error))
     for key in ("image", "pod", "container", "reason", "exit_code", "failed_tests"):
         if key in subject:
             lines.append(f"{key}: {subject[key]}")
@@ -221,7 +225,14 @@ def github_annotation(error: Mapping[str, Any]) -> str:
             properties.append(f"line={int(subject['line'])}")
     title = f"{error['code']} in {error['stage']}"
     properties.append(f"title={_escape_property(title)}")
-    message = "\n".join([error["message"], *_output(error), *([error["hint"]] if error.get("hint") else [])])
+    message = "\n".join(
+        [
+            error["message"],
+            *_output(error),
+            *([error["hint"]] if error.get("hint") else []),
+            rerun_advice(error),
+        ]
+    )
     return f"::error {','.join(properties)}::{_escape_data(message)}"
 
 
@@ -269,6 +280,7 @@ def markdown_summary(report: RunReport) -> str:
             lines.append(f"**Where:** `{where}`  ")
         if error.get("hint"):
             lines.append(f"**Hint:** {error['hint']}  ")
+        lines.append(f"**Re-run:** {rerun_advice(error)}  ")
         files = [f"`{report.artifacts.name}/error.json`"]
         if error.get("log_file"):
             files.append(f"`{error['log_file']}`")

@@ -4,7 +4,8 @@ Stages never print; they report to an object of this module. Colours only on a t
 ``NO_COLOR`` honoured (rich does both). Without a terminal (CI logs) live lines become one
 line per change of state. Every line printed goes through :func:`stagegate.redact.redact`: the
 reporter's console writes through :class:`RedactingStream`. Under a failure's ``✗`` line come the
-failing command's last lines of output (:func:`failure_output`), cleaned of terminal escapes.
+failing command's last lines of output (:func:`failure_output`), cleaned of terminal escapes, the
+hint, and whether a re-run can help (:func:`stagegate.errors.rerun_advice`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from .errors import rerun_advice
 from .redact import clean, redact
 
 _STATUS_STYLE = {
@@ -187,6 +189,7 @@ class Reporter:
             parts += [Text.assemble(("  │ ", "dim"), line) for line in failure_output(error)]
             if error.get("hint"):
                 parts.append(Text.assemble(("  hint: ", "bold"), error["hint"]))
+            parts.append(Text("  " + rerun_advice(error), style="bold"))
             files = [_shown(artifacts / "error.json")]
             if error.get("log_file"):
                 files.append(error["log_file"])

@@ -21,7 +21,7 @@ from .. import engine, manifests, runner
 from ..builder import BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder, client_runs_buildkit
 from ..config import Config
 from ..dockerclient import DeferredDockerClient, docker_argv
-from ..errors import Code, CommandEvidence, StagegateError, config_error
+from ..errors import Code, CommandEvidence, FailureClass, StagegateError, config_error
 from ..hashing import DockerIgnore, never_inputs
 from ..options import Options
 from ..retry import docker_exceptions
@@ -595,6 +595,8 @@ def _missing(image: str, uses: list[_Use], reason: str) -> Check:
                 "reason": reason,
                 "named_at": places,
             },
+            # the registry did not answer: not the Dockerfile's fault, and it may answer next time
+            class_override=FailureClass.ENVIRONMENT if reason.startswith("registry did not answer") else None,
         ),
     )
 

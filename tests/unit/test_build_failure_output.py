@@ -190,6 +190,7 @@ def test_junit_the_annotation_and_the_summary_quote_the_lines_without_escapes(tm
         assert COMPILER in quoted and "\x1b" not in quoted and "[91m" not in quoted
     assert annotation.endswith(
         f"at app/Dockerfile:6%0Ago build ./...%0A{COMPILER}%0A```fenced%0Afix app/Dockerfile:6"
+        "%0Are-running will not help: fix app/Dockerfile:6"
     )
     assert (
         f"\n````\ngo build ./...\n{COMPILER}\n```fenced\n````\n" in summary
@@ -200,7 +201,9 @@ def test_a_failure_without_lines_adds_nothing_to_the_reports(tmp_path: Path) -> 
     artifacts = failed_build_with_output(tmp_path, [])
     report = RunReport.load(artifacts)
     annotation = github_annotation(json.loads((artifacts / "error.json").read_text()))
-    assert annotation.endswith("at app/Dockerfile:6%0Afix app/Dockerfile:6")
+    assert annotation.endswith(
+        "at app/Dockerfile:6%0Afix app/Dockerfile:6%0Are-running will not help: fix app/Dockerfile:6"
+    )
     assert "last lines of output" not in (write_junit(report)).read_text()
     summary = markdown_summary(report)
     assert "at app/Dockerfile:6\n\n**Where:**" in summary

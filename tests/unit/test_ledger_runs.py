@@ -219,6 +219,8 @@ def test_record_failure_writes_the_stage_and_the_whole_error_document(ledger: Le
         "run_id": ledger.read_run()["run_id"],
         "stage": "e2e",
         "code": "E2E_FAILED",
+        "class": "product",
+        "retry": False,
         "message": "2 tests failed",
         "hint": "see e2e-junit.xml",
         "subject": {"failed": 2},

@@ -105,6 +105,7 @@ def test_the_stage_of_the_error_fails_with_its_code_message_and_details(tmp_path
         [
             "POD_FAILED: pod api-0 (Job/migrate) container 'migrate' ended: Error, exit code 1",
             "hint: read its log (error.json has the last lines)",
+            "re-running will not help: the same inputs fail the same way",
             "pod: api-0",
             "container: migrate",
             "reason: Error",
@@ -131,7 +132,10 @@ def test_a_failure_text_has_the_file_and_line_and_only_the_details_known(tmp_pat
         c.name: c.result
         for c in suites(write_junit(report(tmp_path, {"build": stage("failed")}, error)))["stagegate"]
     }["build"]
-    assert failure.text == "BUILD_FAILED: m\nat app/Dockerfile\nimage: app\nfailed_tests: ['t']"
+    assert failure.text == (
+        "BUILD_FAILED: m\nat app/Dockerfile\nre-running will not help: fix app/Dockerfile\n"
+        "image: app\nfailed_tests: ['t']"
+    )
 
 
 def test_a_failed_stage_that_is_not_the_errors_says_its_status(tmp_path: Path) -> None:
@@ -289,13 +293,14 @@ def test_the_error_section_has_where_hint_files_log_and_the_other_failures(tmp_p
     }
     summary = markdown_summary(report(tmp_path, {"verify": stage("failed")}, error))
     section = summary[summary.index("### ❌") :].splitlines()
-    assert section[:12] == [
+    assert section[:13] == [
         "### ❌ `IMAGE_STALE` in verify",
         "",
         "app is older than its Dockerfile",
         "",
         "**Where:** `app/Dockerfile:4`  ",
         "**Hint:** build again  ",
+        "**Re-run:** a re-run may pass: app is older than its Dockerfile  ",
         "**Files:** `artifacts/error.json`, `.stagegate/logs/verify.log`, `.stagegate/diagnostics/` (in the uploaded artifacts)",
         "",
         "<details><summary>log excerpt</summary>",
@@ -303,7 +308,7 @@ def test_the_error_section_has_where_hint_files_log_and_the_other_failures(tmp_p
         "```",
         "y" * 3000,  # the last 3000 characters
     ]
-    assert section[12:17] == [
+    assert section[13:18] == [
         "```",
         "",
         "</details>",
@@ -448,7 +453,7 @@ def test_an_annotation_escapes_what_the_workflow_command_syntax_reserves() -> No
     }
     assert github_annotation(error) == (
         "::error file=dir%2Cx/Docker%3Afile,line=7,title=BUILD_FAILED in build::"
-        "100%25 broken%0D%0Asecond line%0Afix a:b, c"
+        "100%25 broken%0D%0Asecond line%0Afix a:b, c%0Are-running will not help: fix dir,x/Docker:file:7"
     )
 
 
@@ -459,4 +464,6 @@ def test_an_annotation_without_a_line_or_hint_has_neither() -> None:
         "message": "m",
         "subject": {"file": "k8s/a.yaml", "line": None},
     }
-    assert github_annotation(error) == "::error file=k8s/a.yaml,title=APPLY_FAILED in deploy::m"
+    assert github_annotation(error) == (
+        "::error file=k8s/a.yaml,title=APPLY_FAILED in deploy::m%0Are-running will not help: fix k8s/a.yaml"
+    )
