@@ -4,14 +4,19 @@ miss is explained."""
 
 from __future__ import annotations
 
+import io
+import json
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from stagegate import resultcache
+from rich.console import Console
+from stagegate import cli, resultcache
 from stagegate.config import load_config
 from stagegate.errors import Code, StagegateError
+from stagegate.reports import RunReport, markdown_summary, write_junit
 from stagegate.resultcache import CacheKey, LocalRecords, PassRecord, explain_miss, key_parts
+from stagegate.ui import Reporter
 
 from tests.conftest import Repo
 
@@ -266,3 +271,58 @@ def test_the_nearest_earlier_pass_explains_a_miss(tmp_path: Path) -> None:
     assert (
         explain_miss(now, nearest) == "target changed since run near (passed 2026-01-01T00:00:00Z, git abc)"
     )
+
+
+# -- what the reports and the e2e session make of a stage passed from the cache ----------------
+
+REUSED = {
+    "run_id": "20261128T200000Z-abcdef",
+    "passed_at": "2026-11-28T20:03:00Z",
+    "git": {"sha": "0123456789abcdef", "dirty": False},
+    "key": "k" * 64,
+    "source": "local",
+    "tests": {"ran": 4},
+}
+
+
+def cached_run(tmp_path: Path, cached: bool) -> RunReport:
+    outputs = {"cached": REUSED} if cached else {"tests": {"exit_code": 0}}
+    stages = {
+        name: {"status": "passed", "duration_s": 0.1, "outputs": outputs} for name in ("cluster", "e2e")
+    }
+    tmp_path.mkdir(exist_ok=True)
+    return RunReport(tmp_path, {"run_id": "20261129T000000Z-123456", "stages": stages}, None)
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "ran"])
+def test_reports_name_the_reused_run_only_for_a_stage_passed_from_the_cache(
+    tmp_path: Path, cached: bool
+) -> None:
+    run = cached_run(tmp_path, cached)
+    junit = write_junit(run).read_text()
+    named = "passed from the e2e result cache: run 20261128T200000Z-abcdef (passed 2026-11-28T20:03:00Z, git 0123456789ab)"
+    assert (junit.count(named) == 2) is cached
+    assert "<failure" not in junit and "<skipped" not in junit
+    markdown = markdown_summary(run)
+    assert ("| e2e | ✅ passed (cached: run `20261128T200000Z-abcdef`) |" in markdown) is cached
+    reporter = Reporter(Console(file=io.StringIO(), width=200, force_terminal=False))
+    reporter.summary(run.run, None, tmp_path)
+    shown = reporter.console.file.getvalue()
+    assert ("from the e2e result cache: run 20261128T200000Z-abcdef (git 0123456789ab)" in shown) is cached
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["cached", "ran"])
+def test_the_e2e_session_installs_nothing_when_the_run_reuses_a_pass(
+    repo: Repo, cached: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("STAGEGATE_ARTIFACTS", raising=False)
+    scratch(repo)
+    outputs = {"target": "docker", **({"cached": REUSED} if cached else {})}
+    ledger = {
+        "schema_version": 1,
+        "run_id": "r",
+        "profile": None,
+        "stages": {"cluster": {"outputs": outputs}},
+    }
+    repo.write(".stagegate/run.json", json.dumps(ledger))
+    assert cli.e2e_requirements(repo.root) == ([] if cached else ["pytest>=8"])
