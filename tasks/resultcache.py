@@ -39,6 +39,7 @@ from .clock import iso
 from .config import Config, RegistryConfig
 from .errors import StagegateError
 from .ledger import write_json_atomic
+from .redact import redact_json
 
 if TYPE_CHECKING:
     from .stages import StageContext
@@ -352,7 +353,7 @@ class RegistryRecords:
 
     def store(self, record: PassRecord) -> str:
         ref = self.ref(record.key)
-        label = f"{RECORD_LABEL}={canonical(record.model_dump(mode='json'))}"
+        label = f"{RECORD_LABEL}={canonical(redact_json(record.model_dump(mode='json')))}"  # as every writer
         try:
             self._docker("build", "-q", "-t", ref, "--label", label, "-", stdin="FROM scratch\n")
             self._docker("push", "-q", ref)
