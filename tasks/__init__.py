@@ -22,6 +22,8 @@ Where things are:
   (a cluster stagegate did not create: one namespace per run, images from the registry)
 - :mod:`stagegate.targets.kind_registry` kind with a local registry: pushed to instead of ``kind load``
 - :mod:`stagegate.registry`    ``--push``: content-hash tags, skip-if-present, repository digests
+- :mod:`stagegate.resultcache` the e2e result cache: the key of a run's inputs, pass records kept
+  locally and in the registry, cluster/deploy/e2e passed from a recorded pass
 - :mod:`stagegate.readiness`   is it ready, can it still be: rules per kind, pod states, the waiter,
                           and ``python -m stagegate.readiness`` to explain a verdict from kubectl JSON
 - :mod:`stagegate.manifests`   render (kustomize or YAML), walk container images, rewrite to built tags

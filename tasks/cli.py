@@ -58,9 +58,14 @@ def stage(name: str, posargs: Sequence[str], root: Path, *, bin_dir: str | None 
 
 def e2e_requirements(root: Path) -> list[str]:
     """What the e2e session installs into its virtualenv, with the run's profile applied (none
-    when the config is broken: the e2e stage then reports the configuration error itself)."""
+    when the config is broken: the e2e stage then reports the configuration error itself; none
+    when the run's cluster stage reused a pass from the e2e result cache: nothing will run)."""
     try:
-        profile = (Ledger(artifacts_dir(root)).read_run() or {}).get("profile") or {}
+        run = Ledger(artifacts_dir(root)).read_run() or {}
+        cluster = ((run.get("stages") or {}).get("cluster") or {}).get("outputs") or {}
+        if cluster.get("cached"):  # passed from the e2e result cache: no test runs here
+            return []
+        profile = run.get("profile") or {}
         config = load_config(root, profile=profile.get("name") if isinstance(profile, dict) else None)
     except StagegateError:
         return []

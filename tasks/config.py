@@ -139,6 +139,8 @@ class E2ESettings(_Strict):
     timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 1800.0
     allow_no_tests: bool = False  # a run that executed no test (none, or all skipped) passes
     port_forward: list[PortForwardSettings] = []
+    cache: bool = False  # skip cluster, deploy and e2e when exactly these inputs passed before
+    inputs: list[str] = []  # files and folders the e2e command runs; default: the command's paths
 
 
 # -- profiles -------------------------------------------------------------------------------
@@ -357,6 +359,8 @@ class E2EConfig:
     timeout: float = 1800.0
     allow_no_tests: bool = False
     port_forward: tuple[PortForward, ...] = ()
+    cache: bool = False  # the e2e result cache (stagegate.resultcache)
+    inputs: tuple[Path, ...] = ()  # what the cache key hashes of the e2e suite's own files
 
 
 @dataclass(frozen=True)
@@ -499,6 +503,8 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | 
             settings.e2e.timeout,
             settings.e2e.allow_no_tests,
             _port_forwards(settings.e2e.port_forward),
+            settings.e2e.cache,
+            _e2e_inputs(root, settings.e2e, _profile_key(raw, profile, "e2e", "inputs")),
         )
     return Config(
         root=root,
@@ -520,6 +526,30 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | 
         registry=_registry(settings.registry),
         existing=_existing(root, settings.existing),
     )
+
+
+def _e2e_inputs(root: Path, e2e: E2ESettings, key: str) -> tuple[Path, ...]:
+    """The files and folders of the e2e suite the result cache's key hashes: ``inputs`` as
+    configured, else every argument of the command that names a file or folder of the
+    repository (``pytest e2e -q`` -> ``e2e``). With ``cache = true`` there must be one."""
+    if e2e.inputs:
+        paths = [_path_in_repo(root, value, key, must_exist=True) for value in e2e.inputs]
+    else:
+        paths = []
+        for arg in e2e.command[1:]:
+            if arg.startswith("-") or not arg.strip() or Path(arg).is_absolute():
+                continue
+            path = (root / arg).resolve()
+            if _inside(root, path) and path != root and path.exists():
+                paths.append(path)
+    if e2e.cache and not paths:
+        raise config_error(
+            key,
+            "[tool.stagegate.e2e] cache = true, but no file or folder of the e2e suite is known: "
+            "the command names none of the repository's",
+            'name what the e2e command runs: [tool.stagegate.e2e] inputs = ["e2e"] (files or folders)',
+        )
+    return tuple(dict.fromkeys(paths))
 
 
 def _port_forwards(entries: list[PortForwardSettings]) -> tuple[PortForward, ...]:

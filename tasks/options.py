@@ -28,6 +28,7 @@ class Options:
     profile: str | None = None  # None: the profile named like the target, if there is one
     push: bool = False  # push this run's images to [tool.stagegate.registry]
     context: str | None = None  # the existing target's kubeconfig context
+    no_cache: bool = False  # run cluster, deploy and e2e even when the e2e result cache has a pass
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "only": list(self.only)}
@@ -62,7 +63,7 @@ def _positive(text: str) -> int:
 
 _SUMMARY = (
     "--keep-going, --only IMAGE, --jobs N, --target auto|kind|docker|existing, --context NAME, "
-    "--profile NAME, --push, --keep-cluster, --recreate"
+    "--profile NAME, --push, --keep-cluster, --recreate, --no-cache"
 )
 _parser = _Parser(prog="nox -s <stage> --", add_help=False, allow_abbrev=False, summary=_SUMMARY)
 _parser.add_argument(
@@ -110,6 +111,11 @@ _parser.add_argument(
     help="keep a cluster stagegate created, also after a passing e2e run",
 )
 _parser.add_argument("--recreate", action="store_true", help="delete and create the cluster again")
+_parser.add_argument(
+    "--no-cache",
+    action="store_true",
+    help="run cluster, deploy and e2e even when these inputs passed before ([tool.stagegate.e2e] cache)",
+)
 
 
 def parse_options(argv: Sequence[str]) -> Options:
@@ -134,6 +140,7 @@ def parse_options(argv: Sequence[str]) -> Options:
         profile=namespace.profile,
         push=namespace.push,
         context=namespace.context,
+        no_cache=namespace.no_cache,
     )
 
 

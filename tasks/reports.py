@@ -27,6 +27,7 @@ from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 from .errors import rerun_advice
 from .ledger import Ledger
 from .redact import clean
+from .resultcache import describe_reused
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,10 @@ def _stage_suite(report: RunReport) -> TestSuite:
             case.result = [Skipped(reason)]
         elif status == "skipped":
             case.result = [Skipped("skipped")]
+        if status == "passed" and isinstance((record.get("outputs") or {}).get("cached"), Mapping):
+            case.system_out = (
+                f"passed from the e2e result cache: {describe_reused(record['outputs']['cached'])}"
+            )
         suite.add_testcase(case)
     suite.update_statistics()
     return suite
@@ -265,8 +270,10 @@ def markdown_summary(report: RunReport) -> str:
     for stage, record in report.stages.items():
         status = record.get("status", "?")
         duration = record.get("duration_s")
+        cached = (record.get("outputs") or {}).get("cached")
+        shown = f"{status} (cached: run `{cached.get('run_id')}`)" if isinstance(cached, Mapping) else status
         lines.append(
-            f"| {stage} | {icons.get(status, '')} {status} | {f'{duration:.1f} s' if duration is not None else ''} |"
+            f"| {stage} | {icons.get(status, '')} {shown} | {f'{duration:.1f} s' if duration is not None else ''} |"
         )
     error = report.error
     if error:

@@ -215,6 +215,10 @@ def failure_output(error: Mapping[str, Any]) -> list[str]:
 
 def _stage_note(record: Mapping[str, Any]) -> str:
     outputs = record.get("outputs") or {}
+    cached = outputs.get("cached")
+    if isinstance(cached, Mapping):
+        git = cached.get("git") or {}
+        return f"from the e2e result cache: run {cached.get('run_id')} (git {(git.get('sha') or 'unknown')[:12]})"
     images = outputs.get("images")
     if isinstance(images, dict) and images:
         counts: dict[str, int] = {}

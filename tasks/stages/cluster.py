@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .. import resultcache
 from ..errors import Code, StagegateError
 from ..ownership import owner_id
 from ..profiles import check_target
@@ -20,6 +21,14 @@ def run(ctx: StageContext) -> None:
     name, reason = select_target(requested)
     check_target(ctx.run.get("profile"), name, ctx.config.profiles)
     ctx.outputs.update(target=name, target_reason=reason)
+    if (reused := resultcache.lookup(ctx, name)) is not None:
+        ctx.outputs["cached"] = reused
+        ctx.reporter.stage_started("cluster", f"target {name}: passed from the e2e result cache")
+        ctx.reporter.info(
+            f"✓ these inputs passed in {resultcache.describe_reused(reused)}: cluster, deploy and e2e are not "
+            "run (--no-cache runs them)"
+        )
+        return
     target = make_target(ctx, name)
     where = (
         f"context {target.context!r}, namespace {target.namespace!r}"
@@ -27,6 +36,11 @@ def run(ctx: StageContext) -> None:
         else f"name {ctx.config.cluster.name!r}"
     )
     ctx.reporter.stage_started("cluster", f"target {name} ({reason}), {where}")
+    cache = ctx.outputs.get("result_cache") or {}
+    if cache.get("lookup") == "miss":
+        ctx.reporter.info(f"e2e result cache: no pass with these inputs ({cache['why']})")
+    elif cache.get("lookup"):
+        ctx.reporter.info("e2e result cache: not looked up (--no-cache); a pass is recorded again")
     up = target.up(recreate=ctx.options.recreate)
     ctx.outputs["cluster"] = up
     ctx.reporter.info(

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from .. import manifests
+from .. import manifests, resultcache
 from ..errors import Code, StagegateError
 from ..manifests import ManifestObject
 from ..readiness import Assessment, ImageFacts
@@ -19,6 +19,12 @@ from .cluster import target_of_run
 
 
 def run(ctx: StageContext) -> None:
+    if (reused := resultcache.reused_by_run(ctx)) is not None:
+        ctx.outputs["cached"] = reused
+        ctx.reporter.stage_started(
+            "deploy", f"passed from the e2e result cache: {resultcache.describe_reused(reused)}"
+        )
+        return
     if ctx.config.deploy is None:
         raise StagegateError(
             Code.CONFIG_INVALID,

@@ -21,7 +21,7 @@ from pathlib import Path
 from junitparser import JUnitXml, TestSuite
 from junitparser.junitparser import Error, Failure, Skipped
 
-from .. import runner
+from .. import resultcache, runner
 from ..errors import Code, CommandEvidence, StagegateError
 from ..manifests import ManifestObject
 from ..targets import env_name
@@ -35,6 +35,12 @@ PYTEST_NO_TESTS_COLLECTED = 5  # pytest's exit code when it collected no test
 
 
 def run(ctx: StageContext) -> None:
+    if (reused := resultcache.reused_by_run(ctx)) is not None:
+        ctx.outputs["cached"] = reused
+        ctx.reporter.stage_started(
+            "e2e", f"passed from the e2e result cache: {resultcache.describe_reused(reused)}"
+        )
+        return
     if ctx.config.e2e is None:
         raise StagegateError(
             Code.CONFIG_INVALID,
@@ -126,6 +132,7 @@ def run(ctx: StageContext) -> None:
         ctx.reporter.info(
             f"namespace {cluster.get('namespace')} deleted (this run's; --keep-cluster keeps it)"
         )
+    resultcache.store_pass(ctx)  # last: a run that failed or was stopped before here leaves none
 
 
 def _endpoint_notes(

@@ -38,7 +38,7 @@ def repo(tmp_path: Path, stagegate: str) -> Path:
         (
             "[tool.stagegate.e2e]\ncommand = ['x']\nzzz = 1\n",
             "e2e.zzz",
-            "allow_no_tests, command, port_forward, requirements, timeout",
+            "allow_no_tests, cache, command, inputs, port_forward, requirements, timeout",
         ),
         (
             DEPLOY + "zzz = 1\n",
@@ -59,7 +59,7 @@ def repo(tmp_path: Path, stagegate: str) -> Path:
         (
             "[tool.stagegate.profiles.ci.e2e]\nzzz = 1\n",
             "profiles.ci.e2e.zzz",
-            "allow_no_tests, command, port_forward, requirements, timeout",
+            "allow_no_tests, cache, command, inputs, port_forward, requirements, timeout",
         ),
     ],
 )

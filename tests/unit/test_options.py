@@ -107,6 +107,7 @@ def test_to_json() -> None:
         "profile": None,
         "push": False,
         "context": None,
+        "no_cache": False,
     }
 
 
@@ -125,6 +126,12 @@ def test_cluster_options() -> None:
     parsed = parse_options(["--target", "kind", "--keep-cluster", "--recreate"])
     assert (parsed.target, parsed.keep_cluster, parsed.recreate) == ("kind", True, True)
     assert option_error(["--target", "nowhere"]).code == Code.CONFIG_INVALID
+
+
+def test_no_cache_option() -> None:
+    assert parse_options(["--no-cache"]).no_cache is True
+    assert parse_options([]).no_cache is False
+    assert option_error(["--no-cach"]).code == Code.CONFIG_INVALID  # no abbreviation
 
 
 def test_max_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
