@@ -81,7 +81,7 @@ def created_meanwhile(docker: DockerClient, ns: str, since: datetime) -> list[st
     events = docker.system.events(
         since=since,
         until=datetime.now(UTC) + timedelta(seconds=1),
-        filters=[("label", f"dev.stagegate.project={ns}"), ("event", "create")],
+        filters={"label": f"dev.stagegate.project={ns}", "event": "create"},  # events takes a mapping
     )
     return [f"{event.type} {event.actor.attributes.get('name')}" for event in events]
 
