@@ -11,8 +11,12 @@ e2e suite (:attr:`stagegate.config.E2EConfig.inputs`), the target kind and its c
 with :data:`KEY_FORMAT`. A record keeps its parts, so that a miss can say what changed since
 the nearest earlier pass (:func:`explain_miss`).
 
-Records are written only by an e2e stage that passed (:func:`store_pass`): a failing or
-interrupted run never writes one. They live in a local cache directory (:func:`cache_dir`,
+With the cache on, verify also reuses a smoke command's pass: the same command, entrypoint
+and timeout in an image of the same ID passed in a run whose e2e passed (:func:`smoke_key`,
+:func:`smoke_passes`), so a run with nothing changed starts no container at all.
+
+Records are written only by an e2e stage that passed (:func:`store_pass`, the smoke passes of
+its run with it): a failing or interrupted run never writes one. They live in a local cache directory (:func:`cache_dir`,
 outside the artifacts dir: neither ``nox -s teardown`` nor a new run's clean-up of its
 run-scoped files touches them) and, when ``[tool.stagegate.registry]`` is configured, in the
 registry beside the images: a zero-layer image ``FROM scratch`` whose label holds the record,
@@ -50,6 +54,7 @@ log = logging.getLogger(__name__)
 KEY_FORMAT = 1
 CACHE_ENV = "STAGEGATE_CACHE_DIR"
 RECORDS_DIR = "e2e-results"
+SMOKE_DIR = "smoke-results"
 REGISTRY_REPOSITORY = "stagegate-e2e-results"
 RECORD_LABEL = "dev.stagegate.e2e-result"
 REGISTRY_TIMEOUT = 60.0
@@ -376,6 +381,28 @@ def _not_in_registry(stderr: str) -> bool:
 # -- the stages' side --------------------------------------------------------------------------
 
 
+def smoke_key(image_id: str, command: Sequence[str], entrypoint: str | None, timeout_s: float) -> CacheKey:
+    """What decides a smoke command's outcome: the image's content and how the command runs in it."""
+    return CacheKey(
+        {
+            "smoke": {
+                "image_id": image_id,
+                "command": list(command),
+                "entrypoint": entrypoint,
+                "timeout_s": timeout_s,
+            },
+            "stagegate": {"version": stagegate_version()},
+        }
+    )
+
+
+def smoke_passes(ctx: StageContext) -> LocalRecords | None:
+    """The recorded smoke passes verify may reuse: with the cache on and no ``--no-cache``."""
+    if ctx.config.e2e is None or not ctx.config.e2e.cache or ctx.options.no_cache:
+        return None
+    return LocalRecords(cache_dir(ctx.env) / SMOKE_DIR)
+
+
 def lookup(ctx: StageContext, target: str) -> dict[str, Any] | None:
     """At the cluster stage, with the target chosen: what run.json says of a stage passed from
     the cache (None: run them), and ``ctx.outputs["result_cache"]``: the key and the lookup's
@@ -477,8 +504,28 @@ def store_pass(ctx: StageContext) -> None:
             stored["registry"] = registry.store(record)
         except RegistryUnavailable as exc:
             ctx.reporter.warning(f"e2e result cache: {registry.ref(key.digest)} could not be pushed: {exc}")
+    stored["smoke"] = _store_smoke_passes(ctx, record)
     ctx.outputs["result_cache"] = stored
     ctx.reporter.info(f"e2e result cache: this pass is recorded ({key.digest[:12]})")
+
+
+def _store_smoke_passes(ctx: StageContext, passed: PassRecord) -> int:
+    """The smoke commands this run ran and passed (verify keeps their keys), recorded with the
+    e2e pass they belong to; how many."""
+    verified = (ctx.run["stages"].get("verify") or {}).get("outputs") or {}
+    records = LocalRecords(cache_dir(ctx.env) / SMOKE_DIR)
+    count = 0
+    for entry in (verified.get("images") or {}).values():
+        smoke = entry.get("smoke") if isinstance(entry, dict) else None
+        if not isinstance(smoke, dict) or not smoke.get("passed") or not smoke.get("key"):
+            continue  # not run (reused, or the cache was off) or not passed
+        try:
+            records.store(passed.model_copy(update={"key": smoke["key"], "parts": smoke.get("parts") or {}}))
+        except OSError as exc:
+            ctx.reporter.warning(f"e2e result cache: {records.directory} cannot be written: {exc}")
+            return count
+        count += 1
+    return count
 
 
 def _context(ctx: StageContext, target: str) -> str | None:

@@ -23,7 +23,7 @@ from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
 
-from .. import hashing, manifests, runner
+from .. import hashing, manifests, resultcache, runner
 from ..builder import log_excerpt
 from ..clock import Clock
 from ..config import Config, ImageSpec
@@ -114,6 +114,7 @@ def run(ctx: StageContext) -> None:
     ctx.outputs["hashing"] = dict(hasher.stats)
 
     smoke_targets = [ctx.config.images[n] for n in present if ctx.config.images[n].smoke]
+    smoke_targets = _reuse_smoke_passes(ctx, smoke_targets, built)
     for spec, error, output in run_smoke_tests(
         ctx.docker,
         smoke_targets,
@@ -126,6 +127,8 @@ def run(ctx: StageContext) -> None:
         entry = ctx.outputs["images"][spec.name]
         if error is None:
             entry["checks"].append("smoke")
+            if "smoke" in entry:  # the e2e result cache is on: kept if this run's e2e passes
+                entry["smoke"]["passed"] = True
             ctx.reporter.info(
                 f"✓ {spec.name}: smoke `{' '.join(spec.smoke or ())}` passed ({output.strip()[:60]})"
             )
@@ -140,6 +143,36 @@ def run(ctx: StageContext) -> None:
         first, *others = failures
         first.others = others
         raise first
+
+
+def _reuse_smoke_passes(
+    ctx: StageContext, specs: list[ImageSpec], built: dict[str, BuiltImage]
+) -> list[ImageSpec]:
+    """With the e2e result cache on: the smoke commands that passed before in an image of the
+    same ID (the same command, entrypoint and timeout) are not run again — said, and recorded
+    in the image's ``smoke`` output; the others are returned, to run, their keys noted for the
+    record a passing e2e writes."""
+    records = resultcache.smoke_passes(ctx)
+    if records is None:
+        return specs
+    to_run = []
+    for spec in specs:
+        key = resultcache.smoke_key(
+            built[spec.name].image_id, spec.smoke or (), smoke_entrypoint(spec), spec.smoke_timeout
+        )
+        entry = ctx.outputs["images"][spec.name]
+        passed = records.find(key.digest)
+        if passed is None:
+            entry["smoke"] = {"key": key.digest, "parts": dict(key.parts)}
+            to_run.append(spec)
+            continue
+        entry["checks"].append("smoke")
+        entry["smoke"] = {"key": key.digest, "reused": passed.reused("local")}
+        ctx.reporter.info(
+            f"✓ {spec.name}: smoke `{' '.join(spec.smoke or ())}` passed in this image before, in "
+            f"{resultcache.describe_reused(passed.reused('local'))} (the e2e result cache; --no-cache runs it)"
+        )
+    return to_run
 
 
 def _show_output(ctx: StageContext, name: str, output: str, lines: int = 15) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 from stagegate.config import RegistryConfig
+from stagegate.ownership import OWNER_LABEL, owner_id
 from stagegate.resultcache import PassRecord, RegistryRecords, RegistryUnavailable
 
 from tests.conftest import Repo
@@ -31,11 +32,14 @@ assert b"hello from a configmap" in body, body
 
 
 def stack(repo: Repo, ns: str, busybox_image: str, *, extra: str = "") -> None:
-    """The docker target's web stack, its e2e check a file of the repository, the cache on."""
+    """The docker target's web stack with a smoke command, its e2e check a file of the
+    repository, the cache on."""
     web_stack(repo, ns, busybox_image)
     repo.write("e2e/check.py", CHECK)
     config = repo.root / "pyproject.toml"
-    text = config.read_text()
+    text = config.read_text().replace(
+        "[tool.stagegate.cluster]", 'smoke = ["test", "-d", "/www"]\n[tool.stagegate.cluster]', 1
+    )
     start = text.index("[tool.stagegate.e2e]")
     config.write_text(
         text[:start]
@@ -75,13 +79,14 @@ def chain(repo: Repo, docker, reporter, *argv: str) -> int:
     return 0
 
 
-def created_meanwhile(docker: DockerClient, ns: str, since: datetime) -> list[str]:
-    """Containers and networks of the stack's docker target created since ``since`` (the
-    engine runs on this machine: one clock)."""
+def created_meanwhile(docker: DockerClient, repo: Repo, since: datetime) -> list[str]:
+    """Containers and networks this checkout's runs created since ``since`` — the docker
+    target's and verify's smoke containers alike carry its owner label (the engine runs on
+    this machine: one clock)."""
     events = docker.system.events(
         since=since,
         until=datetime.now(UTC) + timedelta(seconds=1),
-        filters={"label": f"dev.stagegate.project={ns}", "event": "create"},  # events takes a mapping
+        filters={"label": f"{OWNER_LABEL}={owner_id(repo.artifacts)}", "event": "create"},  # a mapping here
     )
     return [f"{event.type} {event.actor.attributes.get('name')}" for event in events]
 
@@ -103,10 +108,12 @@ def test_a_second_run_with_nothing_changed_creates_nothing_and_names_the_first(
     assert chain(repo, docker, reporter) == 0, reporter.console.file.getvalue()
     first = repo.run_record()
     assert reused_run(repo) == [None, None, None]
-    assert created_meanwhile(docker, ns, started)  # the probe sees what a run creates
+    assert created_meanwhile(docker, repo, started)  # the probe sees what a run creates
     assert first["stages"]["deploy"]["outputs"]["readiness"]["ready_after_s"] > 0  # it really ran
     assert len(records(cache)) == 1
     assert first["stages"]["e2e"]["outputs"]["result_cache"]["stored"] is True
+    assert first["stages"]["verify"]["outputs"]["images"][f"{ns}/app"]["smoke"]["passed"] is True
+    assert len(list((cache / "smoke-results").glob("*.json"))) == 1  # kept with the e2e pass
 
     since = datetime.now(UTC) - timedelta(seconds=1)
     assert chain(repo, docker, reporter) == 0, reporter.console.file.getvalue()
@@ -115,7 +122,9 @@ def test_a_second_run_with_nothing_changed_creates_nothing_and_names_the_first(
     assert reused_run(repo) == [first["run_id"]] * 3
     assert all(second["stages"][s]["status"] == "passed" for s in ("cluster", "deploy", "e2e"))
     assert second["stages"]["cluster"]["outputs"]["cached"]["git"] == first["git"]
-    assert created_meanwhile(docker, ns, since) == []
+    assert created_meanwhile(docker, repo, since) == []  # no smoke container either
+    smoke = second["stages"]["verify"]["outputs"]["images"][f"{ns}/app"]["smoke"]
+    assert smoke["reused"]["run_id"] == first["run_id"]
     assert leftovers(docker, ns) == []
     junit = (repo.artifacts / "junit.xml").read_text()
     assert junit.count(f"passed from the e2e result cache: run {first['run_id']}") == 3
@@ -131,6 +140,7 @@ def test_a_failed_run_is_not_cached_and_the_fixed_one_runs(
     assert chain(repo, docker, reporter) == 1
     assert repo.error()["code"] == "E2E_FAILED"
     assert records(cache) == []
+    assert not (cache / "smoke-results").exists()  # its smoke passed, but the run did not
     edit(repo, "e2e/check.py", "a page nobody wrote", "hello from a configmap")
     assert chain(repo, docker, reporter) == 0, reporter.console.file.getvalue()
     assert reused_run(repo) == [None, None, None]

@@ -326,3 +326,16 @@ def test_the_e2e_session_installs_nothing_when_the_run_reuses_a_pass(
     }
     repo.write(".stagegate/run.json", json.dumps(ledger))
     assert cli.e2e_requirements(repo.root) == ([] if cached else ["pytest>=8"])
+
+
+def test_a_smoke_pass_is_keyed_by_the_image_and_how_the_command_runs_in_it() -> None:
+    key = resultcache.smoke_key("sha256:aaa", ["test", "-d", "/www"], None, 30.0).digest
+
+    assert resultcache.smoke_key("sha256:aaa", ("test", "-d", "/www"), None, 30.0).digest == key
+    for changed in (
+        resultcache.smoke_key("sha256:bbb", ["test", "-d", "/www"], None, 30.0),
+        resultcache.smoke_key("sha256:aaa", ["test", "-d", "/srv"], None, 30.0),
+        resultcache.smoke_key("sha256:aaa", ["test", "-d", "/www"], "image", 30.0),
+        resultcache.smoke_key("sha256:aaa", ["test", "-d", "/www"], None, 5.0),
+    ):
+        assert changed.digest != key
