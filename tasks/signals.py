@@ -105,23 +105,24 @@ class _Handler:
         raise Interrupted(signum)
 
 
-#: How long the last sweep before exiting may look for processes still running below.
-EXIT_SWEEP_S = 1.0
+#: How long the sweeps before exiting may look for processes still running below.
+EXIT_SWEEP_S = 2.0
 
 
 def _exit_now(signum: int) -> None:
     """No clean-up: kill what still runs below this process and exit 128 + ``signum``.
 
     Another thread may be starting one more program (a ``docker`` call of the clean-up) while
-    this runs, so the sweep is repeated until a look finds nothing running below (the killed
-    ones are zombies then), for at most :data:`EXIT_SWEEP_S`."""
+    this runs, so the sweep is repeated until two looks in a row find nothing running below
+    (the killed ones are zombies then), for at most :data:`EXIT_SWEEP_S`."""
     for stream in (sys.stdout, sys.stderr):
         with suppress(OSError, ValueError):
             stream.flush()
     deadline = time.monotonic() + EXIT_SWEEP_S
-    while any(_running(pid) for pid in terminate_descendants(signal.SIGKILL)):
-        if time.monotonic() >= deadline:
-            break
+    quiet = 0
+    while quiet < 2 and time.monotonic() < deadline:
+        running = any(_running(pid) for pid in terminate_descendants(signal.SIGKILL))
+        quiet = 0 if running else quiet + 1
         time.sleep(0.005)
     os._exit(128 + signum)
 

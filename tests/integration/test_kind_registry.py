@@ -17,7 +17,6 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from stagegate.ownership import OWNER_LABEL, owner_id
 
-from tests.conftest import listed_meanwhile
 from tests.integration.test_kind_target import chain, stack
 
 pytestmark = pytest.mark.docker
@@ -31,16 +30,15 @@ def registry_container(docker: DockerClient, cluster_name: str, ns: str):
     yield name
     with contextlib.suppress(DockerException):
         docker.container.remove(name, force=True, volumes=True)
-    # listed and read in one go, again if an image vanished meanwhile (another job's build or
-    # prune on the same engine): each tag read may inspect the image again
-    pushed = listed_meanwhile(
-        lambda: [
-            tag
-            for image in docker.image.list()
-            for tag in image.repo_tags
-            if f"/{ns}/" in tag and tag.startswith("localhost:")
-        ]
-    )
+    # the tags alone, in one `docker image ls` (no inspect of every image on an engine that other
+    # jobs build on and prune at the same time: one of them may vanish in between)
+    listing = subprocess.run(
+        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    pushed = [tag for tag in listing if f"/{ns}/" in tag and tag.startswith("localhost:")]
     if pushed:
         docker.image.remove(pushed, force=True)
 

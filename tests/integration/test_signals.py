@@ -138,6 +138,16 @@ def group_members(group: int) -> list[str]:
     return found
 
 
+def left_running(group: int, margin_s: float = 2.0) -> list[str]:
+    """The members of process group ``group`` still there ``margin_s`` after its leader ended:
+    a process the last sweep killed may stay in the table a moment on a loaded machine (the
+    margin); one nothing stopped, still running, is what this names."""
+    deadline = time.monotonic() + margin_s
+    while (left := group_members(group)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return left
+
+
 def stage_status(project: Project, stage: str) -> str | None:
     try:
         return json.loads((project.artifacts / "run.json").read_text())["stages"][stage]["status"]
@@ -251,7 +261,7 @@ def test_a_stop_signal_ends_the_running_stage_like_ctrl_c(
         output = log.read_text()
         assert took < GITHUB_GRACE_S, f"{took:.1f} s from {name} to exit:\n{output[-3000:]}"
         assert process.returncode != 0
-        assert group_members(process.pid) == []
+        assert left_running(process.pid) == []
         record = json.loads((project.artifacts / "run.json").read_text())
         assert record["stages"][stage]["status"] == "interrupted"
         assert [record["stages"][s]["status"] for s in later_stages(stage)] == ["not-run"] * len(
@@ -289,7 +299,7 @@ def test_a_second_sigterm_during_the_clean_up_ends_the_run_at_once_with_valid_fi
         # 128 + 15: ended by the second signal itself, not by nox after the clean-up (130)
         assert process.returncode == 128 + signal.SIGTERM, log.read_text()[-3000:]
         assert took < GITHUB_GRACE_S
-        assert group_members(process.pid) == []
+        assert left_running(process.pid) == []
         assert stage_status(project, "verify") == "interrupted"
         error = validate_error_file(project.artifacts / "error.json")
         assert (error["code"], error["subject"]["signal"]) == ("INTERRUPTED", "SIGTERM")
