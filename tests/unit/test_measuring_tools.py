@@ -239,8 +239,10 @@ def test_every_set_up_gets_its_own_envdir_and_nox_first_on_path(tmp_path: Path) 
     # a nox that re-executed itself in its own script environment leaves these set: inherited,
     # NOX_SCRIPT_MODE=none would keep the set-up's nox out of its script block
     outer = {"PATH": "/usr/bin", "NOX_SCRIPT_MODE": "none", "NOX_OUTER_PYTHONPATH": "x", "HOME": "/h"}
+    outer["PYTHONDONTWRITEBYTECODE"] = "1"  # the bench's own habit, not a user's: runs as theirs do
     env = setup.env(outer, {"STAGEGATE_ARTIFACTS": "a"})
     assert "NOX_SCRIPT_MODE" not in env and "NOX_OUTER_PYTHONPATH" not in env
+    assert "PYTHONDONTWRITEBYTECODE" not in env
     assert env["PATH"] == f"{tmp_path / 'venv' / 'bin'}:/usr/bin" and env["VIRTUAL_ENV"] == str(
         tmp_path / "venv"
     )
