@@ -34,6 +34,9 @@ Where things are:
 - :mod:`stagegate.graph`       the image dependency graph
 - :mod:`stagegate.reports`     junit.xml, GitHub annotations and job summary, from the ledger
 - :mod:`stagegate.prune`       old ``sg-`` tags removed, the current run's and the newest kept
+- :mod:`stagegate.engine`      the engine's read-only answers from the docker CLI's JSON (what a no-op run asks)
+- :mod:`stagegate.dockerclient` the python-on-whales client, made on first use
+- :mod:`stagegate.signals`     SIGINT, SIGTERM and SIGHUP as one interruption; a second one ends it at once
 - :mod:`stagegate.runner`      the one way to run external programs other than Docker
 - :mod:`stagegate.retry`       tenacity retries for transient Docker errors (never for builds)
 - :mod:`stagegate.ui`          everything printed: live build lines, the summary table
