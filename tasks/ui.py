@@ -44,8 +44,10 @@ _STATUS_STYLE = {
 
 
 def make_console() -> Console:
-    """The console for stagegate's output: stderr, like nox's own lines."""
-    console = Console(stderr=True, highlight=False)
+    """The console for stagegate's output: stderr, like nox's own lines. Text is printed as it
+    is: no highlighting, and no ``:name:`` emoji codes (a smoke command's ``echo :fire:`` stays
+    what it says; not looking for them also saves every printed line a regex pass)."""
+    console = Console(stderr=True, highlight=False, emoji=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
         console.width = 120  # CI logs: do not wrap at 80 columns
     return console

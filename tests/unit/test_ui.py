@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from rich.console import Console
-from stagegate.ui import Reporter
+from stagegate.ui import Reporter, make_console
 
 
 def test_info_lines_keep_the_configuration_keys_they_quote() -> None:
@@ -14,3 +15,12 @@ def test_info_lines_keep_the_configuration_keys_they_quote() -> None:
         "raise [tool.stagegate.deploy] timeout, or [bold]not[/bold]"
     )
     assert stream.getvalue() == "  raise [tool.stagegate.deploy] timeout, or [bold]not[/bold]\n"
+
+
+def test_the_console_prints_emoji_codes_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    console = make_console()
+    console.file = io.StringIO()
+    console.print("✗ smoke `sh -c 'echo :fire: :thumbs_up:'` failed")
+
+    assert ":fire: :thumbs_up:" in console.file.getvalue()
