@@ -530,13 +530,14 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | 
 
 def _e2e_inputs(root: Path, e2e: E2ESettings, key: str) -> tuple[Path, ...]:
     """The files and folders of the e2e suite the result cache's key hashes: ``inputs`` as
-    configured, else every argument of the command that names a file or folder of the
-    repository (``pytest e2e -q`` -> ``e2e``). With ``cache = true`` there must be one."""
+    configured, else every word of the command that names a file or folder of the
+    repository (``pytest e2e -q`` -> ``e2e``; ``./e2e/run.sh`` -> itself). With
+    ``cache = true`` there must be one."""
     if e2e.inputs:
         paths = [_path_in_repo(root, value, key, must_exist=True) for value in e2e.inputs]
     else:
         paths = []
-        for arg in e2e.command[1:]:
+        for arg in e2e.command:
             if arg.startswith("-") or not arg.strip() or Path(arg).is_absolute():
                 continue
             path = (root / arg).resolve()

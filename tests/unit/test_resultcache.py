@@ -218,6 +218,10 @@ def test_configured_inputs_decide_which_files_count(repo: Repo) -> None:
 def test_the_default_inputs_are_the_command_s_paths(repo: Repo) -> None:
     scratch(repo)
     assert load_config(repo.root, {}).e2e.inputs == ((repo.root / "e2e").resolve(),)
+    # a script of the repository that is the command itself counts too
+    repo.write("ci/e2e.sh", "#!/bin/sh\npytest e2e\n")
+    edit(repo, "pyproject.toml", 'command = ["pytest", "e2e", "-q"]', 'command = ["./ci/e2e.sh", "--fast"]')
+    assert load_config(repo.root, {}).e2e.inputs == ((repo.root / "ci" / "e2e.sh").resolve(),)
 
 
 def test_cache_without_a_known_e2e_file_is_a_config_error(repo: Repo) -> None:
