@@ -1,7 +1,7 @@
-"""The GitHub workflows the project ships, validated against the GitHub workflow schema
-(SchemaStore's ``github-workflow.json`` as vendored by check-jsonschema:
-``check-jsonschema --builtin-schema vendor.github-workflows``), and the build-once-test-many
-example checked for the flow README describes."""
+"""The GitHub workflows the project ships and its action.yml, validated against SchemaStore's
+GitHub workflow and action schemas as vendored by check-jsonschema (``check-jsonschema
+--builtin-schema vendor.github-workflows`` / ``vendor.github-actions``), and the
+build-once-test-many example checked for the flows README describes."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from tests.conftest import ROOT
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
 
-def _validate(*paths: Path) -> subprocess.CompletedProcess[str]:
+def _validate(*paths: Path, schema: str = "vendor.github-workflows") -> subprocess.CompletedProcess[str]:
     tool = shutil.which("check-jsonschema")
     if tool is None:
         pytest.skip("check-jsonschema is not installed (pip install -e .[test])")
     return subprocess.run(
-        [tool, "--builtin-schema", "vendor.github-workflows", *map(str, paths)],
+        [tool, "--builtin-schema", schema, *map(str, paths)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -42,6 +42,14 @@ def test_the_validator_refuses_a_broken_workflow(tmp_path: Path) -> None:
     }  # needs: a string or a list, never a mapping
     (tmp_path / "broken.yml").write_text(yaml.safe_dump(broken))
     assert _validate(tmp_path / "broken.yml").returncode != 0
+
+
+def test_the_action_is_valid_and_a_broken_one_is_refused(tmp_path: Path) -> None:
+    assert _validate(ROOT / "action.yml", schema="vendor.github-actions").returncode == 0
+    broken = yaml.safe_load((ROOT / "action.yml").read_text())
+    broken["runs"]["using"] = "node20-composite"  # neither a runtime nor composite
+    (tmp_path / "action.yml").write_text(yaml.safe_dump(broken))
+    assert _validate(tmp_path / "action.yml", schema="vendor.github-actions").returncode != 0
 
 
 def _jobs() -> dict:
