@@ -92,3 +92,15 @@ def test_build_once_test_many_hands_a_bundle_to_a_matrix_over_two_kubernetes_ver
     images = {config[name].cluster.node_image for name in profiles}
     assert len(profiles) == len(images) == 2  # two Kubernetes versions, one node image each
     assert all(image.startswith("kindest/node:v1.") and "@sha256:" in image for image in images)
+
+
+def test_the_real_kind_test_runs_in_e2e_yml_and_fails_there_rather_than_skip_without_kind() -> None:
+    from tests.integration.test_real_kind import without_kind
+
+    job = yaml.safe_load((ROOT / ".github/workflows/e2e.yml").read_text())["jobs"]["real-kind-test"]
+    assert job["env"]["STAGEGATE_REQUIRE_KIND"] == "1"
+    assert "tests/integration/test_real_kind.py" in _stagegate(job)["args"]
+    assert _stagegate(job).get("install-kind", "true") == "true"
+    assert without_kind(None, required=True) == "fail"
+    assert without_kind(None, required=False) == "skip"
+    assert without_kind("/usr/local/bin/kind", required=True) is None
