@@ -144,11 +144,11 @@ class E2ESettings(_Strict):
 
 
 # -- profiles -------------------------------------------------------------------------------
-# ``[tool.stagegate.profiles.<name>]``: overrides of the deploy and e2e tables, applied when the
-# run's target has the profile's name or when ``--profile <name>`` asks for it. Each key a
-# profile sets replaces the same key of the base table (a list such as ``deploy.manifests`` is
+# ``[tool.stagegate.profiles.<name>]``: overrides of the deploy, e2e and cluster tables, applied
+# when the run's target has the profile's name or when ``--profile <name>`` asks for it. Each key
+# a profile sets replaces the same key of the base table (a list such as ``deploy.manifests`` is
 # replaced whole); keys it does not set keep their base value.
-PROFILE_TABLES = ("deploy", "e2e")
+PROFILE_TABLES = ("deploy", "e2e", "cluster")
 
 
 def _overrides(model: type[BaseModel]) -> type[BaseModel]:
@@ -167,11 +167,22 @@ DeployOverrides = _overrides(DeploySettings)
 E2EOverrides = _overrides(E2ESettings)
 
 
+class ClusterOverrides(_Strict):
+    """``[tool.stagegate.profiles.<name>.cluster]``: which Kubernetes the kind cluster runs, so
+    that one build can be tested against several versions. Only these two keys: the cluster's
+    name and its local registry say which cluster and which registry container a run reuses and
+    teardown removes, and teardown reads them from the base table, whatever profile a run used."""
+
+    kind_config: str | None = None
+    node_image: str | None = None
+
+
 class ProfileSettings(_Strict):
     """One ``[tool.stagegate.profiles.<name>]`` table."""
 
     deploy: DeployOverrides | None = None  # type: ignore[valid-type]
     e2e: E2EOverrides | None = None  # type: ignore[valid-type]
+    cluster: ClusterOverrides | None = None
 
 
 def _with_profile(raw: dict[str, Any], name: str) -> dict[str, Any]:
@@ -438,6 +449,9 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | 
             _manifest_sources(
                 root, overrides.deploy.manifests, _profile_key(raw, name, "deploy", "manifests")
             )
+        if overrides.cluster is not None and overrides.cluster.kind_config is not None:
+            key = _profile_key(raw, name, "cluster", "kind_config")
+            _path_in_repo(root, overrides.cluster.kind_config, key, must_exist=True, kind="file")
     if profile is not None:
         if profile not in settings.profiles:
             raise unknown_profile(profile, settings.profiles)
@@ -493,7 +507,7 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | 
         )
     kind_config = None
     if settings.cluster.kind_config is not None:
-        key = f"{SECTION}.cluster.kind_config"
+        key = _profile_key(raw, profile, "cluster", "kind_config")
         kind_config = _path_in_repo(root, settings.cluster.kind_config, key, must_exist=True, kind="file")
     e2e = None
     if settings.e2e is not None:
@@ -1054,6 +1068,14 @@ def _from_validation_error(
     key = SECTION + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
     if first["type"] == "extra_forbidden":
         known = _fields_at(Settings, loc[:-1])
+        if loc[:1] == ("profiles",) and loc[2:3] == ("cluster",) and loc[-1] in ClusterSettings.model_fields:
+            return config_error(
+                key,
+                f"a profile may not set {key}: a profile's cluster table takes only "
+                + " and ".join(sorted(known)),
+                f"set {loc[-1]} in [{SECTION}.cluster]: the cluster's name and its local registry are "
+                "one per repository (teardown finds them there, whatever profile a run used)",
+            )
         hint = _did_you_mean(str(loc[-1]), known) or "known keys: " + ", ".join(sorted(known))
         return config_error(key, f"unknown key {key}", hint)
     if first["type"] == "missing":

@@ -77,3 +77,24 @@ def test_a_manifest_in_a_sub_folder_of_a_plain_yaml_dir_is_a_warning_naming_it(
     assert 'manifests = "k8s/**/*.yaml"' in shown
     warnings = repo.run_record()["stages"]["preflight"]["outputs"]["warnings"]
     assert any("k8s/jobs/migrate.yaml" in warning for warning in warnings)
+
+
+def test_a_profiles_node_image_is_the_one_kind_creates_the_cluster_with(
+    repo, docker, busybox_image, reporter, ns, fake, cluster_name
+) -> None:
+    from tests.integration.test_kind_target import chain
+    from tests.integration.test_kind_target import stack as kind_stack
+
+    kind_stack(
+        repo, ns, busybox_image, cluster=cluster_name, cluster_extra='node_image = "kindest/node:v1.36.1"\n'
+    )
+    repo.write(
+        "pyproject.toml",
+        repo.root.joinpath("pyproject.toml").read_text()
+        + '[tool.stagegate.profiles.k8s-1-35.cluster]\nnode_image = "kindest/node:v1.35.5"\n',
+    )
+    assert chain(repo, docker, reporter, "cluster", argv=("--profile", "k8s-1-35")) == 0, repo.error()
+    assert repo.run_record()["profile"]["name"] == "k8s-1-35"
+    created = next(repo.artifacts.joinpath("logs").rglob("create.log")).read_text()
+    assert "Ensuring node image (kindest/node:v1.35.5)" in created  # the fake kind echoes --image
+    assert "v1.36.1" not in created  # not the base table's

@@ -50,7 +50,7 @@ def repo(tmp_path: Path, stagegate: str) -> Path:
             "images[0].secrets[0].zzz",
             "env, id, src",
         ),
-        ("[tool.stagegate.profiles.ci]\nzzz = 1\n", "profiles.ci.zzz", "deploy, e2e"),
+        ("[tool.stagegate.profiles.ci]\nzzz = 1\n", "profiles.ci.zzz", "cluster, deploy, e2e"),
         (
             "[tool.stagegate.profiles.ci.deploy]\nzzz = 1\n",
             "profiles.ci.deploy.zzz",

@@ -1,5 +1,5 @@
-"""Profiles: [tool.stagegate.profiles.<name>] overriding the deploy and e2e tables — validated
-like the rest, applied by --profile or by the target's name, and kept for the whole run."""
+"""Profiles: [tool.stagegate.profiles.<name>] overriding the deploy, e2e and cluster tables —
+validated like the rest, applied by --profile or by the target's name, and kept for the whole run."""
 
 from __future__ import annotations
 
@@ -57,9 +57,62 @@ def test_an_unknown_key_in_a_profile_is_refused_with_its_path_and_a_suggestion(t
     error = config_error(repo(tmp_path, "[tool.stagegate.profiles.docker.deploy]\nmanifest = 'k8s'\n"))
     assert error.subject["key"] == "tool.stagegate.profiles.docker.deploy.manifest"
     assert "manifests" in error.hint
-    table = config_error(repo(tmp_path / "t", "[tool.stagegate.profiles.docker.cluster]\nname = 'x'\n"))
-    assert table.subject["key"] == "tool.stagegate.profiles.docker.cluster"
-    assert "deploy" in table.hint and "e2e" in table.hint
+    table = config_error(repo(tmp_path / "t", "[tool.stagegate.profiles.docker.images]\nname = 'x'\n"))
+    assert table.subject["key"] == "tool.stagegate.profiles.docker.images"
+    assert "deploy" in table.hint and "e2e" in table.hint and "cluster" in table.hint
+
+
+K8S = """\
+[tool.stagegate.cluster]
+name = "matrix"
+node_image = "kindest/node:v1.36.1"
+[tool.stagegate.profiles.k8s-1-35.cluster]
+node_image = "kindest/node:v1.35.5"
+[tool.stagegate.profiles.dual-stack.cluster]
+kind_config = "ci/kind-dual.yaml"
+"""
+
+
+def test_a_profile_overrides_the_clusters_node_image_and_kind_config(tmp_path: Path) -> None:
+    root = repo(tmp_path, K8S, {"ci/kind-dual.yaml": "kind: Cluster\n"})
+    base = load_config(root, {})
+    assert (base.cluster.node_image, base.cluster.kind_config) == ("kindest/node:v1.36.1", None)
+    older = load_config(root, {}, profile="k8s-1-35")
+    assert older.cluster.node_image == "kindest/node:v1.35.5"
+    assert older.cluster.name == "matrix"  # kept from the base table
+    dual = load_config(root, {}, profile="dual-stack")
+    assert dual.cluster.kind_config == root / "ci" / "kind-dual.yaml"
+    assert dual.cluster.node_image == "kindest/node:v1.36.1"  # not set by the profile: the base's
+    assert dual.deploy.manifests == (root / "k8s",)  # a cluster-only profile leaves deploy alone  # type: ignore[union-attr]
+
+
+def test_a_profile_may_set_only_the_node_image_and_kind_config_of_the_cluster(tmp_path: Path) -> None:
+    # the cluster's name and local registry stay the base table's: teardown reads them from it
+    for key, value in (("name", "'other'"), ("local_registry", "true")):
+        root = repo(tmp_path / key, f"[tool.stagegate.profiles.ci.cluster]\n{key} = {value}\n")
+        error = config_error(root)
+        assert error.subject["key"] == f"tool.stagegate.profiles.ci.cluster.{key}"
+        assert "kind_config and node_image" in error.message
+        assert f"set {key} in [tool.stagegate.cluster]" in error.hint
+    typo = config_error(repo(tmp_path / "t", "[tool.stagegate.profiles.ci.cluster]\nnode_imag = 'x'\n"))
+    assert typo.subject["key"] == "tool.stagegate.profiles.ci.cluster.node_imag"
+    assert typo.hint == "did you mean 'node_image'?"
+    wrong_type = config_error(repo(tmp_path / "w", "[tool.stagegate.profiles.ci.cluster]\nnode_image = 1\n"))
+    assert wrong_type.subject["key"] == "tool.stagegate.profiles.ci.cluster.node_image"
+
+
+def test_a_profiles_kind_config_must_exist_in_the_repository_used_or_not(tmp_path: Path) -> None:
+    missing = config_error(
+        repo(tmp_path / "m", "[tool.stagegate.profiles.ci.cluster]\nkind_config = 'nope.yaml'\n")
+    )
+    assert missing.subject["key"] == "tool.stagegate.profiles.ci.cluster.kind_config"
+    outside = config_error(
+        repo(tmp_path / "o", "[tool.stagegate.profiles.ci.cluster]\nkind_config = '../kind.yaml'\n")
+    )
+    assert outside.subject["key"] == "tool.stagegate.profiles.ci.cluster.kind_config"
+    # the base table's own kind_config is still named as the base's when no profile sets it
+    base = config_error(repo(tmp_path / "b", "[tool.stagegate.cluster]\nkind_config = 'nope.yaml'\n"))
+    assert base.subject["key"] == "tool.stagegate.cluster.kind_config"
 
 
 def test_a_profiles_values_are_checked_as_the_tables_own(tmp_path: Path) -> None:
