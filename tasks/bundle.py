@@ -417,7 +417,12 @@ def _upstream_error(
     return StagegateError(
         Code.UPSTREAM_FAILED,
         f"{FIRST_OWN} refuses to run: {origin} failed with {cause.get('code')}: {cause.get('message')}",
-        str(cause.get("hint") or "fix it and let the build job write the bundle again"),
+        str(cause.get("hint") or "fix it and let the build job write the bundle again")
+        + (
+            f" (the bundle's run wrote {cause['log_file']}: look in that job's artifacts)"
+            if cause.get("log_file")
+            else ""
+        ),
         # the cause's image, file and line first: every report of this job points at them
         {**(cause.get("subject") or {}), "stage": stage, "status": status, "bundle": str(bundle.dir)},
         command=CommandEvidence(list(command.get("argv") or []), command.get("exit_code"))
