@@ -109,6 +109,10 @@ class Code(enum.StrEnum):
     CONTEXT_NOT_ALLOWED = "CONTEXT_NOT_ALLOWED", CONFIGURATION
     CONTEXT_NOT_FOUND = "CONTEXT_NOT_FOUND", CONFIGURATION
     CLUSTER_FORBIDDEN = "CLUSTER_FORBIDDEN", CONFIGURATION
+    # the jobs' wiring: a bundle that is missing, incomplete, corrupt or changed since written
+    BUNDLE_INVALID = "BUNDLE_INVALID", CONFIGURATION
+    # a bundle of another commit or of another image configuration than this checkout's
+    BUNDLE_MISMATCH = "BUNDLE_MISMATCH", CONFIGURATION
     # nothing failed: a re-run may pass
     INTERRUPTED = "INTERRUPTED", ENVIRONMENT
     INTERNAL_ERROR = "INTERNAL_ERROR", INTERNAL

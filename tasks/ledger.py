@@ -158,8 +158,10 @@ class Ledger:
         outputs: dict[str, Any],
         *,
         interrupted: bool = False,
+        cause: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Mark ``stage`` failed and write the run's one error file; returns it."""
+        """Mark ``stage`` failed and write the run's one error file; returns it. ``cause``: the
+        upstream error of an ``UPSTREAM_FAILED`` that comes from elsewhere (a bundle's run)."""
         with self._locked():
             run = self._current()
             if not run["stages"][stage].get("started_at"):
@@ -172,10 +174,17 @@ class Ledger:
             )
             run.update(_run_level(outputs))
             # what people and CI read: redacted, and without the terminal escapes programs print
-            document = clean_json(self._error_document(run, stage, error, duration_s))
+            document = clean_json(self._error_document(run, stage, error, duration_s, cause))
             write_json_atomic(self.error_path, document)
             self._write_run(run)
             return document
+
+    def record_taken(self, stage: str, record: dict[str, Any]) -> None:
+        """Put ``stage``'s record as another run left it (a bundle's) into this run."""
+        with self._locked():
+            run = self._current()
+            run["stages"][stage] = {**_blank_stage(), **record}
+            self._write_run(run)
 
     def note(self, key: str, value: Any) -> None:
         """Record something outside the stages (teardown) in run.json."""
@@ -187,7 +196,12 @@ class Ledger:
 
     # -- internals -----------------------------------------------------------------------
     def _error_document(
-        self, run: dict[str, Any], stage: str, error: StagegateError, duration_s: float
+        self,
+        run: dict[str, Any],
+        stage: str,
+        error: StagegateError,
+        duration_s: float,
+        cause: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         document: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
@@ -210,8 +224,8 @@ class Ledger:
         if error.others:
             document["others"] = [other.summary_json() for other in error.others]
         if error.code == Code.UPSTREAM_FAILED:
-            previous = self.read_error()
-            if previous is not None and previous.get("run_id") == run["run_id"]:
+            previous = cause if cause is not None else self.read_error()
+            if previous is not None and (cause is not None or previous.get("run_id") == run["run_id"]):
                 document["cause"] = previous
                 # the upstream failure is what a re-run meets again (or not)
                 cause_class = failure_class_of(previous)

@@ -29,6 +29,8 @@ class Options:
     push: bool = False  # push this run's images to [tool.stagegate.registry]
     context: str | None = None  # the existing target's kubeconfig context
     no_cache: bool = False  # run cluster, deploy and e2e even when the e2e result cache has a pass
+    bundle_out: str | None = None  # write the run's bundle there when the stage ends (stagegate.bundle)
+    bundle_in: str | None = None  # take preflight, build and verify from that bundle
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "only": list(self.only)}
@@ -63,7 +65,7 @@ def _positive(text: str) -> int:
 
 _SUMMARY = (
     "--keep-going, --only IMAGE, --jobs N, --target auto|kind|docker|existing, --context NAME, "
-    "--profile NAME, --push, --keep-cluster, --recreate, --no-cache"
+    "--profile NAME, --push, --keep-cluster, --recreate, --no-cache, --bundle-out DIR, --bundle-in DIR"
 )
 _parser = _Parser(prog="nox -s <stage> --", add_help=False, allow_abbrev=False, summary=_SUMMARY)
 _parser.add_argument(
@@ -116,6 +118,16 @@ _parser.add_argument(
     action="store_true",
     help="run cluster, deploy and e2e even when these inputs passed before ([tool.stagegate.e2e] cache)",
 )
+_parser.add_argument(
+    "--bundle-out",
+    metavar="DIR",
+    help="write the run's bundle (its images in one archive, run.json, the error) to DIR when the stage ends",
+)
+_parser.add_argument(
+    "--bundle-in",
+    metavar="DIR",
+    help="continue the run of the bundle in DIR: its images are loaded, nothing is built",
+)
 
 
 def parse_options(argv: Sequence[str]) -> Options:
@@ -141,6 +153,8 @@ def parse_options(argv: Sequence[str]) -> Options:
         push=namespace.push,
         context=namespace.context,
         no_cache=namespace.no_cache,
+        bundle_out=namespace.bundle_out,
+        bundle_in=namespace.bundle_in,
     )
 
 

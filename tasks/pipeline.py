@@ -10,6 +10,10 @@ the traceback; on a stop signal — Ctrl-C's SIGINT, SIGTERM, SIGHUP (:mod:`stag
 clean-up, so that a second signal, which ends the process at once, cannot lose it) and again
 with the final outputs when the clean-up is done. It returns the exit status; it never lets
 an expected failure reach the user as a traceback.
+
+With ``--bundle-in`` the stages before cluster are taken from the bundle instead of run, and a
+failure of the bundle's run is recorded as the cluster stage's ``UPSTREAM_FAILED``; with
+``--bundle-out`` the bundle is written after every stage's record (:mod:`stagegate.bundle`).
 """
 
 from __future__ import annotations
@@ -24,13 +28,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import runlock, runner, signals
+from . import bundle, runlock, runner, signals
 from .clock import Clock
 from .config import artifacts_dir, load_config
 from .dockerclient import DeferredDockerClient
 from .errors import Code, StagegateError
 from .ledger import PIPELINE, Ledger, Status
-from .options import parse_options
+from .options import Options, parse_options
 from .profiles import choose_profile
 from .reports import RunReport, markdown_summary, publish_to_github, update_summary, write_junit
 from .stages import StageContext
@@ -127,6 +131,9 @@ class _Gate:
         stage, ledger, clock, env, outputs = self.stage, self.ledger, self.clock, self.env, self.outputs
         artifacts = ledger.artifacts
         error: StagegateError | None = None
+        options: Options | None = None
+        config = None
+        client = docker or DeferredDockerClient(env)
         interrupted: KeyboardInterrupt | None = None
         try:
             run = ledger.begin(stage, git=lambda: git_info(root), options={"argv": list(argv)})
@@ -144,7 +151,7 @@ class _Gate:
             context = StageContext(
                 config=config,
                 options=options,
-                docker=docker or DeferredDockerClient(env),
+                docker=client,
                 ledger=ledger,
                 reporter=reporter,
                 clock=clock,
@@ -152,7 +159,10 @@ class _Gate:
                 env=env,
                 outputs=outputs,
             )
-            stages[stage](context)
+            if options.bundle_in is not None and stage in bundle.TAKEN:
+                bundle.take_stage(context, stage)
+            else:
+                stages[stage](context)
         except StagegateError as exc:
             error = exc
         except OSError as exc:
@@ -170,9 +180,15 @@ class _Gate:
             error = _internal(stage, exc, trace)
         duration = clock.monotonic() - self.started
         document = None
+        recorded = stage  # the stage the failure is recorded as
         try:
             if error is None:
                 ledger.record_pass(stage, duration, outputs, Status.PASSED)
+            elif isinstance(error, bundle.UpstreamInBundle):  # the bundle's run failed: no stage of ours ran
+                recorded = bundle.FIRST_OWN
+                for name, record in error.taken.items():
+                    ledger.record_taken(name, record)
+                document = ledger.record_failure(recorded, error, 0.0, {}, cause=error.cause)
             else:
                 document = ledger.record_failure(
                     stage, error, duration, outputs, interrupted=interrupted is not None
@@ -188,9 +204,28 @@ class _Gate:
                 raise interrupted from None
             return 1
         reporter.summary(ledger.read_run() or {}, document, ledger.artifacts)
-        publish_reports(stage, ledger.artifacts, env, reporter)
+        publish_reports(recorded, ledger.artifacts, env, reporter)
         if interrupted is not None:
             raise interrupted.with_traceback(None) from None
+        if options is None:  # refused before its options were read (UPSTREAM_FAILED): read them now
+            try:
+                options = parse_options(argv)
+            except StagegateError:
+                options = None
+        if options is not None and options.bundle_out is not None:
+            try:
+                written = bundle.write_bundle(
+                    bundle.resolve(options.bundle_out, root), artifacts, client, config=config, clock=clock
+                )
+            except (StagegateError, OSError) as exc:  # the run's record stands; the hand-over failed
+                problem = exc if isinstance(exc, StagegateError) else unwritable(exc, artifacts)
+                report_refusal(reporter, problem or _internal(stage, exc, traceback.format_exc()))
+                reporter.info("the bundle was not written: a job given it would not find this run")
+                return 1
+            reporter.info(
+                f"bundle written to {options.bundle_out}: {len(written.images)} image(s), "
+                + ", ".join(sorted(written.files))
+            )
         return 0 if error is None else 1
 
 

@@ -145,6 +145,10 @@ def _stage_suite(report: RunReport) -> TestSuite:
             case.system_out = (
                 f"passed from the e2e result cache: {describe_reused(record['outputs']['cached'])}"
             )
+        elif isinstance(bundled := (record.get("outputs") or {}).get("from_bundle"), Mapping):
+            case.system_out = (
+                f"{status} in run {bundled.get('run_id')}, taken from the bundle {bundled.get('dir')}"
+            )
         suite.add_testcase(case)
     suite.update_statistics()
     return suite
@@ -272,6 +276,8 @@ def markdown_summary(report: RunReport) -> str:
         duration = record.get("duration_s")
         cached = (record.get("outputs") or {}).get("cached")
         shown = f"{status} (cached: run `{cached.get('run_id')}`)" if isinstance(cached, Mapping) else status
+        if isinstance(bundled := (record.get("outputs") or {}).get("from_bundle"), Mapping):
+            shown = f"{status} (from the bundle of run `{bundled.get('run_id')}`)"
         lines.append(
             f"| {stage} | {icons.get(status, '')} {shown} | {f'{duration:.1f} s' if duration is not None else ''} |"
         )

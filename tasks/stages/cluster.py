@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import resultcache
+from .. import bundle, resultcache
 from ..errors import Code, StagegateError
 from ..ownership import owner_id
 from ..profiles import check_target
@@ -49,7 +49,12 @@ def run(ctx: StageContext) -> None:
     )
     if "registry" in up:
         ctx.reporter.info(f"local registry {up['registry']['container']} at {up['registry']['host']}")
-    loaded = target.load_images(images_of_run(ctx, pinned=name == "existing"))
+    images = images_of_run(ctx, pinned=name == "existing")
+    archive = bundle.archive_of_run(ctx.run)
+    if archive is not None and isinstance(target, KindTarget):  # one kind load of the bundle's archive
+        loaded = target.load_archive(images, archive)
+    else:
+        loaded = target.load_images(images)
     ctx.outputs["load"] = loaded
     for image, entry in loaded["images"].items():
         ctx.reporter.info(f"✓ {image}: {entry['summary']}")

@@ -235,6 +235,55 @@ class KindTarget(KubectlCluster):
             }
         return {"nodes": nodes, "images": report}
 
+    def load_archive(self, images: list[ImageToLoad], archive: Path) -> dict[str, Any]:
+        """:meth:`load_images` from a ``docker save`` archive holding all of ``images`` (a
+        bundle's): one ``kind load image-archive`` onto the nodes that lack any of them."""
+        nodes = self._nodes()
+        if self.local_registry:  # the images are in the engine (loaded from the archive)
+            return self._push(images, nodes)
+        missing = {
+            image.name: [node for node in nodes if not self._node_has(node, image)] for image in images
+        }
+        targets = [node for node in nodes if any(node in lacking for lacking in missing.values())]
+        if targets:
+            argv = [
+                "kind",
+                "load",
+                "image-archive",
+                str(archive),
+                "--name",
+                self.cluster,
+                "--nodes",
+                ",".join(targets),
+            ]
+            self._load_with(argv, what=f"the archive {archive.name}", images=images)
+        report: dict[str, Any] = {}
+        for image in images:
+            still = [node for node in missing[image.name] if not self._node_has(node, image)]
+            if still:
+                raise StagegateError(
+                    Code.IMAGE_LOAD_FAILED,
+                    f"{image.ref} is not on node(s) {', '.join(still)} after kind load image-archive",
+                    "look at the kind load output in the log; is the node's disk full?",
+                    {"image": image.name, "ref": image.ref, "nodes": still},
+                    log_file=str(self.logs / "load.log"),
+                )
+            lacking = missing[image.name]
+            report[image.name] = {
+                "ref": image.ref,
+                "loaded_to": lacking,
+                "already_on": [n for n in nodes if n not in lacking],
+                "summary": f"loaded from the bundle's archive onto {', '.join(lacking)}"
+                if lacking
+                else "already on every node",
+            }
+        return {
+            "nodes": nodes,
+            "archive": str(archive),
+            "loaded_with": "image-archive" if targets else None,
+            "images": report,
+        }
+
     def _push(self, images: list[ImageToLoad], nodes: list[str]) -> dict[str, Any]:
         """Push each image to the cluster's registry; the nodes pull it by digest from there."""
         host = self.registry.host()
@@ -265,9 +314,15 @@ class KindTarget(KubectlCluster):
 
     def _load(self, image: ImageToLoad, nodes: list[str]) -> None:
         argv = ["kind", "load", "docker-image", image.ref, "--name", self.cluster, "--nodes", ",".join(nodes)]
+        self._load_with(argv, what=image.ref, images=[image])
+
+    def _load_with(self, argv: list[str], *, what: str, images: list[ImageToLoad]) -> None:
+        nodes = argv[argv.index("--nodes") + 1].split(",")
 
         def transient(exc: BaseException) -> bool:
-            return isinstance(exc, runner.CommandFailed) and "not present locally" not in exc.stderr
+            # an image not in the engine, an archive that is not there: the same on every attempt
+            permanent = ("not present locally", "no such file or directory")
+            return isinstance(exc, runner.CommandFailed) and not any(p in exc.stderr for p in permanent)
 
         try:
             for attempt in Retrying(
@@ -280,11 +335,15 @@ class KindTarget(KubectlCluster):
                 with attempt:
                     runner.run(argv, timeout=600, log_file=self.logs / "load.log")
         except runner.CommandFailed as exc:
+            first = images[0]
+            subject = {"image": first.name, "ref": first.ref, "nodes": nodes}
+            if len(images) > 1:
+                subject["images"] = [image.name for image in images]
             raise StagegateError(
                 Code.IMAGE_LOAD_FAILED,
-                f"kind could not load {image.ref} onto {', '.join(nodes)}: {runner.last_line(exc.stderr) or exc.reason}",
+                f"kind could not load {what} onto {', '.join(nodes)}: {runner.last_line(exc.stderr) or exc.reason}",
                 "read the kind output in the log; re-run with --recreate if the cluster is broken",
-                {"image": image.name, "ref": image.ref, "nodes": nodes},
+                subject,
                 command=CommandEvidence(exc.argv, exc.exit_code),
                 log_excerpt=log_excerpt(exc.stdout + exc.stderr),
                 log_file=str(self.logs / "load.log"),

@@ -412,6 +412,8 @@ KIND_COMMANDS: dict[tuple[str, ...], list[Opt]] = {
     ("export", "kubeconfig"): [KIND_NAME, Opt("kubeconfig")],
     ("export", "logs"): [KIND_NAME],
     ("load", "docker-image"): [KIND_NAME, Opt("nodes", repeated=True)],
+    # kind: pkg/cmd/kind/load/image-archive/image-archive.go (--name has no shorthand there)
+    ("load", "image-archive"): [Opt("name"), Opt("nodes", repeated=True)],
 }
 
 # kind: pkg/internal/cli/status.go, when stderr is not a terminal: " • %s  ..." then " ✓ %s".
@@ -475,6 +477,10 @@ def run_kind(state: State, argv: list[str]) -> int:
         if not args:
             raise Failure("ERROR: a list of image names is required")
         return kind_load(state, name, args, opts.get("nodes") or [])
+    if command == ("load", "image-archive"):
+        if not args:
+            raise Failure("ERROR: name of image archive is required")
+        return kind_load_archive(state, name, args[0], opts.get("nodes") or [])
     if command == ("export", "logs") and len(args) > 1:
         raise Failure(f"ERROR: accepts at most 1 arg(s), received {len(args)}")
     if command != ("export", "logs") and args:
@@ -925,6 +931,51 @@ def kind_load(state: State, name: str, images: list[str], nodes: list[str]) -> i
             )
         for image in to_load:
             image_id, size = found[image]
+            for record in loaded.values():  # a tag moves to the image loaded last
+                record["refs"] = [r for r in record["refs"] if r != image]
+            loaded.setdefault(image_id, {"refs": [], "size": size})["refs"].append(image)
+        write_node_images(node_dir, loaded)
+    return 0
+
+
+def archive_images(path: Path) -> dict[str, tuple[str, str]]:
+    """``{ref: (image_id, size)}`` of a ``docker save`` archive, from its manifest.json (the
+    config blob's digest is the image ID: ``<hex>.json`` in the engine's older layout,
+    ``blobs/sha256/<hex>`` in the OCI layout of Docker 25 and later)."""
+    import tarfile
+
+    try:
+        with tarfile.open(path) as archive:
+            member = archive.extractfile("manifest.json")
+            entries = json.loads(member.read()) if member else None
+    except (tarfile.TarError, KeyError, ValueError, OSError) as exc:
+        raise Failure(f"ERROR: failed to load image: {path} is not an image archive: {exc}") from None
+    size = str(path.stat().st_size)
+    found = {}
+    for entry in entries or []:
+        image_id = "sha256:" + Path(entry["Config"]).name.removesuffix(".json")
+        for ref in entry.get("RepoTags") or []:
+            found[ref] = (image_id, size)
+    return found
+
+
+def kind_load_archive(state: State, name: str, archive: str, nodes: list[str]) -> int:
+    # kind: pkg/cmd/kind/load/image-archive/image-archive.go — stat the file, list the nodes,
+    # then import the archive on every selected node (no check of what the node already has)
+    path = Path(archive)
+    if not path.exists():
+        raise Failure(f"ERROR: stat {archive}: no such file or directory")
+    found = archive_images(path)
+    with state.lock():
+        cluster = state.cluster(name)
+        if cluster is None:
+            raise Failure(f'ERROR: no nodes found for cluster "{name}"')
+        for node in nodes:
+            if node != cluster["node"]:
+                raise Failure(f"ERROR: unknown node: {node}")
+        node_dir = state.cluster_dir(name) / "node"
+        loaded = read_json(node_dir / "images.json", {})
+        for image, (image_id, size) in found.items():
             for record in loaded.values():  # a tag moves to the image loaded last
                 record["refs"] = [r for r in record["refs"] if r != image]
             loaded.setdefault(image_id, {"refs": [], "size": size})["refs"].append(image)

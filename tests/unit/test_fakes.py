@@ -136,6 +136,11 @@ def test_kind_version_and_an_empty_cluster_list(fakes: Fakes) -> None:
         ),
         (["export", "logs", "a", "b"], "ERROR: accepts at most 1 arg(s), received 2"),
         (["load", "docker-image", "--name", "x"], "ERROR: a list of image names is required"),
+        (["load", "image-archive", "--name", "x"], "ERROR: name of image archive is required"),
+        (
+            ["load", "image-archive", "/nonexistent/images.tar", "--name", "x"],
+            "ERROR: stat /nonexistent/images.tar: no such file or directory",
+        ),
     ],
 )
 def test_kind_refuses_what_it_does_not_know(fakes: Fakes, argv: list[str], message: str) -> None:

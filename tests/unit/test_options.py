@@ -108,7 +108,16 @@ def test_to_json() -> None:
         "push": False,
         "context": None,
         "no_cache": False,
+        "bundle_out": None,
+        "bundle_in": None,
     }
+
+
+def test_bundle_options_take_a_directory() -> None:
+    options = parse_options(["--bundle-out", "out", "--bundle-in", "in"])
+    assert (options.bundle_out, options.bundle_in) == ("out", "in")
+    assert (parse_options([]).bundle_out, parse_options([]).bundle_in) == (None, None)
+    assert option_error(["--bundle-in"]).code == Code.CONFIG_INVALID  # needs a directory
 
 
 def test_profile_option() -> None:
