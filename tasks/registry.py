@@ -166,6 +166,18 @@ class RegistryCache:
             return None
         return ref
 
+    def release(self, ref: str) -> None:
+        """The local tag of an image :meth:`pull_for_cache` pulled, removed (and the image with
+        it when nothing else names it); a failure is only logged."""
+        try:
+            runner.run([*self.cli, "image", "rm", ref], timeout=LOOKUP_TIMEOUT)
+        except runner.CommandFailed as exc:
+            log.info(
+                "could not remove the layer cache image %s: %s",
+                ref,
+                runner.last_line(exc.stderr) or exc.reason,
+            )
+
 
 @dataclass
 class Pusher:

@@ -469,6 +469,10 @@ class ImageBuilds:
         finally:
             with self._gate:
                 self._building.pop(spec.name, None)
+            if self.cache is not None and request.cache_from and self.builder.name == LegacyBuilder.name:
+                # pulled only to take layers from: its tag goes (the layers the build took stay,
+                # shared), or the next push of latest would leave it behind untagged
+                self.cache.release(request.cache_from[0])
         return ImageResult(spec.name, BUILT, ref, image_id, digest)
 
     def _from_cache(self, spec: ImageSpec, ref: str, digest: str, tags: list[str]) -> ImageResult | None:
