@@ -478,9 +478,8 @@ class ImageBuilds:
     def _from_cache(self, spec: ImageSpec, ref: str, digest: str, tags: list[str]) -> ImageResult | None:
         """``ref`` from the registry (one manifest lookup), pulled and tagged with ``tags``, or
         only recorded where the cluster pulls it itself (unless verify runs its smoke command
-        here); None when it must be built: not
-        there, the registry did not answer (logged, never a failure), or what was pulled was
-        not built from these inputs (its label says)."""
+        here); None when it must be built: not there, the registry did not answer (logged,
+        never a failure), or what was pulled was not built from these inputs (its label says)."""
         from ..registry import LookupFailed
 
         assert self.cache is not None
