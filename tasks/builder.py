@@ -67,6 +67,7 @@ class BuildRequest:
     secret_env: Mapping[str, str] = field(default_factory=dict)  # values of the secrets' env vars
     pull: bool = False
     no_cache: bool = False
+    cache_from: tuple[str, ...] = ()  # images to take layers from (the registry's previous one)
 
 
 class BuildFailure(Exception):
@@ -163,10 +164,19 @@ def legacy_build_argv(docker: DockerClient, request: BuildRequest) -> Command:
 
 
 def _common_flags(argv: Command, request: BuildRequest) -> None:
-    """``--target``, ``--pull``, ``--no-cache``: the same for every builder."""
+    """``--target``, ``--pull``, ``--no-cache``, ``--cache-from``: the same for every builder
+    (an image named by ``--cache-from`` that does not exist is passed over, never an error)."""
     argv.add_simple_arg("--target", request.target)
     argv.add_flag("--pull", request.pull)
     argv.add_flag("--no-cache", request.no_cache)
+    argv.add_args_iterable_or_single("--cache-from", list(request.cache_from))
+
+
+def _inline_cache(request: BuildRequest) -> dict[str, str]:
+    """BuildKit: with a layer cache to read, the image built carries its own cache metadata
+    (``BUILDKIT_INLINE_CACHE``), so that once pushed it serves the next build as one. Not an
+    input of the image: its content does not change."""
+    return {"BUILDKIT_INLINE_CACHE": "1"} if request.cache_from else {}
 
 
 @dataclass
@@ -205,7 +215,7 @@ def client_buildkit_argv(docker: DockerClient, request: BuildRequest, iidfile: P
 
     argv = Command(docker.client_config.docker_cmd)
     argv += ["build", "--progress=plain", "--iidfile", str(iidfile)]
-    argv.add_args_mapping("--build-arg", dict(request.build_args))
+    argv.add_args_mapping("--build-arg", {**request.build_args, **_inline_cache(request)})
     argv.add_args_mapping("--label", dict(request.labels))
     argv.add_simple_arg("--file", request.dockerfile)
     argv.add_args_iterable_or_single("--tag", request.tags)
@@ -232,8 +242,9 @@ class BuildxBuilder:
                 request.context,
                 file=request.dockerfile,
                 tags=request.tags,
-                build_args=dict(request.build_args),
+                build_args={**request.build_args, **_inline_cache(request)},
                 labels=dict(request.labels),
+                cache_from=[{"type": "registry", "ref": ref} for ref in request.cache_from] or None,
                 load=True,
                 progress="plain",
                 stream_logs=True,

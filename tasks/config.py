@@ -230,6 +230,7 @@ class RegistrySettings(_Strict):
 
     url: Annotated[str, Field(pattern=_REGISTRY_URL)]
     insecure: bool = False  # plain HTTP / unverified TLS for `docker manifest inspect`
+    cache: bool = True  # an image the registry holds under its content-hash tag is not built again
 
 
 class ExistingSettings(_Strict):
@@ -245,6 +246,7 @@ class ExistingSettings(_Strict):
 class RegistryConfig:
     url: str
     insecure: bool = False
+    cache: bool = True
 
     def repository(self, image: str) -> str:
         """Where ``image`` (a configured name) lives in this registry: the whole configured
@@ -592,7 +594,11 @@ def _port_forwards(entries: list[PortForwardSettings]) -> tuple[PortForward, ...
 
 
 def _registry(settings: RegistrySettings | None) -> RegistryConfig | None:
-    return None if settings is None else RegistryConfig(settings.url.rstrip("/"), settings.insecure)
+    return (
+        None
+        if settings is None
+        else RegistryConfig(settings.url.rstrip("/"), settings.insecure, settings.cache)
+    )
 
 
 def _existing(root: Path, settings: ExistingSettings | None) -> ExistingConfig | None:

@@ -62,7 +62,8 @@ NEAREST_LOOKED_AT = 50  # local records compared when a miss is explained, newes
 # What running a suite writes into its own folder, and what no test reads as an input.
 IGNORED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"})
 IGNORED_SUFFIXES = (".pyc", ".pyo")
-BUILT_STATUSES = ("built", "up to date")  # stagegate.stages.build.OK, without importing the builder
+# stagegate.stages.build.OK, without importing the builder
+BUILT_STATUSES = ("built", "up to date", "pulled", "in the registry")
 
 
 def stagegate_version() -> str:

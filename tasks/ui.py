@@ -31,6 +31,8 @@ _STATUS_STYLE = {
     "passed": "green",
     "built": "green",
     "up to date": "green",
+    "pulled": "green",
+    "in the registry": "green",
     "failed": "bold red",
     "interrupted": "bold red",
     "running": "cyan",
@@ -61,6 +63,9 @@ class _Row:
     detail: str = ""
 
 
+_FINAL = ("built", "up to date", "pulled", "in the registry", "failed", "cancelled", "skipped", "not started")
+
+
 class BuildProgress:
     """One live line per image while builds run: state and elapsed time."""
 
@@ -86,7 +91,9 @@ class BuildProgress:
             now = time.monotonic()
             if state == "building" and row.started is None:
                 row.started = now
-            if state in ("built", "up to date", "failed", "cancelled", "skipped", "not started"):
+            if state == "pulling" and row.started is None:
+                row.started = now
+            if state in _FINAL:
                 row.ended = now
             row.state, row.detail = state, detail
             if self._live is None and state != "checking":  # a log: one line per change that matters
@@ -94,7 +101,13 @@ class BuildProgress:
                 suffix = f" ({elapsed})" if elapsed and row.ended else ""
                 detail = detail.removeprefix(f"{image}: ")
                 extra = f" — {detail}" if detail else ""
-                self.console.print(f"  {image}: {state}{suffix}{extra}", style=_STATUS_STYLE.get(state))
+                if state in ("pulled", "in the registry"):  # the registry cache: not built here
+                    self.console.print(
+                        f"  ↓ {image}: {detail or 'from the registry cache'}{suffix}",
+                        style=_STATUS_STYLE[state],
+                    )
+                else:
+                    self.console.print(f"  {image}: {state}{suffix}{extra}", style=_STATUS_STYLE.get(state))
 
     def _render(self) -> Table:
         table = Table.grid(padding=(0, 2))
@@ -227,7 +240,17 @@ def _stage_note(record: Mapping[str, Any]) -> str:
         for image in images.values():
             state = image.get("status") or ("failed" if image.get("failed") else "verified")
             counts[state] = counts.get(state, 0) + 1
-        order = ["built", "up to date", "verified", "failed", "cancelled", "skipped", "not started"]
+        order = [
+            "built",
+            "up to date",
+            "pulled",
+            "in the registry",
+            "verified",
+            "failed",
+            "cancelled",
+            "skipped",
+            "not started",
+        ]
         ranked = sorted(
             counts.items(), key=lambda item: order.index(item[0]) if item[0] in order else len(order)
         )

@@ -49,6 +49,8 @@ from . import StageContext
 if TYPE_CHECKING:
     from python_on_whales import DockerClient
 
+    from ..registry import RegistryCache, RemoteImage
+
 # Stages wait on their worker threads in slices of this: the kernel may deliver a SIGINT to any
 # thread, and a main thread blocked on a lock without a timeout would see it only once the lock
 # is released (a whole build, or a whole smoke command, later).
@@ -65,7 +67,10 @@ TAG_PREFIX = "sg-"
 
 BUILT, UP_TO_DATE, FAILED, NOT_STARTED, SKIPPED = "built", "up to date", "failed", "not started", "skipped"
 CANCELLED = "cancelled"
-OK = (BUILT, UP_TO_DATE)
+# From the registry cache: pulled and tagged as if built here; or (the existing target, whose
+# cluster pulls from the registry itself) found there and recorded by digest, nothing pulled.
+PULLED, IN_REGISTRY = "pulled", "in the registry"
+OK = (BUILT, UP_TO_DATE, PULLED, IN_REGISTRY)
 STOPPED_DETAIL = "stopped after the first failure (--keep-going builds the rest)"
 # After the first failure the running builds' clients get SIGTERM, and SIGKILL when they still
 # run this long after it.
@@ -84,9 +89,10 @@ class ImageResult:
     started_s: float | None = None  # offsets from the start of the build stage
     finished_s: float | None = None
     error: StagegateError | None = field(default=None, repr=False)
+    cached: RemoteImage | None = None  # found in the registry under its content-hash tag
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        entry: dict[str, Any] = {
             "status": self.status,
             "ref": self.ref,
             "image_id": self.image_id,
@@ -96,6 +102,23 @@ class ImageResult:
             "finished_s": None if self.finished_s is None else round(self.finished_s, 3),
             "detail": self.detail,
         }
+        if self.cached is not None:
+            entry["cache"] = {
+                "remote": self.cached.ref,
+                "pinned": self.cached.pinned,
+                "digest": self.cached.digest,
+                "platform": self.cached.platform,
+                "pulled": self.status == PULLED,
+            }
+        if self.status == IN_REGISTRY and self.cached is not None:  # what the push would record
+            entry["registry"] = {
+                "remote": self.cached.ref,
+                "pinned": self.cached.pinned,
+                "digest": self.cached.digest,
+                "action": "present",
+                "duration_s": 0.0,
+            }
+        return entry
 
 
 def run(ctx: StageContext) -> None:
@@ -106,6 +129,7 @@ def run(ctx: StageContext) -> None:
     )
     progress = ctx.reporter.build_progress(names)
     hasher = context_hasher(ctx.config)
+    cache = registry_cache(ctx)
     images = ImageBuilds(
         config=ctx.config,
         docker=ctx.docker,
@@ -117,6 +141,8 @@ def run(ctx: StageContext) -> None:
         clock=ctx.clock.monotonic,
         sleep=ctx.clock.sleep,
         hasher=hasher,
+        cache=cache,
+        pull_from_cache=(ctx.options.target or ctx.config.target) != "existing",
     )
     ctx.outputs["images"] = {}
     try:
@@ -131,6 +157,13 @@ def run(ctx: StageContext) -> None:
         hasher.save()  # what was hashed stays valid whatever the builds did
     ctx.outputs["hashing"] = dict(hasher.stats)
     ctx.outputs["images"] = {name: results[name].to_json() for name in names}  # config order
+    if cache is not None:
+        ctx.outputs["registry_cache"] = {
+            "registry": cache.registry.url,
+            "pulled": sum(r.status == PULLED for r in results.values()),
+            "in_registry": sum(r.status == IN_REGISTRY for r in results.values()),
+            "lookup_failed": dict(images.lookup_failures),
+        }
     failures = [r.error for r in results.values() if r.error is not None]
     if failures:
         first, *others = failures
@@ -163,6 +196,17 @@ def _suggest_prune(ctx: StageContext, names: list[str]) -> None:
         )
 
 
+def registry_cache(ctx: StageContext) -> RegistryCache | None:
+    """The registry as this build's cache: when ``[tool.stagegate.registry]`` is configured
+    and its ``cache`` is not turned off."""
+    registry = ctx.config.registry
+    if registry is None or not registry.cache:
+        return None
+    from ..registry import RegistryCache
+
+    return RegistryCache(docker_argv(ctx.docker), registry, ctx.artifacts / "logs" / "pull")
+
+
 def wants_push(ctx: StageContext) -> bool:
     """``--push``, and always for the existing target: its cluster can only pull."""
     return ctx.options.push or (ctx.options.target or ctx.config.target) == "existing"
@@ -173,11 +217,17 @@ def push_images(ctx: StageContext, names: list[str]) -> None:
     from ..registry import Pusher
 
     registry = require_registry(ctx.config, "--push" if ctx.options.push else "--target existing")
-    pusher = Pusher(ctx.docker, registry, ctx.artifacts / "logs" / "push", ctx.clock.monotonic)
+    pusher = Pusher(
+        ctx.docker, registry, ctx.artifacts / "logs" / "push", ctx.clock.monotonic, push_latest=True
+    )
     started = ctx.clock.monotonic()
     counts = {"pushed": 0, "present": 0}
     for name in names:
         entry = ctx.outputs["images"][name]
+        if entry["status"] == IN_REGISTRY:  # found there by the build a moment ago: not local
+            counts["present"] += 1
+            ctx.reporter.info(f"✓ {name}: already in the registry as {entry['registry']['pinned']}")
+            continue
         result = pusher.push(name, entry["ref"])
         entry["registry"] = result.to_json()
         counts[result.action] += 1
@@ -228,6 +278,11 @@ class ImageBuilds:
     clock: Callable[[], float]
     sleep: Callable[[float], None] = time.sleep
     hasher: hashing.ContextHasher = field(default_factory=lambda: hashing.ContextHasher(None))
+    cache: RegistryCache | None = None  # the registry as a content-addressed cache
+    pull_from_cache: bool = True  # False: a cached image is only recorded (the existing target)
+    lookup_failures: dict[str, str] = field(default_factory=dict, init=False)
+    _pull_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _made_local: set[str] = field(default_factory=set, init=False)
     _epoch: float = field(default=0.0, init=False)
     _base_ids: dict[str, str] = field(default_factory=dict, init=False)
     _base_triggers: dict[str, tuple[str, ...]] = field(default_factory=dict, init=False)
@@ -348,7 +403,8 @@ class ImageBuilds:
 
     def _build(self, spec: ImageSpec, dependencies: dict[str, ImageResult]) -> ImageResult:
         built = {
-            name: BuiltImage(result.ref or "", result.image_id or "") for name, result in dependencies.items()
+            name: BuiltImage(result.ref or "", result.image_id or "", result.input_hash or "")
+            for name, result in dependencies.items()
         }
         prepared = self._prepared.pop(spec.name, None) if not dependencies else None
         if prepared is None:
@@ -366,13 +422,19 @@ class ImageBuilds:
                     self._docker(lambda tag=tag: self.docker.image.tag(image_id, tag))
             return ImageResult(spec.name, UP_TO_DATE, ref, image_id, digest)
 
+        tags = [ref, latest, *(f"{spec.name}:{tag}" for tag in spec.tags)]
+        if self.cache is not None:
+            cached = self._from_cache(spec, ref, digest, tags)
+            if cached is not None:
+                return cached
+            self._make_local(dependencies)
         self.progress.update(spec.name, "building")
         log_file = self.log_dir / f"{safe_name(spec.name)}.log"
         log_file.parent.mkdir(parents=True, exist_ok=True)
         request = BuildRequest(
             context=spec.context,
             dockerfile=spec.dockerfile,
-            tags=[ref, latest, *(f"{spec.name}:{tag}" for tag in spec.tags)],
+            tags=tags,
             build_args=build_args,
             target=spec.target,
             platforms=spec.platforms,
@@ -380,6 +442,7 @@ class ImageBuilds:
             secret_env=spec.secret_env,
             pull=spec.pull,
             no_cache=spec.no_cache,
+            cache_from=self._layer_cache(spec),
             labels={
                 **spec.labels,
                 LABEL_INPUT_HASH: digest,
@@ -406,7 +469,100 @@ class ImageBuilds:
         finally:
             with self._gate:
                 self._building.pop(spec.name, None)
+            if self.cache is not None and request.cache_from and self.builder.name == LegacyBuilder.name:
+                # pulled only to take layers from: its tag goes (the layers the build took stay,
+                # shared), or the next push of latest would leave it behind untagged
+                self.cache.release(request.cache_from[0])
         return ImageResult(spec.name, BUILT, ref, image_id, digest)
+
+    def _from_cache(self, spec: ImageSpec, ref: str, digest: str, tags: list[str]) -> ImageResult | None:
+        """``ref`` from the registry (one manifest lookup), pulled and tagged with ``tags``, or
+        only recorded where the cluster pulls it itself (unless verify runs its smoke command
+        here); None when it must be built: not there, the registry did not answer (logged,
+        never a failure), or what was pulled was not built from these inputs (its label says)."""
+        from ..registry import LookupFailed
+
+        assert self.cache is not None
+        tag = ref.rsplit(":", 1)[1]
+        try:
+            found = self.cache.find(spec.name, tag)
+        except LookupFailed as exc:
+            log.warning("%s: the registry cache could not be asked (%s); building it", spec.name, exc)
+            self.lookup_failures[spec.name] = str(exc)
+            return None
+        if found is None:
+            return None
+        if not self.pull_from_cache and not spec.smoke:  # a smoke command runs here: pulled
+            return ImageResult(
+                spec.name,
+                IN_REGISTRY,
+                ref,
+                found.image_id,
+                digest,
+                detail="from the registry cache (pinned by digest, not pulled)",
+                cached=found,
+            )
+        self.progress.update(spec.name, "pulling")
+        try:
+            self.cache.pull(found)
+            pulled = engine.inspect_images(docker_argv(self.docker), [found.ref], sleep=self.sleep).get(
+                found.ref
+            )
+        except runner.CommandFailed as exc:
+            log.warning("%s: pulling %s failed (%s); building it", spec.name, found.ref, exc.reason)
+            self.lookup_failures[spec.name] = f"pull failed: {runner.last_line(exc.stderr) or exc.reason}"
+            return None
+        if pulled is None or pulled.labels.get(LABEL_INPUT_HASH) != digest:
+            log.warning(
+                "%s: %s was not built from these inputs (its label says); building it", spec.name, found.ref
+            )
+            return None
+        try:
+            self.cache.tag(found.ref, tags)
+        except runner.CommandFailed as exc:
+            log.warning("%s: tagging %s failed (%s); building it", spec.name, found.ref, exc.reason)
+            return None
+        return ImageResult(
+            spec.name, PULLED, ref, pulled.id, digest, detail="from the registry cache", cached=found
+        )
+
+    def _make_local(self, dependencies: Mapping[str, ImageResult]) -> None:
+        """Pull the dependencies this build needs that the registry cache only recorded (the
+        existing target): a ``FROM`` of them must find them on this engine."""
+        assert self.cache is not None
+        for name, result in dependencies.items():
+            if result.status != IN_REGISTRY or result.cached is None or result.ref is None:
+                continue
+            with self._pull_lock:
+                if name in self._made_local:
+                    continue
+                try:
+                    self.cache.pull(result.cached)
+                    self.cache.tag(result.cached.ref, [result.ref, f"{name}:latest"])
+                except runner.CommandFailed as exc:
+                    raise StagegateError(
+                        Code.IMAGE_MISSING,
+                        f"{name}: could not pull {result.cached.ref} from the registry to build on it",
+                        "is the registry up and reachable (`docker pull` it by hand)? "
+                        "`cache = false` in [tool.stagegate.registry] builds everything here",
+                        {"image": name, "ref": result.cached.ref},
+                        command=CommandEvidence(exc.argv, exc.exit_code),
+                        log_excerpt=log_excerpt(exc.stderr),
+                    ) from None
+                self._made_local.add(name)
+
+    def _layer_cache(self, spec: ImageSpec) -> tuple[str, ...]:
+        """What a build of ``spec`` may take layers from: the registry's ``latest`` of it (the
+        image the last ``--push`` pushed). The legacy builder takes layers only from local
+        images, so it is pulled first; BuildKit fetches what it uses itself. Nothing when no
+        registry is configured, the image is built with ``no_cache``, or (legacy) the pull
+        fails: a missing cache image never fails a build."""
+        if self.cache is None or spec.no_cache:
+            return ()
+        if self.builder.name == LegacyBuilder.name:
+            pulled = self.cache.pull_for_cache(spec.name)
+            return () if pulled is None else (pulled,)
+        return (self.cache.remote(spec.name, "latest"),)
 
     def _stop_after(self, failed: str) -> None:
         """The first failure (without ``--keep-going``): no build starts any more, and the
@@ -546,6 +702,15 @@ class BuiltImage:
     ref: str
     image_id: str
     input_hash: str = ""
+    pinned: str = ""  # only in the registry (IN_REGISTRY): where, by digest
+    platform: str | None = None  # and its platform, as the registry says
+
+    @property
+    def identity(self) -> str:
+        """What a dependent's inputs hold of this image: its input hash, which two machines
+        share for the same sources (its image ID differs between two builds of them); the
+        image ID only for a record that has no input hash."""
+        return f"inputs:{self.input_hash}" if self.input_hash else self.image_id
 
 
 def _stop_builds(running: Mapping[concurrent.futures.Future[ImageResult], str], grace: float = 3.0) -> None:
@@ -583,8 +748,10 @@ def image_inputs(
     """The build args and the inputs of ``spec``, given its built dependencies.
 
     Build args whose value names a configured dependency get its exact built reference
-    (``ARG BASE=example/base`` + ``FROM ${BASE}`` builds on the very image of this run); the
-    image IDs of everything it builds on are inputs too (``local_id`` looks up external ones).
+    (``ARG BASE=example/base`` + ``FROM ${BASE}`` builds on the very image of this run). What it
+    builds on is an input too: a configured dependency by its own input hash (the same on every
+    machine, however and wherever it was built or pulled), an external base by its image ID
+    (``local_id`` looks it up).
     ``never`` (see :func:`never_inputs`) is left out of the context's files. Of the context,
     only the files its ``COPY``/``ADD`` sources take are inputs (all of it where the
     Dockerfile cannot be read for certain: ``COPY . …``, sources from variables, bind mounts
@@ -602,9 +769,9 @@ def image_inputs(
     for ref in spec.parsed.image_refs(build_args):
         if not ref.internal:
             dependency = dependencies.get(repository(ref.ref))
-            bases[ref.ref] = dependency.image_id if dependency else local_id(ref.ref)
+            bases[ref.ref] = dependency.identity if dependency else local_id(ref.ref)
     for name, dependency in dependencies.items():  # depends_on without a FROM line
-        bases.setdefault(f"depends_on:{name}", dependency.image_id)
+        bases.setdefault(f"depends_on:{name}", dependency.identity)
     sources = spec.parsed.context_sources(build_args, spec.target).patterns
     for ref in spec.parsed.base_refs(build_args):
         triggers = () if ref.internal or onbuild is None else onbuild(ref.ref)

@@ -35,6 +35,7 @@ from ..targets import select_target
 from ..targets.forwards import forward_problems
 from . import StageContext
 from .build import (
+    IN_REGISTRY,
     OK,
     SIGNAL_POLL_S,
     BuiltImage,
@@ -219,6 +220,8 @@ def check_image(
             {"image": spec.name},
         )
         return ImageCheck(False, [], [error])
+    if entry.pinned:  # only in the registry, by digest: nothing of it to inspect here
+        return _check_in_registry(config, docker, spec, built, platform, artifacts, clock, hasher, base_ids)
     try:
         image = retry_transient(lambda: docker.image.inspect(entry.ref), sleep=clock.sleep)
     except DockerException:
@@ -252,6 +255,53 @@ def check_image(
     else:
         passed.append("platform")
 
+    stale = _staleness(
+        config,
+        docker,
+        spec,
+        built,
+        artifacts,
+        clock,
+        hasher or context_hasher(config),
+        {} if base_ids is None else base_ids,
+    )
+    if stale is not None:
+        errors.append(stale)
+    else:
+        passed.append("current")
+    return ImageCheck(True, passed, errors)
+
+
+def _check_in_registry(
+    config: Config,
+    docker: DockerClient,
+    spec: ImageSpec,
+    built: dict[str, BuiltImage],
+    platform: str,
+    artifacts: Path,
+    clock: Clock,
+    hasher: hashing.ContextHasher | None,
+    base_ids: dict[str, tuple[str, tuple[str, ...]]] | None,
+) -> ImageCheck:
+    """An image the build found in the registry under its content-hash tag and did not pull:
+    present there (the cluster stage checks its digest once more), of the platform its
+    manifest names, and current (its tag is its input hash, computed from today's sources)."""
+    entry = built[spec.name]
+    passed, errors = ["present"], []
+    if entry.platform is not None:
+        parts = entry.platform.split("/")
+        actual, variant = "/".join(parts[:2]), (parts[2] if len(parts) > 2 else None)
+        if not _platform_matches(actual, variant, platform):
+            errors.append(
+                StagegateError(
+                    Code.PLATFORM_MISMATCH,
+                    f"{spec.name} in the registry ({entry.pinned}) is for {actual}, the target runs {platform}",
+                    f"build for {platform} (FROM a {platform} base image), or set [tool.stagegate] platform",
+                    {"image": spec.name, "platform": actual, "expected": platform},
+                )
+            )
+        else:
+            passed.append("platform")
     stale = _staleness(
         config,
         docker,
@@ -585,10 +635,24 @@ def check_manifests(
 def _built_images(ctx: StageContext) -> dict[str, BuiltImage]:
     images = ((ctx.run.get("stages") or {}).get("build") or {}).get("outputs", {}).get("images", {})
     return {
-        name: BuiltImage(entry["ref"], entry["image_id"], entry.get("input_hash") or "")
+        name: BuiltImage(
+            entry["ref"],
+            entry["image_id"],
+            entry.get("input_hash") or "",
+            *_only_in_registry(entry),
+        )
         for name, entry in images.items()
         if entry.get("status") in OK and entry.get("ref") and entry.get("image_id")
     }
+
+
+def _only_in_registry(entry: dict[str, Any]) -> tuple[str, str | None]:
+    """The pinned reference and platform of an image the build found in the registry and did
+    not pull (the existing target's cluster pulls it); empty for an image on this engine."""
+    cache = entry.get("cache") or {}
+    if entry.get("status") != IN_REGISTRY or not cache.get("pinned"):
+        return "", None
+    return cache["pinned"], cache.get("platform")
 
 
 def _engine_platform(run: dict[str, Any]) -> str:

@@ -23,6 +23,8 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "build-output"
 BASE_REF = "t/base:sg-3f9a1c0d7e2b4a65"  # this run's exact tag of t/base
 BASE_ID = "sha256:" + "a1" * 32
 OTHER_ID = "sha256:" + "b2" * 32
+BASE_HASH = "c3" * 32  # t/base's input hash (BASE_REF's tag is not derived from it: told apart)
+OTHER_HASH = "d4" * 32
 
 
 def app_spec(tmp_path: Path, dockerfile: str, extra: str = "") -> ImageSpec:
@@ -48,10 +50,12 @@ def app_spec(tmp_path: Path, dockerfile: str, extra: str = "") -> ImageSpec:
     return load_config(root, {}).images["t/app"]
 
 
-def inputs_of(spec: ImageSpec, base_id: str = BASE_ID) -> tuple[dict[str, str], hashing.Inputs]:
+def inputs_of(
+    spec: ImageSpec, base_id: str = BASE_ID, base_hash: str = BASE_HASH
+) -> tuple[dict[str, str], hashing.Inputs]:
     return image_inputs(
         spec,
-        {"t/base": BuiltImage(BASE_REF, base_id)},
+        {"t/base": BuiltImage(BASE_REF, base_id, base_hash)},
         lambda ref: "absent",
         hasher=hashing.ContextHasher(None),
     )
@@ -71,9 +75,23 @@ def test_a_build_arg_naming_a_dependency_with_a_tag_is_pinned_too(tmp_path: Path
 
 def test_depends_on_without_a_from_line_is_in_the_input_hash(tmp_path: Path) -> None:
     spec = app_spec(tmp_path, "FROM scratch\n", 'depends_on = ["t/base"]')
-    first, rebuilt_base = inputs_of(spec)[1], inputs_of(spec, OTHER_ID)[1]
-    assert first.digest() != rebuilt_base.digest()
-    assert first.bases == {"depends_on:t/base": BASE_ID}
+    first, changed_base = inputs_of(spec)[1], inputs_of(spec, base_hash=OTHER_HASH)[1]
+    assert first.digest() != changed_base.digest()
+    assert first.bases == {"depends_on:t/base": f"inputs:{BASE_HASH}"}
+
+
+def test_a_dependency_rebuilt_from_the_same_inputs_leaves_its_dependents_tag_alone(tmp_path: Path) -> None:
+    # another machine (or --no-cache) builds t/base again: a new image ID, the same input hash
+    spec = app_spec(tmp_path, "FROM t/base\n")
+    here, elsewhere = inputs_of(spec)[1], inputs_of(spec, base_id=OTHER_ID)[1]
+    assert here.digest() == elsewhere.digest()
+    assert BASE_ID not in here.bases.values()
+
+
+def test_a_dependency_recorded_without_an_input_hash_is_an_input_by_its_image_id(tmp_path: Path) -> None:
+    spec = app_spec(tmp_path, "FROM t/base\n")  # a ledger written before input hashes were kept
+    assert inputs_of(spec, base_hash="")[1].bases == {"t/base": BASE_ID, "depends_on:t/base": BASE_ID}
+    assert inputs_of(spec, base_hash="")[1].digest() != inputs_of(spec, OTHER_ID, "")[1].digest()
 
 
 def test_the_daemon_lost_mid_build_is_docker_unavailable_not_build_failed(tmp_path: Path) -> None:
@@ -100,17 +118,20 @@ def test_the_build_excerpt_keeps_the_tail_of_the_output() -> None:
     assert kept == [f"line {n}" for n in range(8, 28)]
 
 
-def test_the_dependency_a_from_line_names_through_a_build_arg_is_an_input_by_its_image_id(
+def test_the_dependency_a_from_line_names_through_a_build_arg_is_an_input_by_its_input_hash(
     tmp_path: Path,
 ) -> None:
     spec = app_spec(tmp_path, "ARG BASE=t/base\nFROM ${BASE}\n")
-    # by this run's ref and ID, never local_id's "absent" (and once more as a dependency)
-    assert inputs_of(spec)[1].bases == {BASE_REF: BASE_ID, "depends_on:t/base": BASE_ID}
+    # by this run's ref and input hash, never local_id's "absent" (and once more as a dependency)
+    by_hash = f"inputs:{BASE_HASH}"
+    assert inputs_of(spec)[1].bases == {BASE_REF: by_hash, "depends_on:t/base": by_hash}
 
 
-def test_a_from_line_naming_a_dependency_directly_is_an_input_by_its_image_id(tmp_path: Path) -> None:
+def test_a_from_line_naming_a_dependency_directly_is_an_input_by_its_input_hash(tmp_path: Path) -> None:
     spec = app_spec(tmp_path, "FROM t/base\n")
-    assert inputs_of(spec)[1].bases == {"t/base": BASE_ID, "depends_on:t/base": BASE_ID}
+    by_hash = f"inputs:{BASE_HASH}"
+    assert inputs_of(spec)[1].bases == {"t/base": by_hash, "depends_on:t/base": by_hash}
+    assert inputs_of(spec)[1].digest() != inputs_of(spec, base_hash=OTHER_HASH)[1].digest()
 
 
 def test_an_external_base_and_an_external_build_arg_are_looked_up_and_kept(tmp_path: Path) -> None:

@@ -125,6 +125,23 @@ def test_pull_and_no_cache_are_each_their_own_flag(pull: bool, no_cache: bool) -
     assert ("--pull" in argv, "--no-cache" in argv, "--target" in argv) == (pull, no_cache, False)
 
 
+def test_a_layer_cache_image_is_cache_from_and_buildkit_images_carry_inline_cache() -> None:
+    docker = client()
+    cached = full_request(cache_from=("reg.example/t/app:latest",), no_cache=False)
+    legacy = as_text(legacy_build_argv(docker, cached))
+    buildkit = as_text(client_buildkit_argv(docker, cached, Path("/tmp/iid")))
+    for argv in (legacy, buildkit):
+        assert argv[argv.index("--cache-from") + 1] == "reg.example/t/app:latest"
+    # the legacy builder reads no inline cache metadata: BuildKit only
+    assert "BUILDKIT_INLINE_CACHE=1" in buildkit and "BUILDKIT_INLINE_CACHE=1" not in legacy
+    plain = full_request()
+    for argv in (
+        as_text(legacy_build_argv(docker, plain)),
+        as_text(client_buildkit_argv(docker, plain, Path("/i"))),
+    ):
+        assert "--cache-from" not in argv and "BUILDKIT_INLINE_CACHE=1" not in argv
+
+
 # -- the BuildKit of an older client ------------------------------------------------------------
 
 
