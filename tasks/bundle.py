@@ -56,7 +56,9 @@ ARCHIVE = "images.tar"
 TAKEN = ("preflight", "build", "verify")
 #: The first stage such a run runs itself: where a failure of the bundle's run is recorded.
 FIRST_OWN = PIPELINE[len(TAKEN)]
-BUILT = ("built", "up to date")  # stagegate.stages.build.OK, without importing the builder
+# The image statuses of stagegate.stages.build whose image is on this engine after the build (its
+# OK but "in the registry", which the existing target leaves unpulled), without importing the builder.
+BUILT = ("built", "up to date", "pulled")
 _CHUNK = 1 << 20
 
 

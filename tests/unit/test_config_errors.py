@@ -34,7 +34,11 @@ def repo(tmp_path: Path, stagegate: str) -> Path:
 @pytest.mark.parametrize(
     ("stagegate", "key", "known"),
     [
-        ('[tool.stagegate.registry]\nurl = "r.example.com"\nzzz = 1\n', "registry.zzz", "insecure, url"),
+        (
+            '[tool.stagegate.registry]\nurl = "r.example.com"\nzzz = 1\n',
+            "registry.zzz",
+            "cache, insecure, url",
+        ),
         (
             "[tool.stagegate.e2e]\ncommand = ['x']\nzzz = 1\n",
             "e2e.zzz",
