@@ -21,6 +21,9 @@ ones). Only that one line is dropped: where uv is installed nox finds and uses i
 
 from __future__ import annotations
 
+import atexit
+import functools
+import gc
 import json
 import logging
 import sys
@@ -120,7 +123,19 @@ def _cli() -> types.ModuleType:
     loading what they run (pydantic, rich, the stages)."""
     from . import cli
 
+    _no_collection_at_exit()
     return cli
+
+
+@functools.cache
+def _no_collection_at_exit() -> None:
+    """Once a session loaded stagegate, let nox's process end without the interpreter's last
+    garbage collections walking every object those imports made (pydantic's schemas, rich, the
+    stages): a tenth of a second of CPU at every exit, most of what a no-op session costs beyond
+    nox itself. ``gc.freeze`` at exit leaves them to the operating system, which takes the
+    memory back anyway; everything else about the exit is unchanged (atexit handlers, flushed
+    streams, objects freed by their reference count)."""
+    atexit.register(gc.freeze)
 
 
 #: In the e2e session's virtualenv: the requirements last installed there.
