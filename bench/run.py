@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import contextlib
 import functools
 import json
 import math
@@ -29,17 +30,18 @@ import os
 import platform
 import secrets
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from nox_setups import BARE_NOXFILE, SETUPS, PreparedSetup, failure_goal, noop_goal
+from nox_setups import BARE_NOXFILE, SETUPS, PreparedSetup, failure_goal, noop_goal, verdict
 
 ROOT = Path(__file__).resolve().parent.parent
 BUSYBOX_IMAGE = "stagegate-bench/busybox:1"
@@ -676,6 +678,257 @@ def scale(repeat: int) -> dict:
     }
 
 
+@contextlib.contextmanager
+def local_registry() -> Iterator[str]:
+    """A real registry for one benchmark: Debian's docker-registry on 127.0.0.1, fresh storage;
+    yields its host:port."""
+    if shutil.which("docker-registry") is None:
+        raise BenchmarkFailed("docker-registry is not installed (apt-get install docker-registry)")
+    work = Path(tempfile.mkdtemp(prefix="stagegate-bench-registry-"))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    (work / "config.yml").write_text(
+        f"version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {work / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    with open(work / "registry.log", "wb") as log:  # the child keeps its own descriptor
+        registry = subprocess.Popen(
+            ["docker-registry", "serve", str(work / "config.yml")], stdout=log, stderr=log
+        )
+    try:
+        for _ in range(200):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise BenchmarkFailed("docker-registry did not start")
+        yield f"127.0.0.1:{port}"
+    finally:
+        registry.terminate()
+        registry.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def ci_scale(repeat: int) -> dict:
+    """The seed project's CI at its scale: the 12 images of the scale stack on the engine of a
+    new CI runner (none of the stack's images, the base present), a warm registry, one image's
+    source changed since the registry got its images; and the hand-off between jobs without a
+    registry: the bundle against one `docker save` archive per image."""
+    root, names = scale_project()
+    env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
+    workdir = Path(tempfile.mkdtemp(prefix="stagegate-bench-bundle-"))
+    try:
+        with local_registry() as host:
+            url = f"{host}/bench"
+            with (root / "pyproject.toml").open("a") as pyproject:
+                pyproject.write(f'\n[tool.stagegate.registry]\nurl = "{url}"\n')
+            remote = {name: f"{url}/bench/{name}:latest" for name in names}
+            return _ci_scale(repeat, root, names, env, host, remote, workdir)
+    finally:
+        cleanup_project(root)
+        for name in names:
+            remove_dangling(f"label=dev.stagegate.image=bench/{name}")
+        remove_dangling(f"label={SCALE_LABEL}")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _ci_scale(
+    repeat: int,
+    root: Path,
+    names: list[str],
+    env: dict[str, str],
+    host: str,
+    remote: dict[str, str],
+    workdir: Path,
+) -> dict:
+    def cold_engine() -> None:
+        """The stack's images gone from the engine, by any name (the base stays, as a runner's
+        image would have it); the legacy builder keeps no layer of an image that is gone."""
+        listed = []
+        for pattern in ("bench/scale-*", f"{host}/bench/bench/scale-*"):
+            listed += subprocess.run(
+                ["docker", "image", "ls", "-q", "--filter", f"reference={pattern}"],
+                capture_output=True,
+                text=True,
+            ).stdout.split()
+        if listed:
+            run(["docker", "image", "rm", "-f", *sorted(set(listed))])
+        remove_dangling(f"label={SCALE_LABEL}")
+        for name in names:
+            remove_dangling(f"label=dev.stagegate.image=bench/{name}")
+
+    def change(name: str) -> None:
+        (root / "images" / name / "token").write_text(secrets.token_hex(8))
+
+    def statuses() -> dict[str, str]:
+        record = json.loads((root / ".stagegate" / "run.json").read_text())
+        return {
+            n.split("/", 1)[1]: e["status"] for n, e in record["stages"]["build"]["outputs"]["images"].items()
+        }
+
+    def dockerfile(name: str) -> str:
+        return f"images/{name}/Dockerfile"
+
+    def docker_cold() -> None:
+        for name in names:
+            run(
+                [
+                    "docker",
+                    "build",
+                    "-q",
+                    "--label",
+                    SCALE_LABEL,
+                    "-t",
+                    f"bench/{name}",
+                    "-f",
+                    dockerfile(name),
+                    ".",
+                ],
+                cwd=root,
+            )
+
+    def docker_cache_from() -> None:
+        """What a hand-written CI does for layer reuse: pull each image's previous build, then
+        `docker build --cache-from` it (the legacy builder takes only local images as cache)."""
+        for name in names:
+            run(["docker", "pull", "-q", remote[name]])
+            run(
+                ["docker", "build", "-q", "--label", SCALE_LABEL, "--cache-from", remote[name], "-t", f"bench/{name}",
+                 "-f", dockerfile(name), "."],
+                cwd=root,
+            )  # fmt: skip
+
+    ours, cold_all, cache_from = [], [], []
+    for name in names:
+        change(name)
+    time.sleep(RACY_WAIT_S)
+    check_nox(root, "-s", "build", "--", "--push", env=env)  # the registry as CI left it: warm
+    for index in range(repeat):
+        changed = names[index % len(names)]
+        change(changed)
+        time.sleep(RACY_WAIT_S)
+        cold_engine()
+        shutil.rmtree(root / ".stagegate", ignore_errors=True)  # a new runner: no stat cache either
+        ours.append(timed(lambda: check_nox(root, "-s", "build", env=env)))
+        found = statuses()
+        expected = {name: "built" if name == changed else "pulled" for name in names}
+        if found != expected:
+            wrong = {n: s for n, s in found.items() if s != expected[n]}
+            raise BenchmarkFailed(
+                f"one changed image of {len(names)}: expected one built, the rest pulled; got {wrong}"
+            )
+        check_nox(
+            root, "-s", "build", "--", "--push", env=env
+        )  # the registry follows the change, as CI's would
+        cold_engine()
+        cold_all.append(timed(docker_cold))
+        cold_engine()
+        cache_from.append(timed(docker_cache_from))
+
+    # The hand-off without a registry: this run's images and record in one bundle, against one
+    # `docker save` archive per image (the seed's way), and each loaded into a cold engine.
+    cold_engine()
+    shutil.rmtree(root / ".stagegate", ignore_errors=True)
+    run(["git", "init", "-q"], cwd=root)
+    (root / ".gitignore").write_text(".stagegate/\n__pycache__/\n")
+    run(["git", "add", "-A"], cwd=root)
+    run(
+        ["git", "-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-qm", "bench"],
+        cwd=root,
+    )
+    check_nox(root, "-s", "verify", env=env)
+    refs = [
+        e["ref"]
+        for e in json.loads((root / ".stagegate" / "run.json").read_text())["stages"]["build"]["outputs"][
+            "images"
+        ].values()
+    ]
+    noop_verify, with_bundle, bundle_load, save_each, load_each = [], [], [], [], []
+    bundle_bytes = each_bytes = 0
+    for index in range(repeat):
+        bundle_dir = workdir / f"bundle-{index}"
+        noop_verify.append(timed(lambda: check_nox(root, "-s", "verify", env=env)))
+        with_bundle.append(
+            timed(
+                lambda out=bundle_dir: check_nox(
+                    root, "-s", "verify", "--", "--bundle-out", str(out), env=env
+                )
+            )
+        )
+        bundle_bytes = json.loads((bundle_dir / "bundle.json").read_text())["files"]["images.tar"]["bytes"]
+        archives = workdir / f"archives-{index}"
+        archives.mkdir()
+
+        def save_one_by_one(into: Path = archives) -> None:
+            for number, ref in enumerate(refs):
+                run(["docker", "save", "-o", str(into / f"{number}.tar"), ref])
+
+        save_each.append(timed(save_one_by_one))
+        each_bytes = sum(p.stat().st_size for p in archives.iterdir())
+        cold_engine()
+        load_each.append(
+            timed(
+                lambda into=archives: [
+                    run(["docker", "load", "-q", "-i", str(p)]) for p in sorted(into.iterdir())
+                ]
+            )
+        )
+        cold_engine()
+        taken = workdir / f"taken-{index}"
+        check_nox(
+            root,
+            "-s",
+            "verify",
+            "--",
+            "--bundle-in",
+            str(bundle_dir),
+            env={"STAGEGATE_ARTIFACTS": str(taken)},
+        )
+        record = json.loads((taken / "run.json").read_text())["stages"]["build"]["outputs"]
+        load_s = (record.get("from_bundle") or {}).get("load_s")
+        if load_s is None:
+            raise BenchmarkFailed(
+                "the bundle's run recorded no load time (build: outputs.from_bundle.load_s)"
+            )
+        bundle_load.append(load_s)
+        shutil.rmtree(archives)
+
+    median = statistics.median
+    return {
+        "what": (
+            f"{len(names)} images of one repository-root context on a cold engine (their images removed, "
+            f"the base present), a warm registry, one image's source changed; legacy builder, {os.cpu_count()} cores"
+        ),
+        "stagegate": summary(ours),
+        "baselines": {
+            f"docker build of all {len(names)}, cold": summary(cold_all),
+            f"docker pull + docker build --cache-from of all {len(names)}": summary(cache_from),
+        },
+        "goal": {
+            "rule": "nox -s build on a cold engine with a warm registry, one image of twelve changed: "
+            "at most 0.2 x the cold docker build of all twelve",
+            "setups": {"": verdict(median(ours), 0.2 * median(cold_all))},
+            "stagegate / cold rebuild": round(median(ours) / median(cold_all), 4),
+        },
+        "figures": {
+            "bundle write (--bundle-out on a no-op verify)": {
+                "stagegate": summary([b - a for a, b in zip(noop_verify, with_bundle, strict=True)]),
+                "baseline": summary(save_each),
+                "baseline is": f"docker save of each of the {len(names)} images to an archive of its own",
+                "bytes": {"bundle archive": bundle_bytes, "one archive per image": each_bytes},
+            },
+            "bundle load (into a cold engine)": {
+                "stagegate": summary(bundle_load),
+                "baseline": summary(load_each),
+                "baseline is": f"docker load of the {len(names)} archives one after another",
+            },
+        },
+    }
+
+
 RACY_WAIT_S = 2.5  # a little more than stagegate.hashing.RACY_MARGIN_NS
 
 
@@ -852,6 +1105,7 @@ BENCHMARKS = {
     "overhead": overhead,
     "startup_race": startup_race,
     "scale": scale,
+    "ci_scale": ci_scale,
 }
 
 
