@@ -183,9 +183,14 @@ class LocalRegistry:
             return False
         hosts = tuple(f"localhost:{entry['HostPort']}/" for entry in self._published(container))
         self.docker.container.remove(container, force=True, volumes=True)
-        pushed = {
-            tag for image in self.docker.image.list() for tag in image.repo_tags if tag.startswith(hosts)
-        }
+        # the tags alone, in one `docker image ls`: listing images and then inspecting them all
+        # fails when another job removes one in between, on an engine that many jobs share
+        argv = [*self._cli, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]
+        try:
+            listing = runner.run(argv, timeout=60).stdout.split()
+        except runner.CommandFailed as exc:
+            raise DockerException(exc.argv, exc.exit_code or 1, None, exc.stderr.encode()) from None
+        pushed = {tag for tag in listing if tag.startswith(hosts)}
         for tag in sorted(pushed) if hosts else []:
             with contextlib.suppress(DockerException):  # untag only: never --force
                 self.docker.image.remove(tag)

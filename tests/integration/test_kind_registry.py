@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 import subprocess
 
 import pytest
@@ -201,3 +202,44 @@ def test_pull_policy_never_is_refused_only_when_the_images_come_from_the_registr
         assert (error["stage"], error["code"]) == ("verify", "PULL_POLICY_INVALID")
     else:
         assert code == 0, reporter.console.file.getvalue()
+
+
+def test_teardown_holds_when_another_job_removes_an_image_while_it_looks_for_the_registrys_tags(
+    repo, docker, busybox_image, registry_image, reporter, ns, fake, cluster_name, registry_container,
+    tmp_path, monkeypatch,
+) -> None:  # fmt: skip
+    """An engine that other jobs share: an image goes away between a listing of the images and
+    an inspect of what was listed. The wrapper below is the real `docker`, which removes such an
+    image first whenever images are inspected; teardown must still remove the registry and its tags."""
+    from stagegate.cli import teardown
+
+    stack(repo, ns, busybox_image, cluster=cluster_name, cluster_extra=with_registry(registry_image))
+    assert chain(repo, docker, reporter, "cluster", "deploy") == 0, reporter.console.file.getvalue()
+    host = repo.run_record()["stages"]["cluster"]["outputs"]["cluster"]["registry"]["host"]
+    context = tmp_path / "vanishing"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {busybox_image}\nLABEL dev.stagegate.test.vanishing={ns}\n")
+    vanishing = f"{ns}-vanishing:1"
+    docker.legacy_build(context, tags=[vanishing])
+    real = shutil.which("docker")
+    wrapper = tmp_path / "docker"
+    wrapper.write_text(
+        "#!/bin/bash\n"
+        f'if [ "$1 $2" = "image inspect" ]; then "{real}" image rm -f {vanishing} >/dev/null 2>&1; fi\n'
+        f'exec "{real}" "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("STAGEGATE_DOCKER", str(wrapper))
+    try:
+        assert teardown(repo.root) is None
+    finally:
+        subprocess.run([real, "image", "rm", "-f", vanishing], capture_output=True)
+    with pytest.raises(DockerException):
+        docker.container.inspect(registry_container)
+    listing = subprocess.run(
+        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert not [tag for tag in listing if tag.startswith(f"{host}/")]
