@@ -120,3 +120,13 @@ def image_ids(
         sleep=sleep,
     )
     return list(dict.fromkeys(result.stdout.split()))
+
+
+def image_tags(docker: Sequence[str], *, sleep: Callable[[float], None] = time.sleep) -> list[str]:
+    """Every ``repository:tag`` on the engine, in one ``docker image ls``: no inspect of what
+    it lists, which fails when another job removes an image in between on a shared engine."""
+    result = retry_transient(
+        lambda: runner.run([*docker, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]),
+        sleep=sleep,
+    )
+    return result.stdout.split()

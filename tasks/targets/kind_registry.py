@@ -27,7 +27,7 @@ import yaml
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
-from .. import runner
+from .. import engine, runner
 from ..builder import log_excerpt
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_text_atomic
@@ -183,11 +183,8 @@ class LocalRegistry:
             return False
         hosts = tuple(f"localhost:{entry['HostPort']}/" for entry in self._published(container))
         self.docker.container.remove(container, force=True, volumes=True)
-        # the tags alone, in one `docker image ls`: listing images and then inspecting them all
-        # fails when another job removes one in between, on an engine that many jobs share
-        argv = [*self._cli, "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"]
         try:
-            listing = runner.run(argv, timeout=60).stdout.split()
+            listing = engine.image_tags(self._cli)
         except runner.CommandFailed as exc:
             raise DockerException(exc.argv, exc.exit_code or 1, None, exc.stderr.encode()) from None
         pushed = {tag for tag in listing if tag.startswith(hosts)}

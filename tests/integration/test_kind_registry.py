@@ -16,6 +16,7 @@ import pytest
 import yaml
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
+from stagegate import engine
 from stagegate.ownership import OWNER_LABEL, owner_id
 
 from tests.integration.test_kind_target import chain, stack
@@ -33,12 +34,7 @@ def registry_container(docker: DockerClient, cluster_name: str, ns: str):
         docker.container.remove(name, force=True, volumes=True)
     # the tags alone, in one `docker image ls` (no inspect of every image on an engine that other
     # jobs build on and prune at the same time: one of them may vanish in between)
-    listing = subprocess.run(
-        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    listing = engine.image_tags(["docker"])
     pushed = [tag for tag in listing if f"/{ns}/" in tag and tag.startswith("localhost:")]
     if pushed:
         docker.image.remove(pushed, force=True)
@@ -236,10 +232,5 @@ def test_teardown_holds_when_another_job_removes_an_image_while_it_looks_for_the
         subprocess.run([real, "image", "rm", "-f", vanishing], capture_output=True)
     with pytest.raises(DockerException):
         docker.container.inspect(registry_container)
-    listing = subprocess.run(
-        ["docker", "image", "ls", "--format", "{{.Repository}}:{{.Tag}}"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.split()
+    listing = engine.image_tags(["docker"])
     assert not [tag for tag in listing if tag.startswith(f"{host}/")]
