@@ -243,32 +243,8 @@ def check_image(
 
     passed, errors = ["present"], []
     actual = f"{image.os}/{image.architecture}"
-    if not _platform_matches(actual, image.variant, platform):
-        errors.append(
-            StagegateError(
-                Code.PLATFORM_MISMATCH,
-                f"{spec.name} is built for {actual}, the target runs {platform}",
-                f"build for {platform} (FROM a {platform} base image), or set [tool.stagegate] platform",
-                {"image": spec.name, "platform": actual, "expected": platform},
-            )
-        )
-    else:
-        passed.append("platform")
-
-    stale = _staleness(
-        config,
-        docker,
-        spec,
-        built,
-        artifacts,
-        clock,
-        hasher or context_hasher(config),
-        {} if base_ids is None else base_ids,
-    )
-    if stale is not None:
-        errors.append(stale)
-    else:
-        passed.append("current")
+    _check_platform(spec, actual, image.variant, platform, f"{spec.name} is built for", passed, errors)
+    _check_current(config, docker, spec, built, artifacts, clock, hasher, base_ids, passed, errors)
     return ImageCheck(True, passed, errors)
 
 
@@ -291,17 +267,48 @@ def _check_in_registry(
     if entry.platform is not None:
         parts = entry.platform.split("/")
         actual, variant = "/".join(parts[:2]), (parts[2] if len(parts) > 2 else None)
-        if not _platform_matches(actual, variant, platform):
-            errors.append(
-                StagegateError(
-                    Code.PLATFORM_MISMATCH,
-                    f"{spec.name} in the registry ({entry.pinned}) is for {actual}, the target runs {platform}",
-                    f"build for {platform} (FROM a {platform} base image), or set [tool.stagegate] platform",
-                    {"image": spec.name, "platform": actual, "expected": platform},
-                )
-            )
-        else:
-            passed.append("platform")
+        said = f"{spec.name} in the registry ({entry.pinned}) is for"
+        _check_platform(spec, actual, variant, platform, said, passed, errors)
+    _check_current(config, docker, spec, built, artifacts, clock, hasher, base_ids, passed, errors)
+    return ImageCheck(True, passed, errors)
+
+
+def _check_platform(
+    spec: ImageSpec,
+    actual: str,
+    variant: str | None,
+    platform: str,
+    said: str,
+    passed: list[str],
+    errors: list[StagegateError],
+) -> None:
+    """ "platform" passed, or ``PLATFORM_MISMATCH`` (``said`` names the image and where it is)."""
+    if _platform_matches(actual, variant, platform):
+        passed.append("platform")
+        return
+    errors.append(
+        StagegateError(
+            Code.PLATFORM_MISMATCH,
+            f"{said} {actual}, the target runs {platform}",
+            f"build for {platform} (FROM a {platform} base image), or set [tool.stagegate] platform",
+            {"image": spec.name, "platform": actual, "expected": platform},
+        )
+    )
+
+
+def _check_current(
+    config: Config,
+    docker: DockerClient,
+    spec: ImageSpec,
+    built: dict[str, BuiltImage],
+    artifacts: Path,
+    clock: Clock,
+    hasher: hashing.ContextHasher | None,
+    base_ids: dict[str, tuple[str, tuple[str, ...]]] | None,
+    passed: list[str],
+    errors: list[StagegateError],
+) -> None:
+    """ "current" passed (built from today's sources), or the staleness error."""
     stale = _staleness(
         config,
         docker,
@@ -316,7 +323,6 @@ def _check_in_registry(
         errors.append(stale)
     else:
         passed.append("current")
-    return ImageCheck(True, passed, errors)
 
 
 def _staleness(
