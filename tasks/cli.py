@@ -16,7 +16,7 @@ from . import pipeline, runlock, runner
 from .config import Config, artifacts_dir, load_config
 from .errors import Code, StagegateError
 from .ledger import Ledger
-from .options import parse_prune_options, parse_teardown_options
+from .options import parse_options, parse_prune_options
 from .redact import redact_logging
 from .reports import RunReport, markdown_summary
 from .ui import Reporter, make_console
@@ -89,7 +89,7 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
     _quiet_libraries()
     console = make_console()
     try:
-        options = parse_teardown_options(posargs)
+        options = parse_options(posargs)  # the pipeline's set: --target chooses when run.json names none
         config = load_config(root)
         runlock.acquire(config.artifacts, what="teardown")  # never while a run is active
         ledger = Ledger(config.artifacts)

@@ -61,31 +61,37 @@ def register(root: str | Path | None = None) -> tuple[str, ...]:
     @nox.session(name="preflight", python=False, default=False)
     def preflight(session: nox.Session) -> None:
         """Check engine, builder, base images and manifest image references before anything runs."""
+        _options_help(session)
         _fail_on(session, _cli().stage("preflight", session.posargs, repo))
 
     @nox.session(name="build", python=False, default=False, requires=["preflight"])
     def build(session: nox.Session) -> None:
         """Build every configured image: dependency order, in parallel, unchanged ones skipped; --push pushes."""
+        _options_help(session)
         _fail_on(session, _cli().stage("build", session.posargs, repo))
 
     @nox.session(name="verify", python=False, default=False, requires=["build"])
     def verify(session: nox.Session) -> None:
         """Prove the images right: present, current, platform, smoke command, manifests' image references."""
+        _options_help(session)
         _fail_on(session, _cli().stage("verify", session.posargs, repo))
 
     @nox.session(name="cluster", python=False, default=False, requires=["verify"])
     def cluster(session: nox.Session) -> None:
         """Create or reuse the target (kind by default; existing: the run's namespace) and put the images there."""
+        _options_help(session)
         _fail_on(session, _cli().stage("cluster", session.posargs, repo))
 
     @nox.session(name="deploy", python=False, default=False, requires=["cluster"])
     def deploy(session: nox.Session) -> None:
         """Apply the manifests at the built tags; wait for readiness, failing fast on pod errors."""
+        _options_help(session)
         _fail_on(session, _cli().stage("deploy", session.posargs, repo))
 
     @nox.session(name="e2e", default=False, requires=["deploy"], reuse_venv=True)
     def e2e(session: nox.Session) -> None:
         """Run the e2e tests against the deployment (the whole chain: nox -s e2e)."""
+        _options_help(session)
         if requirements := _cli().e2e_requirements(repo):
             install_once(session, requirements)
         _fail_on(session, _cli().stage("e2e", session.posargs, repo, bin_dir=session.bin))
@@ -93,11 +99,13 @@ def register(root: str | Path | None = None) -> tuple[str, ...]:
     @nox.session(name="teardown", python=False, default=False)
     def teardown(session: nox.Session) -> None:
         """Remove what stagegate created: its cluster, or what it applied to yours."""
+        _options_help(session)
         _fail_on(session, _cli().teardown(repo, session.posargs))
 
     @nox.session(name="prune", python=False, default=False)
     def prune(session: nox.Session) -> None:
         """Remove stagegate's old sg- image tags, keeping the current run's and the newest: -- --keep N."""
+        _options_help(session, "prune")
         _fail_on(session, _cli().prune(repo, session.posargs))
 
     @nox.session(name="report", python=False, default=False)
@@ -167,6 +175,24 @@ def _named(requirement: str) -> bool:
         return Requirement(requirement).url is None and not requirement.lstrip().startswith(("-", ".", "/"))
     except InvalidRequirement:
         return False
+
+
+_HELP_SHOWN: set[str] = set()
+
+
+def _options_help(session: nox.Session, which: str = "pipeline") -> None:
+    """With ``-- --help`` (or ``-h``), print the session's options and skip it: nothing runs.
+    nox hands the posargs to every prerequisite too, so one invocation prints them once
+    (``nox -s e2e -- --help`` skips the six sessions and shows the pipeline's options once)."""
+    from . import options
+
+    if not options.wants_help(session.posargs):
+        return
+    if which not in _HELP_SHOWN:
+        _HELP_SHOWN.add(which)
+        text = options.prune_options_help() if which == "prune" else options.options_help()
+        print(text, end="", flush=True)
+    session.skip("options listed above; nothing ran")
 
 
 def _fail_on(session: nox.Session, failure: str | None) -> None:

@@ -136,10 +136,18 @@ class _Gate:
         client = docker or DeferredDockerClient(env)
         interrupted: KeyboardInterrupt | None = None
         try:
-            run = ledger.begin(stage, git=lambda: git_info(root), options={"argv": list(argv)})
+            bad_options: StagegateError | None = None
+            try:
+                options = parse_options(argv)
+            except StagegateError as exc:  # recorded as this stage's failure once it has begun
+                bad_options = exc
+            parsed = options.to_json() if options is not None else {}
+            run = ledger.begin(stage, git=lambda: git_info(root), options={"argv": list(argv), **parsed})
             self.begun = True
             runlock.note_run(artifacts, str(run.get("run_id")))
-            options = parse_options(argv)
+            if bad_options is not None:
+                raise bad_options
+            assert options is not None  # parsed, or the error was raised
             config = load_config(root, env)
             choice = choose_profile(config, options, run)
             if choice.name is not None:
@@ -207,11 +215,6 @@ class _Gate:
         publish_reports(recorded, ledger.artifacts, env, reporter)
         if interrupted is not None:
             raise interrupted.with_traceback(None) from None
-        if options is None:  # refused before its options were read (UPSTREAM_FAILED): read them now
-            try:
-                options = parse_options(argv)
-            except StagegateError:
-                options = None
         if options is not None and options.bundle_out is not None:
             try:
                 written = bundle.write_bundle(

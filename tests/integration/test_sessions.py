@@ -47,9 +47,16 @@ def project(repo: Repo, busybox_image: str) -> Repo:
 
 
 def test_build_session_builds_and_records_the_image(project: Repo) -> None:
-    result = nox(project.root, "-s", "build")
+    result = nox(project.root, "-s", "build", "--", "-j", "1")
     assert result.returncode == 0, result.stderr
     record = project.run_record()
+    options = record["options"]  # every option by name, beside the argv it came from
+    assert (options["argv"], options["jobs"], options["keep_going"], options["only"]) == (
+        ["-j", "1"],
+        1,
+        False,
+        [],
+    )
     assert [record["stages"][s]["status"] for s in ("preflight", "build")] == ["passed", "passed"]
     image = record["stages"]["build"]["outputs"]["images"][project.image_name]
     assert image["status"] == "built" and image["image_id"].startswith("sha256:")
@@ -244,6 +251,22 @@ def test_deploy_session_on_the_fake_kind_is_apply_failed_with_the_api_servers_wo
         assert "Session deploy aborted: APPLY_FAILED" in result.stderr
     finally:
         nox(project.root, "-s", "teardown", env=env)
+
+
+def test_help_lists_the_options_once_and_runs_nothing(project: Repo) -> None:
+    result = nox(project.root, "-s", "verify", "--", "--target", "docker", "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("usage: nox -s <stage> -- [OPTIONS]") == 1  # not once per session
+    assert "  --jobs N, -j N\n      at most N builds at once" in result.stdout
+    assert "  --bundle-in DIR\n" in result.stdout
+    for session in ("preflight", "build", "verify"):
+        assert f"Session {session} skipped: options listed above; nothing ran" in result.stderr
+    assert not (project.artifacts / "run.json").exists()  # no stage began
+
+    prune = nox(project.root, "-s", "prune", "--", "-h")
+    assert prune.returncode == 0, prune.stderr
+    assert "usage: nox -s prune -- [OPTIONS]" in prune.stdout and "  --keep N\n" in prune.stdout
+    assert "--keep-going" not in prune.stdout
 
 
 def test_teardown_rejects_an_unknown_option(project: Repo) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 from stagegate import options as options_module
 from stagegate.errors import Code, StagegateError
@@ -152,10 +155,65 @@ def test_max_parallel(monkeypatch: pytest.MonkeyPatch) -> None:
     assert Options().max_parallel == 1
 
 
-def test_help_lists_every_option() -> None:
+def test_help_lists_every_declared_option_with_its_help() -> None:
     text = options_module.options_help()
+    declared = options_module.declared(Options)
 
-    assert all(flag in text for flag in ("--keep-going", "--only", "--jobs"))
+    assert [f.name for f, _ in declared] == [f.name for f in dataclasses.fields(Options)]  # none left out
+    for _, option in declared:
+        assert f"  {', '.join(option.forms())}\n      {option.help}\n" in text
+    assert "  --jobs N, -j N\n" in text and "  --target auto|kind|docker|existing\n" in text
+    prune = options_module.prune_options_help()
+    assert "  --keep N\n" in prune and "  --dry-run\n" in prune and "--keep-going" not in prune
+
+
+@pytest.mark.parametrize(
+    ("argv", "wanted"),
+    [
+        (["--help"], True),
+        (["-h"], True),
+        (["--target", "docker", "--help"], True),
+        ([], False),
+        (["--hel"], False),
+    ],
+)
+def test_help_is_asked_by_either_flag_anywhere(argv: list[str], wanted: bool) -> None:
+    assert options_module.wants_help(argv) is wanted
+
+
+def test_an_option_declared_once_is_parsed_listed_in_the_hint_and_recorded() -> None:
+    """Every declared option parses, is named in an unknown option's hint, and reaches to_json
+    (run.json's record) by its field name; a value given is the value recorded."""
+    hint = option_error(["--frobnicate"]).hint
+    for f, option in options_module.declared(Options):
+        assert option.usage in hint
+        if option.metavar is None and option.choices is None:
+            argv, expected = [option.flags[0]], True
+        elif option.choices:
+            argv, expected = [option.flags[0], option.choices[-1]], option.choices[-1]
+        elif option.parse is not None:
+            argv, expected = [option.flags[0], "2"], 2
+        else:
+            argv, expected = [option.flags[0], "value"], ["value"] if option.repeat else "value"
+        recorded = parse_options(argv).to_json()
+        assert recorded[f.name] == expected, f.name
+        assert recorded == {**Options().to_json(), f.name: expected}
+
+
+def _readme_options_table() -> list[str]:
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = text.split("\n### Options\n", 1)[1].split("\n#", 1)[0]
+    return [
+        line.split(" | ")[0].removeprefix("| ") for line in section.splitlines() if line.startswith("| `")
+    ]
+
+
+def test_readmes_options_table_lists_the_declared_options_in_order() -> None:
+    expected = [
+        ", ".join(f"`{form}`" for form in option.forms()).replace("|", "\\|")
+        for _, option in options_module.declared(Options)
+    ]
+    assert _readme_options_table() == expected
 
 
 @pytest.mark.parametrize("argv", [["--only", ""], ["--only", ","], ["--only", " , "]])
