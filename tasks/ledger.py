@@ -30,11 +30,9 @@ import filelock
 from .clock import Clock, iso
 from .errors import Code, StagegateError, failure_class_of
 from .redact import clean_json, redact, redact_json
+from .stagelist import PIPELINE  # the gated stages, in order
 
 SCHEMA_VERSION = 1
-
-# The gated stages, in order. A stage may run only when all before it passed.
-PIPELINE: tuple[str, ...] = ("preflight", "build", "verify", "cluster", "deploy", "e2e")
 
 
 class Status(enum.StrEnum):

@@ -33,14 +33,11 @@ from pathlib import Path
 import nox
 from packaging.requirements import InvalidRequirement, Requirement
 
+from .stagelist import PIPELINE, STAGES
+
 #: Every session :func:`register` defines, in the order ``nox -l`` lists them.
 SESSIONS = (
-    "preflight",
-    "build",
-    "verify",
-    "cluster",
-    "deploy",
-    "e2e",
+    *PIPELINE,
     "teardown",
     "prune",
     "report",
@@ -58,43 +55,8 @@ def register(root: str | Path | None = None) -> tuple[str, ...]:
     repo = _caller_root() if root is None else Path(root).resolve()
     quiet_uv_probe()
 
-    @nox.session(name="preflight", python=False, default=False)
-    def preflight(session: nox.Session) -> None:
-        """Check engine, builder, base images and manifest image references before anything runs."""
-        _options_help(session)
-        _fail_on(session, _cli().stage("preflight", session.posargs, repo))
-
-    @nox.session(name="build", python=False, default=False, requires=["preflight"])
-    def build(session: nox.Session) -> None:
-        """Build every configured image: dependency order, in parallel, unchanged ones skipped; --push pushes."""
-        _options_help(session)
-        _fail_on(session, _cli().stage("build", session.posargs, repo))
-
-    @nox.session(name="verify", python=False, default=False, requires=["build"])
-    def verify(session: nox.Session) -> None:
-        """Prove the images right: present, current, platform, smoke command, manifests' image references."""
-        _options_help(session)
-        _fail_on(session, _cli().stage("verify", session.posargs, repo))
-
-    @nox.session(name="cluster", python=False, default=False, requires=["verify"])
-    def cluster(session: nox.Session) -> None:
-        """Create or reuse the target (kind by default; existing: the run's namespace) and put the images there."""
-        _options_help(session)
-        _fail_on(session, _cli().stage("cluster", session.posargs, repo))
-
-    @nox.session(name="deploy", python=False, default=False, requires=["cluster"])
-    def deploy(session: nox.Session) -> None:
-        """Apply the manifests at the built tags; wait for readiness, failing fast on pod errors."""
-        _options_help(session)
-        _fail_on(session, _cli().stage("deploy", session.posargs, repo))
-
-    @nox.session(name="e2e", default=False, requires=["deploy"], reuse_venv=True)
-    def e2e(session: nox.Session) -> None:
-        """Run the e2e tests against the deployment (the whole chain: nox -s e2e)."""
-        _options_help(session)
-        if requirements := _cli().e2e_requirements(repo):
-            install_once(session, requirements)
-        _fail_on(session, _cli().stage("e2e", session.posargs, repo, bin_dir=session.bin))
+    for position, stage in enumerate(PIPELINE):  # each requires= the one before
+        _pipeline_session(stage, PIPELINE[position - 1] if position else None, repo)
 
     @nox.session(name="teardown", python=False, default=False)
     def teardown(session: nox.Session) -> None:
@@ -124,6 +86,26 @@ def register(root: str | Path | None = None) -> tuple[str, ...]:
         _fail_on(session, _cli().init(repo))
 
     return SESSIONS
+
+
+def _pipeline_session(stage: str, before: str | None, repo: Path) -> None:
+    """Define the session of ``stage``, run after ``before``, described as :data:`STAGES` says.
+    The stages run in nox's own environment; e2e in a virtualenv of its own (reused), where its
+    test requirements are installed."""
+
+    def session_function(session: nox.Session) -> None:
+        _options_help(session)
+        bin_dir = None
+        if stage == "e2e":
+            if requirements := _cli().e2e_requirements(repo):
+                install_once(session, requirements)
+            bin_dir = session.bin
+        _fail_on(session, _cli().stage(stage, session.posargs, repo, bin_dir=bin_dir))
+
+    session_function.__name__ = session_function.__qualname__ = stage
+    session_function.__doc__ = STAGES[stage]
+    where = {"reuse_venv": True} if stage == "e2e" else {"python": False}
+    nox.session(name=stage, default=False, requires=[before] if before else [], **where)(session_function)
 
 
 def _cli() -> types.ModuleType:
