@@ -29,7 +29,7 @@ from typing import Any
 
 import yaml
 
-from . import redact, runner
+from . import kinds, redact, runner
 from .errors import Code, CommandEvidence, StagegateError
 from .filetypes import file_type
 from .references import repository, tag_of
@@ -697,13 +697,10 @@ def value_references(
 
 
 # Applied (and waited for) before everything else: what the rest needs to exist at all.
-PREREQUISITE_KINDS = ("CustomResourceDefinition", "Namespace")
-
-
 def split_prerequisites(objects: list[ManifestObject]) -> tuple[list[ManifestObject], list[ManifestObject]]:
     """``(CRDs and Namespaces, the rest)``, each in the rendered order."""
-    first = [o for o in objects if o.kind in PREREQUISITE_KINDS]
-    return first, [o for o in objects if o.kind not in PREREQUISITE_KINDS]
+    first = [o for o in objects if o.kind in kinds.PREREQUISITE]
+    return first, [o for o in objects if o.kind not in kinds.PREREQUISITE]
 
 
 def to_yaml(objects: list[ManifestObject], *, reveal_secrets: bool = False) -> str:

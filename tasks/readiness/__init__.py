@@ -14,7 +14,6 @@ reasons and conditions, never message text.
 
 from .model import (
     RESTART_BUDGET_ANNOTATION,
-    WORKLOAD_KINDS,
     Assessment,
     ImageFacts,
     ReadinessPolicy,
@@ -26,7 +25,6 @@ from .waiter import ReadinessWaiter, Tracker, timeout_error
 
 __all__ = [
     "RESTART_BUDGET_ANNOTATION",
-    "WORKLOAD_KINDS",
     "Assessment",
     "ImageFacts",
     "ReadinessPolicy",

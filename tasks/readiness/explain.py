@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from .. import kinds
 from .model import (
-    WORKLOAD_KINDS,
     ImageFacts,
     ReadinessPolicy,
     Snapshot,
@@ -34,10 +34,6 @@ from .model import (
     workload_id,
 )
 from .waiter import Tracker
-
-PASSIVE_KINDS = frozenset(
-    {"Event", "ConfigMap", "Secret", "Service", "Endpoints", "EndpointSlice", "Namespace", "ServiceAccount"}
-)
 
 
 def objects_of(document: Any) -> list[dict[str, Any]]:
@@ -53,8 +49,11 @@ def snapshot_of(objects: Iterable[dict[str, Any]]) -> tuple[Snapshot, list[dict[
     candidates = [
         o
         for o in objects
-        if o.get("kind") in WORKLOAD_KINDS
-        or (o.get("kind") not in PASSIVE_KINDS and (condition(o, "Ready") or condition(o, "Stalled")))
+        if o.get("kind") in kinds.WATCHED
+        or (
+            o.get("kind") not in kinds.WITHOUT_READINESS
+            and (condition(o, "Ready") or condition(o, "Stalled"))
+        )
     ]
     workloads = [o for o in candidates if not owned_by_any(o, candidates)]
     config: dict[tuple[str, str, str], frozenset[str]] = {}

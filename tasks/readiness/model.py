@@ -10,7 +10,6 @@ from typing import Any, Literal
 
 from ..errors import StagegateError
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Job", "Pod")
 RESTART_BUDGET_ANNOTATION = "stagegate.dev/restart-budget"
 
 Verdict = Literal["ready", "waiting", "fatal"]

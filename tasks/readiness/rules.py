@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .. import kinds
 from ..errors import Code, StagegateError
 from .model import (
     READY,
@@ -31,7 +32,6 @@ from .model import (
 )
 
 Rule = Callable[[dict[str, Any], list[dict[str, Any]]], Status]
-APPS_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet")
 
 
 def workload_status(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
@@ -75,7 +75,7 @@ def _generic(obj: dict[str, Any]) -> Status | None:
         return Status("ready", "paused (spec.paused): not waited for")
     generation = (obj.get("metadata") or {}).get("generation")
     observed = status_of(obj).get("observedGeneration")
-    strict = obj.get("kind") in APPS_KINDS  # their controllers always report observedGeneration
+    strict = obj.get("kind") in kinds.APPS  # their controllers always report observedGeneration
     if (
         generation is not None
         and (observed is not None or strict)

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from .. import kinds
 from ..manifests import ManifestObject
 from ..readiness import ImageFacts, ReadinessPolicy
 
@@ -118,30 +119,11 @@ def provided_config(objects: list[ManifestObject]) -> dict[tuple[str, str, str],
     return provided
 
 
-# Built-in kinds that live in no namespace: they never put "default" among a deploy's namespaces.
-CLUSTER_SCOPED_KINDS = frozenset(
-    {
-        "APIService",
-        "ClusterRole",
-        "ClusterRoleBinding",
-        "CustomResourceDefinition",
-        "IngressClass",
-        "MutatingWebhookConfiguration",
-        "Namespace",
-        "PersistentVolume",
-        "PriorityClass",
-        "RuntimeClass",
-        "StorageClass",
-        "ValidatingWebhookConfiguration",
-    }
-)
-
-
 def namespaces(objects: list[ManifestObject]) -> list[str]:
     """The namespaces the namespaced objects of ``objects`` live in ("default" for those that
     name none); cluster-scoped objects — built-in kinds, and custom resources whose CRD in
     ``objects`` says ``scope: Cluster`` — live in none."""
-    cluster_kinds = CLUSTER_SCOPED_KINDS | {
+    cluster_kinds = kinds.CLUSTER_SCOPED | {
         str(((obj.doc.get("spec") or {}).get("names") or {}).get("kind"))
         for obj in objects
         if obj.kind == "CustomResourceDefinition" and (obj.doc.get("spec") or {}).get("scope") == "Cluster"

@@ -27,7 +27,7 @@ from typing import Any
 
 from python_on_whales import DockerClient
 
-from .. import runner
+from .. import kinds, runner
 from ..builder import log_excerpt
 from ..clock import Clock
 from ..config import ExistingConfig, RegistryConfig
@@ -38,7 +38,7 @@ from ..ownership import OWNER_LABEL, owner_id
 from ..ownership import short as owner_short
 from ..readiness import ImageFacts, ReadinessPolicy
 from ..registry import Pusher
-from . import CLUSTER_SCOPED_KINDS, ImageToLoad
+from . import ImageToLoad
 from .forwards import ResolvedForward
 from .kubectl import ESTABLISHED_TIMEOUT, KubectlCluster, tool_missing
 
@@ -269,7 +269,7 @@ class ExistingTarget(KubectlCluster):
     def scoped(self, objects: list[ManifestObject]) -> list[ManifestObject]:
         """``objects`` as this target applies them: each namespaced object in the run's
         namespace, the manifests' Namespace objects left out; a cluster-scoped object refused."""
-        cluster_kinds = CLUSTER_SCOPED_KINDS | {
+        cluster_kinds = kinds.CLUSTER_SCOPED | {
             str(((o.doc.get("spec") or {}).get("names") or {}).get("kind"))
             for o in objects
             if o.kind == "CustomResourceDefinition"

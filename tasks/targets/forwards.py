@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .. import kinds
 from ..config import PortForward
 from ..errors import StagegateError, config_error
 from ..manifests import ManifestObject
@@ -25,7 +26,6 @@ from . import env_name
 
 KINDS = {"service": "Service", "deployment": "Deployment", "statefulset": "StatefulSet", "pod": "Pod"}
 # Workloads whose declared ports are named when nothing reaches them (a Job's pods come and go).
-SERVING_KINDS = ("Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "Pod")
 _KEY = "tool.stagegate.e2e.port_forward"
 
 
@@ -174,7 +174,7 @@ def unreached_ports(objects: list[ManifestObject], forwards: Sequence[ResolvedFo
     services = [o for o in objects if o.kind == "Service"]
     lines = []
     for obj in objects:
-        if obj.kind not in SERVING_KINDS:
+        if obj.kind not in kinds.SERVING:
             continue
         namespace = obj.namespace or "default"
         labels = _template_labels(obj)

@@ -15,13 +15,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from .. import runner
+from .. import kinds, runner
 from ..builder import log_excerpt
 from ..clock import Clock
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_text_atomic
 from ..manifests import ManifestObject, split_prerequisites, to_yaml
-from ..readiness import WORKLOAD_KINDS, ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
+from ..readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
 from ..redact import redact
 from . import endpoint_env, env_name, namespaces, provided_config, services
 from .forwards import ResolvedForward, claimed_names, local_port_free
@@ -154,7 +154,7 @@ class KubectlCluster:
         on_progress: Callable[..., None],
     ) -> dict[str, Any]:
         wanted = {
-            (obj.kind, obj.namespace or "default", obj.name) for obj in objects if obj.kind in WORKLOAD_KINDS
+            (obj.kind, obj.namespace or "default", obj.name) for obj in objects if obj.kind in kinds.WATCHED
         }
         spaces = sorted({ns for _, ns, _ in wanted})
 

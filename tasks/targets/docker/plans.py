@@ -7,8 +7,6 @@ import secrets
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-WORKLOAD_KINDS = ("Deployment", "StatefulSet", "Job", "Pod")
-PASSIVE_KINDS = ("Namespace", "Service", "ConfigMap", "Secret", "ServiceAccount")
 SUPPORTED_POD_FIELDS = {
     "containers",
     "initContainers",

@@ -19,16 +19,15 @@ import re
 from pathlib import Path
 from typing import Any
 
+from ... import kinds
 from ...errors import Code, StagegateError
 from ...manifests import ManifestObject
 from .plans import (
     MAX_REPLICAS,
-    PASSIVE_KINDS,
     PROBE_KINDS,
     SUPPORTED_CONTAINER_FIELDS,
     SUPPORTED_JOB_FIELDS,
     SUPPORTED_POD_FIELDS,
-    WORKLOAD_KINDS,
     ContainerPlan,
     ForwarderPlan,
     PodPlan,
@@ -79,9 +78,9 @@ def translate(objects: list[ManifestObject], *, workdir: Path) -> list[PodPlan]:
     service_list = [o for o in objects if o.kind == "Service"]
     pods: list[PodPlan] = []
     for obj in objects:
-        if obj.kind in PASSIVE_KINDS:
+        if obj.kind in kinds.KEPT_BY_DOCKER:
             continue
-        if obj.kind not in WORKLOAD_KINDS:
+        if obj.kind not in kinds.RUN_BY_DOCKER:
             problems.append(
                 f"{obj.kind}/{obj.name} ({obj.source}): kind {obj.kind} is not supported by the docker target"
             )
