@@ -105,10 +105,12 @@ class DeploySettings(_Strict):
     manifests: str | Annotated[list[str], Field(min_length=1)]  # sources applied in order; globs allowed
     kustomize_args: list[str] = []
     external_images: list[str] = []
-    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
-    poll_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 2.0
-    crashloop_restarts: Annotated[int, Field(ge=0)] = 5
-    unschedulable_grace: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 30.0
+    timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = ReadinessPolicy.timeout
+    poll_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = ReadinessPolicy.poll_interval
+    crashloop_restarts: Annotated[int, Field(ge=0)] = ReadinessPolicy.crashloop_restarts
+    unschedulable_grace: Annotated[float, Field(ge=0, allow_inf_nan=False)] = (
+        ReadinessPolicy.unschedulable_grace
+    )
 
 
 _PORT = Annotated[int, Field(ge=1, le=65535)]

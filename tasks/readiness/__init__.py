@@ -13,6 +13,7 @@ reasons and conditions, never message text.
 """
 
 from .model import (
+    HEARTBEAT_S,
     RESTART_BUDGET_ANNOTATION,
     Assessment,
     ImageFacts,
@@ -24,6 +25,7 @@ from .rules import workload_status
 from .waiter import ReadinessWaiter, Tracker, timeout_error
 
 __all__ = [
+    "HEARTBEAT_S",
     "RESTART_BUDGET_ANNOTATION",
     "Assessment",
     "ImageFacts",

@@ -17,14 +17,18 @@ Verdict = Literal["ready", "waiting", "fatal"]
 
 @dataclass(frozen=True)
 class ReadinessPolicy:
+    """What ``[tool.stagegate.deploy]`` sets of readiness; these defaults are its defaults."""
+
     poll_interval: float = 2.0
     timeout: float = 300.0
     # Restarts a crash-looping container may use while the rest of the deploy is still
     # coming up (the kubelet's back-off of 10, 20, 40, 80, 160 s spends 5 in about 5 min).
     crashloop_restarts: int = 5
     unschedulable_grace: float = 30.0  # seconds a pod may stay unschedulable
-    stable_polls: int = 2  # ready this many polls in a row
-    heartbeat: float = 30.0  # a progress line at least this often while waiting
+
+
+STABLE_POLLS = 2  # ready this many polls in a row
+HEARTBEAT_S = 30.0  # a progress line at least this often while waiting
 
 
 @dataclass(frozen=True)

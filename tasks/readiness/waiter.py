@@ -28,6 +28,7 @@ from ..clock import Clock
 from ..errors import Code, StagegateError
 from . import pods as podstate
 from .model import (
+    STABLE_POLLS,
     Assessment,
     ImageFacts,
     ReadinessPolicy,
@@ -229,7 +230,7 @@ class Tracker:
 
 
 class ReadinessWaiter:
-    """Polls until the rollout is ready (stable over ``stable_polls`` polls), fatal, or late."""
+    """Polls until the rollout is ready (stable over :data:`STABLE_POLLS` polls), fatal, or late."""
 
     def __init__(self, policy: ReadinessPolicy, clock: Clock, images: ImageFacts) -> None:
         self.policy = policy
@@ -277,7 +278,7 @@ class ReadinessWaiter:
             result.notes = done
             on_progress(result, elapsed)
             ready_in_a_row = ready_in_a_row + 1 if result.ready else 0
-            if ready_in_a_row >= self.policy.stable_polls:
+            if ready_in_a_row >= STABLE_POLLS:
                 return {
                     "ready_after_s": round(elapsed, 3),
                     "polls": polls,

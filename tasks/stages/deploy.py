@@ -11,7 +11,7 @@ from pathlib import Path
 from .. import manifests, resultcache
 from ..errors import Code, StagegateError
 from ..manifests import ManifestObject
-from ..readiness import Assessment, ImageFacts
+from ..readiness import HEARTBEAT_S, Assessment, ImageFacts
 from ..targets import Target
 from . import StageContext
 from .build import OK
@@ -43,7 +43,7 @@ def run(ctx: StageContext) -> None:
         ctx.outputs["apply"] = target.apply(objects)
         for note in ctx.outputs["apply"].get("skipped") or []:
             ctx.reporter.info(f"- skipped on the {target.name} target: {note}")
-        progress = _progress_printer(ctx, policy.heartbeat)
+        progress = _progress_printer(ctx, HEARTBEAT_S)
 
         ctx.outputs["readiness"] = target.wait_ready(objects, policy, image_facts(ctx), progress)
         ctx.reporter.info(f"✓ ready after {ctx.outputs['readiness']['ready_after_s']:.1f}s")
