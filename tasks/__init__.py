@@ -8,9 +8,11 @@ Where things are:
 - :mod:`stagegate.config`      ``[tool.stagegate]`` loaded and validated (pydantic) into ``ImageSpec``s
 - :mod:`stagegate.profiles`    which ``[tool.stagegate.profiles.<name>]`` a run applies, kept for the run
 - :mod:`stagegate.init`        ``python -m stagegate init``: a starting configuration for a repository
+- :mod:`stagegate.adopt`       what init reads: skaffold.yaml, compose files, where the manifests are
 - :mod:`stagegate.options`     the option set every pipeline session takes after ``--``
 - :mod:`stagegate.pipeline`    the gate: runs a stage, records it in the ledger, writes error.json
-- :mod:`stagegate.ledger`      ``run.json`` / ``error.json``, atomic writes, the upstream guard, PIPELINE
+- :mod:`stagegate.ledger`      ``run.json`` / ``error.json``, atomic writes, the upstream guard
+- :mod:`stagegate.stagelist`   the pipeline's stages in order, with the line ``nox -l`` shows for each
 - :mod:`stagegate.runlock`     one run at a time per artifacts dir (a lock held for the process's life)
 - :mod:`stagegate.ownership`   the owner id and label on everything stagegate creates
 - :mod:`stagegate.redact`      the one redaction every writer goes through (secrets never in clear)
@@ -22,10 +24,12 @@ Where things are:
   (a cluster stagegate did not create: one namespace per run, images from the registry)
 - :mod:`stagegate.targets.kind_registry` kind with a local registry: pushed to instead of ``kind load``
 - :mod:`stagegate.registry`    ``--push``: content-hash tags, skip-if-present, repository digests
+- :mod:`stagegate.bundle`      ``--bundle-out`` / ``--bundle-in``: a run's images in one archive with its records
 - :mod:`stagegate.resultcache` the e2e result cache: the key of a run's inputs, pass records kept
   locally and in the registry, cluster/deploy/e2e passed from a recorded pass
 - :mod:`stagegate.readiness`   is it ready, can it still be: rules per kind, pod states, the waiter,
                           and ``python -m stagegate.readiness`` to explain a verdict from kubectl JSON
+- :mod:`stagegate.kinds`       the Kubernetes kind sets, each named for its one use
 - :mod:`stagegate.manifests`   render (kustomize or YAML), walk container images, rewrite to built tags
 - :mod:`stagegate.builder`     buildx and legacy builders behind one interface; build-failure parsing
 - :mod:`stagegate.dockerfile`  instructions, line numbers and ``FROM`` images of a Dockerfile

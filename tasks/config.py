@@ -219,7 +219,7 @@ def unknown_profile(name: str, known: typing.Iterable[str]) -> StagegateError:
     )
 
 
-# -- registry and the existing-cluster target (issue 14) -----------------------------------------
+# -- registry and the existing-cluster target -------------------------------------------------------
 # A registry URL as written: host[:port]/path, no scheme, no tag.
 _REGISTRY_URL = (
     r"^[a-zA-Z0-9](?:[a-zA-Z0-9.-]*[a-zA-Z0-9])?(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*/?$"

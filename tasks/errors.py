@@ -166,15 +166,6 @@ class StagegateError(Exception):
         }
 
 
-class TransientError(StagegateError):
-    """A failure that may pass when retried (daemon hiccup, API server connection)."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.class_override is None:
-            self.class_override = FailureClass.ENVIRONMENT
-
-
 def rerun_advice(error: Mapping[str, Any]) -> str:
     """Whether a re-run can help, in words, from an error.json document: "a re-run may pass:
     …" (the environment) or "re-running will not help: fix …" (anything else). A document

@@ -1,8 +1,14 @@
-"""Targets: where the images run. One small interface; stages never know which target.
+"""Targets: where the images run. One small interface; the rule is that stages never need to
+know which target they have.
 
-- :mod:`stagegate.targets.kind` — a kind cluster, driven through the ``kind`` and ``kubectl`` CLIs.
+- :mod:`stagegate.targets.kind` — a kind cluster, driven through the ``kind`` and ``kubectl`` CLIs;
+  :mod:`stagegate.targets.kind_registry` its local registry, pushed to instead of ``kind load``.
+- :mod:`stagegate.targets.existing` — a cluster stagegate did not create: one namespace per run,
+  the images from the registry.
+- :mod:`stagegate.targets.kubectl` — what the kubectl-driven targets (kind, existing) share.
 - :mod:`stagegate.targets.docker` — the same manifests as containers on the Docker engine, run by a
   small kubelet (a package: translator, kubelet, controllers).
+- :mod:`stagegate.targets.forwards` — ``[tool.stagegate.e2e] port_forward`` matched to the manifests.
 
 ``select_target`` picks one from the option, the configuration and what is installed, and
 says why.

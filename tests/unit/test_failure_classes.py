@@ -20,7 +20,6 @@ from stagegate.errors import (
     Code,
     FailureClass,
     StagegateError,
-    TransientError,
     failure_class_of,
     rerun_advice,
 )
@@ -101,7 +100,7 @@ def test_an_error_has_its_codes_class_unless_it_overrides_it() -> None:
     assert StagegateError(Code.BUILD_FAILED, "m").failure_class is PRODUCT
     overridden = StagegateError(Code.BUILD_FAILED, "m", class_override=ENVIRONMENT)
     assert overridden.failure_class is ENVIRONMENT
-    assert TransientError(Code.APPLY_FAILED, "m").failure_class is ENVIRONMENT
+    assert StagegateError(Code.APPLY_FAILED, "m", class_override=ENVIRONMENT).failure_class is ENVIRONMENT
     assert StagegateError(Code.APPLY_FAILED, "m").failure_class is PRODUCT
 
 
