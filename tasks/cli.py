@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from . import pipeline, runlock, runner
-from .config import Config, artifacts_dir, load_config
+from .config import artifacts_dir, load_config
 from .errors import Code, StagegateError
 from .ledger import Ledger
 from .options import parse_options, parse_prune_options
@@ -27,9 +27,6 @@ if TYPE_CHECKING:
     from python_on_whales.exceptions import DockerException
 
     from .stages.preflight import Check
-    from .targets.docker import DockerTarget
-    from .targets.existing import ExistingTarget
-    from .targets.kind import KindTarget
 
 
 def stage(name: str, posargs: Sequence[str], root: Path, *, bin_dir: str | None = None) -> str | None:
@@ -82,9 +79,7 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
 
     from .dockerclient import docker_client
     from .stages.verify import remove_leftover_smoke_containers
-    from .targets import select_target
-    from .targets.docker import DockerTarget
-    from .targets.kind import KindTarget
+    from .targets import open_target, select_target
 
     _quiet_libraries()
     console = make_console()
@@ -96,20 +91,9 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
         record = ledger.read_run() or {}
         outputs = ((record.get("stages") or {}).get("cluster") or {}).get("outputs") or {}
         name = outputs.get("target") or select_target(options.target or config.target)[0]
-        cluster = (outputs.get("cluster") or {}).get("cluster") or config.cluster.name
-        target: KindTarget | DockerTarget | ExistingTarget
         try:
-            if name == "existing":
-                target = existing_of_run(config, outputs.get("cluster") or {}, docker_client())
-                outcome = target.teardown(delete=True)
-            elif name == "docker":
-                target = DockerTarget(
-                    project=config.cluster.name, artifacts=config.artifacts, docker=docker_client()
-                )
-                outcome = target.teardown(delete=True)
-            else:
-                target = KindTarget(cluster=cluster, artifacts=config.artifacts, docker=docker_client())
-                outcome = target.teardown(delete=target.created_by_stagegate())
+            target = open_target(name, config, docker_client(), recorded=outputs.get("cluster") or {})
+            outcome = target.remove_ours()
             if smoke := remove_leftover_smoke_containers(docker_client(), config.artifacts):
                 outcome["deleted"] += f" and {smoke} smoke container(s) left by an interrupted verify"
         except DockerException as exc:
@@ -120,28 +104,6 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
         return f"{error.code}: {error.message}"
     console.print(f"✓ teardown ({name} target, {outcome['cluster']}): removed {outcome['deleted']}")
     return None
-
-
-def existing_of_run(config: Config, cluster: dict, docker: DockerClient) -> ExistingTarget:
-    """The existing target as the run's cluster stage set it up (its context and namespace)."""
-    from .targets.existing import ExistingTarget
-
-    if not cluster.get("namespace") or not cluster.get("context"):
-        raise StagegateError(
-            Code.CONFIG_INVALID,
-            "run.json names no namespace of the existing target: this run applied nothing there",
-            "nothing to tear down; the cluster itself is never touched",
-            {"key": "run.json"},
-        )
-    kubeconfig = cluster.get("kubeconfig")
-    return ExistingTarget(
-        context=cluster["context"],
-        namespace=cluster["namespace"],
-        artifacts=config.artifacts,
-        docker=docker,
-        registry=config.registry,
-        kubeconfig=Path(kubeconfig) if kubeconfig else None,
-    )
 
 
 def _engine_unavailable(session: str, exc: DockerException) -> StagegateError:

@@ -843,7 +843,7 @@ def _registry_pull_policy_problem(image: str, policy: str | None) -> str | None:
     if policy == "Never":
         return (
             f"imagePullPolicy: Never keeps the cluster from pulling {image} from the registry, "
-            "where the existing target's images come from"
+            "where this run's target takes its images from"
         )
     return None
 

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from python_on_whales import DockerClient
 
     from ..dockerclient import DeferredDockerClient
+    from ..targets import TargetTraits
 
 
 @dataclass
@@ -39,3 +40,11 @@ class StageContext:
     @property
     def artifacts(self) -> Path:
         return self.config.artifacts
+
+    @property
+    def target_traits(self) -> TargetTraits:
+        """What is known of the run's target before it is opened (``--target``, else the
+        configuration's)."""
+        from ..targets import traits_of
+
+        return traits_of(self.options.target or self.config.target, self.config)

@@ -142,7 +142,7 @@ def run(ctx: StageContext) -> None:
         sleep=ctx.clock.sleep,
         hasher=hasher,
         cache=cache,
-        pull_from_cache=(ctx.options.target or ctx.config.target) != "existing",
+        pull_from_cache=not ctx.target_traits.pulls_pinned_images,
     )
     ctx.outputs["images"] = {}
     try:
@@ -208,15 +208,17 @@ def registry_cache(ctx: StageContext) -> RegistryCache | None:
 
 
 def wants_push(ctx: StageContext) -> bool:
-    """``--push``, and always for the existing target: its cluster can only pull."""
-    return ctx.options.push or (ctx.options.target or ctx.config.target) == "existing"
+    """``--push``, and always for a target whose cluster pulls the images by digest (existing)."""
+    return ctx.options.push or ctx.target_traits.pulls_pinned_images
 
 
 def push_images(ctx: StageContext, names: list[str]) -> None:
     """Every image of this run to the registry, recorded with its repository digest."""
     from ..registry import Pusher
 
-    registry = require_registry(ctx.config, "--push" if ctx.options.push else "--target existing")
+    registry = require_registry(
+        ctx.config, "--push" if ctx.options.push else f"--target {ctx.target_traits.name}"
+    )
     pusher = Pusher(
         ctx.docker, registry, ctx.artifacts / "logs" / "push", ctx.clock.monotonic, push_latest=True
     )

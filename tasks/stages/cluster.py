@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from .. import bundle, resultcache
 from ..errors import Code, StagegateError
-from ..ownership import owner_id
 from ..profiles import check_target
-from ..targets import ImageToLoad, Target, select_target
-from ..targets.docker import DockerTarget
-from ..targets.existing import ExistingTarget, check_context, namespace_for
-from ..targets.kind import KindTarget
+from ..targets import ImageToLoad, Target, open_target, select_target
 from . import StageContext
 from .build import OK
 
@@ -29,13 +23,15 @@ def run(ctx: StageContext) -> None:
             "run (--no-cache runs them)"
         )
         return
-    target = make_target(ctx, name)
-    where = (
-        f"context {target.context!r}, namespace {target.namespace!r}"
-        if isinstance(target, ExistingTarget)
-        else f"name {ctx.config.cluster.name!r}"
+    target = open_target(
+        name,
+        ctx.config,
+        ctx.docker,
+        clock=ctx.clock,
+        context=ctx.options.context,
+        run_id=str(ctx.run["run_id"]),
     )
-    ctx.reporter.stage_started("cluster", f"target {name} ({reason}), {where}")
+    ctx.reporter.stage_started("cluster", f"target {name} ({reason}), {target.where}")
     cache = ctx.outputs.get("result_cache") or {}
     if cache.get("lookup") == "miss":
         ctx.reporter.info(f"e2e result cache: no pass with these inputs ({cache['why']})")
@@ -49,51 +45,11 @@ def run(ctx: StageContext) -> None:
     )
     if "registry" in up:
         ctx.reporter.info(f"local registry {up['registry']['container']} at {up['registry']['host']}")
-    images = images_of_run(ctx, pinned=name == "existing")
-    archive = bundle.archive_of_run(ctx.run)
-    if archive is not None and isinstance(target, KindTarget):  # one kind load of the bundle's archive
-        loaded = target.load_archive(images, archive)
-    else:
-        loaded = target.load_images(images)
+    images = images_of_run(ctx, pinned=target.pulls_pinned_images)
+    loaded = target.load_images(images, archive=bundle.archive_of_run(ctx.run))
     ctx.outputs["load"] = loaded
     for image, entry in loaded["images"].items():
         ctx.reporter.info(f"✓ {image}: {entry['summary']}")
-
-
-def make_target(ctx: StageContext, name: str, cluster: dict[str, Any] | None = None) -> Target:
-    """The target of this run (``name`` as chosen by the cluster stage)."""
-    settings = ctx.config.cluster
-    if name == "existing":
-        existing = ctx.config.existing
-        context = (cluster or {}).get("context") or check_context(existing, ctx.options.context)
-        assert existing is not None
-        return ExistingTarget(
-            context=context,
-            namespace=(cluster or {}).get("namespace")
-            or namespace_for(existing.namespace, str(ctx.run["run_id"]), owner_id(ctx.artifacts)),
-            artifacts=ctx.artifacts,
-            docker=ctx.docker,
-            registry=ctx.config.registry,
-            kubeconfig=existing.kubeconfig,
-            clock=ctx.clock,
-            established_timeout=min(60.0, ctx.config.deploy.policy.timeout) if ctx.config.deploy else 60.0,
-        )
-    if name == "docker":
-        return DockerTarget(
-            project=settings.name, artifacts=ctx.artifacts, docker=ctx.docker, clock=ctx.clock
-        )
-    return KindTarget(
-        cluster=(cluster or {}).get("cluster") or settings.name,
-        artifacts=ctx.artifacts,
-        docker=ctx.docker,
-        clock=ctx.clock,
-        kind_config=settings.kind_config,
-        node_image=settings.node_image,
-        local_registry=settings.local_registry,
-        registry_image=settings.local_registry_image,
-        # the CRDs applied first share the deploy's deadline (at most a minute)
-        established_timeout=min(60.0, ctx.config.deploy.policy.timeout) if ctx.config.deploy else 60.0,
-    )
 
 
 def images_of_run(ctx: StageContext, *, pinned: bool = False) -> list[ImageToLoad]:
@@ -119,4 +75,6 @@ def images_of_run(ctx: StageContext, *, pinned: bool = False) -> list[ImageToLoa
 def target_of_run(ctx: StageContext) -> Target:
     """The target the cluster stage of this run set up (for deploy and e2e)."""
     outputs = ctx.run["stages"]["cluster"]["outputs"]
-    return make_target(ctx, outputs["target"], outputs.get("cluster"))
+    return open_target(
+        outputs["target"], ctx.config, ctx.docker, clock=ctx.clock, recorded=outputs.get("cluster")
+    )

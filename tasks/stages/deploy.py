@@ -88,24 +88,17 @@ def rendered_objects(ctx: StageContext) -> list[ManifestObject]:
 
 
 def built_refs(ctx: StageContext) -> dict[str, str]:
-    """Each built image's reference as this run's target uses it: the built tag, or on the
-    existing target the registry digest (``registry/name@sha256:…``: a moved tag can never
-    change what runs), or on kind with a local registry the digest it was pushed there at."""
+    """Each built image's reference as this run's target uses it: the ``ref`` the cluster stage
+    loaded it by (the built tag; the registry digest, ``registry/name@sha256:…``, where the
+    cluster pulls it: a moved tag can never change what runs), else its built tag."""
     images = ctx.run["stages"]["build"]["outputs"].get("images") or {}
     cluster = (ctx.run["stages"].get("cluster") or {}).get("outputs", {})
-    load = cluster.get("load") or {}
-    pushed = load.get("images") or {} if load.get("registry") else {}  # kind's local registry
-    refs = {}
-    for name, entry in images.items():
-        if entry.get("status") not in OK or not entry.get("ref"):
-            continue
-        if name in pushed:
-            refs[name] = pushed[name]["ref"]
-        elif cluster.get("target") == "existing":
-            refs[name] = (entry.get("registry") or {}).get("pinned", entry["ref"])
-        else:
-            refs[name] = entry["ref"]
-    return refs
+    loaded = (cluster.get("load") or {}).get("images") or {}
+    return {
+        name: (loaded.get(name) or {}).get("ref") or entry["ref"]
+        for name, entry in images.items()
+        if entry.get("status") in OK and entry.get("ref")
+    }
 
 
 def image_facts(ctx: StageContext) -> ImageFacts:

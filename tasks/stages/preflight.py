@@ -26,6 +26,7 @@ from ..hashing import DockerIgnore, never_inputs
 from ..options import Options
 from ..retry import docker_exceptions
 from ..runner import CommandFailed, last_line
+from ..targets import traits_of
 from . import StageContext
 from .build import never_inputs as never_input_paths
 
@@ -80,14 +81,15 @@ def run(ctx: StageContext) -> None:
 
 def check_target(config: Config, options: Options, outputs: dict[str, Any]) -> list[Check]:
     """Where this run deploys and pushes, checked before anything is built or pushed: the
-    existing target's context against the allow-list and the kubeconfig, the registry."""
-    target = options.target or config.target
+    registry a push needs, and the kubeconfig context of a target that runs in one (the
+    existing target's, against the allow-list and the kubeconfig)."""
+    traits = traits_of(options.target or config.target, config)
     checks: list[Check] = []
-    if options.push or target == "existing":
+    if options.push or traits.pulls_pinned_images:
         if config.registry is None:
             error = StagegateError(
                 Code.CONFIG_INVALID,
-                ("--push" if options.push else "--target existing")
+                ("--push" if options.push else f"--target {traits.name}")
                 + " needs a registry, and [tool.stagegate.registry] is not configured",
                 'add [tool.stagegate.registry] url = "registry.example.com/myproject" to pyproject.toml '
                 "(and `docker login` to it)",
@@ -98,7 +100,7 @@ def check_target(config: Config, options: Options, outputs: dict[str, Any]) -> l
             checks.append(
                 Check("registry", True, f"{config.registry.url} (pushed to with your Docker login)")
             )
-    if target != "existing":
+    if not traits.takes_context:
         if options.context is not None:
             error = config_error(
                 "--context",
@@ -107,14 +109,8 @@ def check_target(config: Config, options: Options, outputs: dict[str, Any]) -> l
             )
             checks.append(Check("context", False, error.message, error))
         return checks
-    from ..targets import existing
-
     try:
-        context = existing.check_context(config.existing, options.context)
-        assert config.existing is not None
-        known = existing.kubeconfig_contexts(config.existing.kubeconfig)
-        if context not in known:
-            raise existing.context_missing(context, known, config.existing.kubeconfig)
+        context = traits.context(config, options.context)
     except StagegateError as error:
         return [Check("context", False, error.message, error), *checks]
     outputs["context"] = context
@@ -149,7 +145,9 @@ def environment_checks(
         builder_checks,
         lambda: check_tools(config),
         lambda: check_base_images(config, docker, images, outputs, monotonic=monotonic),
-        lambda: check_manifest_references(config, from_registry=(target or config.target) == "existing"),
+        lambda: check_manifest_references(
+            config, from_registry=traits_of(target or config.target, config).pulls_from_registry
+        ),
         lambda: check_build_contexts(config, images),
     ]
     with concurrent.futures.ThreadPoolExecutor(

@@ -31,7 +31,6 @@ from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_text_atomic
 from ..ownership import OWNER_LABEL, owner_id
 from ..retry import retry_transient
-from ..targets import select_target
 from ..targets.forwards import forward_problems
 from . import StageContext
 from .build import (
@@ -69,7 +68,7 @@ def run(ctx: StageContext) -> None:
             ctx.config,
             {n: b.ref for n, b in built.items()},
             ctx.artifacts,
-            from_registry=pulls_from_registry(ctx),
+            from_registry=ctx.target_traits.pulls_from_registry,
         )
         ctx.outputs["manifests"] = summary
         failures += manifest_errors
@@ -578,13 +577,6 @@ def _remove_container(
             log.warning(
                 "could not remove smoke container %s: %s", name_or_id, runner.last_line(exc.stderr or "")
             )
-
-
-def pulls_from_registry(ctx: StageContext) -> bool:
-    """Whether the run's target pulls the images from a registry: the existing target, and
-    kind with a local registry (there ``imagePullPolicy: Never`` would keep them off the node)."""
-    target = select_target(ctx.options.target or ctx.config.target)[0]
-    return target == "existing" or (target == "kind" and ctx.config.cluster.local_registry)
 
 
 def _gone(exc: BaseException) -> bool:

@@ -89,6 +89,16 @@ def check_context(existing: ExistingConfig | None, requested: str | None) -> str
     return context
 
 
+def checked_context(existing: ExistingConfig | None, requested: str | None) -> str:
+    """The context a run uses (:func:`check_context`), also found in the kubeconfig."""
+    context = check_context(existing, requested)
+    assert existing is not None  # check_context refuses a run without [tool.stagegate.existing]
+    known = kubeconfig_contexts(existing.kubeconfig)
+    if context not in known:
+        raise context_missing(context, known, existing.kubeconfig)
+    return context
+
+
 def kubeconfig_contexts(kubeconfig: Path | None) -> list[str]:
     """``kubectl config get-contexts -o name``: the contexts kubectl knows."""
     argv = ["kubectl", *(["--kubeconfig", str(kubeconfig)] if kubeconfig else []), "config", "get-contexts"]
@@ -132,6 +142,7 @@ class ExistingTarget(KubectlCluster):
     established_timeout: float = ESTABLISHED_TIMEOUT
     name: str = field(default="existing", init=False)
     place: str = field(default="context", init=False)  # what the terminal calls it
+    pulls_pinned_images = True  # its cluster pulls from the registry, by digest
 
     @property
     def marker(self) -> Path:
@@ -237,7 +248,11 @@ class ExistingTarget(KubectlCluster):
         )
 
     # -- images: from the registry only ----------------------------------------------------------
-    def load_images(self, images: list[ImageToLoad]) -> dict[str, Any]:
+    @property
+    def where(self) -> str:
+        return f"context {self.context!r}, namespace {self.namespace!r}"
+
+    def load_images(self, images: list[ImageToLoad], archive: Path | None = None) -> dict[str, Any]:
         """Nothing is loaded: each image's digest is checked to be in the registry."""
         if self.registry is None:
             raise StagegateError(

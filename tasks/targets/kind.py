@@ -209,7 +209,13 @@ class KindTarget(KubectlCluster):
         return self._kind(["get", "nodes", "--name", self.cluster], "nodes").stdout.split()
 
     # -- images --------------------------------------------------------------------------------
-    def load_images(self, images: list[ImageToLoad]) -> dict[str, Any]:
+    @property
+    def where(self) -> str:
+        return f"name {self.cluster!r}"
+
+    def load_images(self, images: list[ImageToLoad], archive: Path | None = None) -> dict[str, Any]:
+        if archive is not None:  # one kind load of the bundle's archive
+            return self.load_archive(images, archive)
         nodes = self._nodes()
         if self.local_registry:
             return self._push(images, nodes)

@@ -53,8 +53,14 @@ class KubectlCluster:
         """The global kubectl flags that select this target's cluster."""
         raise NotImplementedError
 
+    pulls_pinned_images = False
+
     def created_by_stagegate(self) -> bool:
         return False
+
+    def remove_ours(self) -> dict[str, Any]:
+        """The whole target only when stagegate created it, else what it applied."""
+        return self.teardown(delete=self.created_by_stagegate())
 
     def client_env(self) -> dict[str, str]:
         """What the e2e tests get to reach the cluster themselves (besides the endpoints)."""

@@ -268,7 +268,7 @@ def test_a_cluster_that_pulls_from_the_registry_refuses_only_never(
     assert error.code is Code.PULL_POLICY_INVALID
     assert error.message == (
         f"Deployment/app container 'api': imagePullPolicy: Never keeps the cluster from pulling {image} "
-        "from the registry, where the existing target's images come from"
+        "from the registry, where this run's target takes its images from"
     )
     assert error.subject["pull_policy"] == "Never"
 

@@ -79,6 +79,7 @@ class DockerTarget:
     name: str = field(default="docker", init=False)
     place: str = field(default="docker network", init=False)  # what the terminal calls it
     keeps_local_port: bool = field(default=False, init=False)  # the engine chooses published ports
+    pulls_pinned_images = False  # the images are on this engine
     _pods: list[PodRun] = field(default_factory=list, init=False)
     _workloads: list[WorkloadPlan] = field(default_factory=list, init=False)
     _jobs: dict[str, JobRun] = field(default_factory=dict, init=False)
@@ -125,7 +126,15 @@ class DockerTarget:
             "created_by_stagegate": True,
         }
 
-    def load_images(self, images: list[ImageToLoad]) -> dict[str, Any]:
+    @property
+    def where(self) -> str:
+        return f"name {self.project!r}"
+
+    def remove_ours(self) -> dict[str, Any]:
+        """The containers and network of this checkout's project: all of them stagegate's."""
+        return self.teardown(delete=True)
+
+    def load_images(self, images: list[ImageToLoad], archive: Path | None = None) -> dict[str, Any]:
         report = {}
         for image in images:
             try:
