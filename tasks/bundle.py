@@ -39,6 +39,7 @@ from pydantic import BaseModel, ConfigDict
 from .clock import Clock, iso
 from .config import Config
 from .errors import Code, CommandEvidence, StagegateError
+from .imagerecord import LOCAL
 from .ledger import OK, PIPELINE, Ledger, write_json_atomic
 
 if TYPE_CHECKING:
@@ -56,9 +57,6 @@ ARCHIVE = "images.tar"
 TAKEN = ("preflight", "build", "verify")
 #: The first stage such a run runs itself: where a failure of the bundle's run is recorded.
 FIRST_OWN = PIPELINE[len(TAKEN)]
-# The image statuses of stagegate.stages.build whose image is on this engine after the build (its
-# OK but "in the registry", which the existing target leaves unpulled), without importing the builder.
-BUILT = ("built", "up to date", "pulled")
 _CHUNK = 1 << 20
 
 
@@ -231,7 +229,7 @@ def _built_images(run: Mapping[str, Any]) -> list[BundledImage]:
     return [
         BundledImage(name=name, ref=entry["ref"], image_id=entry["image_id"])
         for name, entry in (build.get("images") or {}).items()
-        if entry.get("status") in BUILT and entry.get("ref") and entry.get("image_id")
+        if entry.get("status") in LOCAL and entry.get("ref") and entry.get("image_id")
     ]
 
 
@@ -507,7 +505,7 @@ def take_stage(ctx: StageContext, stage: str) -> None:
     if stage == "build":
         ids = {image.name: image.image_id for image in bundle.manifest.images}
         for name, entry in (outputs.get("images") or {}).items():
-            if entry.get("status") in BUILT and ids.get(name) != entry.get("image_id"):
+            if entry.get("status") in LOCAL and ids.get(name) != entry.get("image_id"):
                 raise _invalid(
                     bundle.dir,
                     f"{name}: run.json and {MANIFEST} record different image IDs",

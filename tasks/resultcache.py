@@ -42,6 +42,7 @@ from . import runner
 from .clock import iso
 from .config import Config, RegistryConfig
 from .errors import StagegateError
+from .imagerecord import USABLE
 from .ledger import write_json_atomic
 from .redact import redact_json
 
@@ -62,8 +63,6 @@ NEAREST_LOOKED_AT = 50  # local records compared when a miss is explained, newes
 # What running a suite writes into its own folder, and what no test reads as an input.
 IGNORED_NAMES = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".git"})
 IGNORED_SUFFIXES = (".pyc", ".pyo")
-# stagegate.stages.build.OK, without importing the builder
-BUILT_STATUSES = ("built", "up to date", "pulled", "in the registry")
 
 
 def stagegate_version() -> str:
@@ -154,7 +153,7 @@ def key_parts(
     }
     refs: dict[str, str] = {}
     for name, entry in images.items():
-        if entry.get("status") not in BUILT_STATUSES or not entry.get("ref"):
+        if entry.get("status") not in USABLE or not entry.get("ref"):
             continue
         pinned = (entry.get("registry") or {}).get("pinned")
         if target == "existing" and pinned:

@@ -25,6 +25,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .errors import rerun_advice
+from .imagerecord import FINAL
 from .redact import clean, redact
 
 _STATUS_STYLE = {
@@ -63,9 +64,6 @@ class _Row:
     detail: str = ""
 
 
-_FINAL = ("built", "up to date", "pulled", "in the registry", "failed", "cancelled", "skipped", "not started")
-
-
 class BuildProgress:
     """One live line per image while builds run: state and elapsed time."""
 
@@ -93,7 +91,7 @@ class BuildProgress:
                 row.started = now
             if state == "pulling" and row.started is None:
                 row.started = now
-            if state in _FINAL:
+            if state in FINAL:
                 row.ended = now
             row.state, row.detail = state, detail
             if self._live is None and state != "checking":  # a log: one line per change that matters

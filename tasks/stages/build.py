@@ -41,6 +41,17 @@ from ..config import Config, ImageSpec, RegistryConfig
 from ..dockerclient import DeferredDockerClient, docker_argv
 from ..dockerfile import Dockerfile, DockerfileSyntaxError, repository
 from ..errors import Code, CommandEvidence, StagegateError
+from ..imagerecord import (
+    BUILT,
+    CANCELLED,
+    FAILED,
+    IN_REGISTRY,
+    NOT_STARTED,
+    PULLED,
+    SKIPPED,
+    UP_TO_DATE,
+    USABLE,
+)
 from ..ledger import write_json_atomic
 from ..retry import retry_transient
 from ..ui import BuildProgress
@@ -65,12 +76,6 @@ T = TypeVar("T")
 
 TAG_PREFIX = "sg-"
 
-BUILT, UP_TO_DATE, FAILED, NOT_STARTED, SKIPPED = "built", "up to date", "failed", "not started", "skipped"
-CANCELLED = "cancelled"
-# From the registry cache: pulled and tagged as if built here; or (the existing target, whose
-# cluster pulls from the registry itself) found there and recorded by digest, nothing pulled.
-PULLED, IN_REGISTRY = "pulled", "in the registry"
-OK = (BUILT, UP_TO_DATE, PULLED, IN_REGISTRY)
 STOPPED_DETAIL = "stopped after the first failure (--keep-going builds the rest)"
 # After the first failure the running builds' clients get SIGTERM, and SIGKILL when they still
 # run this long after it.
@@ -335,7 +340,7 @@ class ImageBuilds:
         ) as pool:
             while True:
                 for name in [] if stopping else list(pending):
-                    blocked = [d for d in deps[name] if d in results and results[d].status not in OK]
+                    blocked = [d for d in deps[name] if d in results and results[d].status not in USABLE]
                     if blocked:
                         pending.remove(name)
                         record(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from .. import bundle, resultcache
 from ..errors import Code, StagegateError
+from ..imagerecord import usable_images
 from ..profiles import check_target
 from ..targets import ImageToLoad, Target, open_target, select_target
 from . import StageContext
-from .build import OK
 
 
 def run(ctx: StageContext) -> None:
@@ -54,10 +54,7 @@ def run(ctx: StageContext) -> None:
 
 def images_of_run(ctx: StageContext, *, pinned: bool = False) -> list[ImageToLoad]:
     """This run's built images; ``pinned``: by their registry digest (``registry/name@sha256:…``)."""
-    images = ctx.run["stages"]["build"]["outputs"].get("images") or {}
-    found = [
-        (name, entry) for name, entry in images.items() if entry.get("status") in OK and entry.get("ref")
-    ]
+    found = list(usable_images(ctx.run).items())
     if not pinned:
         return [ImageToLoad(name, entry["ref"], entry["image_id"]) for name, entry in found]
     unpushed = [name for name, entry in found if not (entry.get("registry") or {}).get("pinned")]

@@ -10,11 +10,11 @@ from pathlib import Path
 
 from .. import manifests, resultcache
 from ..errors import Code, StagegateError
+from ..imagerecord import usable_images
 from ..manifests import ManifestObject
 from ..readiness import HEARTBEAT_S, Assessment, ImageFacts
 from ..targets import Target
 from . import StageContext
-from .build import OK
 from .cluster import target_of_run
 
 
@@ -91,13 +91,11 @@ def built_refs(ctx: StageContext) -> dict[str, str]:
     """Each built image's reference as this run's target uses it: the ``ref`` the cluster stage
     loaded it by (the built tag; the registry digest, ``registry/name@sha256:…``, where the
     cluster pulls it: a moved tag can never change what runs), else its built tag."""
-    images = ctx.run["stages"]["build"]["outputs"].get("images") or {}
     cluster = (ctx.run["stages"].get("cluster") or {}).get("outputs", {})
     loaded = (cluster.get("load") or {}).get("images") or {}
     return {
         name: (loaded.get(name) or {}).get("ref") or entry["ref"]
-        for name, entry in images.items()
-        if entry.get("status") in OK and entry.get("ref")
+        for name, entry in usable_images(ctx.run).items()
     }
 
 

@@ -28,14 +28,13 @@ from ..builder import log_excerpt
 from ..clock import Clock
 from ..config import Config, ImageSpec
 from ..errors import Code, CommandEvidence, StagegateError
+from ..imagerecord import IN_REGISTRY, usable_images
 from ..ledger import write_text_atomic
 from ..ownership import OWNER_LABEL, owner_id
 from ..retry import retry_transient
 from ..targets.forwards import forward_problems
 from . import StageContext
 from .build import (
-    IN_REGISTRY,
-    OK,
     SIGNAL_POLL_S,
     BuiltImage,
     context_hasher,
@@ -631,7 +630,6 @@ def check_manifests(
 
 
 def _built_images(ctx: StageContext) -> dict[str, BuiltImage]:
-    images = ((ctx.run.get("stages") or {}).get("build") or {}).get("outputs", {}).get("images", {})
     return {
         name: BuiltImage(
             entry["ref"],
@@ -639,8 +637,8 @@ def _built_images(ctx: StageContext) -> dict[str, BuiltImage]:
             entry.get("input_hash") or "",
             *_only_in_registry(entry),
         )
-        for name, entry in images.items()
-        if entry.get("status") in OK and entry.get("ref") and entry.get("image_id")
+        for name, entry in usable_images(ctx.run).items()
+        if entry.get("image_id")
     }
 
 

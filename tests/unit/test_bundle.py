@@ -250,7 +250,6 @@ def test_the_gate_records_a_failed_bundle_as_clusters_upstream_failed_without_do
 def test_the_bundle_takes_every_image_the_build_leaves_on_this_engine() -> None:
     """The build statuses whose image is local (pulled from the registry cache too) go into the
     archive; "in the registry" (the existing target, nothing pulled) cannot, and no failure may."""
-    from stagegate import bundle
-    from stagegate.stages import build
+    from stagegate import imagerecord
 
-    assert set(bundle.BUILT) == set(build.OK) - {build.IN_REGISTRY}
+    assert set(imagerecord.LOCAL) == set(imagerecord.USABLE) - {imagerecord.IN_REGISTRY}

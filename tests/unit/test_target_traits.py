@@ -66,7 +66,12 @@ def repo(root: Path, *, local_registry: bool = False, policy: str = "IfNotPresen
 )
 def test_traits_of_each_target(tmp_path: Path, requested: str, local_registry: bool, expected: tuple) -> None:
     traits = traits_of(requested, repo(tmp_path, local_registry=local_registry))
-    assert (traits.name, traits.pulls_pinned_images, traits.pulls_from_registry, traits.takes_context) == expected
+    assert (
+        traits.name,
+        traits.pulls_pinned_images,
+        traits.pulls_from_registry,
+        traits.takes_context,
+    ) == expected
 
 
 def _manifest_check(config: Config, target: str) -> list:
