@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, TextIO
@@ -30,6 +30,8 @@ from .runner import last_line
 if TYPE_CHECKING:  # imported where a build runs: a run with nothing to build never needs it
     from python_on_whales import DockerClient
     from python_on_whales.client_config import Command
+
+    from .dockerclient import DeferredDockerClient
 
 # What the CLI says when it has no engine to talk to: none at the start ("Cannot connect"),
 # or the connection died under a running build ("error during connect: Post …/build?…: EOF",
@@ -93,16 +95,22 @@ class Builder(Protocol):
         ...
 
 
-def detect_builder(docker: DockerClient, client_version: str | None = None) -> Builder:
-    """buildx when the plugin is installed; else the client's own BuildKit when it has one
-    (:func:`client_runs_buildkit`); else the legacy builder."""
+def builder_name(docker: DockerClient | DeferredDockerClient, client_version: str | None = None) -> str:
+    """The one decision of which builder a run uses: buildx when the plugin is installed; else
+    the client's own BuildKit when it has one (:func:`client_runs_buildkit`; the client's
+    version is asked only then, unless given); else the legacy builder."""
     if engine.buildx_installed(docker_argv(docker)):
-        return BuildxBuilder(docker)
+        return BuildxBuilder.name
     if client_version is None:
         client_version = engine.version(docker_argv(docker), timeout=30).client or ""
     if client_runs_buildkit(client_version):
-        return ClientBuildKitBuilder(docker)
-    return LegacyBuilder(docker)
+        return ClientBuildKitBuilder.name
+    return LegacyBuilder.name
+
+
+def detect_builder(docker: DockerClient, client_version: str | None = None) -> Builder:
+    """The builder :func:`builder_name` decides on."""
+    return BUILDERS[builder_name(docker, client_version)](docker)
 
 
 def client_runs_buildkit(version: str) -> bool:
@@ -418,3 +426,9 @@ def log_excerpt(output: str, lines: int = 20) -> str:
     deprecation banner)."""
     kept = [ln.rstrip() for ln in output.splitlines() if ln.strip() and not any(n in ln for n in _NOISE)]
     return "\n".join(kept[-lines:])
+
+
+#: Every builder by the name run.json records (preflight decides, build makes it).
+BUILDERS: dict[str, Callable[[DockerClient], Builder]] = {
+    builder.name: builder for builder in (BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder)
+}

@@ -27,11 +27,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import engine, graph, hashing, runner, signals
 from ..builder import (
+    BUILDERS,
     Builder,
     BuildFailure,
     BuildRequest,
-    BuildxBuilder,
-    ClientBuildKitBuilder,
     LegacyBuilder,
     detect_builder,
     log_excerpt,
@@ -261,14 +260,8 @@ def require_registry(config: Config, why: str) -> RegistryConfig:
 
 def _builder_for(ctx: StageContext) -> Builder:
     """The builder preflight chose for this run (detected again if preflight did not record one)."""
-    chosen = ctx.run.get("builder")
-    if chosen == LegacyBuilder.name:
-        return LegacyBuilder(ctx.docker)
-    if chosen == BuildxBuilder.name:
-        return BuildxBuilder(ctx.docker)
-    if chosen == ClientBuildKitBuilder.name:
-        return ClientBuildKitBuilder(ctx.docker)
-    return detect_builder(ctx.docker)
+    chosen = BUILDERS.get(str(ctx.run.get("builder")))
+    return chosen(ctx.docker) if chosen else detect_builder(ctx.docker)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import engine, manifests, runner
-from ..builder import BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder, client_runs_buildkit
+from ..builder import BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder, builder_name, client_runs_buildkit
 from ..config import Config
 from ..dockerclient import DeferredDockerClient, docker_argv
 from ..errors import Code, CommandEvidence, FailureClass, StagegateError, config_error
@@ -329,12 +329,13 @@ def check_builder(
 ) -> Check:
     """The builder of this run, recorded for build: buildx; else the client's own BuildKit
     (clients before 23.0); else the legacy builder."""
-    if engine.buildx_installed(docker_argv(docker)):
-        outputs["builder"] = BuildxBuilder.name
-        return Check("builder", True, "buildx (BuildKit)")
     client = (outputs.get("docker") or {}).get("client_version") or ""
-    if client_runs_buildkit(client):
-        outputs["builder"] = ClientBuildKitBuilder.name
+    name = builder_name(docker, client)
+    if name == BuildxBuilder.name:
+        outputs["builder"] = name
+        return Check("builder", True, "buildx (BuildKit)")
+    if name == ClientBuildKitBuilder.name:
+        outputs["builder"] = name
         return Check("builder", True, f"BuildKit of the Docker client {client} (DOCKER_BUILDKIT=1)")
     if env.get("DOCKER_BUILDKIT") == "1":
         return Check(

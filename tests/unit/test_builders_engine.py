@@ -24,6 +24,7 @@ from stagegate.builder import (
     client_runs_buildkit,
     detect_builder,
 )
+from stagegate.errors import Code
 
 from tests.conftest import (
     LABEL_LINE,
@@ -207,3 +208,25 @@ def test_an_old_client_without_buildx_is_detected_as_running_buildkit_itself(
     if old_client.buildx.is_installed():
         pytest.skip("this client has the buildx plugin")
     assert isinstance(detect_builder(old_client), ClientBuildKitBuilder)  # its own version asked
+
+
+@pytest.mark.parametrize("client", ["20.10.24+dfsg1", "28.2.2"])
+@pytest.mark.parametrize("buildkit_asked", [False, True])
+def test_preflight_records_the_builder_the_one_decision_names(client: str, buildkit_asked: bool) -> None:
+    """Preflight's builder check and the build's detection decide alike (builder_name): the
+    name recorded is the builder the build makes; the legacy builder asked for BuildKit with
+    DOCKER_BUILDKIT=1 is a missing tool instead."""
+    from stagegate.builder import BUILDERS, builder_name
+    from stagegate.dockerclient import DeferredDockerClient
+    from stagegate.stages.preflight import check_builder
+
+    docker = DeferredDockerClient({})
+    outputs: dict = {"docker": {"client_version": client}}
+    check = check_builder(docker, {"DOCKER_BUILDKIT": "1"} if buildkit_asked else {}, outputs)
+    decided = builder_name(docker, client)
+    if decided == LegacyBuilder.name and buildkit_asked:
+        assert not check.ok and check.error is not None and check.error.code is Code.TOOL_MISSING
+        assert "builder" not in outputs
+        return
+    assert check.ok and outputs["builder"] == decided
+    assert type(detect_builder(docker, client)) is BUILDERS[decided]
