@@ -25,7 +25,7 @@ from . import engine
 from .dockerclient import docker_argv
 from .dockerfile import Dockerfile, Instruction
 from .redact import redact, redact_argv, strip_escapes
-from .runner import last_line
+from .runner import BANNER, last_line
 
 if TYPE_CHECKING:  # imported where a build runs: a run with nothing to build never needs it
     from python_on_whales import DockerClient
@@ -410,22 +410,12 @@ def _legacy_step_lines(raw: list[str]) -> list[str]:
     return [
         line
         for line in section[ran[0] + 1 :]
-        if not strip_escapes(line).startswith(_LEGACY_FRAMING) and not any(n in line for n in _NOISE)
+        if not strip_escapes(line).startswith(_LEGACY_FRAMING) and not any(n in line for n in BANNER)
     ]
 
 
 def _shortened(line: str) -> str:
     return line if len(line) <= STEP_LINE_CHARS else line[: STEP_LINE_CHARS - 1] + "…"
-
-
-_NOISE = ("legacy builder is deprecated", "Install the buildx component", "docs.docker.com/go/buildx")
-
-
-def log_excerpt(output: str, lines: int = 20) -> str:
-    """The last ``lines`` non-empty lines of a command's output (without the legacy builder's
-    deprecation banner)."""
-    kept = [ln.rstrip() for ln in output.splitlines() if ln.strip() and not any(n in ln for n in _NOISE)]
-    return "\n".join(kept[-lines:])
 
 
 #: Every builder by the name run.json records (preflight decides, build makes it).

@@ -24,9 +24,9 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from . import runner
-from .builder import log_excerpt
 from .config import RegistryConfig
 from .errors import Code, CommandEvidence, StagegateError
+from .runner import log_excerpt
 
 log = logging.getLogger(__name__)
 

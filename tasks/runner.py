@@ -38,6 +38,17 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
+# The docker CLI's deprecation banner around the legacy builder's output: no part of an excerpt.
+BANNER = ("legacy builder is deprecated", "Install the buildx component", "docs.docker.com/go/buildx")
+
+
+def log_excerpt(output: str, lines: int = 20) -> str:
+    """The last ``lines`` non-empty lines of a command's output (without the docker CLI's
+    deprecation banner): what error.json shows of a failed command."""
+    kept = [ln.rstrip() for ln in output.splitlines() if ln.strip() and not any(n in ln for n in BANNER)]
+    return "\n".join(kept[-lines:])
+
+
 class CommandFailed(Exception):
     """A command exited non-zero, timed out or could not start; keeps the evidence, redacted."""
 

@@ -33,7 +33,6 @@ from ..builder import (
     BuildRequest,
     LegacyBuilder,
     detect_builder,
-    log_excerpt,
     parse_build_failure,
 )
 from ..config import Config, ImageSpec, RegistryConfig
@@ -53,6 +52,7 @@ from ..imagerecord import (
 )
 from ..ledger import write_json_atomic
 from ..retry import retry_transient
+from ..runner import log_excerpt
 from ..ui import BuildProgress
 from . import StageContext
 

@@ -24,7 +24,6 @@ from python_on_whales.exceptions import DockerException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
 
 from .. import hashing, manifests, resultcache, runner
-from ..builder import log_excerpt
 from ..clock import Clock
 from ..config import Config, ImageSpec
 from ..errors import Code, CommandEvidence, StagegateError
@@ -32,6 +31,7 @@ from ..imagerecord import IN_REGISTRY, usable_images
 from ..ledger import write_text_atomic
 from ..ownership import OWNER_LABEL, owner_id
 from ..retry import retry_transient
+from ..runner import log_excerpt
 from ..targets.forwards import forward_problems
 from . import StageContext
 from .build import (

@@ -28,7 +28,6 @@ from typing import Any
 from python_on_whales import DockerClient
 
 from .. import kinds, runner
-from ..builder import log_excerpt
 from ..clock import Clock
 from ..config import ExistingConfig, RegistryConfig
 from ..errors import Code, CommandEvidence, StagegateError
@@ -38,6 +37,7 @@ from ..ownership import OWNER_LABEL, owner_id
 from ..ownership import short as owner_short
 from ..readiness import ImageFacts, ReadinessPolicy
 from ..registry import Pusher
+from ..runner import log_excerpt
 from . import ImageToLoad
 from .forwards import ResolvedForward
 from .kubectl import ESTABLISHED_TIMEOUT, KubectlCluster, tool_missing

@@ -18,13 +18,13 @@ from python_on_whales.exceptions import DockerException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from .. import runner
-from ..builder import log_excerpt
 from ..clock import Clock
 from ..config import RegistryConfig
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_json_atomic, write_text_atomic
 from ..ownership import owner_id
 from ..registry import Pusher
+from ..runner import log_excerpt
 from . import ImageToLoad
 from .kind_registry import LocalRegistry, hosting_configmap, kind_config_with_registry
 from .kubectl import ESTABLISHED_TIMEOUT, KubectlCluster, tool_missing

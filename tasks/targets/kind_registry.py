@@ -28,10 +28,10 @@ from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
 from .. import engine, runner
-from ..builder import log_excerpt
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_text_atomic
 from ..ownership import OWNER_LABEL, owner_id
+from ..runner import log_excerpt
 
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 CERTS_DIR = "/etc/containerd/certs.d"

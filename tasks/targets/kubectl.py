@@ -16,13 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from .. import kinds, runner
-from ..builder import log_excerpt
 from ..clock import Clock
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_text_atomic
 from ..manifests import ManifestObject, split_prerequisites, to_yaml
 from ..readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
 from ..redact import redact
+from ..runner import log_excerpt
 from . import endpoint_env, env_name, namespaces, provided_config, services
 from .forwards import ResolvedForward, claimed_names, local_port_free
 

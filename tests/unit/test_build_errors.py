@@ -14,12 +14,12 @@ import pytest
 from stagegate.builder import (
     BuildFailure,
     _reason_after_step,
-    log_excerpt,
     parse_build_failure,
 )
 from stagegate.config import Config, ImageSpec, load_config
 from stagegate.dockerfile import Dockerfile
 from stagegate.errors import Code
+from stagegate.runner import log_excerpt
 from stagegate.stages.build import build_error
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "build-output"

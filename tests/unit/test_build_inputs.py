@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 from stagegate import hashing
-from stagegate.builder import BuildFailure, log_excerpt
+from stagegate.builder import BuildFailure
 from stagegate.config import Config, ImageSpec, load_config
 from stagegate.errors import Code
+from stagegate.runner import log_excerpt
 from stagegate.stages.build import BuiltImage, build_error, image_inputs, onbuild_triggers
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "build-output"
