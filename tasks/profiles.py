@@ -73,7 +73,7 @@ def choose_profile(
     return ProfileChoice(None, f"none is named like the target, {target}", target)
 
 
-def check_target(choice: dict[str, Any] | None, target: str, profiles: tuple[str, ...]) -> None:
+def check_profile_fits(choice: dict[str, Any] | None, target: str, profiles: tuple[str, ...]) -> None:
     """The cluster stage's target, when it is not the one the run's profile was chosen for by
     name, must not call for another profile (``profiles``: the configured names)."""
     if not isinstance(choice, dict) or choice.get("target") in (None, target):

@@ -3,7 +3,7 @@
 - :mod:`.model` — the policy, a poll's snapshot, verdicts, readers of API JSON.
 - :mod:`.rules` — when a workload is ready: one function per kind (Deployment, StatefulSet,
   DaemonSet, ReplicaSet, Job, Pod, custom resources), generic rules first — as kstatus.
-- :mod:`.pods` — container states: detection (pull errors, crashes, config errors,
+- :mod:`.podstate` — container states: detection (pull errors, crashes, config errors,
   unschedulable, failing probes) apart from the errors that explain them.
 - :mod:`.waiter` — the policy over time (crash convergence, grace periods) and the loop.
 - ``python -m stagegate.readiness [--elapsed S] FILE...`` — explain a verdict from kubectl JSON.
@@ -19,7 +19,7 @@ from .model import (
     ImageFacts,
     ReadinessPolicy,
     Snapshot,
-    Status,
+    WorkloadStatus,
 )
 from .rules import workload_status
 from .waiter import ReadinessWaiter, Tracker, timeout_error
@@ -32,8 +32,8 @@ __all__ = [
     "ReadinessPolicy",
     "ReadinessWaiter",
     "Snapshot",
-    "Status",
     "Tracker",
+    "WorkloadStatus",
     "timeout_error",
     "workload_status",
 ]

@@ -53,7 +53,7 @@ class ImageFacts:
 
 
 @dataclass(frozen=True)
-class Status:
+class WorkloadStatus:
     """The verdict on one workload at one poll, and why."""
 
     verdict: Verdict
@@ -61,11 +61,11 @@ class Status:
     error: StagegateError | None = None  # set when fatal
 
 
-READY = Status("ready")
+READY = WorkloadStatus("ready")
 
 
-def waiting(message: str) -> Status:
-    return Status("waiting", message)
+def waiting(message: str) -> WorkloadStatus:
+    return WorkloadStatus("waiting", message)
 
 
 @dataclass
@@ -74,7 +74,7 @@ class Assessment:
     not_ready: list[str]
     fatal: StagegateError | None = None
     unschedulable: list[str] = field(default_factory=list)  # pods currently unschedulable
-    statuses: dict[str, Status] = field(default_factory=dict)  # workload id -> verdict
+    statuses: dict[str, WorkloadStatus] = field(default_factory=dict)  # workload id -> verdict
     notes: list[str] = field(default_factory=list)  # things done on the way (a pod restarted)
     restart: list[tuple[str, str]] = field(default_factory=list)  # (namespace, pod) to restart now
     stuck_on: frozenset[str] = frozenset()  # what the waiting is about: "probe", "crash"

@@ -6,7 +6,7 @@ the other anchors are listed, with their reasons, in CONTRIBUTING.md.
 Each rule reads the object's own ``status`` and the pods of the same snapshot that the
 object selects (``pods``: not terminating). It answers ready, waiting (with what is
 missing), or fatal (with the error). Reasons and conditions only, never message text.
-Container states (pull errors, crashes, config errors) are judged in :mod:`.pods`.
+Container states (pull errors, crashes, config errors) are judged in :mod:`.podstate`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from .. import kinds
 from ..errors import Code, StagegateError
 from .model import (
     READY,
-    Status,
+    WorkloadStatus,
     condition,
     condition_is,
     count,
@@ -31,10 +31,10 @@ from .model import (
     workload_id,
 )
 
-Rule = Callable[[dict[str, Any], list[dict[str, Any]]], Status]
+Rule = Callable[[dict[str, Any], list[dict[str, Any]]], WorkloadStatus]
 
 
-def workload_status(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
+def workload_status(obj: dict[str, Any], pods: list[dict[str, Any]]) -> WorkloadStatus:
     """The verdict on ``obj``: the generic rules first, then its kind's."""
     generic = _generic(obj)
     if generic is not None:
@@ -43,9 +43,9 @@ def workload_status(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
     return rule(obj, pods)
 
 
-def _fatal(obj: dict[str, Any], code: Code, message: str, hint: str, **subject: Any) -> Status:
+def _fatal(obj: dict[str, Any], code: Code, message: str, hint: str, **subject: Any) -> WorkloadStatus:
     where = workload_id(obj)
-    return Status(
+    return WorkloadStatus(
         "fatal",
         message,
         StagegateError(
@@ -57,7 +57,7 @@ def _fatal(obj: dict[str, Any], code: Code, message: str, hint: str, **subject: 
     )
 
 
-def _generic(obj: dict[str, Any]) -> Status | None:
+def _generic(obj: dict[str, Any]) -> WorkloadStatus | None:
     """kstatus' ``checkGenericProperties``: Stalled, deletion, generation observed."""
     stalled = condition(obj, "Stalled")
     if stalled is not None and stalled.get("status") == "True":
@@ -72,7 +72,7 @@ def _generic(obj: dict[str, Any]) -> Status | None:
     if (obj.get("metadata") or {}).get("deletionTimestamp"):
         return waiting("being deleted")
     if obj.get("kind") == "Deployment" and spec_of(obj).get("paused"):
-        return Status("ready", "paused (spec.paused): not waited for")
+        return WorkloadStatus("ready", "paused (spec.paused): not waited for")
     generation = (obj.get("metadata") or {}).get("generation")
     observed = status_of(obj).get("observedGeneration")
     strict = obj.get("kind") in kinds.APPS  # their controllers always report observedGeneration
@@ -85,7 +85,7 @@ def _generic(obj: dict[str, Any]) -> Status | None:
     return None
 
 
-def _unready_pods(pods: list[dict[str, Any]]) -> Status | None:
+def _unready_pods(pods: list[dict[str, Any]]) -> WorkloadStatus | None:
     unready = [
         p for p in pods if not pod_ready(p) and status_of(p).get("phase") not in ("Succeeded", "Failed")
     ]
@@ -94,7 +94,7 @@ def _unready_pods(pods: list[dict[str, Any]]) -> Status | None:
     return None
 
 
-def deployment(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
+def deployment(obj: dict[str, Any], pods: list[dict[str, Any]]) -> WorkloadStatus:
     """Rolled out: every replica updated, available and ready, no old replicas left, and
     the controller's ``Progressing``/``Available`` conditions agree.
     ``ProgressDeadlineExceeded`` is fatal."""
@@ -134,7 +134,7 @@ def deployment(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
     return _unready_pods(pods) or READY
 
 
-def statefulset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
+def statefulset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> WorkloadStatus:
     """Ready replicas, no extra pods, and every pod at the update revision — except those a
     RollingUpdate ``partition`` keeps back. ``OnDelete`` rolls out only as pods are deleted:
     until then it is waiting, and says so."""
@@ -171,7 +171,7 @@ def statefulset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
     return _unready_pods(pods) or READY
 
 
-def daemonset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
+def daemonset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> WorkloadStatus:
     """Every desired node runs an updated, available, ready pod."""
     status = status_of(obj)
     if "desiredNumberScheduled" not in status:
@@ -191,7 +191,7 @@ def daemonset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
     return _unready_pods(pods) or READY
 
 
-def replicaset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
+def replicaset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> WorkloadStatus:
     """Available and ready replicas, no extra pods; ``ReplicaFailure`` waits (kstatus)."""
     spec, status = spec_of(obj), status_of(obj)
     failure = condition(obj, "ReplicaFailure")
@@ -208,7 +208,7 @@ def replicaset(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
     return _unready_pods(pods) or READY
 
 
-def job(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
+def job(obj: dict[str, Any], pods: list[dict[str, Any]]) -> WorkloadStatus:
     """Done when ``Complete``; fatal when ``Failed`` or when its failures pass
     ``backoffLimit`` (failures within the limit are retries, not failures). A suspended Job
     is not waited for."""
@@ -248,7 +248,9 @@ def job(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
         )
     suspended = condition_is(obj, "Suspended", "True")
     if spec.get("suspend"):
-        return Status("ready", "suspended: not waited for") if suspended else waiting("being suspended")
+        return (
+            WorkloadStatus("ready", "suspended: not waited for") if suspended else waiting("being suspended")
+        )
     if suspended:
         return waiting("resuming")
     succeeded = count(status, "succeeded")
@@ -262,7 +264,7 @@ def job(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
     return waiting(f"completed {succeeded}/1" + (f", {failures} failed attempt(s)" if failures else ""))
 
 
-def pod(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
+def pod(obj: dict[str, Any], pods: list[dict[str, Any]]) -> WorkloadStatus:
     """A bare Pod: ready when Ready (or Succeeded); phase ``Failed`` is fatal."""
     phase = status_of(obj).get("phase")
     if phase == "Succeeded":
@@ -288,7 +290,7 @@ def pod(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
     return waiting(f"pod {name_of(obj)} {phase}, not ready")
 
 
-def _custom_resource(obj: dict[str, Any], pods: list[dict[str, Any]]) -> Status:
+def _custom_resource(obj: dict[str, Any], pods: list[dict[str, Any]]) -> WorkloadStatus:
     """Anything else: its ``Ready`` condition when it has one, else nothing to wait for."""
     ready = condition(obj, "Ready")
     if ready is None or ready.get("status") == "True":

@@ -26,14 +26,14 @@ from typing import Any
 
 from ..clock import Clock
 from ..errors import Code, StagegateError
-from . import pods as podstate
+from . import podstate
 from .model import (
     STABLE_POLLS,
     Assessment,
     ImageFacts,
     ReadinessPolicy,
     Snapshot,
-    Status,
+    WorkloadStatus,
     count,
     name_of,
     namespace_of,
@@ -90,7 +90,7 @@ class Tracker:
             if problem is not None and (problem.verdict == "fatal" or statuses[wid].verdict == "ready"):
                 statuses[wid] = problem
             elif problem is not None:
-                statuses[wid] = Status("waiting", f"{statuses[wid].message}; {problem.message}")
+                statuses[wid] = WorkloadStatus("waiting", f"{statuses[wid].message}; {problem.message}")
         fatal = next((s.error for s in statuses.values() if s.verdict == "fatal"), None)
         not_ready = [
             f"{wid}: {status.message}" + _pods_detail(pods_of[wid], snapshot.events)
@@ -116,7 +116,9 @@ class Tracker:
         )
 
     # -- settling: is everything else ready around a workload? ------------------------------
-    def _settle(self, statuses: dict[str, Status], pods_of: dict[str, list[dict[str, Any]]]) -> set[str]:
+    def _settle(
+        self, statuses: dict[str, WorkloadStatus], pods_of: dict[str, list[dict[str, Any]]]
+    ) -> set[str]:
         newly = set()
         for wid in statuses:
             others_ready = all(s.verdict == "ready" for other, s in statuses.items() if other != wid)
@@ -148,20 +150,20 @@ class Tracker:
         restart: list[tuple[str, str]],
         unschedulable: list[str],
         stuck_on: set[str],
-    ) -> Status | None:
+    ) -> WorkloadStatus | None:
         seen_unschedulable = set()
         waiting_on: list[str] = []
         for pod in pods:
             for issue in podstate.container_issues(pod, str(workload.get("kind")), snapshot.config):
                 if issue.problem == "pull":
-                    return _fatal(podstate.pull_error(issue, wid, self.images))
+                    return _fatal_from(podstate.pull_error(issue, wid, self.images))
                 if issue.problem == "run":
-                    return _fatal(podstate.run_error(issue, wid))
+                    return _fatal_from(podstate.run_error(issue, wid))
                 if issue.problem == "failed":
-                    return _fatal(podstate.failed_error(issue, wid))
+                    return _fatal_from(podstate.failed_error(issue, wid))
                 if issue.problem == "config":
                     if issue.missing:
-                        return _fatal(podstate.config_error(issue, wid))
+                        return _fatal_from(podstate.config_error(issue, wid))
                     waiting_on.append(f"{issue.container} {issue.reason}")
                 elif issue.problem == "unschedulable":
                     key = (issue.namespace, issue.pod)
@@ -174,18 +176,18 @@ class Tracker:
                     if held >= self.policy.unschedulable_grace:
                         error = podstate.unschedulable_error(issue, wid, self.policy.unschedulable_grace)
                         error.subject["unschedulable_for_s"] = round(held, 3)
-                        return _fatal(error)
+                        return _fatal_from(error)
                 elif issue.problem == "crash":
                     verdict = self._crash_verdict(wid, workload, pod, issue, newly_settled, restart)
                     if verdict is not None:
-                        return _fatal(verdict)
+                        return _fatal_from(verdict)
                     waiting_on.append(f"{issue.container} crash-looping ({issue.restarts} restart(s))")
                     stuck_on.add("crash")
         for key in [k for k in self._unschedulable_since if k[0] == namespace_of(workload)]:
             if key not in seen_unschedulable and key[1] in {name_of(p) for p in pods}:
                 del self._unschedulable_since[key]
         if waiting_on:
-            return Status("waiting", ", ".join(waiting_on))
+            return WorkloadStatus("waiting", ", ".join(waiting_on))
         return None
 
     def _crash_verdict(
@@ -317,8 +319,8 @@ def timeout_error(result: Assessment, policy: ReadinessPolicy) -> StagegateError
     )
 
 
-def _fatal(error: StagegateError) -> Status:
-    return Status("fatal", error.message, error)
+def _fatal_from(error: StagegateError) -> WorkloadStatus:
+    return WorkloadStatus("fatal", error.message, error)
 
 
 def _pods_detail(pods: list[dict[str, Any]], events: list[dict[str, Any]]) -> str:

@@ -608,7 +608,7 @@ class ImageBuilds:
             built,
             self._local_id,
             hasher=self.hasher,
-            never=never_inputs(self.config),
+            never=never_input_paths(self.config),
             onbuild=lambda ref: onbuild_triggers(self.config, ref, self._base_triggers),
         )
         return build_args, inputs, inputs.digest()
@@ -724,7 +724,7 @@ def _stop_builds(running: Mapping[concurrent.futures.Future[ImageResult], str], 
         concurrent.futures.wait(running, timeout=SIGNAL_POLL_S)
 
 
-def never_inputs(config: Config) -> tuple[Path, ...]:
+def never_input_paths(config: Config) -> tuple[Path, ...]:
     """stagegate's artifacts dir and nox's environments: written during every run, so never
     inputs of an image, even in a repository-root context whose ``.dockerignore`` does not
     exclude them (preflight warns that Docker still sends them then)."""
@@ -752,7 +752,7 @@ def image_inputs(
     builds on is an input too: a configured dependency by its own input hash (the same on every
     machine, however and wherever it was built or pulled), an external base by its image ID
     (``local_id`` looks it up).
-    ``never`` (see :func:`never_inputs`) is left out of the context's files. Of the context,
+    ``never`` (see :func:`never_input_paths`) is left out of the context's files. Of the context,
     only the files its ``COPY``/``ADD`` sources take are inputs (all of it where the
     Dockerfile cannot be read for certain: ``COPY . …``, sources from variables, bind mounts
     of the context), and those its bases' ``ONBUILD`` triggers take (``onbuild``: the

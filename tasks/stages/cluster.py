@@ -5,7 +5,7 @@ from __future__ import annotations
 from .. import bundle, resultcache
 from ..errors import Code, StagegateError
 from ..imagerecord import usable_images
-from ..profiles import check_target
+from ..profiles import check_profile_fits
 from ..targets import ImageToLoad, Target, open_target, select_target
 from . import StageContext
 
@@ -13,7 +13,7 @@ from . import StageContext
 def run(ctx: StageContext) -> None:
     requested = ctx.options.target or ctx.config.target
     name, reason = select_target(requested)
-    check_target(ctx.run.get("profile"), name, ctx.config.profiles)
+    check_profile_fits(ctx.run.get("profile"), name, ctx.config.profiles)
     ctx.outputs.update(target=name, target_reason=reason)
     if (reused := resultcache.lookup(ctx, name)) is not None:
         ctx.outputs["cached"] = reused

@@ -28,7 +28,7 @@ from ..retry import docker_exceptions
 from ..runner import CommandFailed, last_line
 from ..targets import traits_of
 from . import StageContext
-from .build import never_inputs as never_input_paths
+from .build import never_input_paths
 
 if TYPE_CHECKING:
     from python_on_whales import DockerClient

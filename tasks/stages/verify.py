@@ -41,7 +41,7 @@ from .build import (
     image_inputs,
     load_inputs,
     local_image,
-    never_inputs,
+    never_input_paths,
     onbuild_triggers,
 )
 
@@ -345,7 +345,7 @@ def _staleness(
         dependencies,
         local_id,
         hasher=hasher,
-        never=never_inputs(config),
+        never=never_input_paths(config),
         onbuild=lambda ref: onbuild_triggers(config, ref, {r: t for r, (_, t) in base_ids.items()}),
     )
     recorded = built[spec.name]

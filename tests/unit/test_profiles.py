@@ -9,7 +9,7 @@ import pytest
 from stagegate.config import load_config
 from stagegate.errors import Code, StagegateError
 from stagegate.options import parse_options
-from stagegate.profiles import check_target, choose_profile
+from stagegate.profiles import check_profile_fits, choose_profile
 
 from tests.unit.test_config import config_error, make_repo
 
@@ -181,14 +181,14 @@ def test_a_later_stage_keeps_the_runs_profile_and_refuses_another(tmp_path: Path
 
 def test_the_cluster_stage_refuses_a_target_other_than_the_one_the_profile_was_chosen_for() -> None:
     profiles = ("docker", "kind")
-    check_target({"name": "docker", "target": "docker"}, "docker", profiles)
-    check_target({"name": "ci", "target": None}, "kind", profiles)  # chosen by --profile: any target
-    check_target({"name": None, "target": "docker"}, "kind", ())  # no profile either way
+    check_profile_fits({"name": "docker", "target": "docker"}, "docker", profiles)
+    check_profile_fits({"name": "ci", "target": None}, "kind", profiles)  # chosen by --profile: any target
+    check_profile_fits({"name": None, "target": "docker"}, "kind", ())  # no profile either way
     with pytest.raises(StagegateError) as info:
-        check_target({"name": None, "target": "docker"}, "kind", profiles)
+        check_profile_fits({"name": None, "target": "docker"}, "kind", profiles)
     assert "for the docker target" in info.value.message
     with pytest.raises(StagegateError):
-        check_target({"name": "docker", "target": "docker"}, "kind", ("docker",))
+        check_profile_fits({"name": "docker", "target": "docker"}, "kind", ("docker",))
 
 
 def test_the_e2e_session_installs_the_requirements_of_the_runs_profile(tmp_path: Path, monkeypatch) -> None:

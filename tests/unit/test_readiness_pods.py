@@ -1,4 +1,4 @@
-"""Container states read from pod JSON (stagegate.readiness.pods): what is detected, and the
+"""Container states read from pod JSON (stagegate.readiness.podstate): what is detected, and the
 errors and progress clauses a person reads about it.
 
 The pods and events below follow `kubectl get pods -o json` and `kubectl get events -o json`
@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 from stagegate.errors import Code
-from stagegate.readiness import ImageFacts
-from stagegate.readiness import pods as podstate
-from stagegate.readiness.pods import ContainerIssue
+from stagegate.readiness import ImageFacts, podstate
+from stagegate.readiness.podstate import ContainerIssue
 
 BUILT = "example/api-server:sg-0123456789abcdef"
 WID = "Deployment/api-server"
