@@ -53,14 +53,14 @@ MUTANTS = [
     ),
     (
         "dependent not pinned to this run's base tag",
-        "tasks/stages/build.py",
+        "tasks/imageinputs.py",
         "build_args[name] = dependency.ref",
         "pass",
         B + "test_a_build_arg_naming_a_dependency_is_pinned_to_this_runs_exact_tag",
     ),
     (
         "depends_on not in the input hash",
-        "tasks/stages/build.py",
+        "tasks/imageinputs.py",
         'bases.setdefault(f"depends_on:{name}", dependency.identity)',
         "pass",
         B + "test_depends_on_without_a_from_line_is_in_the_input_hash",

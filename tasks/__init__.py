@@ -17,6 +17,7 @@ Where things are:
 - :mod:`stagegate.ownership`   the owner id and label on everything stagegate creates
 - :mod:`stagegate.redact`      the one redaction every writer goes through (secrets never in clear)
 - :mod:`stagegate.errors`      ``StagegateError`` and the catalogue of stable error codes
+- :mod:`stagegate.imageinputs` an image's inputs, hashed into its tag and saved for verify; the built image's record
 - :mod:`stagegate.imagerecord` an image's statuses in run.json and the reader of the images a run can use
 - :mod:`stagegate.stages`      one module per stage: preflight, build, verify, cluster, deploy, e2e
 - :mod:`stagegate.targets`     where images run: the ``Target`` interface, ``kind``, ``docker``, ``existing``

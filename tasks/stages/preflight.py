@@ -23,12 +23,12 @@ from ..config import Config
 from ..dockerclient import DeferredDockerClient, docker_argv
 from ..errors import Code, CommandEvidence, FailureClass, StagegateError, config_error
 from ..hashing import DockerIgnore, never_inputs
+from ..imageinputs import never_input_paths
 from ..options import Options
 from ..retry import docker_exceptions
 from ..runner import CommandFailed, last_line
 from ..targets import traits_of
 from . import StageContext
-from .build import never_input_paths
 
 if TYPE_CHECKING:
     from python_on_whales import DockerClient

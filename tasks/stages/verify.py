@@ -27,15 +27,7 @@ from .. import hashing, manifests, resultcache, runner
 from ..clock import Clock
 from ..config import Config, ImageSpec
 from ..errors import Code, CommandEvidence, StagegateError
-from ..imagerecord import IN_REGISTRY, usable_images
-from ..ledger import write_text_atomic
-from ..ownership import OWNER_LABEL, owner_id
-from ..retry import retry_transient
-from ..runner import log_excerpt
-from ..targets.forwards import forward_problems
-from . import StageContext
-from .build import (
-    SIGNAL_POLL_S,
+from ..imageinputs import (
     BuiltImage,
     context_hasher,
     image_inputs,
@@ -44,6 +36,14 @@ from .build import (
     never_input_paths,
     onbuild_triggers,
 )
+from ..imagerecord import IN_REGISTRY, usable_images
+from ..ledger import write_text_atomic
+from ..ownership import OWNER_LABEL, owner_id
+from ..retry import retry_transient
+from ..runner import log_excerpt
+from ..targets.forwards import forward_problems
+from . import StageContext
+from .build import SIGNAL_POLL_S
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,10 @@ from stagegate import hashing, redact
 from stagegate.builder import BuildFailure, BuildRequest, LegacyBuilder
 from stagegate.config import load_config
 from stagegate.errors import Code, StagegateError
+from stagegate.imageinputs import image_inputs, save_inputs
 from stagegate.ledger import Ledger
 from stagegate.pipeline import publish_reports
-from stagegate.stages.build import build_error, image_inputs, save_inputs
+from stagegate.stages.build import build_error
 from stagegate.ui import Reporter
 
 from tests.conftest import LABEL_LINE, TEST_PREFIX

@@ -21,15 +21,9 @@ from stagegate.builder import (
 )
 from stagegate.config import Config, RegistryConfig, load_config
 from stagegate.errors import Code, StagegateError
-from stagegate.stages.build import (
-    FAILED,
-    NOT_STARTED,
-    SKIPPED,
-    ImageResult,
-    _past,
-    require_registry,
-    safe_name,
-)
+from stagegate.imageinputs import safe_name
+from stagegate.imagerecord import FAILED, NOT_STARTED, SKIPPED
+from stagegate.stages.build import ImageResult, _past, require_registry
 
 ENGINE = "tcp://127.0.0.1:2375"  # never connected to: only the client's connection flag
 
