@@ -195,7 +195,8 @@ def test_pull_policy_never_is_refused_only_when_the_images_come_from_the_registr
     if local_registry:
         assert code == 1
         error = repo.error()
-        assert (error["stage"], error["code"]) == ("verify", "PULL_POLICY_INVALID")
+        # refused before anything is built: preflight judges the policy as verify does
+        assert (error["stage"], error["code"]) == ("preflight", "PULL_POLICY_INVALID")
     else:
         assert code == 0, reporter.console.file.getvalue()
 
