@@ -173,8 +173,8 @@ def open_target(
         from .existing import ExistingTarget, check_context, namespace_for
 
         if recorded is None:
-            assert config.existing is not None  # preflight refuses the existing target without it
-            chosen = check_context(config.existing, context)
+            chosen = check_context(config.existing, context)  # CONFIG_INVALID without the table
+            assert config.existing is not None
             namespace = namespace_for(config.existing.namespace, run_id, owner_id(config.artifacts))
             kubeconfig = config.existing.kubeconfig
         elif recorded.get("namespace") and recorded.get("context"):

@@ -118,3 +118,10 @@ def test_one_factory_opens_every_target_new_or_as_the_cluster_stage_recorded_it(
     with pytest.raises(StagegateError) as not_allowed:
         open_target("existing", config, docker, context="prod", run_id="r")
     assert not_allowed.value.code is Code.CONTEXT_NOT_ALLOWED
+    # a configuration without [tool.stagegate.existing]: refused in words, not an internal error
+    (tmp_path / "pyproject.toml").write_text(
+        (tmp_path / "pyproject.toml").read_text().split("[tool.stagegate.existing]")[0]
+    )
+    with pytest.raises(StagegateError) as no_table:
+        open_target("existing", load_config(tmp_path, env={}), docker, context="ci", run_id="r")
+    assert no_table.value.code is Code.CONFIG_INVALID
