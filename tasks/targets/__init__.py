@@ -191,7 +191,7 @@ def open_target(
             context=chosen,
             namespace=namespace,
             artifacts=config.artifacts,
-            docker=docker,  # type: ignore[arg-type]
+            docker=docker,
             registry=config.registry,
             kubeconfig=kubeconfig,
             clock=clock,
@@ -202,14 +202,14 @@ def open_target(
 
         return DockerTarget(
             project=config.cluster.name, artifacts=config.artifacts, docker=docker, clock=clock
-        )  # type: ignore[arg-type]
+        )
     from .kind import KindTarget
 
     settings = config.cluster
     return KindTarget(
         cluster=(recorded or {}).get("cluster") or settings.name,
         artifacts=config.artifacts,
-        docker=docker,  # type: ignore[arg-type]
+        docker=docker,
         clock=clock,
         kind_config=settings.kind_config,
         node_image=settings.node_image,
