@@ -224,21 +224,7 @@ class KindTarget(KubectlCluster):
             missing = [node for node in nodes if not self._node_has(node, image)]
             if missing:
                 self._load(image, missing)
-                still = [node for node in missing if not self._node_has(node, image)]
-                if still:
-                    raise StagegateError(
-                        Code.IMAGE_LOAD_FAILED,
-                        f"{image.ref} is not on node(s) {', '.join(still)} after kind load",
-                        "look at the kind load output in the log; is the node's disk full?",
-                        {"image": image.name, "ref": image.ref, "nodes": still},
-                        log_file=str(self.logs / "load.log"),
-                    )
-            report[image.name] = {
-                "ref": image.ref,
-                "loaded_to": missing,
-                "already_on": [n for n in nodes if n not in missing],
-                "summary": f"loaded onto {', '.join(missing)}" if missing else "already on every node",
-            }
+            report[image.name] = self._loaded(image, nodes, missing, "kind load", "loaded onto")
         return {"nodes": nodes, "images": report}
 
     def load_archive(self, images: list[ImageToLoad], archive: Path) -> dict[str, Any]:
@@ -263,31 +249,42 @@ class KindTarget(KubectlCluster):
                 ",".join(targets),
             ]
             self._load_with(argv, what=f"the archive {archive.name}", images=images)
-        report: dict[str, Any] = {}
-        for image in images:
-            still = [node for node in missing[image.name] if not self._node_has(node, image)]
-            if still:
-                raise StagegateError(
-                    Code.IMAGE_LOAD_FAILED,
-                    f"{image.ref} is not on node(s) {', '.join(still)} after kind load image-archive",
-                    "look at the kind load output in the log; is the node's disk full?",
-                    {"image": image.name, "ref": image.ref, "nodes": still},
-                    log_file=str(self.logs / "load.log"),
-                )
-            lacking = missing[image.name]
-            report[image.name] = {
-                "ref": image.ref,
-                "loaded_to": lacking,
-                "already_on": [n for n in nodes if n not in lacking],
-                "summary": f"loaded from the bundle's archive onto {', '.join(lacking)}"
-                if lacking
-                else "already on every node",
-            }
+        report = {
+            image.name: self._loaded(
+                image,
+                nodes,
+                missing[image.name],
+                "kind load image-archive",
+                "loaded from the bundle's archive onto",
+            )
+            for image in images
+        }
         return {
             "nodes": nodes,
             "archive": str(archive),
             "loaded_with": "image-archive" if targets else None,
             "images": report,
+        }
+
+    def _loaded(
+        self, image: ImageToLoad, nodes: list[str], lacking: list[str], how: str, onto: str
+    ) -> dict[str, Any]:
+        """The report of ``image`` once ``how`` loaded it onto the nodes that were ``lacking``
+        it; IMAGE_LOAD_FAILED when one of them still lacks it."""
+        still = [node for node in lacking if not self._node_has(node, image)]
+        if still:
+            raise StagegateError(
+                Code.IMAGE_LOAD_FAILED,
+                f"{image.ref} is not on node(s) {', '.join(still)} after {how}",
+                "look at the kind load output in the log; is the node's disk full?",
+                {"image": image.name, "ref": image.ref, "nodes": still},
+                log_file=str(self.logs / "load.log"),
+            )
+        return {
+            "ref": image.ref,
+            "loaded_to": lacking,
+            "already_on": [n for n in nodes if n not in lacking],
+            "summary": f"{onto} {', '.join(lacking)}" if lacking else "already on every node",
         }
 
     def _push(self, images: list[ImageToLoad], nodes: list[str]) -> dict[str, Any]:
