@@ -83,12 +83,13 @@ class PreparedSetup:
         return [str(self.venv / "bin" / "nox"), "--no-color", "--envdir", str(self.envdir), *args]
 
     def env(self, base: dict[str, str], extra: dict[str, str] | None = None) -> dict[str, str]:
-        """``base`` as an activated virtual environment would leave it, with ``extra`` on top."""
+        """``base`` with ``extra`` on top, as an activated virtual environment would leave it:
+        its ``bin`` first on PATH, before an ``extra`` PATH too (a benchmark's fake tools)."""
         dropped = (*NOX_PROCESS_VARIABLES, *NOT_A_USERS_DEFAULT, "PYTHONHOME")
-        env = {k: v for k, v in base.items() if k not in dropped}
+        env = {k: v for k, v in base.items() if k not in dropped} | (extra or {})
         env["VIRTUAL_ENV"] = str(self.venv)
-        env["PATH"] = os.pathsep.join(filter(None, [str(self.venv / "bin"), base.get("PATH")]))
-        return {**env, **(extra or {})}
+        env["PATH"] = os.pathsep.join(filter(None, [str(self.venv / "bin"), env.get("PATH")]))
+        return env
 
     def script_environment_backend(self) -> str | None:
         """The backend of the script environment nox made in this envdir, None if there is none."""

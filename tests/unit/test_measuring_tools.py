@@ -247,6 +247,9 @@ def test_every_set_up_gets_its_own_envdir_and_nox_first_on_path(tmp_path: Path) 
         tmp_path / "venv"
     )
     assert (env["HOME"], env["STAGEGATE_ARTIFACTS"]) == ("/h", "a")
+    # a benchmark's own PATH (the fake kind and kubectl first) still finds the set-up's nox first
+    faked = setup.env(outer, {"PATH": "/fakes:/usr/bin"})
+    assert faked["PATH"] == f"{tmp_path / 'venv' / 'bin'}:/fakes:/usr/bin"
     installed = _prepared(tmp_path, "installed", None).pip_install(Path("/repo"))
     assert installed[-2:] == ["-e", "/repo"]
     assert bench.installed_of((setup, bench.PreparedSetup(SETUPS["installed"], tmp_path, tmp_path))).name == (
@@ -332,3 +335,20 @@ def test_the_table_shows_each_set_up_and_its_goal_verdict() -> None:
     verdicts = [line for line in lines if "bound 1.00s" in line]
     assert ["installed" in v and "within" in v for v in verdicts] == [True, False]
     assert "script block" in verdicts[1] and "over (-2.30s)" in verdicts[1]
+
+
+def test_the_table_shows_a_further_figure_for_each_set_up() -> None:
+    result = {
+        "stagegate": _per_setup(installed=1.0, script_block=1.6),
+        "baselines": {"docker": {"median_s": 14.0, "runs": 1}},
+        "figures": {
+            "cold build": {
+                "stagegate": _per_setup(installed=18.0, script_block=18.6),
+                "baseline": {"median_s": 21.6, "runs": 1},
+            }
+        },
+    }
+    assert bench.missing_figure(result) is None
+    lines = [line.split() for line in bench.table({"scale": result}).splitlines()]
+    assert ["cold", "build", "(installed)", "18.00s", "21.60s", "1.20×"] in lines
+    assert ["cold", "build", "(script", "block)", "18.60s", "21.60s", "1.16×"] in lines
