@@ -239,8 +239,8 @@ def summary(samples: list[float]) -> dict[str, float]:
 def time_to_failure(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -> dict:
     """A stack whose second image fails at a known step after ~2 s of work, run from each set-up.
 
-    The first image takes 3 s, so the failure is known while it still builds: it finishes
-    (running builds are never cut), the third never starts.
+    The first image takes 3 s, so the failure is known while it still builds: its build is
+    cancelled, and the third never starts.
     """
     setups = setups or prepared_setups()
     base = busybox_image()
