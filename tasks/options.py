@@ -212,7 +212,7 @@ class _Command:
 
     options_class: type
     prog: str
-    who: str  # who understands them, for an unknown option's hint
+    who: str  # who understands them, as an unknown option's hint says it
 
     @property
     def summary(self) -> str:
@@ -239,7 +239,7 @@ class _Command:
             raise config_error(
                 "options",
                 f"unknown option {unknown[0]!r}",
-                f"{self.who} understand {self.summary} (`{self.prog} --help` describes each)",
+                f"{self.who} {self.summary} (`{self.prog} --help` describes each)",
                 option=unknown[0],
             )
         return vars(namespace)
@@ -254,8 +254,8 @@ class _Command:
         return "\n".join(lines) + "\n"
 
 
-PIPELINE_OPTIONS = _Command(Options, "nox -s <stage> --", "pipeline sessions")
-PRUNE_OPTIONS = _Command(PruneOptions, "nox -s prune --", "prune")
+PIPELINE_OPTIONS = _Command(Options, "nox -s <stage> --", "pipeline sessions understand")
+PRUNE_OPTIONS = _Command(PruneOptions, "nox -s prune --", "prune understands")
 
 
 def wants_help(argv: Sequence[str]) -> bool:
