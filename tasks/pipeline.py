@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import errno
-import importlib
 import logging
 import os
 import traceback
@@ -53,7 +52,9 @@ class _Stages(Mapping[str, Callable[[StageContext], None]]):
     def __getitem__(self, name: str) -> Callable[[StageContext], None]:
         if name not in PIPELINE:
             raise KeyError(name)
-        return importlib.import_module(f"{__package__}.stages.{name}").run
+        # __import__, not importlib.import_module: the interpreter's own import, which
+        # `python -X importtime` records (tests/integration/test_startup.py reads it)
+        return __import__(f"{__package__}.stages.{name}", fromlist=["run"]).run
 
     def __iter__(self) -> Iterator[str]:
         return iter(PIPELINE)
