@@ -24,6 +24,7 @@ import argparse
 import atexit
 import contextlib
 import functools
+import importlib.util
 import json
 import math
 import os
@@ -408,6 +409,26 @@ def noop_rebuild(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -
     }
 
 
+def fake_tools() -> Path:
+    """A folder of `kind` and `kubectl` that run the fakes of tests/fakes with this bench's own
+    interpreter: a set-up's virtualenv comes first on PATH, and its python3 lacks what the fakes
+    need (kubernetes-validate, the API server's schemas)."""
+    if importlib.util.find_spec("kubernetes_validate") is None:
+        raise BenchmarkFailed(
+            "the fake kubectl needs kubernetes-validate where the bench runs: "
+            "pip install 'kubernetes-validate>=1.37.0' (the project's test extra has it)"
+        )
+    folder = Path(tempfile.mkdtemp(prefix="stagegate-bench-fakes-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    for tool in ("kind", "kubectl"):
+        script = folder / tool
+        script.write_text(
+            f'#!/bin/sh\nexec "{sys.executable}" "{ROOT / "tests" / "fakes" / "bin" / tool}" "$@"\n'
+        )
+        script.chmod(0o755)
+    return folder
+
+
 def readiness_detection(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -> dict:
     """A pod turning ErrImagePull 1 s after apply, on the fake kind cluster of tests/fakes,
     deployed from each set-up."""
@@ -443,7 +464,7 @@ def readiness_detection(repeat: int, setups: tuple[PreparedSetup, ...] | None = 
         "STAGEGATE_ARTIFACTS": str(root / ".stagegate"),
         "FAKE_K8S_STATE": str(state),
         "FAKE_KIND_NODE_IMAGE": base,
-        "PATH": f"{ROOT / 'tests' / 'fakes' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+        "PATH": f"{fake_tools()}{os.pathsep}{os.environ['PATH']}",
     }
     detections: dict[str, list[float]] = {setup.name: [] for setup in setups}
     installed = installed_of(setups)
