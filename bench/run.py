@@ -182,6 +182,16 @@ def check_modes(setups: tuple[PreparedSetup, ...]) -> None:
             raise BenchmarkFailed(problem)
 
 
+def per_setup(setups: tuple[PreparedSetup, ...]) -> dict[str, list[float]]:
+    """An empty list of samples for each set-up, by name."""
+    return {setup.name: [] for setup in setups}
+
+
+def summaries(samples: dict[str, list[float]]) -> dict[str, dict[str, float]]:
+    """Each set-up's samples summed up (:func:`summary`): a stagegate figure per set-up."""
+    return {name: summary(values) for name, values in samples.items()}
+
+
 def medians(samples: dict[str, list[float]]) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in samples.items() if values}
 
@@ -269,7 +279,7 @@ def time_to_failure(repeat: int, setups: tuple[PreparedSetup, ...] | None = None
         expect_error(root / ".stagegate", "BUILD_FAILED", f"`nox -s e2e` of the stack ({setup.name} set-up)")
         return took
 
-    ours: dict[str, list[float]] = {setup.name: [] for setup in setups}
+    ours = per_setup(setups)
     alone, naive = [], []
     try:
         for setup in setups:
@@ -292,7 +302,7 @@ def time_to_failure(repeat: int, setups: tuple[PreparedSetup, ...] | None = None
         cleanup_project(root)
     return {
         "what": "wall time until the run ends with the failure (second of three images fails after ~2 s)",
-        "stagegate": {name: summary(samples) for name, samples in ours.items()},
+        "stagegate": summaries(ours),
         "baselines": {
             "docker build of the failing image alone": summary(alone),
             f"naive pipeline (build all, ignore failures, deploy, wait up to {NAIVE_DEADLINE_S:g} s)": summary(
@@ -376,7 +386,7 @@ def noop_rebuild(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -
             "example",
         ],
     ]
-    ours: dict[str, list[float]] = {setup.name: [] for setup in setups}
+    ours = per_setup(setups)
     docker_alone, bare = [], []
     installed = installed_of(setups)
     for setup in setups:
@@ -400,7 +410,7 @@ def noop_rebuild(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -
         raise BenchmarkFailed(f"the unchanged example was rebuilt: image statuses {sorted(statuses)}")
     return {
         "what": "`nox -s build` of the unchanged example stack (3 images)",
-        "stagegate": {name: summary(samples) for name, samples in ours.items()},
+        "stagegate": summaries(ours),
         "baselines": {
             "plain docker build of the 3 images, warm cache": summary(docker_alone),
             BARE_NOX: summary(bare),
@@ -466,7 +476,7 @@ def readiness_detection(repeat: int, setups: tuple[PreparedSetup, ...] | None = 
         "FAKE_KIND_NODE_IMAGE": base,
         "PATH": f"{fake_tools()}{os.pathsep}{os.environ['PATH']}",
     }
-    detections: dict[str, list[float]] = {setup.name: [] for setup in setups}
+    detections = per_setup(setups)
     installed = installed_of(setups)
     try:
         # build, verify, cluster once
@@ -501,7 +511,7 @@ def readiness_detection(repeat: int, setups: tuple[PreparedSetup, ...] | None = 
         cleanup_project(root)
     return {
         "what": "time from the pod turning ErrImagePull to the deploy stage seeing it (poll every 2 s)",
-        "stagegate": {name: summary(samples) for name, samples in detections.items()},
+        "stagegate": summaries(detections),
         "baselines": {
             f"kubectl wait --timeout={READINESS_DEADLINE_S:g}s (returns at its deadline)": summary(
                 [READINESS_DEADLINE_S] * repeat
@@ -521,7 +531,7 @@ def parallel_build(repeat: int, setups: tuple[PreparedSetup, ...] | None = None)
     names = ["a", "b", "c", "d"]
     root = project({n: f"FROM {base}\nCOPY token /token\nRUN sleep 3\n" for n in names})
     env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
-    ours: dict[str, list[float]] = {setup.name: [] for setup in setups}
+    ours = per_setup(setups)
     sequential = []
     try:
         for _ in range(repeat):
@@ -541,7 +551,7 @@ def parallel_build(repeat: int, setups: tuple[PreparedSetup, ...] | None = None)
         cleanup_project(root)
     return {
         "what": f"`nox -s build` of 4 independent images (3 s of RUN each), {os.cpu_count()} cores",
-        "stagegate": {name: summary(samples) for name, samples in ours.items()},
+        "stagegate": summaries(ours),
         "baselines": {"docker build one after another": summary(sequential)},
     }
 
@@ -553,8 +563,7 @@ def overhead(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -> di
     base = busybox_image()
     root = project({"app": f"FROM {base}\n"})
     env = {"STAGEGATE_ARTIFACTS": str(root / ".stagegate")}
-    preflight: dict[str, list[float]] = {setup.name: [] for setup in setups}
-    startup: dict[str, list[float]] = {setup.name: [] for setup in setups}
+    preflight, startup = per_setup(setups), per_setup(setups)
     docker_info, bare = [], []
     installed = installed_of(setups)
     try:
@@ -576,11 +585,11 @@ def overhead(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -> di
         cleanup_project(root)
     return {
         "what": "`nox -s preflight` (daemon, builder, base images, config)",
-        "stagegate": {name: summary(samples) for name, samples in preflight.items()},
+        "stagegate": summaries(preflight),
         "baselines": {"`docker info` alone": summary(docker_info), BARE_NOX: summary(bare)},
         "startup": {
             "what": "`nox -l` of the project's noxfile: nox, the script block and stagegate's imports",
-            "stagegate": {name: summary(samples) for name, samples in startup.items()},
+            "stagegate": summaries(startup),
             "baselines": {BARE_NOX: summary(bare)},
         },
     }
@@ -655,14 +664,11 @@ def scale(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -> dict:
         for name in names:
             (root / "images" / name / "token").write_text(secrets.token_hex(8))
 
-    def per_setup() -> dict[str, list[float]]:
-        return {setup.name: [] for setup in setups}
-
     # Files written a moment before a build are hashed again by the next one (the stat cache
     # trusts only files changed safely before it was filled): let the generated tree age.
     time.sleep(RACY_WAIT_S)
-    cold, noop, noop_stage = per_setup(), per_setup(), per_setup()
-    verify, verify_stage = per_setup(), per_setup()
+    cold, noop, noop_stage = per_setup(setups), per_setup(setups), per_setup(setups)
+    verify, verify_stage = per_setup(setups), per_setup(setups)
     cold_docker, noop_docker = [], []
     try:
         for _ in range(repeat):
@@ -711,9 +717,6 @@ def scale(repeat: int, setups: tuple[PreparedSetup, ...] | None = None) -> dict:
             remove_dangling(f"label=dev.stagegate.image=bench/{name}")
         remove_dangling(f"label={SCALE_LABEL}")
     warm = summary(noop_docker)
-
-    def summaries(samples: dict[str, list[float]]) -> dict[str, dict]:
-        return {name: summary(values) for name, values in samples.items()}
 
     def ratios(samples: dict[str, list[float]]) -> dict[str, float]:
         return {
@@ -875,11 +878,8 @@ def _ci_scale(
                 cwd=root,
             )  # fmt: skip
 
-    def per_setup() -> dict[str, list[float]]:
-        return {setup.name: [] for setup in setups}
-
     installed = installed_of(setups)
-    ours = per_setup()
+    ours = per_setup(setups)
     cold_all, cache_from = [], []
     for name in names:
         change(name)
@@ -931,7 +931,7 @@ def _ci_scale(
             "images"
         ].values()
     ]
-    noop_verify, with_bundle, bundle_load = per_setup(), per_setup(), per_setup()
+    noop_verify, with_bundle, bundle_load = per_setup(setups), per_setup(setups), per_setup(setups)
     save_each, load_each = [], []
     bundle_bytes = each_bytes = 0
     for index in range(repeat):
@@ -999,7 +999,7 @@ def _ci_scale(
             f"{len(names)} images of one repository-root context on a cold engine (their images removed, "
             f"the base present), a warm registry, one image's source changed; legacy builder, {os.cpu_count()} cores"
         ),
-        "stagegate": {name: summary(samples) for name, samples in ours.items()},
+        "stagegate": summaries(ours),
         "baselines": {
             f"docker build of all {len(names)}, cold": summary(cold_all),
             f"docker pull + docker build --cache-from of all {len(names)}": summary(cache_from),
@@ -1025,7 +1025,7 @@ def _ci_scale(
                 "bytes": {"bundle archive": bundle_bytes, "one archive per image": each_bytes},
             },
             "bundle load (into a cold engine)": {
-                "stagegate": {name: summary(samples) for name, samples in bundle_load.items()},
+                "stagegate": summaries(bundle_load),
                 "baseline": summary(load_each),
                 "baseline is": f"docker load of the {len(names)} archives one after another",
             },
