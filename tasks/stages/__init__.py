@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,10 +42,10 @@ class StageContext:
     def artifacts(self) -> Path:
         return self.config.artifacts
 
-    @property
+    @functools.cached_property
     def target_traits(self) -> TargetTraits:
         """What is known of the run's target before it is opened (``--target``, else the
-        configuration's)."""
+        configuration's); worked out once per stage (``auto`` looks for kind on PATH)."""
         from ..targets import traits_of
 
         return traits_of(self.options.target or self.config.target, self.config)
