@@ -452,6 +452,16 @@ def reused_by_run(ctx: StageContext) -> dict[str, Any] | None:
     return cached if isinstance(cached, dict) else None
 
 
+def passed_from_cache(ctx: StageContext, stage: str) -> bool:
+    """For deploy and e2e: whether the cluster stage of this run reused a pass; when it did,
+    ``stage`` records that pass as its outputs and says so."""
+    if (reused := reused_by_run(ctx)) is None:
+        return False
+    ctx.outputs["cached"] = reused
+    ctx.reporter.stage_started(stage, f"passed from the e2e result cache: {describe_reused(reused)}")
+    return True
+
+
 def store_pass(ctx: StageContext) -> None:
     """At the end of an e2e stage that passed: the record of this run under the key the
     cluster stage made — when the inputs are still those (a file edited during the run

@@ -9,28 +9,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .. import manifests, resultcache
-from ..errors import Code, StagegateError
+from ..errors import StagegateError, config_error
 from ..imagerecord import usable_images
 from ..manifests import ManifestObject
-from ..readiness import HEARTBEAT_S, Assessment, ImageFacts
+from ..readiness import HEARTBEAT_S, Assessment, ImageFacts, Watch
 from ..targets import Target
 from . import StageContext
 from .cluster import target_of_run
 
 
 def run(ctx: StageContext) -> None:
-    if (reused := resultcache.reused_by_run(ctx)) is not None:
-        ctx.outputs["cached"] = reused
-        ctx.reporter.stage_started(
-            "deploy", f"passed from the e2e result cache: {resultcache.describe_reused(reused)}"
-        )
+    if resultcache.passed_from_cache(ctx, "deploy"):
         return
     if ctx.config.deploy is None:
-        raise StagegateError(
-            Code.CONFIG_INVALID,
+        raise config_error(
+            "tool.stagegate.deploy",
             "nothing to deploy: [tool.stagegate.deploy] manifests is not configured",
             'add [tool.stagegate.deploy] manifests = "path/to/k8s" to pyproject.toml',
-            {"key": "tool.stagegate.deploy"},
         )
     target = target_of_run(ctx)
     objects = rendered_objects(ctx)
@@ -45,7 +40,7 @@ def run(ctx: StageContext) -> None:
             ctx.reporter.info(f"- skipped on the {target.name} target: {note}")
         progress = _progress_printer(ctx, HEARTBEAT_S)
 
-        ctx.outputs["readiness"] = target.wait_ready(objects, policy, image_facts(ctx), progress)
+        ctx.outputs["readiness"] = target.wait_ready(objects, Watch(policy, image_facts(ctx), progress))
         ctx.reporter.info(f"✓ ready after {ctx.outputs['readiness']['ready_after_s']:.1f}s")
     except StagegateError as error:
         error.subject.setdefault("diagnostics", collect(ctx, target, objects))

@@ -22,7 +22,7 @@ from junitparser import JUnitXml, TestSuite
 from junitparser.junitparser import Error, Failure, Skipped
 
 from .. import resultcache, runner
-from ..errors import Code, CommandEvidence, StagegateError
+from ..errors import Code, CommandEvidence, StagegateError, config_error
 from ..manifests import ManifestObject
 from ..targets import env_name
 from ..targets.forwards import ResolvedForward, resolve_forwards, shadowed_services, unreached_ports
@@ -35,18 +35,13 @@ PYTEST_NO_TESTS_COLLECTED = 5  # pytest's exit code when it collected no test
 
 
 def run(ctx: StageContext) -> None:
-    if (reused := resultcache.reused_by_run(ctx)) is not None:
-        ctx.outputs["cached"] = reused
-        ctx.reporter.stage_started(
-            "e2e", f"passed from the e2e result cache: {resultcache.describe_reused(reused)}"
-        )
+    if resultcache.passed_from_cache(ctx, "e2e"):
         return
     if ctx.config.e2e is None:
-        raise StagegateError(
-            Code.CONFIG_INVALID,
+        raise config_error(
+            "tool.stagegate.e2e",
             "no e2e command: [tool.stagegate.e2e] command is not configured",
             'add [tool.stagegate.e2e] command = ["pytest", "path/to/e2e"] to pyproject.toml',
-            {"key": "tool.stagegate.e2e"},
         )
     target = target_of_run(ctx)
     objects = rendered_objects(ctx)
