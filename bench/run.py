@@ -1120,7 +1120,7 @@ def startup_race(repeat: int) -> dict:
     from python_on_whales import DockerClient
     from stagegate.errors import StagegateError
     from stagegate.manifests import render
-    from stagegate.readiness import ImageFacts, ReadinessPolicy
+    from stagegate.readiness import ImageFacts, ReadinessPolicy, Watch
     from stagegate.targets.docker import DockerTarget
 
     class WaitsOutTheBackOff(DockerTarget):
@@ -1154,7 +1154,7 @@ def startup_race(repeat: int) -> dict:
             started = time.perf_counter()
             target.apply(objects)
             try:
-                target.wait_ready(objects, policy, facts, lambda assessment, elapsed: None)
+                target.wait_ready(objects, Watch(policy, facts))
                 outcome = "ready"
             except StagegateError as error:
                 outcome = str(error.code)

@@ -19,6 +19,7 @@ from .model import (
     ImageFacts,
     ReadinessPolicy,
     Snapshot,
+    Watch,
     WorkloadStatus,
 )
 from .rules import workload_status
@@ -33,6 +34,7 @@ __all__ = [
     "ReadinessWaiter",
     "Snapshot",
     "Tracker",
+    "Watch",
     "WorkloadStatus",
     "timeout_error",
     "workload_status",

@@ -3,7 +3,7 @@ of Kubernetes API JSON (names, conditions, counts) shared by the rules."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -50,6 +50,16 @@ class ImageFacts:
     built: Mapping[str, str]  # configured name -> ref built by this run
     loaded: frozenset[str] = frozenset()  # refs the cluster stage put on the target
     target: str = "kind"
+
+
+@dataclass(frozen=True)
+class Watch:
+    """How a target waits for a deploy: the policy, what the run knows of its images (to
+    explain a pull error), and who hears of progress: ``on_progress(assessment, elapsed_s)``."""
+
+    policy: ReadinessPolicy
+    images: ImageFacts
+    on_progress: Callable[[Assessment, float], None] = lambda assessment, elapsed: None
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import kinds
 from ..manifests import ManifestObject
-from ..readiness import ImageFacts, ReadinessPolicy
+from ..readiness import Watch
 
 if TYPE_CHECKING:
     from python_on_whales import DockerClient
@@ -75,9 +75,7 @@ class Target(Protocol):
         """Create or update ``objects`` (manifests already rewritten to the built tags)."""
         ...
 
-    def wait_ready(
-        self, objects: list[ManifestObject], policy: ReadinessPolicy, images: ImageFacts, on_progress: Any
-    ) -> dict[str, Any]:
+    def wait_ready(self, objects: list[ManifestObject], watch: Watch) -> dict[str, Any]:
         """Wait until the workloads of ``objects`` are ready; raise the fatal error early."""
         ...
 

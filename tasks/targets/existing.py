@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,7 +35,7 @@ from ..ledger import write_json_atomic
 from ..manifests import ManifestObject, to_yaml
 from ..ownership import OWNER_LABEL, owner_id
 from ..ownership import short as owner_short
-from ..readiness import ImageFacts, ReadinessPolicy
+from ..readiness import Watch
 from ..registry import Pusher
 from ..runner import log_excerpt
 from . import ImageToLoad
@@ -312,14 +312,8 @@ class ExistingTarget(KubectlCluster):
         applied["namespace"] = self.namespace
         return applied
 
-    def wait_ready(
-        self,
-        objects: list[ManifestObject],
-        policy: ReadinessPolicy,
-        images: ImageFacts,
-        on_progress: Callable[..., None],
-    ) -> dict[str, Any]:
-        return super().wait_ready(self.scoped(objects), policy, images, on_progress)
+    def wait_ready(self, objects: list[ManifestObject], watch: Watch) -> dict[str, Any]:
+        return super().wait_ready(self.scoped(objects), watch)
 
     @contextmanager
     def endpoints(

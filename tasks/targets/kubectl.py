@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from ..clock import Clock
 from ..errors import Code, CommandEvidence, StagegateError
 from ..ledger import write_text_atomic
 from ..manifests import ManifestObject, split_prerequisites, to_yaml
-from ..readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
+from ..readiness import ReadinessWaiter, Snapshot, Watch
 from ..redact import redact
 from ..runner import log_excerpt
 from . import endpoint_env, env_name, namespaces, provided_config, services
@@ -152,13 +152,7 @@ class KubectlCluster:
         )
         return list(found.get("items") or []) if found.get("kind") == "List" else [found]
 
-    def wait_ready(
-        self,
-        objects: list[ManifestObject],
-        policy: ReadinessPolicy,
-        images: ImageFacts,
-        on_progress: Callable[..., None],
-    ) -> dict[str, Any]:
+    def wait_ready(self, objects: list[ManifestObject], watch: Watch) -> dict[str, Any]:
         wanted = {
             (obj.kind, obj.namespace or "default", obj.name) for obj in objects if obj.kind in kinds.WATCHED
         }
@@ -183,7 +177,9 @@ class KubectlCluster:
 
         config = provided_config(objects)
         restart = self.restart_now if self.created_by_stagegate() else None
-        return ReadinessWaiter(policy, self.clock, images).wait(poll, on_progress, restart=restart)
+        return ReadinessWaiter(watch.policy, self.clock, watch.images).wait(
+            poll, watch.on_progress, restart=restart
+        )
 
     def restart_now(self, namespace: str, pod: str) -> bool:
         """Delete a crash-looping pod so that its controller starts a new one at once, instead

@@ -492,7 +492,7 @@ def test_losing_the_api_server_while_waiting_is_cluster_unreachable(
     from stagegate.clock import Clock
     from stagegate.errors import Code, StagegateError
     from stagegate.manifests import render
-    from stagegate.readiness import ImageFacts, ReadinessPolicy
+    from stagegate.readiness import ImageFacts, ReadinessPolicy, Watch
     from stagegate.targets.kind import KindTarget
 
     stack(repo, ns, busybox_image, cluster=cluster_name)
@@ -504,7 +504,7 @@ def test_losing_the_api_server_while_waiting_is_cluster_unreachable(
     subprocess.run(["kind", "delete", "cluster", "--name", cluster_name], check=True, capture_output=True)
     with pytest.raises(StagegateError) as caught:
         target.wait_ready(
-            objects, ReadinessPolicy(poll_interval=POLL, timeout=5), ImageFacts(built={}), print
+            objects, Watch(ReadinessPolicy(poll_interval=POLL, timeout=5), ImageFacts(built={}), print)
         )
     assert caught.value.code == Code.CLUSTER_UNREACHABLE
     assert "refused" in caught.value.message

@@ -11,7 +11,7 @@ import re
 import shutil
 import tarfile
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from ...errors import Code, StagegateError
 from ...ledger import write_json_atomic
 from ...manifests import ManifestObject
 from ...ownership import owner_id, short
-from ...readiness import ImageFacts, ReadinessPolicy, ReadinessWaiter, Snapshot
+from ...readiness import ReadinessWaiter, Snapshot, Watch
 from ...redact import redact
 from ...retry import retry_transient
 from .. import ImageToLoad, endpoint_env, env_name, namespaces, provided_config
@@ -245,16 +245,10 @@ class DockerTarget:
             if (run.plan.namespace, run.plan.name) == (namespace, pod)
         )
 
-    def wait_ready(
-        self,
-        objects: list[ManifestObject],
-        policy: ReadinessPolicy,
-        images: ImageFacts,
-        on_progress: Callable[..., None],
-    ) -> dict[str, Any]:
+    def wait_ready(self, objects: list[ManifestObject], watch: Watch) -> dict[str, Any]:
         with self._secrets_forgotten_on_failure():
-            return ReadinessWaiter(policy, self.clock, images).wait(
-                self.snapshot, on_progress, restart=self.restart_now
+            return ReadinessWaiter(watch.policy, self.clock, watch.images).wait(
+                self.snapshot, watch.on_progress, restart=self.restart_now
             )
 
     # -- decoded Secrets -----------------------------------------------------------------------
