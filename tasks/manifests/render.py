@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .. import redact, runner
-from ..errors import Code, CommandEvidence, StagegateError
+from ..errors import Code, CommandEvidence, StagegateError, config_error
 from ..filetypes import file_type
 from .kustomize import (
     OUTSIDE_ROOT,
@@ -27,6 +27,13 @@ from .kustomize import (
     remote_base_failure,
 )
 from .objects import YAML_SUFFIXES, ManifestObject, is_kustomization, relative_path, yaml_documents
+
+MANIFESTS_KEY = "tool.stagegate.deploy.manifests"
+
+
+def manifest_error(source: str, message: str, hint: str, **subject: Any) -> StagegateError:
+    """A ``CONFIG_INVALID`` error about the manifest file ``source``."""
+    return config_error(MANIFESTS_KEY, message, hint, file=source, **subject)
 
 
 def render_sources(
@@ -99,7 +106,7 @@ def render(
                     f"vendor that base: copy it into the repository (e.g. `git clone` it once at that ref) "
                     f"and list the local copy in the resources of {listed_in} instead of {url}",
                     {
-                        "key": "tool.stagegate.deploy.manifests",
+                        "key": MANIFESTS_KEY,
                         "file": relative_path(root, holder),
                         **({"line": line} if line else {}),
                         "url": url,
@@ -116,7 +123,7 @@ def render(
                 Code.CONFIG_INVALID,
                 f"kubectl kustomize {relative} failed: {kustomize_reason(exc.stderr, root) or exc.reason}",
                 f"fix the kustomization in {relative}",
-                {"key": "tool.stagegate.deploy.manifests", "file": relative},
+                {"key": MANIFESTS_KEY, "file": relative},
                 log_excerpt=exc.stderr[-2000:],
             ) from None
         try:
@@ -145,11 +152,10 @@ def render(
         try:
             text = file.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
-            raise StagegateError(
-                Code.CONFIG_INVALID,
+            raise manifest_error(
+                source,
                 f"{source} is not UTF-8 text (byte {exc.start}: {exc.object[exc.start : exc.start + 1]!r})",
                 f"save {source} as UTF-8, as Kubernetes manifests must be",
-                {"key": "tool.stagegate.deploy.manifests", "file": source},
             ) from None
         try:
             objects += [ManifestObject(source, doc) for doc in _documents(text, source)]
@@ -167,21 +173,19 @@ def _regular_or_dir(path: Path, source: str, *, directory: bool = True) -> str:
     try:
         mode = path.stat().st_mode
     except OSError as exc:
-        raise StagegateError(
-            Code.CONFIG_INVALID,
+        raise manifest_error(
+            source,
             f"cannot read the manifests {source}: {exc.strerror}",
             "point [tool.stagegate.deploy] manifests at a YAML file or a directory of them",
-            {"key": "tool.stagegate.deploy.manifests", "file": source},
         ) from None
     if directory and stat.S_ISDIR(mode):
         return "dir"
     if stat.S_ISREG(mode):
         return "file"
-    raise StagegateError(
-        Code.CONFIG_INVALID,
+    raise manifest_error(
+        source,
         f"the manifest {source} is {file_type(mode)}, not a regular file",
         f"replace {source} with a YAML file (manifests must be regular files)",
-        {"key": "tool.stagegate.deploy.manifests", "file": source},
     )
 
 
@@ -227,38 +231,36 @@ def _documents(text: str, source: str) -> list[dict[str, Any]]:
         else:
             lined = _load_all(text)
     except RecursionError:
-        raise StagegateError(
-            Code.CONFIG_INVALID,
+        raise manifest_error(
+            source,
             f"{source} is nested too deeply to be read",
             f"fix {source}: no Kubernetes object nests that deep",
-            {"key": "tool.stagegate.deploy.manifests", "file": source},
         ) from None
     except json.JSONDecodeError as exc:
-        raise StagegateError(
-            Code.CONFIG_INVALID,
+        raise manifest_error(
+            source,
             f"{source} is not valid JSON (line {exc.lineno}): {exc.msg}",
             f"fix the JSON in {source}",
-            {"key": "tool.stagegate.deploy.manifests", "file": source, "line": exc.lineno},
+            line=exc.lineno,
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise StagegateError(
-            Code.CONFIG_INVALID,
+        raise manifest_error(
+            source,
             f"{source} is not valid YAML"
             + (f" (line {line})" if line else "")
             + f": {getattr(exc, 'problem', exc)}",
             f"fix the YAML in {source}",
-            {"key": "tool.stagegate.deploy.manifests", "file": source, **({"line": line} if line else {})},
+            **({"line": line} if line else {}),
         ) from None
     docs = [doc for _, doc in lined]
     for doc in docs:
         if not isinstance(doc, dict):
-            raise StagegateError(
-                Code.CONFIG_INVALID,
+            raise manifest_error(
+                source,
                 f"{source} holds a YAML document that is not a Kubernetes object",
                 "every document must be a mapping with apiVersion and kind",
-                {"key": "tool.stagegate.deploy.manifests", "file": source},
             )
     foreign = [
         not_kubernetes_error(source, line, what)
@@ -345,7 +347,7 @@ def not_kubernetes_error(source: str, line: int, what: str) -> StagegateError:
         f"{source}:{line}: not a Kubernetes object ({what}) — point deploy.manifests at the Kubernetes "
         "manifests only",
         hint,
-        {"key": "tool.stagegate.deploy.manifests", "file": source, "line": line, "reason": what},
+        {"key": MANIFESTS_KEY, "file": source, "line": line, "reason": what},
     )
 
 
@@ -353,11 +355,10 @@ def _unpacked(doc: dict[str, Any], source: str) -> Iterator[dict[str, Any]]:
     if str(doc.get("kind", "")).endswith("List") and isinstance(doc.get("items"), list):
         for item in doc["items"]:
             if not isinstance(item, dict):
-                raise StagegateError(
-                    Code.CONFIG_INVALID,
+                raise manifest_error(
+                    source,
                     f"{source}: an item of {doc['kind']} is not a Kubernetes object",
                     "every item must be a mapping with apiVersion and kind",
-                    {"key": "tool.stagegate.deploy.manifests", "file": source},
                 )
             yield from _unpacked(item, source)
     else:
