@@ -16,6 +16,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 
@@ -202,6 +203,21 @@ def _unprefixed(error: Mapping[str, Any]) -> str:
     message = str(error.get("message") or "")
     image = (error.get("subject") or {}).get("image")
     return message.removeprefix(f"{image}: ") if image else message
+
+
+ARTIFACTS_HINT = "make it writable, or point STAGEGATE_ARTIFACTS (or [tool.stagegate] artifacts) elsewhere"
+
+
+def artifacts_unwritable(
+    artifacts: Path, problem: object, file: Path | str, hint: str = ARTIFACTS_HINT
+) -> StagegateError:
+    """``ARTIFACTS_UNWRITABLE``: the artifacts dir refused a write (``file``, in it or the dir itself)."""
+    return StagegateError(
+        Code.ARTIFACTS_UNWRITABLE,
+        f"the artifacts dir {artifacts} cannot be written: {problem}",
+        hint,
+        {"key": "artifacts", "file": str(file)},
+    )
 
 
 def config_error(key: str, message: str, hint: str, **subject: Any) -> StagegateError:

@@ -17,7 +17,7 @@ import os
 import secrets
 from pathlib import Path
 
-from .errors import Code, StagegateError
+from .errors import Code, StagegateError, artifacts_unwritable
 
 OWNER_LABEL = "dev.stagegate.owner"
 OWNER_FILE = "owner.json"
@@ -40,7 +40,7 @@ def owner_id(artifacts: Path) -> str:
     except FileExistsError:
         pass
     except OSError as exc:
-        raise _unwritable(artifacts, exc) from None
+        raise artifacts_unwritable(artifacts, exc.strerror or exc, artifacts) from None
     else:
         return made
     finally:
@@ -73,12 +73,3 @@ def _read(path: Path) -> str | None:
     if isinstance(value, str) and len(value) >= _SHORT and value.isalnum():
         return value
     return None
-
-
-def _unwritable(artifacts: Path, exc: OSError) -> StagegateError:
-    return StagegateError(
-        Code.CONFIG_INVALID,
-        f"the artifacts dir {artifacts} cannot be written: {exc.strerror or exc}",
-        "make it writable, or point STAGEGATE_ARTIFACTS (or [tool.stagegate] artifacts) elsewhere",
-        {"key": "artifacts", "file": str(artifacts)},
-    )

@@ -31,7 +31,7 @@ from . import bundle, runlock, runner, signals
 from .clock import Clock
 from .config import artifacts_dir, load_config
 from .dockerclient import DeferredDockerClient
-from .errors import Code, StagegateError
+from .errors import Code, StagegateError, artifacts_unwritable
 from .ledger import PIPELINE, Ledger, Status
 from .options import Options, parse_options
 from .profiles import choose_profile
@@ -267,12 +267,12 @@ def unwritable(exc: OSError, artifacts: Path) -> StagegateError | None:
         inside and exc.errno in (errno.EACCES, errno.EPERM, errno.ENOTDIR)
     ):
         return None
-    return StagegateError(
-        Code.ARTIFACTS_UNWRITABLE,
-        f"the artifacts dir {artifacts} cannot be written: {exc.strerror or exc}",
+    return artifacts_unwritable(
+        artifacts,
+        exc.strerror or exc,
+        exc.filename or artifacts,
         "free space on its file system or make it writable, or point STAGEGATE_ARTIFACTS "
         "(or [tool.stagegate] artifacts) elsewhere; the run's record could not be kept",
-        {"key": "artifacts", "file": str(exc.filename or artifacts)},
     )
 
 

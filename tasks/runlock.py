@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .clock import Clock, iso
-from .errors import Code, StagegateError
+from .errors import Code, StagegateError, artifacts_unwritable
 
 LOG = logging.getLogger(__name__)
 
@@ -62,12 +62,7 @@ def acquire(artifacts: Path, *, what: str, clock: Clock | None = None) -> dict[s
         descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         problem = "it is not a directory" if key.exists() and not key.is_dir() else exc.strerror or exc
-        raise StagegateError(
-            Code.ARTIFACTS_UNWRITABLE,
-            f"the artifacts dir {artifacts} cannot be written: {problem}",
-            "make it writable, or point STAGEGATE_ARTIFACTS (or [tool.stagegate] artifacts) elsewhere",
-            {"key": "artifacts", "file": str(path)},
-        ) from None
+        raise artifacts_unwritable(artifacts, problem, path) from None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

@@ -64,3 +64,24 @@ def test_a_full_artifacts_dir_is_said_to_be_full_and_the_stages_own_error_is_sho
     assert "the preflight stage itself ended with BUILD_FAILED: the build broke" in shown
     assert "Traceback" not in shown
     assert not (artifacts / "error.json").exists()  # never half-written
+
+
+def test_an_owner_id_that_cannot_be_written_is_the_artifacts_dir_unwritable(small_fs: Path) -> None:
+    """The owner id is the first file some runs write there: a full file system says so with the
+    same code as the run lock and the ledger (an environment failure a re-run may pass), not
+    as a configuration mistake."""
+    from stagegate.ownership import OWNER_FILE, owner_id
+
+    artifacts = small_fs / ".stagegate"
+    artifacts.mkdir()
+    with pytest.raises(OSError), (small_fs / "filler").open("wb") as filler:
+        while True:
+            filler.write(b"\0" * 4096)
+            filler.flush()
+    with pytest.raises(StagegateError) as caught:
+        owner_id(artifacts)
+    assert caught.value.code == Code.ARTIFACTS_UNWRITABLE
+    assert caught.value.subject == {"key": "artifacts", "file": str(artifacts)}
+    assert "No space left" in caught.value.message
+    assert not (artifacts / OWNER_FILE).exists()
+    assert list(artifacts.iterdir()) == []  # its draft removed
