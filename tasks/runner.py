@@ -63,6 +63,16 @@ class CommandFailed(Exception):
         super().__init__(f"{' '.join(self.argv)}: {self.reason}")
 
 
+def _prepared(
+    verb: str, argv: Sequence[str], env: Mapping[str, str] | None
+) -> tuple[list[str], dict[str, str] | None]:
+    """``argv`` as strings (logged, redacted) and the environment the program gets: this
+    process's with ``env`` over it, or this process's as it is (None)."""
+    argv = [str(a) for a in argv]
+    log.debug("%s %s", verb, redact_argv(argv))
+    return argv, ({**os.environ, **env} if env is not None else None)
+
+
 def run(
     argv: Sequence[str],
     *,
@@ -78,9 +88,7 @@ def run(
     ``input`` goes to its stdin (never to the log): how a secret reaches a program without
     being written to a file.
     """
-    argv = [str(a) for a in argv]
-    log.debug("run %s", redact_argv(argv))
-    full_env = {**os.environ, **env} if env is not None else None
+    argv, full_env = _prepared("run", argv, env)
     try:
         completed = subprocess.run(
             argv,
@@ -184,12 +192,10 @@ def start(
     log_file: Path | None = None,
 ) -> Background:
     """Start ``argv`` in the background, stdout and stderr merged; stop it with ``.stop()``."""
-    argv = [str(a) for a in argv]
-    log.debug("start %s", redact_argv(argv))
+    argv, full_env = _prepared("start", argv, env)
     if log_file is not None:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         log_file.write_text(redact(f"$ {' '.join(argv)}\n"))
-    full_env = {**os.environ, **env} if env is not None else None
     try:
         process = subprocess.Popen(
             argv,
