@@ -195,8 +195,15 @@ def write_bundle(
             "give --bundle-out a new or empty directory",
         )
     images = _built_images(run)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    except OSError as exc:
+        raise _invalid(
+            dest,
+            f"the bundle {dest} cannot be written: {exc.strerror or exc} ({exc.filename or dest.parent})",
+            "give --bundle-out a directory that can be made and written",
+        ) from None
     try:
         files: dict[str, BundledFile] = {}
         if images:
