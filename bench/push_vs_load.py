@@ -57,7 +57,9 @@ def example_images(work: Path) -> list[str]:
     env = {**os.environ, "STAGEGATE_ARTIFACTS": str(work / "artifacts")}
     reporter = Reporter(Console(file=sys.stderr))
     for stage in ("preflight", "build"):
-        code = run_stage(stage, [], root=HERE.parent, reporter=reporter, docker=DockerClient(), env=env)
+        code = run_stage(
+            stage, [], root=HERE.parent, reporter=reporter, docker=DockerClient(), env=env
+        ).exit_code
         if code:
             raise SystemExit(f"the example's {stage} failed: {work / 'artifacts' / 'error.json'}")
     record = json.loads((work / "artifacts" / "run.json").read_text())

@@ -43,14 +43,9 @@ def stage(name: str, posargs: Sequence[str], root: Path, *, bin_dir: str | None 
     except StagegateError as refused:
         pipeline.report_refusal(Reporter(make_console()), refused)
         return f"{refused.code}: {refused.message}"
-    if pipeline.run_stage(name, posargs, root=root, reporter=Reporter(make_console()), env=env) == 0:
-        return None
-    artifacts = artifacts_dir(root)
-    error = Ledger(artifacts).read_error()
-    if error is None:  # it could not be written: the terminal said why
-        return f"{name} failed, and its record could not be written (see the lines above)"
-    where = os.path.relpath(artifacts / "error.json")
-    return f"{error.get('code', 'FAILED')}: {error.get('message', name + ' failed')} (see {where})"
+    return pipeline.run_stage(
+        name, posargs, root=root, reporter=Reporter(make_console()), env=env
+    ).failure_line()
 
 
 def e2e_requirements(root: Path) -> list[str]:

@@ -8,7 +8,7 @@ expected failure exactly one ``error.json``; on anything unexpected ``INTERNAL_E
 the traceback; on a stop signal — Ctrl-C's SIGINT, SIGTERM, SIGHUP (:mod:`stagegate.signals`)
 — ``INTERRUPTED`` naming the signal, written the moment it arrives (before the stage's own
 clean-up, so that a second signal, which ends the process at once, cannot lose it) and again
-with the final outputs when the clean-up is done. It returns the exit status; it never lets
+with the final outputs when the clean-up is done. It returns a :class:`StageResult`; it never lets
 an expected failure reach the user as a traceback.
 
 With ``--bundle-in`` the stages before cluster are taken from the bundle instead of run, and a
@@ -24,12 +24,13 @@ import logging
 import os
 import traceback
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import bundle, runlock, runner, signals
 from .clock import Clock
-from .config import artifacts_dir, load_config
+from .config import Config, artifacts_dir, load_config
 from .dockerclient import DeferredDockerClient
 from .errors import Code, StagegateError, artifacts_unwritable
 from .ledger import PIPELINE, Ledger, Status
@@ -67,6 +68,39 @@ STAGES: Mapping[str, Callable[[StageContext], None]] = _Stages()
 assert tuple(STAGES) == PIPELINE
 
 
+@dataclass(frozen=True)
+class StageResult:
+    """How a stage ended. ``error`` is None when it passed. ``document`` is the error.json
+    written for it: None when it passed, when it was refused before it began (another run
+    holds the artifacts dir), when its record could not be written, or when the stage passed
+    and only the bundle after it failed."""
+
+    stage: str
+    error: StagegateError | None = None
+    document: dict[str, Any] | None = None
+    error_file: Path | None = None
+    unrecorded: bool = False  # the stage's record itself could not be written
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def failure_line(self) -> str | None:
+        """The one line a session ends with when the stage failed (None when it passed)."""
+        if self.error is None:
+            return None
+        if self.unrecorded:
+            return f"{self.stage} failed, and its record could not be written (see the lines above)"
+        if self.document is not None and self.error_file is not None:
+            where = os.path.relpath(self.error_file)
+            return f"{self.document.get('code')}: {self.document.get('message')} (see {where})"
+        return f"{self.error.code}: {self.error.message}"
+
+
 def run_stage(
     stage: str,
     argv: Sequence[str],
@@ -77,8 +111,8 @@ def run_stage(
     clock: Clock | None = None,
     env: Mapping[str, str] | None = None,
     stages: Mapping[str, Callable[[StageContext], None]] = STAGES,
-) -> int:
-    """Run one pipeline stage; 0 when it passed, 1 when it failed.
+) -> StageResult:
+    """Run one pipeline stage; how it ended (``.exit_code``: 0 when it passed, 1 when it failed).
 
     A stop signal (SIGINT, SIGTERM, SIGHUP) records the stage ``interrupted`` and is raised
     again as a ``KeyboardInterrupt`` (:class:`stagegate.signals.Interrupted`), as nox expects.
@@ -90,7 +124,7 @@ def run_stage(
         runlock.acquire(artifacts, what=stage, clock=clock)
     except StagegateError as refused:  # not this run's failure: no ledger entry, no error.json
         report_refusal(reporter, refused)
-        return 1
+        return StageResult(stage, refused)
     gate = _Gate(stage, Ledger(artifacts, clock), clock, env)
     with signals.stop_signals_interrupt(gate.record_interruption):
         return gate.run(argv, root, reporter, docker, stages)
@@ -108,6 +142,8 @@ class _Gate:
         self.started = clock.monotonic()
         self.outputs: dict[str, Any] = {}
         self.begun = False
+        self.options: Options | None = None
+        self.config: Config | None = None
 
     def record_interruption(self, signal_name: str) -> None:
         if not self.begun:  # nothing of this stage is in run.json yet: the gate records it
@@ -128,109 +164,133 @@ class _Gate:
         reporter: Reporter,
         docker: DockerClient | None,
         stages: Mapping[str, Callable[[StageContext], None]],
-    ) -> int:
-        stage, ledger, clock, env, outputs = self.stage, self.ledger, self.clock, self.env, self.outputs
-        artifacts = ledger.artifacts
-        error: StagegateError | None = None
-        options: Options | None = None
-        config = None
-        client = docker or DeferredDockerClient(env)
+    ) -> StageResult:
+        """The stage, its record, the summary and reports, then the bundle when asked for."""
+        client = docker or DeferredDockerClient(self.env)
         interrupted: KeyboardInterrupt | None = None
         try:
-            bad_options: StagegateError | None = None
-            try:
-                options = parse_options(argv)
-            except StagegateError as exc:  # recorded as this stage's failure once it has begun
-                bad_options = exc
-            parsed = options.to_json() if options is not None else {}
-            run = ledger.begin(stage, git=lambda: git_info(root), options={"argv": list(argv), **parsed})
-            self.begun = True
-            runlock.note_run(artifacts, str(run.get("run_id")))
-            if bad_options is not None:
-                raise bad_options
-            assert options is not None  # parsed, or the error was raised
-            config = load_config(root, env)
-            choice = choose_profile(config, options, run)
-            if choice.name is not None:
-                config = load_config(root, env, profile=choice.name)
-            if not isinstance(run.get("profile"), dict):  # chosen now: the run's first stage
-                run["profile"] = choice.to_json()
-                ledger.note("profile", run["profile"])
-                reporter.info(choice.describe())
-            context = StageContext(
-                config=config,
-                options=options,
-                docker=client,
-                ledger=ledger,
-                reporter=reporter,
-                clock=clock,
-                run=run,
-                env=env,
-                outputs=outputs,
-            )
-            if options.bundle_in is not None and stage in bundle.TAKEN:
-                bundle.take_stage(context, stage)
-            else:
-                stages[stage](context)
+            self._begin_and_run(argv, root, reporter, client, stages)
+            error = None
         except StagegateError as exc:
             error = exc
         except OSError as exc:
-            error = unwritable(exc, artifacts)
-            if error is None:
-                trace = traceback.format_exc()
-                reporter.internal_error(trace)
-                error = _internal(stage, exc, trace)
+            error = unwritable(exc, self.ledger.artifacts) or _internal_reported(self.stage, exc, reporter)
         except KeyboardInterrupt as exc:
             interrupted = exc
-            error = interruption(stage, signals.signal_name(exc))
+            error = interruption(self.stage, signals.signal_name(exc))
         except Exception as exc:
-            trace = traceback.format_exc()
-            reporter.internal_error(trace)
-            error = _internal(stage, exc, trace)
-        duration = clock.monotonic() - self.started
-        document = None
-        recorded = stage  # the stage the failure is recorded as
+            error = _internal_reported(self.stage, exc, reporter)
         try:
-            if error is None:
-                ledger.record_pass(stage, duration, outputs, Status.PASSED)
-            elif isinstance(error, bundle.UpstreamInBundle):  # the bundle's run failed: no stage of ours ran
-                recorded = bundle.FIRST_OWN
-                for name, record in error.taken.items():
-                    ledger.record_taken(name, record)
-                document = ledger.record_failure(recorded, error, 0.0, {}, cause=error.cause)
-            else:
-                document = ledger.record_failure(
-                    stage, error, duration, outputs, interrupted=interrupted is not None
-                )
+            recorded, document = self._record(error, interrupted is not None)
         except OSError as exc:  # the record itself cannot be written: say so on the terminal
-            problem = unwritable(exc, artifacts)
+            problem = unwritable(exc, self.ledger.artifacts)
             if problem is None:
                 raise
             report_refusal(reporter, problem)
             if error is not None and error is not problem and error.code != problem.code:
-                reporter.info(f"the {stage} stage itself ended with {error.code}: {error.message}")
+                reporter.info(f"the {self.stage} stage itself ended with {error.code}: {error.message}")
             if interrupted is not None:
                 raise interrupted from None
-            return 1
-        reporter.summary(ledger.read_run() or {}, document, ledger.artifacts)
-        publish_reports(recorded, ledger.artifacts, env, reporter)
+            return StageResult(self.stage, error or problem, unrecorded=True)
+        reporter.summary(self.ledger.read_run() or {}, document, self.ledger.artifacts)
+        publish_reports(recorded, self.ledger.artifacts, self.env, reporter)
         if interrupted is not None:
             raise interrupted.with_traceback(None) from None
-        if options is not None and options.bundle_out is not None:
-            try:
-                written = bundle.write_bundle(
-                    bundle.resolve(options.bundle_out, root), artifacts, client, config=config, clock=clock
-                )
-            except (StagegateError, OSError) as exc:  # the run's record stands; the hand-over failed
-                problem = exc if isinstance(exc, StagegateError) else unwritable(exc, artifacts)
-                report_refusal(reporter, problem or _internal(stage, exc, traceback.format_exc()))
-                reporter.info("the bundle was not written: a job given it would not find this run")
-                return 1
-            reporter.info(
-                f"bundle written to {options.bundle_out}: {len(written.images)} image(s), "
-                + ", ".join(sorted(written.files))
+        problem = None
+        if self.options is not None and self.options.bundle_out is not None:  # a failed run's too
+            problem = self._write_bundle(root, client, reporter)
+        if error is not None:
+            return StageResult(self.stage, error, document, self.ledger.error_path if document else None)
+        return StageResult(self.stage, problem)
+
+    def _begin_and_run(
+        self,
+        argv: Sequence[str],
+        root: Path,
+        reporter: Reporter,
+        client: DockerClient,
+        stages: Mapping[str, Callable[[StageContext], None]],
+    ) -> None:
+        """Open the stage in the ledger (options parsed first, so that run.json records them
+        even when they are refused), choose the profile, then run the stage or take it from
+        the bundle."""
+        stage, ledger = self.stage, self.ledger
+        bad_options: StagegateError | None = None
+        try:
+            self.options = parse_options(argv)
+        except StagegateError as exc:  # recorded as this stage's failure once it has begun
+            bad_options = exc
+        parsed = self.options.to_json() if self.options is not None else {}
+        run = ledger.begin(stage, git=lambda: git_info(root), options={"argv": list(argv), **parsed})
+        self.begun = True
+        runlock.note_run(ledger.artifacts, str(run.get("run_id")))
+        if bad_options is not None:
+            raise bad_options
+        assert self.options is not None  # parsed, or the error was raised
+        self.config = load_config(root, self.env)
+        choice = choose_profile(self.config, self.options, run)
+        if choice.name is not None:
+            self.config = load_config(root, self.env, profile=choice.name)
+        if not isinstance(run.get("profile"), dict):  # chosen now: the run's first stage
+            run["profile"] = choice.to_json()
+            ledger.note("profile", run["profile"])
+            reporter.info(choice.describe())
+        context = StageContext(
+            config=self.config,
+            options=self.options,
+            docker=client,
+            ledger=ledger,
+            reporter=reporter,
+            clock=self.clock,
+            run=run,
+            env=self.env,
+            outputs=self.outputs,
+        )
+        if self.options.bundle_in is not None and stage in bundle.TAKEN:
+            bundle.take_stage(context, stage)
+        else:
+            stages[stage](context)
+
+    def _record(self, error: StagegateError | None, interrupted: bool) -> tuple[str, dict[str, Any] | None]:
+        """The stage's outcome in the ledger: the stage it is recorded as (a failure of the
+        bundle's run is the first stage of ours), and error.json's document when it failed."""
+        stage, ledger = self.stage, self.ledger
+        duration = self.clock.monotonic() - self.started
+        if error is None:
+            ledger.record_pass(stage, duration, self.outputs, Status.PASSED)
+            return stage, None
+        if isinstance(error, bundle.UpstreamInBundle):  # the bundle's run failed: no stage of ours ran
+            for name, record in error.taken.items():
+                ledger.record_taken(name, record)
+            return bundle.FIRST_OWN, ledger.record_failure(
+                bundle.FIRST_OWN, error, 0.0, {}, cause=error.cause
             )
-        return 0 if error is None else 1
+        return stage, ledger.record_failure(stage, error, duration, self.outputs, interrupted=interrupted)
+
+    def _write_bundle(self, root: Path, client: DockerClient, reporter: Reporter) -> StagegateError | None:
+        """``--bundle-out``: the run's images and records in one archive, after the stage's
+        record; the problem when it could not be written (the run's record stands)."""
+        assert self.options is not None and self.options.bundle_out is not None
+        artifacts = self.ledger.artifacts
+        try:
+            written = bundle.write_bundle(
+                bundle.resolve(self.options.bundle_out, root),
+                artifacts,
+                client,
+                config=self.config,
+                clock=self.clock,
+            )
+        except (StagegateError, OSError) as exc:  # the run's record stands; the hand-over failed
+            problem = exc if isinstance(exc, StagegateError) else unwritable(exc, artifacts)
+            problem = problem or _internal(self.stage, exc, traceback.format_exc())
+            report_refusal(reporter, problem)
+            reporter.info("the bundle was not written: a job given it would not find this run")
+            return problem
+        reporter.info(
+            f"bundle written to {self.options.bundle_out}: {len(written.images)} image(s), "
+            + ", ".join(sorted(written.files))
+        )
+        return None
 
 
 def interruption(stage: str, signal_name: str) -> StagegateError:
@@ -274,6 +334,13 @@ def unwritable(exc: OSError, artifacts: Path) -> StagegateError | None:
         "free space on its file system or make it writable, or point STAGEGATE_ARTIFACTS "
         "(or [tool.stagegate] artifacts) elsewhere; the run's record could not be kept",
     )
+
+
+def _internal_reported(stage: str, exc: BaseException, reporter: Reporter) -> StagegateError:
+    """``INTERNAL_ERROR`` for an exception no stage expected, its traceback shown."""
+    trace = traceback.format_exc()
+    reporter.internal_error(trace)
+    return _internal(stage, exc, trace)
 
 
 def _internal(stage: str, exc: BaseException, trace: str) -> StagegateError:

@@ -37,7 +37,7 @@ ISOLATED = ("STAGEGATE_ARTIFACTS", "GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY")
 
 def run(repo: Repo, stage: str, *argv: str, docker: DockerClient, reporter: Reporter) -> int:
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
-    return run_stage(stage, list(argv), root=repo.root, reporter=reporter, docker=docker, env=env)
+    return run_stage(stage, list(argv), root=repo.root, reporter=reporter, docker=docker, env=env).exit_code
 
 
 def pipeline(repo: Repo, *argv: str, docker: DockerClient, reporter: Reporter) -> int:

@@ -63,8 +63,12 @@ def build(repo: Repo, ns: str, reporter, tmp_path: Path, dockerfile: str) -> tup
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
     env.update(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
     docker = docker_client(env)
-    assert run_stage("preflight", [], root=repo.root, reporter=reporter, docker=docker, env=env) == 0
-    return run_stage("build", [], root=repo.root, reporter=reporter, docker=docker, env=env), summary
+    assert (
+        run_stage("preflight", [], root=repo.root, reporter=reporter, docker=docker, env=env).exit_code == 0
+    )
+    return run_stage(
+        "build", [], root=repo.root, reporter=reporter, docker=docker, env=env
+    ).exit_code, summary
 
 
 def test_the_failing_steps_lines_are_shown_redacted_and_no_report_holds_an_escape(

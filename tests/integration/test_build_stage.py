@@ -347,7 +347,10 @@ def test_a_failing_build_with_colour_codes_still_reports_the_failed_case(
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
     env.update(GITHUB_ACTIONS="true", GITHUB_STEP_SUMMARY=str(summary))
     for stage, expected in (("preflight", 0), ("build", 1)):
-        assert run_stage(stage, [], root=repo.root, reporter=reporter, docker=docker, env=env) == expected
+        assert (
+            run_stage(stage, [], root=repo.root, reporter=reporter, docker=docker, env=env).exit_code
+            == expected
+        )
     error = repo.error()
     assert error["subject"]["output"] == ["compile error"]  # escapes and controls gone, the text kept
     assert "compile error" in error["log_excerpt"] and "\x1b" not in error["log_excerpt"]

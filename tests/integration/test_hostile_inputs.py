@@ -596,9 +596,13 @@ def run_guarded(repo: Repo, case: Case, docker: DockerClient, output: Path) -> i
             sys.stderr = io.TextIOWrapper(os.fdopen(2, "wb", closefd=False), write_through=True)
             reporter = Reporter(Console(file=sys.stderr, width=200, force_terminal=False))
             argv = list(case.argv)
-            status = run_stage("preflight", argv, root=repo.root, reporter=reporter, docker=docker, env=env)
+            status = run_stage(
+                "preflight", argv, root=repo.root, reporter=reporter, docker=docker, env=env
+            ).exit_code
             if status == 0:
-                status = run_stage("build", argv, root=repo.root, reporter=reporter, docker=docker, env=env)
+                status = run_stage(
+                    "build", argv, root=repo.root, reporter=reporter, docker=docker, env=env
+                ).exit_code
         except BaseException:  # reported through the output file
             import traceback
 
@@ -724,7 +728,7 @@ def docker_stack(repo: Repo, ns: str, busybox_image: str, command: str) -> None:
 
 def stage(repo: Repo, name: str, docker: DockerClient, reporter: Reporter) -> int:
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
-    return run_stage(name, [], root=repo.root, reporter=reporter, docker=docker, env=env)
+    return run_stage(name, [], root=repo.root, reporter=reporter, docker=docker, env=env).exit_code
 
 
 def containers_of(docker: DockerClient, ns: str) -> list[str]:

@@ -192,7 +192,7 @@ def test_ctrl_c_ends_a_smoke_command_at_once_and_removes_its_container(
     script = (
         "import sys; from pathlib import Path; from stagegate.pipeline import run_stage; "
         "from stagegate.ui import Reporter, make_console; "
-        "sys.exit(run_stage('verify', [], root=Path(sys.argv[1]), reporter=Reporter(make_console())))"
+        "sys.exit(run_stage('verify', [], root=Path(sys.argv[1]), reporter=Reporter(make_console())).exit_code)"
     )
     env = {k: v for k, v in os.environ.items() if k not in ISOLATED}
     process = signallable(

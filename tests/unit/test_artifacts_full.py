@@ -47,7 +47,7 @@ def test_a_full_artifacts_dir_is_said_to_be_full_and_the_stages_own_error_is_sho
         raise StagegateError(Code.BUILD_FAILED, "the build broke", "fix it", {"image": "a"})
 
     stream = io.StringIO()
-    code = run_stage(
+    result = run_stage(
         "preflight",
         [],
         root=repo.root,
@@ -56,7 +56,10 @@ def test_a_full_artifacts_dir_is_said_to_be_full_and_the_stages_own_error_is_sho
         stages={"preflight": fills_the_disk_then_fails},
     )
     shown = stream.getvalue()
-    assert code == 1
+    assert result.exit_code == 1
+    assert (
+        result.failure_line() == "preflight failed, and its record could not be written (see the lines above)"
+    )
     assert (
         f"✗ ARTIFACTS_UNWRITABLE: the artifacts dir {artifacts} cannot be written: No space left on device"
         in shown

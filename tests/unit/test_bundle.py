@@ -223,7 +223,7 @@ def test_the_gate_records_a_failed_bundle_as_clusters_upstream_failed_without_do
         reporter=reporter,
         docker=NotADockerClient(),
         env={},
-    )
+    ).exit_code
 
     assert code == 1
     error = repo.error()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from stagegate.errors import Code, StagegateError
 from stagegate.pipeline import run_stage
@@ -32,7 +34,7 @@ def run(repo, reporter, preflight) -> int:
         docker=NotADockerClient(),
         env={},
         stages=stages_with(preflight),
-    )
+    ).exit_code
 
 
 def test_an_unexpected_exception_is_internal_error_with_its_traceback(repo_with_config, reporter) -> None:
@@ -75,3 +77,50 @@ def test_a_passing_stage_leaves_no_error_file(repo_with_config, reporter) -> Non
     record = repo_with_config.run_record()
     assert record["stages"]["preflight"]["status"] == "passed"
     assert record["builder"] == "legacy"
+
+
+def test_the_result_of_a_failed_stage_is_its_error_json_and_the_sessions_line_names_it(
+    repo_with_config, reporter
+) -> None:
+    def failing(ctx: StageContext) -> None:
+        raise StagegateError(Code.BASE_IMAGE_MISSING, "base image x is missing", "pull it", {"image": "x"})
+
+    result = run_stage(
+        "preflight", [], root=repo_with_config.root, reporter=reporter, docker=NotADockerClient(), env={},
+        stages=stages_with(failing),
+    )  # fmt: skip
+    assert (result.passed, result.exit_code, result.error.code) == (False, 1, Code.BASE_IMAGE_MISSING)
+    assert result.document == repo_with_config.error()
+    assert result.error_file == repo_with_config.artifacts / "error.json"
+    where = os.path.relpath(repo_with_config.artifacts / "error.json")
+    assert result.failure_line() == f"BASE_IMAGE_MISSING: base image x is missing (see {where})"
+
+
+def test_the_result_of_a_passing_stage_has_no_failure_line(repo_with_config, reporter) -> None:
+    result = run_stage(
+        "preflight", [], root=repo_with_config.root, reporter=reporter, docker=NotADockerClient(), env={},
+        stages=stages_with(lambda ctx: None),
+    )  # fmt: skip
+    assert (result.passed, result.exit_code, result.error, result.document) == (True, 0, None, None)
+    assert result.failure_line() is None
+
+
+def test_a_bundle_that_cannot_be_written_after_a_passing_stage_is_the_sessions_line(
+    repo_with_config, reporter, tmp_path
+) -> None:
+    """The stage passed and its record stands (no error.json); the line names the bundle's
+    problem, not a record that could not be written."""
+    (tmp_path / "not-a-dir").write_text("")
+    result = run_stage(
+        "preflight", ["--bundle-out", str(tmp_path / "not-a-dir" / "bundle")], root=repo_with_config.root,
+        reporter=reporter, docker=NotADockerClient(), env={}, stages=stages_with(lambda ctx: None),
+    )  # fmt: skip
+    assert repo_with_config.run_record()["stages"]["preflight"]["status"] == "passed"
+    assert repo_with_config.error() is None
+    assert (result.passed, result.exit_code, result.document) == (False, 1, None)
+    assert result.error.code == Code.BUNDLE_INVALID  # bad input, not a bug of stagegate
+    assert result.error.subject == {"bundle": str(tmp_path / "not-a-dir" / "bundle")}
+    assert result.failure_line() == (
+        f"BUNDLE_INVALID: the bundle {tmp_path / 'not-a-dir' / 'bundle'} cannot be written: "
+        f"File exists ({tmp_path / 'not-a-dir'})"
+    )

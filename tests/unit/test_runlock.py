@@ -42,7 +42,7 @@ HOLDER = textwrap.dedent(
     code = run_stage(
         "preflight", [], root=root, reporter=Reporter(Console(file=io.StringIO())), env={},
         stages={"preflight": waiting}, docker=object(),
-    )
+    ).exit_code
     sys.exit(code)
     """
 )
@@ -80,7 +80,7 @@ def run_preflight(repo: Repo, reporter, stage=lambda ctx: None) -> int:
         docker=NotADockerClient(),
         env={},
         stages={"preflight": stage},
-    )
+    ).exit_code
 
 
 def test_a_second_run_is_refused_at_once_naming_the_run_its_pid_and_since_when(
