@@ -24,7 +24,7 @@ from junitparser.junitparser import Error, Failure, Skipped
 from .. import resultcache, runner
 from ..errors import Code, CommandEvidence, StagegateError, config_error
 from ..manifests import ManifestObject
-from ..targets import env_name
+from ..targets import Target, env_name
 from ..targets.forwards import ResolvedForward, resolve_forwards, shadowed_services, unreached_ports
 from . import StageContext
 from .cluster import target_of_run
@@ -53,6 +53,23 @@ def run(ctx: StageContext) -> None:
         argv += [f"--junitxml={junit}"]
     log_file = ctx.artifacts / "logs" / "e2e" / "tests.log"
     ctx.reporter.stage_started("e2e", " ".join(argv))
+    result = _run_tests(ctx, target, objects, forwards, argv, log_file)
+    _judge(ctx, target, objects, argv, result, read_counts(junit), junit, log_file)
+    _remove_what_the_run_made(ctx, target)
+    resultcache.store_pass(ctx)  # last: a run that failed or was stopped before here leaves none
+
+
+def _run_tests(
+    ctx: StageContext,
+    target: Target,
+    objects: list[ManifestObject],
+    forwards: list[ResolvedForward],
+    argv: list[str],
+    log_file: Path,
+) -> runner.Result:
+    """The e2e command, its output passed through, with the endpoints of ``objects`` and the
+    ``port_forward`` entries open for as long as it runs."""
+    assert ctx.config.e2e is not None
     with target.endpoints(objects, forwards) as endpoints:
         env = {**endpoints, "STAGEGATE_ARTIFACTS": str(ctx.artifacts), "PATH": ctx.env.get("PATH", "")}
         for name in sorted(endpoints):
@@ -61,7 +78,7 @@ def run(ctx: StageContext) -> None:
         for line in _endpoint_notes(objects, forwards, endpoints, target.keeps_local_port):
             ctx.reporter.info(line)
         try:
-            result = runner.stream(
+            return runner.stream(
                 argv,
                 on_line=ctx.reporter.passthrough,
                 cwd=ctx.config.root,
@@ -79,7 +96,21 @@ def run(ctx: StageContext) -> None:
                 log_excerpt=exc.stdout[-2000:],
                 log_file=ctx.config.relpath(log_file),
             ) from None
-    counts = read_counts(junit)
+
+
+def _judge(
+    ctx: StageContext,
+    target: Target,
+    objects: list[ManifestObject],
+    argv: list[str],
+    result: runner.Result,
+    counts: E2ECounts | None,
+    junit: Path,
+    log_file: Path,
+) -> None:
+    """The verdict on the command's run: passed, failed (naming the failed tests, with the
+    deployment's diagnostics), or no test ran (``E2E_NO_TESTS`` unless allowed)."""
+    assert ctx.config.e2e is not None
     ctx.outputs["tests"] = {
         "exit_code": result.exit_code,
         "junit": ctx.config.relpath(junit) if junit.exists() else None,
@@ -116,6 +147,11 @@ def run(ctx: StageContext) -> None:
     else:
         skipped = f", {counts.skipped} skipped" if counts.skipped else ""
         ctx.reporter.info(f"✓ e2e: {counts.ran} test(s) passed{skipped}")
+
+
+def _remove_what_the_run_made(ctx: StageContext, target: Target) -> None:
+    """After a pass: the cluster, or the namespace, that this run created (``--keep-cluster``
+    keeps it)."""
     cluster = ctx.run["stages"]["cluster"]["outputs"].get("cluster") or {}
     if cluster.get("created_by_stagegate") and not ctx.options.keep_cluster:
         ctx.outputs["teardown"] = target.teardown(delete=True)
@@ -127,7 +163,6 @@ def run(ctx: StageContext) -> None:
         ctx.reporter.info(
             f"namespace {cluster.get('namespace')} deleted (this run's; --keep-cluster keeps it)"
         )
-    resultcache.store_pass(ctx)  # last: a run that failed or was stopped before here leaves none
 
 
 def _endpoint_notes(
