@@ -85,61 +85,77 @@ def render(
     """The objects of a kustomize directory or of plain YAML files, in order."""
     relative = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     if is_kustomization(path):
-        try:
-            # the log is written once the Secrets of the output are known (see below)
-            result = runner.run(["kubectl", "kustomize", *kustomize_args, str(path)], cwd=root, timeout=120)
-        except runner.CommandFailed as exc:
-            runner.write_log(log_file, exc.argv, exc.exit_code, exc.stdout, exc.stderr)
-            if exc.exit_code is None and "not found on PATH" in exc.reason:
-                raise kubectl_missing(relative) from None
-            remote = remote_base_failure(exc.stderr, root)
-            if remote is not None:
-                url, cause = remote
-                # the kustomization that lists the URL, which may be a base the overlay includes
-                holder, line = kustomization_line(
-                    kustomization_reading(exc.stderr, root, path, f"accumulating resources from '{url}'"), url
-                )
-                listed_in = relative_path(root, holder) + (f" (line {line})" if line else "")
-                raise StagegateError(
-                    Code.MANIFEST_REMOTE_UNREACHABLE,
-                    f"kubectl kustomize {relative} could not fetch the remote base {url}: {cause}",
-                    f"vendor that base: copy it into the repository (e.g. `git clone` it once at that ref) "
-                    f"and list the local copy in the resources of {listed_in} instead of {url}",
-                    {
-                        "key": MANIFESTS_KEY,
-                        "file": relative_path(root, holder),
-                        **({"line": line} if line else {}),
-                        "url": url,
-                    },
-                    command=CommandEvidence(exc.argv, exc.exit_code),
-                    log_excerpt=exc.stderr[-2000:],
-                ) from None
-            outside = OUTSIDE_ROOT.search(exc.stderr)
-            if outside is not None:
-                raise load_restricted_error(
-                    Path(outside.group(1)), Path(outside.group(2)), root, relative, exc
-                ) from None
-            raise StagegateError(
-                Code.CONFIG_INVALID,
-                f"kubectl kustomize {relative} failed: {kustomize_reason(exc.stderr, root) or exc.reason}",
-                f"fix the kustomization in {relative}",
-                {"key": MANIFESTS_KEY, "file": relative},
-                log_excerpt=exc.stderr[-2000:],
-            ) from None
-        try:
-            documents = _documents(result.stdout, relative)
-        except Exception as exc:
-            readable = yaml_documents(result.stdout)
-            register_secrets(readable or [])
-            # an output that cannot be read cannot be searched for Secrets: it is not logged
-            stdout = result.stdout if readable is not None else UNREAD_OUTPUT
-            runner.write_log(log_file, result.argv, result.exit_code, stdout, result.stderr)
-            if isinstance(exc, NotKubernetes):
-                raise exc.first() from None
-            raise
-        register_secrets(documents)
-        runner.write_log(log_file, result.argv, result.exit_code, result.stdout, result.stderr)
-        return [ManifestObject(relative, doc) for doc in documents]
+        return _kustomized(path, root, relative, log_file, kustomize_args)
+    return _plain_yaml(path, root, relative)
+
+
+def _kustomized(
+    path: Path, root: Path, relative: str, log_file: Path | None, kustomize_args: Sequence[str]
+) -> list[ManifestObject]:
+    """``kubectl kustomize``'s output, its Secrets registered before its log is written."""
+    try:
+        result = runner.run(["kubectl", "kustomize", *kustomize_args, str(path)], cwd=root, timeout=120)
+    except runner.CommandFailed as exc:
+        runner.write_log(log_file, exc.argv, exc.exit_code, exc.stdout, exc.stderr)
+        raise _kustomize_failure(exc, path, root, relative) from None
+    try:
+        documents = _documents(result.stdout, relative)
+    except Exception as exc:
+        readable = yaml_documents(result.stdout)
+        register_secrets(readable or [])
+        # an output that cannot be read cannot be searched for Secrets: it is not logged
+        stdout = result.stdout if readable is not None else UNREAD_OUTPUT
+        runner.write_log(log_file, result.argv, result.exit_code, stdout, result.stderr)
+        if isinstance(exc, NotKubernetes):
+            raise exc.first() from None
+        raise
+    register_secrets(documents)
+    runner.write_log(log_file, result.argv, result.exit_code, result.stdout, result.stderr)
+    return [ManifestObject(relative, doc) for doc in documents]
+
+
+def _kustomize_failure(exc: runner.CommandFailed, path: Path, root: Path, relative: str) -> StagegateError:
+    """Why ``kubectl kustomize`` failed: no kubectl, a remote base it could not fetch, a file
+    outside the root it may read, or the kustomization's own error."""
+    if exc.exit_code is None and "not found on PATH" in exc.reason:
+        return kubectl_missing(relative)
+    remote = remote_base_failure(exc.stderr, root)
+    if remote is not None:
+        url, cause = remote
+        # the kustomization that lists the URL, which may be a base the overlay includes
+        holder, line = kustomization_line(
+            kustomization_reading(exc.stderr, root, path, f"accumulating resources from '{url}'"), url
+        )
+        listed_in = relative_path(root, holder) + (f" (line {line})" if line else "")
+        return StagegateError(
+            Code.MANIFEST_REMOTE_UNREACHABLE,
+            f"kubectl kustomize {relative} could not fetch the remote base {url}: {cause}",
+            f"vendor that base: copy it into the repository (e.g. `git clone` it once at that ref) "
+            f"and list the local copy in the resources of {listed_in} instead of {url}",
+            {
+                "key": MANIFESTS_KEY,
+                "file": relative_path(root, holder),
+                **({"line": line} if line else {}),
+                "url": url,
+            },
+            command=CommandEvidence(exc.argv, exc.exit_code),
+            log_excerpt=exc.stderr[-2000:],
+        )
+    outside = OUTSIDE_ROOT.search(exc.stderr)
+    if outside is not None:
+        return load_restricted_error(Path(outside.group(1)), Path(outside.group(2)), root, relative, exc)
+    return StagegateError(
+        Code.CONFIG_INVALID,
+        f"kubectl kustomize {relative} failed: {kustomize_reason(exc.stderr, root) or exc.reason}",
+        f"fix the kustomization in {relative}",
+        {"key": MANIFESTS_KEY, "file": relative},
+        log_excerpt=exc.stderr[-2000:],
+    )
+
+
+def _plain_yaml(path: Path, root: Path, relative: str) -> list[ManifestObject]:
+    """The objects of a YAML file, or of a directory's YAML files (not its sub-folders'); every
+    file's objects that are not Kubernetes objects are reported together."""
     if _regular_or_dir(path, relative) == "dir":
         files = sorted(p for p in path.iterdir() if p.suffix in YAML_SUFFIXES and not p.is_dir())
     else:
