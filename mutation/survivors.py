@@ -124,8 +124,8 @@ MUTANTS = [
     (
         "missing manifests path accepted",
         "tasks/config/load.py",
-        "sources.append(_path_in_repo(root, entry, entry_key, must_exist=True))",
-        "sources.append(_path_in_repo(root, entry, entry_key, must_exist=False))",
+        "sources.append(path_in_repo(root, entry, entry_key, must_exist=True))",
+        "sources.append(path_in_repo(root, entry, entry_key, must_exist=False))",
         C + "test_a_manifests_path_that_does_not_exist_is_refused",
     ),
     (

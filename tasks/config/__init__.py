@@ -12,6 +12,8 @@ known, before anything can write it.
 - :mod:`.models` — the tables as written (pydantic), profiles' overrides, the file names.
 - :mod:`.resolved` — :class:`Config` and :class:`ImageSpec`: what a run uses.
 - :mod:`.load` — :func:`load_config`: found, read, validated, interpolated, resolved.
+- :mod:`.images` — one ``[[tool.stagegate.images]]`` entry resolved to an :class:`ImageSpec`.
+- :mod:`.paths` — paths the configuration names, inside the repository and of the right kind.
 - :mod:`.variables` — ``${VAR}``, defaults and required variables in values, as Compose expands them.
 - :mod:`.kustomize` — the ``kubectl kustomize`` flags ``kustomize_args`` may pass.
 - :mod:`.errors` — pydantic's errors as ``CONFIG_INVALID`` with the key path and a hint.

@@ -5,7 +5,6 @@ build args registered for redaction as soon as their value is known."""
 from __future__ import annotations
 
 import os
-import re
 import stat
 import tomllib
 from collections.abc import Mapping
@@ -14,13 +13,12 @@ from typing import Any
 
 import pydantic
 
-from .. import graph, redact
-from ..builder import BuildSecret
-from ..dockerfile import Dockerfile, DockerfileSyntaxError
+from .. import graph
 from ..errors import config_error
 from ..filetypes import file_type
 from ..readiness import ReadinessPolicy
 from .errors import from_validation_error
+from .images import resolve_image
 from .kustomize import checked_kustomize_args
 from .models import (
     ARTIFACTS_ENV,
@@ -28,18 +26,17 @@ from .models import (
     PYPROJECT,
     SECTION,
     STAGEGATE_TOML,
+    DeploySettings,
     E2ESettings,
     ExistingSettings,
-    FileValue,
-    ImageSettings,
     PortForwardSettings,
     RegistrySettings,
     Settings,
-    did_you_mean,
     profile_key,
     unknown_profile,
     with_profile,
 )
+from .paths import inside, path_in_repo
 from .resolved import (
     ClusterConfig,
     Config,
@@ -50,7 +47,6 @@ from .resolved import (
     PortForward,
     RegistryConfig,
 )
-from .variables import interpolate
 
 
 def artifacts_dir(root: Path, env: Mapping[str, str] = os.environ) -> Path:
@@ -69,7 +65,7 @@ def artifacts_dir(root: Path, env: Mapping[str, str] = os.environ) -> Path:
         value = raw.get("artifacts", DEFAULT_ARTIFACTS)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, AttributeError):
         value = DEFAULT_ARTIFACTS
-    if not isinstance(value, str) or not _inside(root, root / value):
+    if not isinstance(value, str) or not inside(root, root / value):
         value = DEFAULT_ARTIFACTS
     return (root / value).resolve()
 
@@ -79,84 +75,18 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | 
     profile named ``profile`` applied (``CONFIG_INVALID`` when there is none of that name)."""
     root = root.resolve()
     raw = _read_section(root)
-    try:
-        settings = Settings.model_validate(raw)
-    except pydantic.ValidationError as exc:
-        raise from_validation_error(exc, raw) from None
-    for name, overrides in settings.profiles.items():  # every profile's paths, used or not
-        if overrides.deploy is not None and overrides.deploy.manifests is not None:
-            _manifest_sources(root, overrides.deploy.manifests, profile_key(raw, name, "deploy", "manifests"))
-        if overrides.cluster is not None and overrides.cluster.kind_config is not None:
-            key = profile_key(raw, name, "cluster", "kind_config")
-            _path_in_repo(root, overrides.cluster.kind_config, key, must_exist=True, kind="file")
-    if profile is not None:
-        if profile not in settings.profiles:
-            raise unknown_profile(profile, settings.profiles)
-        merged = with_profile(raw, profile)
-        try:
-            settings = Settings.model_validate(merged)
-        except pydantic.ValidationError as exc:
-            raise from_validation_error(exc, merged, profile=(profile, raw)) from None
-
+    settings = _validated(root, raw, profile)
     if env.get(ARTIFACTS_ENV):
         artifacts = (root / env[ARTIFACTS_ENV]).resolve()
     else:
-        artifacts = _path_in_repo(root, settings.artifacts, f"{SECTION}.artifacts", must_exist=False)
-
-    names = [image.name for image in settings.images]
-    for index, name in enumerate(names):
-        if names.index(name) != index:
-            raise config_error(
-                f"{SECTION}.images[{index}].name",
-                f"image {name!r} is configured twice (images[{names.index(name)}] and images[{index}])",
-                "give every image its own name",
-            )
-
-    images = {
-        image.name: _resolve_image(root, image, index, names, env)
-        for index, image in enumerate(settings.images)
-    }
-    cycle = graph.find_cycle({n: s.depends_on for n, s in images.items()})
-    if cycle:
-        first = images[cycle[0]]
-        raise config_error(
-            f"{first.key}.depends_on",
-            "images depend on each other in a cycle: " + " -> ".join(cycle),
-            "remove one of these dependencies (depends_on or a FROM line naming a configured image)",
-            cycle=cycle,
-        )
-    deploy = None
-    if settings.deploy is not None:
-        deploy = DeployConfig(
-            manifests=_manifest_sources(
-                root, settings.deploy.manifests, profile_key(raw, profile, "deploy", "manifests")
-            ),
-            kustomize_args=checked_kustomize_args(
-                settings.deploy.kustomize_args, profile_key(raw, profile, "deploy", "kustomize_args")
-            ),
-            external_images=tuple(settings.deploy.external_images),
-            policy=ReadinessPolicy(
-                poll_interval=settings.deploy.poll_interval,
-                timeout=settings.deploy.timeout,
-                crashloop_restarts=settings.deploy.crashloop_restarts,
-                unschedulable_grace=settings.deploy.unschedulable_grace,
-            ),
-        )
+        artifacts = path_in_repo(root, settings.artifacts, f"{SECTION}.artifacts", must_exist=False)
+    images = _images(root, settings, env)  # checked in this order: the first problem is reported
+    deploy = _deploy(root, settings.deploy, raw, profile)
     kind_config = None
     if settings.cluster.kind_config is not None:
         key = profile_key(raw, profile, "cluster", "kind_config")
-        kind_config = _path_in_repo(root, settings.cluster.kind_config, key, must_exist=True, kind="file")
-    e2e = None
-    if settings.e2e is not None:
-        e2e = E2EConfig(
-            tuple(settings.e2e.command),
-            tuple(settings.e2e.requirements),
-            settings.e2e.timeout,
-            settings.e2e.allow_no_tests,
-            _port_forwards(settings.e2e.port_forward),
-            settings.e2e.cache,
-            _e2e_inputs(root, settings.e2e, profile_key(raw, profile, "e2e", "inputs")),
-        )
+        kind_config = path_in_repo(root, settings.cluster.kind_config, key, must_exist=True, kind="file")
+    e2e = _e2e(root, settings.e2e, raw, profile)
     return Config(
         root=root,
         artifacts=artifacts,
@@ -179,20 +109,109 @@ def load_config(root: Path, env: Mapping[str, str] = os.environ, profile: str | 
     )
 
 
+def _validated(root: Path, raw: dict[str, Any], profile: str | None) -> Settings:
+    """The table as pydantic reads it, with ``profile`` applied; every profile's paths are
+    checked, whichever is used."""
+    try:
+        settings = Settings.model_validate(raw)
+    except pydantic.ValidationError as exc:
+        raise from_validation_error(exc, raw) from None
+    for name, overrides in settings.profiles.items():  # every profile's paths, used or not
+        if overrides.deploy is not None and overrides.deploy.manifests is not None:
+            _manifest_sources(root, overrides.deploy.manifests, profile_key(raw, name, "deploy", "manifests"))
+        if overrides.cluster is not None and overrides.cluster.kind_config is not None:
+            key = profile_key(raw, name, "cluster", "kind_config")
+            path_in_repo(root, overrides.cluster.kind_config, key, must_exist=True, kind="file")
+    if profile is None:
+        return settings
+    if profile not in settings.profiles:
+        raise unknown_profile(profile, settings.profiles)
+    merged = with_profile(raw, profile)
+    try:
+        return Settings.model_validate(merged)
+    except pydantic.ValidationError as exc:
+        raise from_validation_error(exc, merged, profile=(profile, raw)) from None
+
+
+def _images(root: Path, settings: Settings, env: Mapping[str, str]) -> dict[str, ImageSpec]:
+    """The images by name, each resolved; a name configured twice, or a cycle of
+    dependencies, is refused."""
+    names = [image.name for image in settings.images]
+    for index, name in enumerate(names):
+        if names.index(name) != index:
+            raise config_error(
+                f"{SECTION}.images[{index}].name",
+                f"image {name!r} is configured twice (images[{names.index(name)}] and images[{index}])",
+                "give every image its own name",
+            )
+    images = {
+        image.name: resolve_image(root, image, index, names, env)
+        for index, image in enumerate(settings.images)
+    }
+    cycle = graph.find_cycle({n: s.depends_on for n, s in images.items()})
+    if cycle:
+        first = images[cycle[0]]
+        raise config_error(
+            f"{first.key}.depends_on",
+            "images depend on each other in a cycle: " + " -> ".join(cycle),
+            "remove one of these dependencies (depends_on or a FROM line naming a configured image)",
+            cycle=cycle,
+        )
+    return images
+
+
+def _deploy(
+    root: Path, settings: DeploySettings | None, raw: dict[str, Any], profile: str | None
+) -> DeployConfig | None:
+    if settings is None:
+        return None
+    return DeployConfig(
+        manifests=_manifest_sources(
+            root, settings.manifests, profile_key(raw, profile, "deploy", "manifests")
+        ),
+        kustomize_args=checked_kustomize_args(
+            settings.kustomize_args, profile_key(raw, profile, "deploy", "kustomize_args")
+        ),
+        external_images=tuple(settings.external_images),
+        policy=ReadinessPolicy(
+            poll_interval=settings.poll_interval,
+            timeout=settings.timeout,
+            crashloop_restarts=settings.crashloop_restarts,
+            unschedulable_grace=settings.unschedulable_grace,
+        ),
+    )
+
+
+def _e2e(
+    root: Path, settings: E2ESettings | None, raw: dict[str, Any], profile: str | None
+) -> E2EConfig | None:
+    if settings is None:
+        return None
+    return E2EConfig(
+        tuple(settings.command),
+        tuple(settings.requirements),
+        settings.timeout,
+        settings.allow_no_tests,
+        _port_forwards(settings.port_forward),
+        settings.cache,
+        _e2e_inputs(root, settings, profile_key(raw, profile, "e2e", "inputs")),
+    )
+
+
 def _e2e_inputs(root: Path, e2e: E2ESettings, key: str) -> tuple[Path, ...]:
     """The files and folders of the e2e suite the result cache's key hashes: ``inputs`` as
     configured, else every word of the command that names a file or folder of the
     repository (``pytest e2e -q`` -> ``e2e``; ``./e2e/run.sh`` -> itself). With
     ``cache = true`` there must be one."""
     if e2e.inputs:
-        paths = [_path_in_repo(root, value, key, must_exist=True) for value in e2e.inputs]
+        paths = [path_in_repo(root, value, key, must_exist=True) for value in e2e.inputs]
     else:
         paths = []
         for arg in e2e.command:
             if arg.startswith("-") or not arg.strip() or Path(arg).is_absolute():
                 continue
             path = (root / arg).resolve()
-            if _inside(root, path) and path != root and path.exists():
+            if inside(root, path) and path != root and path.exists():
                 paths.append(path)
     if e2e.cache and not paths:
         raise config_error(
@@ -339,160 +358,6 @@ def _read_section(root: Path) -> dict[str, Any]:
     return section
 
 
-def _resolve_image(
-    root: Path, image: ImageSettings, index: int, names: list[str], env: Mapping[str, str]
-) -> ImageSpec:
-    key = f"{SECTION}.images[{index}]"
-    context = _path_in_repo(root, image.context, f"{key}.context", must_exist=True, kind="directory")
-    dockerfile = _path_in_repo(
-        root,
-        image.dockerfile or str(Path(image.context) / "Dockerfile"),
-        f"{key}.dockerfile",
-        must_exist=True,
-        kind="file",
-    )
-    secret_args = _secret_build_args(image, key)
-    build_args = {
-        name: _file_value(root, value, f"{key}.build_args.{name}")
-        if isinstance(value, FileValue)
-        else interpolate(value, env, f"{key}.build_args.{name}")
-        for name, value in image.build_args.items()
-    }
-    for name in secret_args:
-        redact.register(build_args[name])
-    for position, dependency in enumerate(image.depends_on):
-        if dependency not in names:
-            raise config_error(
-                f"{key}.depends_on[{position}]",
-                f"{image.name} depends on {dependency!r}, which is not a configured image",
-                did_you_mean(dependency, names)
-                or "configure it under [[tool.stagegate.images]] or remove it",
-            )
-        if dependency == image.name:
-            raise config_error(
-                f"{key}.depends_on[{position}]", f"{image.name} depends on itself", "remove it"
-            )
-    relative = dockerfile.relative_to(root).as_posix()
-    try:
-        parsed = Dockerfile.parse(dockerfile.read_text(encoding="utf-8"), path=dockerfile)
-        refs = parsed.image_refs(build_args)
-    except (OSError, UnicodeDecodeError, DockerfileSyntaxError) as exc:
-        raise config_error(
-            f"{key}.dockerfile",
-            f"cannot read {relative}: {exc}",
-            f"fix {relative}, or point dockerfile at another file",
-            file=relative,
-        ) from None
-    if image.target is not None and image.target not in parsed.stage_names:
-        raise config_error(
-            f"{key}.target",
-            f"{key}.target = {image.target!r} is not a stage of {relative}",
-            did_you_mean(image.target, parsed.stage_names)
-            or "stages: " + (", ".join(parsed.stage_names) or "none (no FROM … AS name)"),
-            file=relative,
-        )
-    secrets, secret_env = _secrets(root, image, key, env)
-    labels = {k: interpolate(v, env, f"{key}.labels.{k}") for k, v in image.labels.items()}
-    for label in labels:
-        if label.startswith("dev.stagegate."):
-            raise config_error(
-                f"{key}.labels.{label}", f"{label} is stagegate's own label", "use another key"
-            )
-    tags = tuple(interpolate(tag, env, f"{key}.tags") for tag in image.tags)
-    for position, tag in enumerate(tags):
-        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag) or tag.startswith("sg-"):
-            raise config_error(
-                f"{key}.tags[{position}]",
-                f"{key}.tags[{position}] = {tag!r} is not a tag stagegate may set",
-                "use letters, digits, '_', '.', '-' (at most 128, not starting with '.', '-' or 'sg-')",
-            )
-    inferred = [
-        ref.configured_name(names) for ref in refs if ref.configured_name(names) not in (None, image.name)
-    ]
-    depends_on = tuple(dict.fromkeys([*image.depends_on, *inferred]))
-    return ImageSpec(
-        name=image.name,
-        context=context,
-        dockerfile=dockerfile,
-        build_args=build_args,
-        depends_on=depends_on,  # type: ignore[arg-type]
-        smoke=tuple(image.smoke) if image.smoke is not None else None,
-        smoke_timeout=image.smoke_timeout,
-        smoke_entrypoint=image.smoke_entrypoint,
-        parsed=parsed,
-        index=index,
-        secret_build_args=secret_args,
-        target=image.target,
-        platforms=tuple(image.platforms),
-        secrets=secrets,
-        tags=tags,
-        labels=labels,
-        pull=image.pull,
-        no_cache=image.no_cache,
-        secret_env=secret_env,
-    )
-
-
-def _file_value(root: Path, value: FileValue, key: str) -> str:
-    """A build arg read from a file inside the repository, without its trailing newline."""
-    path = _path_in_repo(root, value.file, f"{key}.file", must_exist=True, kind="file")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise config_error(
-            f"{key}.file", f"cannot read {value.file}: {exc}", "make it a readable UTF-8 file"
-        ) from None
-    return text.removesuffix("\n").removesuffix("\r")
-
-
-def _secrets(
-    root: Path, image: ImageSettings, key: str, env: Mapping[str, str]
-) -> tuple[tuple[BuildSecret, ...], dict[str, str]]:
-    """The image's BuildKit secrets; the values of ``env`` ones registered for redaction."""
-    secrets: list[BuildSecret] = []
-    values: dict[str, str] = {}
-    for position, secret in enumerate(image.secrets):
-        where = f"{key}.secrets[{position}]"
-        if (secret.env is None) == (secret.src is None):
-            raise config_error(
-                where, f"{where} needs exactly one of env or src", 'e.g. { id = "npm", env = "NPM_TOKEN" }'
-            )
-        if secret.id in [s.id for s in secrets]:
-            raise config_error(
-                f"{where}.id", f"secret id {secret.id!r} is configured twice", "give every secret its own id"
-            )
-        if secret.env is not None:
-            if secret.env not in env:
-                raise config_error(
-                    f"{where}.env",
-                    f"{where}.env: {secret.env} is not set",
-                    f"set {secret.env} in the environment",
-                )
-            values[secret.env] = env[secret.env]
-            redact.register(env[secret.env])
-            secrets.append(BuildSecret(secret.id, env=secret.env))
-        else:
-            path = _path_in_repo(root, secret.src or "", f"{where}.src", must_exist=True, kind="file")
-            secrets.append(BuildSecret(secret.id, src=path))
-    return tuple(secrets), values
-
-
-def _secret_build_args(image: ImageSettings, key: str) -> frozenset[str]:
-    """The build args of ``image`` whose values are secret; their names registered for
-    redaction (``NAME=…`` is hidden wherever it is written)."""
-    for position, name in enumerate(image.secret_build_args):
-        if name not in image.build_args:
-            raise config_error(
-                f"{key}.secret_build_args[{position}]",
-                f"secret_build_args names {name!r}, which is not one of {image.name}'s build_args",
-                did_you_mean(name, image.build_args) or "list names of keys of build_args",
-            )
-    secret = frozenset(image.secret_build_args) | {n for n in image.build_args if redact.is_secret_name(n)}
-    for name in secret:
-        redact.register_name(name)
-    return secret
-
-
 def _manifest_sources(
     root: Path, value: str | list[str], key: str = f"{SECTION}.deploy.manifests"
 ) -> tuple[Path, ...]:
@@ -503,7 +368,7 @@ def _manifest_sources(
     for index, entry in enumerate(values):
         entry_key = key if isinstance(value, str) else f"{key}[{index}]"
         if not any(c in entry for c in "*?["):
-            sources.append(_path_in_repo(root, entry, entry_key, must_exist=True))
+            sources.append(path_in_repo(root, entry, entry_key, must_exist=True))
             continue
         if Path(entry).is_absolute() or ".." in Path(entry).parts:
             raise config_error(
@@ -521,41 +386,5 @@ def _manifest_sources(
                 path=entry,
             )
         for match in matches:
-            sources.append(
-                _path_in_repo(root, match.relative_to(root).as_posix(), entry_key, must_exist=True)
-            )
+            sources.append(path_in_repo(root, match.relative_to(root).as_posix(), entry_key, must_exist=True))
     return tuple(sources)
-
-
-def _path_in_repo(root: Path, value: str, key: str, *, must_exist: bool, kind: str = "path") -> Path:
-    path = (root / value).resolve()
-    if not _inside(root, path):
-        raise config_error(
-            key,
-            f"{key} = {value!r} leaves the repository",
-            "use a path inside the repository, relative to pyproject.toml",
-            path=value,
-        )
-    if must_exist:
-        try:
-            mode = path.stat().st_mode
-        except OSError:
-            raise config_error(
-                key,
-                f"{key}: {kind} {value!r} does not exist",
-                f"create it or fix the path in {PYPROJECT}",
-                path=value,
-            ) from None
-        wanted = {"directory": stat.S_ISDIR, "file": stat.S_ISREG}.get(kind)
-        if wanted is not None and not wanted(mode):
-            raise config_error(
-                key,
-                f"{key}: {value!r} is {file_type(mode)}, not a {'regular file' if kind == 'file' else kind}",
-                f"point {key.rsplit('.', 1)[-1]} at a {'file' if kind == 'file' else kind} in {PYPROJECT}",
-                path=value,
-            )
-    return path
-
-
-def _inside(root: Path, path: Path) -> bool:
-    return path.resolve().is_relative_to(root.resolve())
