@@ -21,7 +21,15 @@ def from_validation_error(
 
     ``profile`` (its name, the table before it was applied): a problem of the merged table that
     the profile brought in (a table it supplies without a required key) is named under it."""
-    errors = exc.errors()
+    first = _first_problem(exc.errors())
+    loc = _location(first, profile)
+    key = SECTION + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    return _explained(first, loc, key)
+
+
+def _first_problem(errors: list[Any]) -> Any:
+    """The problem to report of pydantic's list: the first, unless a misspelt key or a
+    union's member explains it better."""
     first = errors[0]
     if first["type"] == "missing":  # a misspelt key explains the missing one: name it first
         first = next(
@@ -44,6 +52,12 @@ def from_validation_error(
             ),
             first,
         )
+    return first
+
+
+def _location(first: Any, profile: tuple[str, Any] | None) -> tuple[Any, ...]:
+    """The problem's key path as the user wrote it: no union member's name, under the profile
+    that brought the table in, a build arg's own name."""
     loc = first["loc"]
     at = _union_member(loc)
     if at is not None:
@@ -52,7 +66,11 @@ def from_validation_error(
         loc = ("profiles", profile[0], *loc)
     if "build_args" in loc and len(loc) > loc.index("build_args") + 2:  # the union's member names
         loc = loc[: loc.index("build_args") + 2]
-    key = SECTION + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    return tuple(loc)
+
+
+def _explained(first: Any, loc: tuple[Any, ...], key: str) -> StagegateError:
+    """The problem in words, by pydantic's error type, with a hint."""
     if first["type"] == "extra_forbidden":
         known = _fields_at(Settings, loc[:-1])
         if loc[:1] == ("profiles",) and loc[2:3] == ("cluster",) and loc[-1] in ClusterSettings.model_fields:
