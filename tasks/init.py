@@ -44,7 +44,7 @@ import tomlkit
 from .adopt.compose import read_compose
 from .adopt.kubernetes import find_manifests, manifest_images, pair_images
 from .adopt.model import NOT_MAPPED, READ, Finding, PortForward, ProposedImage, image_name
-from .adopt.skaffold import read_skaffold
+from .adopt.skaffold import SkaffoldRead, read_skaffold
 from .config import DEFAULT_ARTIFACTS, PYPROJECT, SECTION, STAGEGATE_TOML
 from .dockerfile import Dockerfile, DockerfileSyntaxError, copy_sources
 from .errors import config_error
@@ -155,6 +155,48 @@ def discover(root: Path) -> Proposal:
     skaffold = read_skaffold(root)
     if skaffold is not None:
         findings.extend(skaffold.findings)
+    images = _images_named(root, dirs, skaffold, findings)
+    if skaffold is not None and skaffold.manifests:
+        manifests = list(skaffold.manifests)
+    else:
+        manifests, found = find_manifests(root, dirs)
+        findings.extend(found)
+        findings.extend(Finding(m, "found", "Kubernetes objects: deploy.manifests") for m in manifests)
+    references = manifest_images(root, manifests)
+    images, paired = pair_images(images, references)
+    findings.extend(paired)
+    images = _with_dependencies(root, images, findings)
+
+    names = {image.name for image in images}
+    external = []
+    for ref, file in references:
+        if repository(ref) not in names:
+            external.append(ref)
+            findings.append(
+                Finding(file, "external", f"{ref}: no image here builds it (deploy.external_images)")
+            )
+    e2e = _e2e(root, dirs)
+    port_forward: tuple[PortForward, ...] = ()
+    profiles: dict[str, dict[str, Any]] = {}
+    if skaffold is not None:
+        port_forward = _port_forward(skaffold.files[0], "portForward", skaffold.port_forward, e2e, findings)
+        profiles = _skaffold_profiles(skaffold, e2e, findings)
+    return Proposal(
+        images=tuple(images),
+        manifests=tuple(manifests),
+        e2e=e2e,
+        external_images=tuple(external) if manifests else (),
+        port_forward=port_forward,
+        profiles=profiles,
+        findings=tuple(findings),
+    )
+
+
+def _images_named(
+    root: Path, dirs: list[Path], skaffold: SkaffoldRead | None, findings: list[Finding]
+) -> list[ProposedImage]:
+    """The images to build: skaffold.yaml's, else a compose file's, else one per Dockerfile;
+    a Dockerfile that the file naming the images builds nothing from is said."""
     compose = read_compose(root)
     if compose is not None and skaffold is not None and skaffold.images:
         findings.append(Finding(compose.file, "not read", f"{skaffold.files[0]} names the images"))
@@ -190,55 +232,31 @@ def discover(root: Path) -> Proposal:
             for i in images
         )
 
-    if skaffold is not None and skaffold.manifests:
-        manifests = list(skaffold.manifests)
-    else:
-        manifests, found = find_manifests(root, dirs)
-        findings.extend(found)
-        findings.extend(Finding(m, "found", "Kubernetes objects: deploy.manifests") for m in manifests)
-    references = manifest_images(root, manifests)
-    images, paired = pair_images(images, references)
-    findings.extend(paired)
-    images = _with_dependencies(root, images, findings)
+    return images
 
-    names = {image.name for image in images}
-    external = []
-    for ref, file in references:
-        if repository(ref) not in names:
-            external.append(ref)
-            findings.append(
-                Finding(file, "external", f"{ref}: no image here builds it (deploy.external_images)")
-            )
-    e2e = _e2e(root, dirs)
-    port_forward: tuple[PortForward, ...] = ()
+
+def _skaffold_profiles(
+    skaffold: SkaffoldRead, e2e: tuple[str, ...] | None, findings: list[Finding]
+) -> dict[str, dict[str, Any]]:
+    """skaffold.yaml's profiles as stagegate's: their manifests and port-forwards."""
     profiles: dict[str, dict[str, Any]] = {}
-    if skaffold is not None:
-        port_forward = _port_forward(skaffold.files[0], "portForward", skaffold.port_forward, e2e, findings)
-        for name, profile in skaffold.profiles.items():
-            settings: dict[str, Any] = {}
-            if profile.manifests is not None:
-                manifests_of_profile = list(profile.manifests)
-                settings["deploy"] = {
-                    "manifests": manifests_of_profile[0]
-                    if len(manifests_of_profile) == 1
-                    else manifests_of_profile
-                }
-            forwards = _port_forward(
-                skaffold.files[0], f"profile {name} portForward", profile.port_forward or (), e2e, findings
-            )
-            if forwards:
-                settings["e2e"] = {"port_forward": [f.entry() for f in forwards]}
-            if settings:
-                profiles[name] = settings
-    return Proposal(
-        images=tuple(images),
-        manifests=tuple(manifests),
-        e2e=e2e,
-        external_images=tuple(external) if manifests else (),
-        port_forward=port_forward,
-        profiles=profiles,
-        findings=tuple(findings),
-    )
+    for name, profile in skaffold.profiles.items():
+        settings: dict[str, Any] = {}
+        if profile.manifests is not None:
+            manifests_of_profile = list(profile.manifests)
+            settings["deploy"] = {
+                "manifests": manifests_of_profile[0]
+                if len(manifests_of_profile) == 1
+                else manifests_of_profile
+            }
+        forwards = _port_forward(
+            skaffold.files[0], f"profile {name} portForward", profile.port_forward or (), e2e, findings
+        )
+        if forwards:
+            settings["e2e"] = {"port_forward": [f.entry() for f in forwards]}
+        if settings:
+            profiles[name] = settings
+    return profiles
 
 
 def _port_forward(
