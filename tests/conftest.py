@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import jsonschema
 import pytest
+from filelock import FileLock
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
@@ -41,9 +42,9 @@ TEST_PREFIX = f"sgtest-{RUN_TOKEN}"
 CLUSTER_PREFIX = f"sg{RUN_TOKEN}"  # kind cluster names of the tests (shorter: kind's limit)
 # The Docker network of every (fake) kind node this run creates, in-process or in the nox
 # sessions it starts (they inherit the environment): named after the run, so that the leak check
-# sees it, and removed at the end of the run (kind itself never removes its network).
+# sees it, and removed at the end of the run (kind itself never removes its network). Set in
+# pytest_configure below: under pytest-xdist each worker is a run of its own (its own token).
 KIND_NETWORK = f"{TEST_PREFIX}-kind"
-os.environ.setdefault("KIND_EXPERIMENTAL_DOCKER_NETWORK", KIND_NETWORK)
 REGISTRY_IMAGE = "stagegate-test/registry:2"
 # A Dockerfile line for tests whose builds fail on purpose: the legacy builder keeps the image
 # of each step before the failure (untagged: its build cache, which stagegate leaves alone as
@@ -117,15 +118,25 @@ def _busybox_binary() -> Path:
 
 @pytest.fixture(scope="session")
 def busybox_image(docker: DockerClient, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """``stagegate-test/busybox:1``: FROM scratch + static busybox, built once per session."""
-    if not docker.image.exists(BUSYBOX_IMAGE):
-        context = tmp_path_factory.mktemp("busybox")
-        shutil.copy(_busybox_binary(), context / "busybox")
-        (context / "Dockerfile").write_text(
-            'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-        )
-        docker.legacy_build(context, tags=[BUSYBOX_IMAGE])
+    """``stagegate-test/busybox:1``: FROM scratch + static busybox, built once (test runs side
+    by side, pytest-xdist's workers among them, build it one at a time)."""
+    with _one_at_a_time(tmp_path_factory, "busybox"):
+        if not docker.image.exists(BUSYBOX_IMAGE):
+            context = tmp_path_factory.mktemp("busybox")
+            shutil.copy(_busybox_binary(), context / "busybox")
+            (context / "Dockerfile").write_text(
+                'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+            )
+            docker.legacy_build(context, tags=[BUSYBOX_IMAGE])
     return BUSYBOX_IMAGE
+
+
+@contextlib.contextmanager
+def _one_at_a_time(tmp_path_factory: pytest.TempPathFactory, what: str) -> Iterator[None]:
+    """A lock shared by the test runs of this user (their temp dirs' parent): a shared image is
+    built by one of them while the others wait, and then found."""
+    with FileLock(tmp_path_factory.getbasetemp().parent / f"stagegate-tests-{what}.lock"):
+        yield
 
 
 def _docker_registry_binary() -> Path:
@@ -145,6 +156,11 @@ def registry_image(docker: DockerClient, tmp_path_factory: pytest.TempPathFactor
     /var/lib/registry), built once from the seeded base image and Debian's docker-registry,
     which links against libc only. (No ``VOLUME`` as registry:2 has: a test's registry leaves
     no anonymous volume behind, whatever removes it.)"""
+    with _one_at_a_time(tmp_path_factory, "registry-image"):
+        return _registry_image(docker, tmp_path_factory)
+
+
+def _registry_image(docker: DockerClient, tmp_path_factory: pytest.TempPathFactory) -> str:
     if not docker.image.exists(REGISTRY_IMAGE):
         context = tmp_path_factory.mktemp("registry")
         shutil.copy(_docker_registry_binary(), context / "docker-registry")
@@ -301,6 +317,15 @@ def remove_failed_build_steps(client: DockerClient) -> None:
     for image in listed:
         with contextlib.suppress(DockerException):  # removed meanwhile, or in use: then a leak
             client.image.remove(image.id)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The kind network of this run, unless one was set before it. pytest-xdist's controller
+    runs no test: its workers, each a run with its own token, set their own (they inherit the
+    controller's environment, so the controller must not set one)."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        return
+    os.environ.setdefault("KIND_EXPERIMENTAL_DOCKER_NETWORK", KIND_NETWORK)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
