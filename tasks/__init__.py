@@ -34,8 +34,9 @@ Where things are:
 - :mod:`stagegate.kinds`       the Kubernetes kind sets, each named for its one use
 - :mod:`stagegate.manifests`   render (kustomize or YAML), walk container images, rewrite to built tags
 - :mod:`stagegate.builder`     buildx and legacy builders behind one interface; build-failure parsing
-- :mod:`stagegate.dockerfile`  instructions, line numbers and ``FROM`` images of a Dockerfile
-- :mod:`stagegate.hashing`     input hashes (``.dockerignore`` honoured) that become image tags
+- :mod:`stagegate.dockerfile`  instructions, line numbers, ARGs, ``FROM`` images and ``COPY`` sources of a Dockerfile
+- :mod:`stagegate.buildcontext` what of a build context Docker sends (``.dockerignore``) and ``COPY``/``ADD`` take
+- :mod:`stagegate.hashing`     input hashes of those files and the rest of an image's inputs, that become image tags
 - :mod:`stagegate.references`  image references: repository, tag
 - :mod:`stagegate.graph`       the image dependency graph
 - :mod:`stagegate.reports`     junit.xml, GitHub annotations and job summary, from the ledger

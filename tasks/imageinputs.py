@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import engine, hashing, runner
+from .buildcontext import never_inputs
 from .config import Config, ImageSpec
 from .dockerclient import docker_argv
-from .dockerfile import Dockerfile, DockerfileSyntaxError, repository
+from .dockerfile import Dockerfile, DockerfileSyntaxError
 from .ledger import write_json_atomic
+from .references import repository
 
 if TYPE_CHECKING:
     from python_on_whales import DockerClient
@@ -100,7 +102,7 @@ def image_inputs(
         spec.dockerfile,
         build_args,
         bases,
-        excluded=hashing.never_inputs(spec.context, never),
+        excluded=never_inputs(spec.context, never),
         hasher=hasher,
         secret_args=spec.secret_build_args,
         options=spec.hashed_options(),

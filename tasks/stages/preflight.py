@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .. import engine, manifests, runner
+from ..buildcontext import DockerIgnore, never_inputs
 from ..builder import BuildxBuilder, ClientBuildKitBuilder, LegacyBuilder, builder_name, client_runs_buildkit
 from ..config import Config
 from ..dockerclient import DeferredDockerClient, docker_argv
 from ..errors import Code, CommandEvidence, FailureClass, StagegateError, config_error
-from ..hashing import DockerIgnore, never_inputs
 from ..imageinputs import never_input_paths
 from ..options import Options
 from ..retry import docker_exceptions

@@ -13,7 +13,7 @@ from python_on_whales import DockerClient
 from stagegate.cli import teardown
 from stagegate.ownership import OWNER_LABEL, owner_id
 from stagegate.targets.docker import DockerTarget
-from stagegate.targets.docker.translate import SECRETS_DIR
+from stagegate.targets.docker.volumes import SECRETS_DIR
 
 from tests.conftest import Repo
 from tests.integration.conftest import image_table, pipeline, run

@@ -12,7 +12,7 @@ import yaml
 from stagegate.errors import Code, StagegateError
 from stagegate.manifests import ManifestObject
 from stagegate.targets.docker import translate
-from stagegate.targets.docker.translate import SECRETS_DIR
+from stagegate.targets.docker.volumes import SECRETS_DIR
 
 POD = """
 apiVersion: v1

@@ -9,7 +9,7 @@ import stat
 from pathlib import Path
 
 import pytest
-from stagegate import hashing, manifests
+from stagegate import buildcontext, hashing, manifests
 from stagegate.config import interpolate
 from stagegate.dockerfile import Dockerfile
 from stagegate.errors import Code, StagegateError
@@ -108,7 +108,7 @@ def test_dockerignore_that_is_not_a_file_is_refused(tmp_path: Path, make) -> Non
         hashing.ContextHasher(None).files(tmp_path)
     assert info.value.code is Code.BUILD_CONTEXT_INVALID
     assert ".dockerignore" in info.value.message
-    assert hashing.read_dockerignore(tmp_path / "nowhere") == ""
+    assert buildcontext.read_dockerignore(tmp_path / "nowhere") == ""
 
 
 def test_regular_dockerignore_still_read(tmp_path: Path) -> None:

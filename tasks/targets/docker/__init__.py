@@ -15,6 +15,7 @@ API's own JSON shape, so the same readiness policy and error codes apply as on k
 
 - :mod:`.plans`       what will run: ContainerPlan, PodPlan, WorkloadPlan
 - :mod:`.translate`   manifests -> plans; refuses, listing every problem, what it cannot honour
+- :mod:`.volumes`     ConfigMap and Secret data and volumes: checked as the API server does, files written
 - :mod:`.kubelet`     start containers, run probes, restart them with back-off
 - :mod:`.pods`        the kubelet's record of its pods, and the pod JSON made from it
 - :mod:`.probes`      one probe run and its failure in the kubelet's words

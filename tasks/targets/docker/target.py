@@ -59,7 +59,8 @@ from .labels import (
 from .plans import PodPlan, WorkloadPlan, backend_alias, name_suffix, target_port
 from .pods import PodRun
 from .status import Backoff
-from .translate import SECRETS_DIR, forwarder_plans, translate, without_custom_resources
+from .translate import forwarder_plans, translate, without_custom_resources
+from .volumes import SECRETS_DIR
 
 
 @dataclass

@@ -11,11 +11,9 @@ Anything that cannot be honoured is refused with *every* problem listed.
 
 from __future__ import annotations
 
-import base64
 import copy
 import hashlib
-import os
-import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +35,7 @@ from .plans import (
     pod_template,
     probe_action,
 )
+from .volumes import data_problems, plan_volumes, string_data
 
 
 def without_custom_resources(objects: list[ManifestObject]) -> tuple[list[ManifestObject], list[str]]:
@@ -65,16 +64,16 @@ def translate(objects: list[ManifestObject], *, workdir: Path) -> list[PodPlan]:
     """The pods to start for ``objects``; refuses (listing every problem) what it cannot honour."""
     problems: list[str] = []
     config_maps = {
-        (o.namespace or "default", o.name): _string_data(o.doc, False)
+        (o.namespace or "default", o.name): string_data(o.doc, False)
         for o in objects
         if o.kind == "ConfigMap"
     }
     secrets_ = {
-        (o.namespace or "default", o.name): _string_data(o.doc, True) for o in objects if o.kind == "Secret"
+        (o.namespace or "default", o.name): string_data(o.doc, True) for o in objects if o.kind == "Secret"
     }
     for obj in objects:
         if obj.kind in ("ConfigMap", "Secret"):
-            problems += _data_problems(obj)
+            problems += data_problems(obj)
     service_list = [o for o in objects if o.kind == "Service"]
     pods: list[PodPlan] = []
     for obj in objects:
@@ -85,99 +84,9 @@ def translate(objects: list[ManifestObject], *, workdir: Path) -> list[PodPlan]:
                 f"{obj.kind}/{obj.name} ({obj.source}): kind {obj.kind} is not supported by the docker target"
             )
             continue
-        namespace = obj.namespace or "default"
-        where = f"{obj.kind}/{obj.name} ({obj.source})"
-        spec = obj.doc.get("spec") or {}
-        template = pod_template(obj.kind, spec)
-        template_meta = (
-            (obj.doc.get("metadata") or {})
-            if obj.kind == "Pod"
-            else ((spec.get("template") or {}).get("metadata") or {})
-        )
-        if obj.kind == "Job":
-            problems += [
-                f"{where}: spec.{key} is not supported by the docker target"
-                for key in spec
-                if key not in SUPPORTED_JOB_FIELDS
-            ]
-            if template.get("restartPolicy") not in ("Never", "OnFailure"):
-                problems.append(f"{where}: a Job's restartPolicy must be Never or OnFailure")
-        elif obj.kind != "Pod" and template.get("restartPolicy", "Always") != "Always":
-            problems.append(f"{where}: a {obj.kind}'s restartPolicy must be Always")
-        problems += [
-            f"{where}: spec.{key} is not supported by the docker target"
-            for key in template
-            if key not in SUPPORTED_POD_FIELDS
-        ]
-        for flag in ("hostNetwork", "hostPID", "hostIPC"):
-            if template.get(flag):
-                problems.append(f"{where}: {flag} is not supported by the docker target")
-        volumes, volume_problems = _volumes(
-            template.get("volumes") or [], namespace, config_maps, secrets_, where, workdir
-        )
-        problems += volume_problems
-        labels = {str(k): str(v) for k, v in (template_meta.get("labels") or {}).items()}
-        workload = WorkloadPlan(
-            obj.kind,
-            obj.name,
-            namespace,
-            copy.deepcopy(obj.doc.get("metadata") or {}),
-            copy.deepcopy(spec),
-            min(_replicas(obj.kind, spec), MAX_REPLICAS),
-            hashlib.sha256(repr(sorted(template.items())).encode()).hexdigest()[:10],
-        )
-        if obj.kind == "Job":
-            labels = {
-                **labels,
-                "batch.kubernetes.io/controller-uid": workload.uid,
-                "batch.kubernetes.io/job-name": obj.name,
-                "controller-uid": workload.uid,
-                "job-name": obj.name,
-            }
-        elif obj.kind == "Deployment":
-            labels = {**labels, "pod-template-hash": workload.template_hash}
-        aliases = [
-            svc.name
-            for svc in service_list
-            if (svc.namespace or "default") == namespace and _selects(svc, labels)
-        ]
-        for replica in range(workload.replicas):
-            pod_name = {
-                "Pod": obj.name,
-                "Job": f"{obj.name}-{name_suffix()}",
-            }.get(obj.kind, f"{obj.name}-{replica}")
-            plans: dict[str, list[ContainerPlan]] = {"initContainers": [], "containers": []}
-            for field_name, found in plans.items():
-                for container in template.get(field_name) or []:
-                    plan, container_problems = _container_plan(
-                        container,
-                        pod_name,
-                        namespace,
-                        workload.id,
-                        field_name == "initContainers",
-                        config_maps,
-                        secrets_,
-                        volumes,
-                        aliases if field_name == "containers" else [],
-                        where,
-                    )
-                    if replica == 0:
-                        problems += container_problems
-                    found.append(plan)
-            pods.append(
-                PodPlan(
-                    pod_name,
-                    namespace,
-                    workload.id,
-                    labels,
-                    plans["initContainers"],
-                    plans["containers"],
-                    annotations={str(k): str(v) for k, v in (template_meta.get("annotations") or {}).items()},
-                    restart_policy=workload.restart_policy,
-                    termination_grace=float(template.get("terminationGracePeriodSeconds", 30)),
-                    owner=workload,
-                )
-            )
+        workload_pods, workload_problems = _workload_pods(obj, service_list, config_maps, secrets_, workdir)
+        pods += workload_pods
+        problems += workload_problems
     problems += _alias_services(service_list, pods)
     if problems:
         raise StagegateError(
@@ -193,6 +102,125 @@ def translate(objects: list[ManifestObject], *, workdir: Path) -> list[PodPlan]:
 # -- helpers -----------------------------------------------------------------------------------
 
 
+def _workload_pods(
+    obj: ManifestObject,
+    services: list[ManifestObject],
+    config_maps: dict,
+    secrets_: dict,
+    workdir: Path,
+) -> tuple[list[PodPlan], list[str]]:
+    """The pods one workload (Deployment, StatefulSet, Job or Pod) starts at once, and what of
+    it the docker target cannot honour (its containers' problems counted once, not per replica)."""
+    namespace = obj.namespace or "default"
+    where = f"{obj.kind}/{obj.name} ({obj.source})"
+    spec = obj.doc.get("spec") or {}
+    template = pod_template(obj.kind, spec)
+    template_meta = (
+        (obj.doc.get("metadata") or {})
+        if obj.kind == "Pod"
+        else ((spec.get("template") or {}).get("metadata") or {})
+    )
+    problems = _template_problems(obj.kind, spec, template, where)
+    volumes, volume_problems = plan_volumes(
+        template.get("volumes") or [], namespace, config_maps, secrets_, where, workdir
+    )
+    problems += volume_problems
+    workload = WorkloadPlan(
+        obj.kind,
+        obj.name,
+        namespace,
+        copy.deepcopy(obj.doc.get("metadata") or {}),
+        copy.deepcopy(spec),
+        min(_replicas(obj.kind, spec), MAX_REPLICAS),
+        hashlib.sha256(repr(sorted(template.items())).encode()).hexdigest()[:10],
+    )
+    labels = _pod_labels(workload, template_meta)
+    aliases = [
+        svc.name for svc in services if (svc.namespace or "default") == namespace and _selects(svc, labels)
+    ]
+    pods: list[PodPlan] = []
+    for replica in range(workload.replicas):
+        pod_name = {
+            "Pod": obj.name,
+            "Job": f"{obj.name}-{name_suffix()}",
+        }.get(obj.kind, f"{obj.name}-{replica}")
+        plans: dict[str, list[ContainerPlan]] = {"initContainers": [], "containers": []}
+        for field_name, found in plans.items():
+            for container in template.get(field_name) or []:
+                plan, container_problems = _container_plan(
+                    container,
+                    pod_name,
+                    namespace,
+                    workload.id,
+                    field_name == "initContainers",
+                    config_maps,
+                    secrets_,
+                    volumes,
+                    aliases if field_name == "containers" else [],
+                    where,
+                )
+                if replica == 0:
+                    problems += container_problems
+                found.append(plan)
+        pods.append(
+            PodPlan(
+                pod_name,
+                namespace,
+                workload.id,
+                labels,
+                plans["initContainers"],
+                plans["containers"],
+                annotations={str(k): str(v) for k, v in (template_meta.get("annotations") or {}).items()},
+                restart_policy=workload.restart_policy,
+                termination_grace=float(template.get("terminationGracePeriodSeconds", 30)),
+                owner=workload,
+            )
+        )
+    return pods, problems
+
+
+def _template_problems(kind: str, spec: dict[str, Any], template: dict[str, Any], where: str) -> list[str]:
+    """What of a workload's spec and pod template (its volumes and containers aside) the docker
+    target cannot honour."""
+    problems: list[str] = []
+    if kind == "Job":
+        problems += [
+            f"{where}: spec.{key} is not supported by the docker target"
+            for key in spec
+            if key not in SUPPORTED_JOB_FIELDS
+        ]
+        if template.get("restartPolicy") not in ("Never", "OnFailure"):
+            problems.append(f"{where}: a Job's restartPolicy must be Never or OnFailure")
+    elif kind != "Pod" and template.get("restartPolicy", "Always") != "Always":
+        problems.append(f"{where}: a {kind}'s restartPolicy must be Always")
+    problems += [
+        f"{where}: spec.{key} is not supported by the docker target"
+        for key in template
+        if key not in SUPPORTED_POD_FIELDS
+    ]
+    for flag in ("hostNetwork", "hostPID", "hostIPC"):
+        if template.get(flag):
+            problems.append(f"{where}: {flag} is not supported by the docker target")
+    return problems
+
+
+def _pod_labels(workload: WorkloadPlan, template_meta: dict[str, Any]) -> dict[str, str]:
+    """The labels of a workload's pods: its template's, plus those its controller adds (a Job's
+    controller-uid and job-name, a Deployment's pod-template-hash)."""
+    labels = {str(k): str(v) for k, v in (template_meta.get("labels") or {}).items()}
+    if workload.kind == "Job":
+        return {
+            **labels,
+            "batch.kubernetes.io/controller-uid": workload.uid,
+            "batch.kubernetes.io/job-name": workload.name,
+            "controller-uid": workload.uid,
+            "job-name": workload.name,
+        }
+    if workload.kind == "Deployment":
+        return {**labels, "pod-template-hash": workload.template_hash}
+    return labels
+
+
 def _replicas(kind: str, spec: dict[str, Any]) -> int:
     if kind == "Pod":
         return 1
@@ -203,6 +231,17 @@ def _replicas(kind: str, spec: dict[str, Any]) -> int:
 
 def _aliases(pod: PodPlan) -> set[str]:
     return {alias for c in pod.containers for alias in c.aliases}
+
+
+@dataclass
+class _Env:
+    """A container's environment as the kubelet makes it: values, and which of them came from a
+    Secret or hold the pod's name; the first missing ConfigMap or Secret in the kubelet's words."""
+
+    values: dict[str, str] = field(default_factory=dict)
+    secret: set[str] = field(default_factory=set)
+    pod_name: set[str] = field(default_factory=set)
+    config_error: str | None = None
 
 
 def _container_plan(
@@ -226,34 +265,75 @@ def _container_plan(
     ]
     if (container.get("securityContext") or {}).get("privileged"):
         problems.append(f"{where}: privileged is not supported by the docker target")
-    env: dict[str, str] = {}
-    secret_env: set[str] = set()
-    pod_name_env: set[str] = set()
-    config_error = None
+    env, env_problems = _container_env(container, pod, namespace, config_maps, secrets_, where)
+    mounts, empty_dirs, mount_problems = _mounts(container, volumes, where)
+    named = {
+        str(p["name"]): int(p["containerPort"])
+        for p in container.get("ports") or []
+        if "name" in p and "containerPort" in p
+    }
+    probes, probe_problems = _probes(container, named, where)
+    problems += env_problems + mount_problems + probe_problems
+    command = list(container.get("command") or [])
+    args = list(container.get("args") or [])
+    plan = ContainerPlan(
+        pod=pod,
+        namespace=namespace,
+        workload=workload,
+        name=name,
+        image=str(container.get("image", "")),
+        init=init,
+        entrypoint=command[0] if command else None,
+        command=(command[1:] + args) if command else args,
+        env=env.values,
+        workdir=container.get("workingDir"),
+        ports=[int(p["containerPort"]) for p in container.get("ports") or [] if "containerPort" in p],
+        aliases=aliases,
+        mounts=mounts,
+        volumes=empty_dirs,
+        readiness=probes["readinessProbe"],
+        liveness=probes["livenessProbe"],
+        startup=probes["startupProbe"],
+        named_ports=named,
+        spec=copy.deepcopy(container),
+        config_error=env.config_error,
+        secret_env=env.secret,
+        pod_name_env=env.pod_name,
+    )
+    return plan, problems
+
+
+def _container_env(
+    container: dict[str, Any], pod: str, namespace: str, config_maps: dict, secrets_: dict, where: str
+) -> tuple[_Env, list[str]]:
+    """The container's ``envFrom`` and ``env``, resolved from the manifests' ConfigMaps and
+    Secrets and the pod's name and namespace; what of them the docker target cannot honour."""
+    env = _Env()
+    problems: list[str] = []
     for source in container.get("envFrom") or []:
         ref = source.get("configMapRef") or source.get("secretRef") or {}
         table = config_maps if "configMapRef" in source else secrets_
         data = table.get((namespace, ref.get("name")))
         if data is None and not ref.get("optional"):
             kind = "configmap" if "configMapRef" in source else "secret"
-            config_error = config_error or f'{kind} "{ref.get("name")}" not found'
+            env.config_error = env.config_error or f'{kind} "{ref.get("name")}" not found'
         for key, value in (data or {}).items():
-            env[f"{source.get('prefix', '')}{key}"] = value
+            env.values[f"{source.get('prefix', '')}{key}"] = value
             if "secretRef" in source:
-                secret_env.add(f"{source.get('prefix', '')}{key}")
+                env.secret.add(f"{source.get('prefix', '')}{key}")
     for entry in container.get("env") or []:
         key = str(entry.get("name"))
         if "value" in entry or "valueFrom" not in entry:
-            env[key] = str(entry.get("value", ""))
+            env.values[key] = str(entry.get("value", ""))
             continue
         value_from = entry["valueFrom"]
         ref = value_from.get("configMapKeyRef") or value_from.get("secretKeyRef")
         if ref is None:
             field_ref = (value_from.get("fieldRef") or {}).get("fieldPath")
             if field_ref in ("metadata.name", "metadata.namespace"):
-                env[key] = pod if field_ref == "metadata.name" else namespace
+                env.values[key] = pod if field_ref == "metadata.name" else namespace
                 if field_ref == "metadata.name":
-                    pod_name_env.add(key)
+                    env.pod_name.add(key)
             else:
                 problems.append(
                     f"{where}: env {key} valueFrom {sorted(value_from)} is not supported by the docker target"
@@ -264,19 +344,26 @@ def _container_plan(
         if data is None or ref.get("key") not in data:
             if not ref.get("optional"):
                 kind = "Secret" if is_secret else "ConfigMap"
-                config_error = config_error or (
+                env.config_error = env.config_error or (
                     f'{kind.lower()} "{ref.get("name")}" not found'
                     if data is None
                     else f"couldn't find key {ref.get('key')} in {kind} {namespace}/{ref.get('name')}"
                 )
             continue
-        env[key] = data[ref["key"]]
+        env.values[key] = data[ref["key"]]
         if is_secret:
-            secret_env.add(key)
-    command = list(container.get("command") or [])
-    args = list(container.get("args") or [])
+            env.secret.add(key)
+    return env, problems
+
+
+def _mounts(
+    container: dict[str, Any], volumes: dict[str, tuple[str, str]], where: str
+) -> tuple[list[tuple[str, str, str]], list[tuple[str, str]], list[str]]:
+    """The container's ``volumeMounts``: bind mounts of files folders (read-only), emptyDirs by
+    name, and the mounts that name no supported volume."""
     mounts: list[tuple[str, str, str]] = []
     empty_dirs: list[tuple[str, str]] = []
+    problems: list[str] = []
     for mount in container.get("volumeMounts") or []:
         volume = volumes.get(mount.get("name"))
         if volume is None:
@@ -285,12 +372,16 @@ def _container_plan(
             empty_dirs.append((str(mount.get("name")), str(mount["mountPath"])))
         else:
             mounts.append((volume[1], str(mount["mountPath"]), "ro"))
-    named = {
-        str(p["name"]): int(p["containerPort"])
-        for p in container.get("ports") or []
-        if "name" in p and "containerPort" in p
-    }
+    return mounts, empty_dirs, problems
+
+
+def _probes(
+    container: dict[str, Any], named: dict[str, int], where: str
+) -> tuple[dict[str, dict[str, Any] | None], list[str]]:
+    """The container's probes by kind (None where it has none), named ports resolved; what of
+    them the docker target cannot honour."""
     probes: dict[str, dict[str, Any] | None] = {}
+    problems: list[str] = []
     for kind in PROBE_KINDS:
         probe = container.get(kind)
         probes[kind] = None
@@ -306,31 +397,7 @@ def _container_plan(
                 f"{where}: {kind} names port {probe_action(probe)['port']!r}, which it does not declare"
             )
         probes[kind] = resolved
-    plan = ContainerPlan(
-        pod=pod,
-        namespace=namespace,
-        workload=workload,
-        name=name,
-        image=str(container.get("image", "")),
-        init=init,
-        entrypoint=command[0] if command else None,
-        command=(command[1:] + args) if command else args,
-        env=env,
-        workdir=container.get("workingDir"),
-        ports=[int(p["containerPort"]) for p in container.get("ports") or [] if "containerPort" in p],
-        aliases=aliases,
-        mounts=mounts,
-        volumes=empty_dirs,
-        readiness=probes["readinessProbe"],
-        liveness=probes["livenessProbe"],
-        startup=probes["startupProbe"],
-        named_ports=named,
-        spec=copy.deepcopy(container),
-        config_error=config_error,
-        secret_env=secret_env,
-        pod_name_env=pod_name_env,
-    )
-    return plan, problems
+    return probes, problems
 
 
 def _with_named_port(probe: dict[str, Any], named: dict[str, int]) -> dict[str, Any]:
@@ -340,134 +407,6 @@ def _with_named_port(probe: dict[str, Any], named: dict[str, int]) -> dict[str, 
         if isinstance(port, str):
             probe[action]["port"] = int(port) if port.isdigit() else named.get(port)
     return probe
-
-
-def _volumes(
-    volumes: list[dict[str, Any]],
-    namespace: str,
-    config_maps: dict,
-    secrets_: dict,
-    where: str,
-    workdir: Path,
-) -> tuple[dict[str, tuple[str, str]], list[str]]:
-    found: dict[str, tuple[str, str]] = {}
-    problems: list[str] = []
-    for volume in volumes:
-        name = str(volume.get("name"))
-        if "emptyDir" in volume:
-            found[name] = ("emptyDir", "")
-        elif "configMap" in volume or "secret" in volume:
-            is_secret = "secret" in volume
-            source = (volume["secret"] if is_secret else volume["configMap"]) or {}
-            kind = "Secret" if is_secret else "ConfigMap"
-            ref = source.get("secretName") if is_secret else source.get("name")
-            data = (secrets_ if is_secret else config_maps).get((namespace, ref))
-            if data is None:
-                problems.append(
-                    f"{where}: volume {name!r} refers to {kind} {ref!r}, which the manifests do not define"
-                )
-                continue
-            files, file_problems = volume_files(data, source, f"{where}: volume {name!r} ({kind} {ref})")
-            if file_problems or not _is_name(str(ref)) or not _is_name(namespace):
-                problems += file_problems or [f"{where}: volume {name!r}: {kind} {ref!r} is not a valid name"]
-                continue
-            folder = _volume_folder(workdir, is_secret, namespace, str(ref), source)
-            _write_files(folder, files)
-            found[name] = ("files", str(folder))
-        else:
-            kinds = sorted(set(volume) - {"name"})
-            problems.append(
-                f"{where}: volume {name!r} of type {kinds} is not supported by the docker target "
-                "(emptyDir, configMap and secret are)"
-            )
-    return found, problems
-
-
-# What the API server accepts as a ConfigMap or Secret key, and as an object name (DNS-1123).
-_KEY = re.compile(r"[-._a-zA-Z0-9]+")
-_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
-SECRETS_DIR = "secrets"  # under the target's workdir, mode 0700: no other user of this machine gets in
-
-
-def key_problem(key: str) -> str | None:
-    """Why ``key`` is not a valid ConfigMap/Secret key (as the API server validates it), or None."""
-    if not _KEY.fullmatch(key) or key in (".", "..") or len(key) > 253:
-        return (
-            f"key {key!r} is not a valid ConfigMap/Secret key "
-            "(it must match [-._a-zA-Z0-9]+ and not be '.' or '..')"
-        )
-    return None
-
-
-def path_problem(path: str) -> str | None:
-    """Why ``items[].path`` is not acceptable (relative, no '..' segment, as the API server checks)."""
-    if not path or path.startswith("/") or ".." in path.split("/"):
-        return f"items path {path!r} must be a relative path without '..'"
-    return None
-
-
-def volume_files(
-    data: dict[str, str], source: dict[str, Any], where: str
-) -> tuple[dict[str, tuple[str, int]], list[str]]:
-    """The files of a ConfigMap/Secret volume: relative path -> (content, mode); with the
-    problems of ``items`` paths that would leave the volume's folder. Invalid keys are never
-    files (translate reports them once, for their object)."""
-    problems: list[str] = []
-    data = {key: value for key, value in data.items() if key_problem(key) is None}
-    default_mode = int(source.get("defaultMode", 0o644)) & 0o777
-    files: dict[str, tuple[str, int]] = {}
-    items = source.get("items")
-    if items is None:
-        files = {key: (value, default_mode) for key, value in data.items()}
-    else:
-        for item in items:
-            key, path = str(item.get("key", "")), str(item.get("path", ""))
-            if problem := path_problem(path):
-                problems.append(f"{where}: {problem}")
-            elif key in data:
-                files[path] = (data[key], int(item.get("mode", default_mode)) & 0o777)
-            elif not source.get("optional"):
-                problems.append(f"{where}: items key {key!r} is not in it")
-    return files, problems
-
-
-def _volume_folder(workdir: Path, is_secret: bool, namespace: str, ref: str, source: dict[str, Any]) -> Path:
-    """Where a volume's files go: ``configmaps/<ns>/<name>`` or, under the 0700 ``secrets``
-    folder, ``secrets/<ns>/<name>`` (plus a hash of ``items`` and modes when they are set)."""
-    suffix = ""
-    if source.get("items") is not None or "defaultMode" in source:
-        spec = repr((source.get("items"), source.get("defaultMode")))
-        suffix = "-" + hashlib.sha256(spec.encode()).hexdigest()[:8]
-    if is_secret:
-        guard = workdir / SECRETS_DIR
-        guard.mkdir(parents=True, exist_ok=True)
-        guard.chmod(0o700)
-        return guard / namespace / f"{ref}{suffix}"
-    return workdir / "configmaps" / namespace / f"{ref}{suffix}"
-
-
-def _write_files(folder: Path, files: dict[str, tuple[str, int]]) -> None:
-    """Write ``files`` into ``folder``; a path that resolves outside it is never written."""
-    folder.mkdir(parents=True, exist_ok=True)
-    root = folder.resolve()
-    for relative, (content, mode) in files.items():
-        path = (root / relative).resolve()
-        if not path.is_relative_to(root) or path == root:
-            raise StagegateError(  # validated before: only a symlink planted in the folder gets here
-                Code.MANIFEST_UNSUPPORTED,
-                f"volume file {relative!r} would be written outside {root}",
-                "remove the artifacts dir's docker-target folder and deploy again",
-                {"path": relative},
-            )
-        path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(descriptor, "w") as file:
-            file.write(content)
-        os.chmod(path, mode)
-
-
-def _is_name(name: str) -> bool:
-    return bool(_NAME.fullmatch(name)) and len(name) <= 253
 
 
 def forwarder_plans(objects: list[ManifestObject], pods: list[PodPlan]) -> list[ForwarderPlan]:
@@ -559,31 +498,3 @@ def _service_ports(
 def _selects(service: ManifestObject, labels: dict[str, str]) -> bool:
     selector = (service.doc.get("spec") or {}).get("selector") or {}
     return bool(selector) and all(labels.get(k) == v for k, v in selector.items())
-
-
-def _string_data(doc: dict[str, Any], secret: bool) -> dict[str, str]:
-    data = {str(k): str(v) for k, v in (doc.get("stringData") or {}).items()}
-    for key, value in (doc.get("data") or {}).items():
-        if not secret:
-            data[str(key)] = str(value)
-            continue
-        try:
-            data[str(key)] = base64.b64decode(str(value), validate=True).decode()
-        except ValueError:  # not base64, or not UTF-8: reported by _data_problems
-            continue
-    return data
-
-
-def _data_problems(obj: ManifestObject) -> list[str]:
-    """What the API server would refuse in a ConfigMap or Secret: invalid keys, Secret data
-    that is not base64 (its value is never quoted: it may be a secret)."""
-    where = f"{obj.kind}/{obj.name} ({obj.source})"
-    keys = {**(obj.doc.get("data") or {}), **(obj.doc.get("stringData") or {})}
-    problems = [f"{where}: {problem}" for key in keys if (problem := key_problem(str(key)))]
-    if obj.kind == "Secret":
-        for key, value in (obj.doc.get("data") or {}).items():
-            try:
-                base64.b64decode(str(value), validate=True).decode()
-            except ValueError:
-                problems.append(f"{where}: data key {key!r} is not base64-encoded UTF-8 text")
-    return problems
