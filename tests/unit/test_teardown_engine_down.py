@@ -23,4 +23,6 @@ def test_teardown_with_the_engine_down_is_docker_unavailable(
     shown = capfd.readouterr()
     assert "Traceback" not in shown.out + shown.err
     printed = " ".join(shown.err.split())  # as wrapped at the console's width (COLUMNS, if set)
-    assert "hint: start the Docker engine (docker info must answer), then run nox -s teardown again" in printed
+    assert (
+        "hint: start the Docker engine (docker info must answer), then run nox -s teardown again" in printed
+    )
