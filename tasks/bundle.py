@@ -40,7 +40,7 @@ from .clock import Clock, iso
 from .config import Config
 from .errors import Code, CommandEvidence, StagegateError
 from .imagerecord import LOCAL
-from .ledger import OK, PIPELINE, Ledger, write_json_atomic
+from .ledger import OK, PIPELINE, Ledger, stage_outputs, stage_record, write_json_atomic
 
 if TYPE_CHECKING:
     from python_on_whales import DockerClient
@@ -220,7 +220,7 @@ def write_bundle(
             written_at=iso(clock.now()),
             git=run.get("git") or {},
             config=config_fingerprint(config) if config is not None else None,
-            stages={stage: str((run.get("stages") or {}).get(stage, {}).get("status")) for stage in PIPELINE},
+            stages={stage: str(stage_record(run, stage).get("status")) for stage in PIPELINE},
             images=images,
             files=files,
         )
@@ -232,7 +232,7 @@ def write_bundle(
 
 
 def _built_images(run: Mapping[str, Any]) -> list[BundledImage]:
-    build = ((run.get("stages") or {}).get("build") or {}).get("outputs") or {}
+    build = stage_outputs(run, "build")
     return [
         BundledImage(name=name, ref=entry["ref"], image_id=entry["image_id"])
         for name, entry in (build.get("images") or {}).items()
@@ -534,7 +534,7 @@ def take_stage(ctx: StageContext, stage: str) -> None:
 
 def archive_of_run(run: Mapping[str, Any]) -> Path | None:
     """The bundle archive this run's images were loaded from, if it still exists."""
-    build = ((run.get("stages") or {}).get("build") or {}).get("outputs") or {}
+    build = stage_outputs(run, "build")
     archive = (build.get("from_bundle") or {}).get("archive")
     return Path(archive) if archive and Path(archive).is_file() else None
 

@@ -15,7 +15,7 @@ from rich.markup import escape
 from . import pipeline, runlock, runner
 from .config import artifacts_dir, load_config
 from .errors import Code, StagegateError
-from .ledger import Ledger
+from .ledger import Ledger, stage_outputs
 from .options import parse_options, parse_prune_options
 from .redact import redact_logging
 from .reports import RunReport, markdown_summary
@@ -54,7 +54,7 @@ def e2e_requirements(root: Path) -> list[str]:
     when the run's cluster stage reused a pass from the e2e result cache: nothing will run)."""
     try:
         run = Ledger(artifacts_dir(root)).read_run() or {}
-        cluster = ((run.get("stages") or {}).get("cluster") or {}).get("outputs") or {}
+        cluster = stage_outputs(run, "cluster")
         if cluster.get("cached"):  # passed from the e2e result cache: no test runs here
             return []
         profile = run.get("profile") or {}
@@ -84,7 +84,7 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
         runlock.acquire(config.artifacts, what="teardown")  # never while a run is active
         ledger = Ledger(config.artifacts)
         record = ledger.read_run() or {}
-        outputs = ((record.get("stages") or {}).get("cluster") or {}).get("outputs") or {}
+        outputs = stage_outputs(record, "cluster")
         name = outputs.get("target") or select_target(options.target or config.target)[0]
         try:
             target = open_target(name, config, docker_client(), recorded=outputs.get("cluster") or {})

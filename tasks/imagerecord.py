@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .ledger import stage_outputs
+
 BUILT = "built"
 UP_TO_DATE = "up to date"  # built before from the same inputs: its sg- tag is on this engine
 PULLED = "pulled"  # from the registry cache: pulled and tagged as if built here
@@ -28,7 +30,7 @@ FINAL = (*USABLE, FAILED, CANCELLED, SKIPPED, NOT_STARTED)
 
 def usable_images(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """The build record's images this run can use, with their reference, in record order."""
-    images = (((run.get("stages") or {}).get("build") or {}).get("outputs") or {}).get("images") or {}
+    images = stage_outputs(run, "build").get("images") or {}
     return {
         name: entry for name, entry in images.items() if entry.get("status") in USABLE and entry.get("ref")
     }

@@ -20,7 +20,7 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -259,6 +259,18 @@ class Ledger:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         with self._lock:
             yield
+
+
+def stage_record(run: Mapping[str, Any] | None, stage: str) -> dict[str, Any]:
+    """``stage``'s record in a run.json document; ``{}`` when the run, or the stage, has none."""
+    record = ((run or {}).get("stages") or {}).get(stage)
+    return record if isinstance(record, dict) else {}
+
+
+def stage_outputs(run: Mapping[str, Any] | None, stage: str) -> dict[str, Any]:
+    """``stage``'s outputs in a run.json document; ``{}`` when it has none (yet)."""
+    outputs = stage_record(run, stage).get("outputs")
+    return outputs if isinstance(outputs, dict) else {}
 
 
 def _blank_stage() -> dict[str, Any]:

@@ -20,6 +20,7 @@ from typing import Any
 from python_on_whales import DockerClient
 from python_on_whales.exceptions import DockerException
 
+from .ledger import stage_record
 from .runner import last_line
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class PruneResult:
 
 def current_tags(run: Mapping[str, Any] | None) -> set[str]:
     """The image tags the current run (run.json) built or found up to date."""
-    build = ((run or {}).get("stages") or {}).get("build") or {}
+    build = stage_record(run, "build")
     images = (build.get("outputs") or {}).get("images") or {}
     return {entry["ref"] for entry in images.values() if isinstance(entry, dict) and entry.get("ref")}
 

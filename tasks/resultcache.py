@@ -43,7 +43,7 @@ from .clock import iso
 from .config import Config, RegistryConfig
 from .errors import StagegateError
 from .imagerecord import USABLE
-from .ledger import write_json_atomic
+from .ledger import stage_outputs, write_json_atomic
 from .redact import redact_json
 
 if TYPE_CHECKING:
@@ -410,7 +410,7 @@ def lookup(ctx: StageContext, target: str) -> dict[str, Any] | None:
     fails the run: a key that cannot be made or a registry that does not answer is a warning."""
     if ctx.config.e2e is None or not ctx.config.e2e.cache:
         return None
-    images = ctx.run["stages"]["build"]["outputs"].get("images") or {}
+    images = stage_outputs(ctx.run, "build").get("images") or {}
     profile = (ctx.run.get("profile") or {}).get("name")
     try:
         key = CacheKey(key_parts(ctx.config, images, target, profile=profile, context=_context(ctx, target)))
@@ -447,7 +447,7 @@ def lookup(ctx: StageContext, target: str) -> dict[str, Any] | None:
 
 def reused_by_run(ctx: StageContext) -> dict[str, Any] | None:
     """For deploy and e2e: the pass the cluster stage of this run reused, if it did."""
-    outputs = (ctx.run["stages"].get("cluster") or {}).get("outputs") or {}
+    outputs = stage_outputs(ctx.run, "cluster")
     cached = outputs.get("cached")
     return cached if isinstance(cached, dict) else None
 
@@ -466,11 +466,11 @@ def store_pass(ctx: StageContext) -> None:
     """At the end of an e2e stage that passed: the record of this run under the key the
     cluster stage made — when the inputs are still those (a file edited during the run
     leaves no record)."""
-    decided = ((ctx.run["stages"].get("cluster") or {}).get("outputs") or {}).get("result_cache") or {}
+    decided = stage_outputs(ctx.run, "cluster").get("result_cache") or {}
     if ctx.config.e2e is None or not ctx.config.e2e.cache or not decided.get("key"):
         return
-    cluster = ctx.run["stages"]["cluster"]["outputs"]
-    images = ctx.run["stages"]["build"]["outputs"].get("images") or {}
+    cluster = stage_outputs(ctx.run, "cluster")
+    images = stage_outputs(ctx.run, "build").get("images") or {}
     profile = (ctx.run.get("profile") or {}).get("name")
     try:
         parts = key_parts(
@@ -522,7 +522,7 @@ def store_pass(ctx: StageContext) -> None:
 def _store_smoke_passes(ctx: StageContext, passed: PassRecord) -> int:
     """The smoke commands this run ran and passed (verify keeps their keys), recorded with the
     e2e pass they belong to; how many."""
-    verified = (ctx.run["stages"].get("verify") or {}).get("outputs") or {}
+    verified = stage_outputs(ctx.run, "verify")
     records = LocalRecords(cache_dir(ctx.env) / SMOKE_DIR)
     count = 0
     for entry in (verified.get("images") or {}).values():

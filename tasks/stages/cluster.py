@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import bundle, resultcache
 from ..errors import Code, StagegateError
 from ..imagerecord import usable_images
+from ..ledger import stage_outputs
 from ..profiles import check_profile_fits
 from ..targets import ImageToLoad, Target, open_target, select_target
 from . import StageContext
@@ -71,7 +72,7 @@ def images_of_run(ctx: StageContext, *, pinned: bool = False) -> list[ImageToLoa
 
 def target_of_run(ctx: StageContext) -> Target:
     """The target the cluster stage of this run set up (for deploy and e2e)."""
-    outputs = ctx.run["stages"]["cluster"]["outputs"]
+    outputs = stage_outputs(ctx.run, "cluster")
     return open_target(
         outputs["target"], ctx.config, ctx.docker, clock=ctx.clock, recorded=outputs.get("cluster")
     )

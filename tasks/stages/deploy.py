@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import manifests, resultcache
 from ..errors import StagegateError, config_error
 from ..imagerecord import usable_images
+from ..ledger import stage_outputs
 from ..manifests import ManifestObject
 from ..readiness import HEARTBEAT_S, Assessment, ImageFacts, Watch
 from ..targets import Target
@@ -86,7 +87,7 @@ def built_refs(ctx: StageContext) -> dict[str, str]:
     """Each built image's reference as this run's target uses it: the ``ref`` the cluster stage
     loaded it by (the built tag; the registry digest, ``registry/name@sha256:…``, where the
     cluster pulls it: a moved tag can never change what runs), else its built tag."""
-    cluster = (ctx.run["stages"].get("cluster") or {}).get("outputs", {})
+    cluster = stage_outputs(ctx.run, "cluster")
     loaded = (cluster.get("load") or {}).get("images") or {}
     return {
         name: (loaded.get(name) or {}).get("ref") or entry["ref"]
@@ -95,10 +96,10 @@ def built_refs(ctx: StageContext) -> dict[str, str]:
 
 
 def image_facts(ctx: StageContext) -> ImageFacts:
-    load = ctx.run["stages"]["cluster"]["outputs"].get("load") or {}
+    load = stage_outputs(ctx.run, "cluster").get("load") or {}
     loaded = frozenset(entry["ref"] for entry in (load.get("images") or {}).values())
     return ImageFacts(
-        built=built_refs(ctx), loaded=loaded, target=ctx.run["stages"]["cluster"]["outputs"]["target"]
+        built=built_refs(ctx), loaded=loaded, target=stage_outputs(ctx.run, "cluster")["target"]
     )
 
 

@@ -23,6 +23,7 @@ from junitparser.junitparser import Error, Failure, Skipped
 
 from .. import resultcache, runner
 from ..errors import Code, CommandEvidence, StagegateError, config_error
+from ..ledger import stage_outputs
 from ..manifests import ManifestObject
 from ..targets import Target, env_name
 from ..targets.forwards import ResolvedForward, resolve_forwards, shadowed_services, unreached_ports
@@ -152,7 +153,7 @@ def _judge(
 def _remove_what_the_run_made(ctx: StageContext, target: Target) -> None:
     """After a pass: the cluster, or the namespace, that this run created (``--keep-cluster``
     keeps it)."""
-    cluster = ctx.run["stages"]["cluster"]["outputs"].get("cluster") or {}
+    cluster = stage_outputs(ctx.run, "cluster").get("cluster") or {}
     if cluster.get("created_by_stagegate") and not ctx.options.keep_cluster:
         ctx.outputs["teardown"] = target.teardown(delete=True)
         ctx.reporter.info(
