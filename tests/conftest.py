@@ -319,12 +319,29 @@ def remove_failed_build_steps(client: DockerClient) -> None:
             client.image.remove(image.id)
 
 
+_TERMINAL = ("COLUMNS", "LINES")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist, on the controller: the terminal size the run was started with, for its
+    workers (a worker starts with COLUMNS=80 and LINES=24 whatever the run had)."""
+    node.workerinput["stagegate_terminal"] = {name: os.environ.get(name) for name in _TERMINAL}
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """The kind network of this run, unless one was set before it. pytest-xdist's controller
     runs no test: its workers, each a run with its own token, set their own (they inherit the
-    controller's environment, so the controller must not set one)."""
-    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+    controller's environment, so the controller must not set one), and see the terminal size
+    the run was started with, as a run without workers does."""
+    worker = getattr(config, "workerinput", None)
+    if getattr(config.option, "numprocesses", None) and worker is None:
         return
+    for name, value in ((worker or {}).get("stagegate_terminal") or {}).items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     os.environ.setdefault("KIND_EXPERIMENTAL_DOCKER_NETWORK", KIND_NETWORK)
 
 
