@@ -41,9 +41,9 @@ from ..ledger import write_text_atomic
 from ..ownership import OWNER_LABEL, owner_id
 from ..retry import retry_transient
 from ..runner import log_excerpt
+from ..signals import SIGNAL_POLL_S
 from ..targets.forwards import forward_problems
 from . import StageContext
-from .build import SIGNAL_POLL_S
 
 log = logging.getLogger(__name__)
 
