@@ -23,7 +23,7 @@ from python_on_whales import Container, DockerClient
 from python_on_whales.exceptions import DockerException
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_incrementing
 
-from .. import hashing, manifests, resultcache, runner
+from .. import hashing, resultcache, runner
 from ..clock import Clock
 from ..config import Config, ImageSpec
 from ..errors import Code, CommandEvidence, StagegateError
@@ -37,13 +37,12 @@ from ..imageinputs import (
     onbuild_triggers,
 )
 from ..imagerecord import IN_REGISTRY, usable_images
-from ..ledger import write_text_atomic
 from ..ownership import OWNER_LABEL, owner_id
 from ..retry import retry_transient
 from ..runner import log_excerpt
 from ..signals import SIGNAL_POLL_S
-from ..targets.forwards import forward_problems
 from . import StageContext
+from .manifest_checks import check_manifests
 
 log = logging.getLogger(__name__)
 
@@ -580,53 +579,6 @@ def _remove_container(
 
 def _gone(exc: BaseException) -> bool:
     return isinstance(exc, DockerException) and "No such container" in (exc.stderr or "")
-
-
-def check_manifests(
-    config: Config, built_refs: dict[str, str], artifacts: Path, *, from_registry: bool = False
-) -> tuple[list[StagegateError], dict]:
-    """Check the manifests' image references, and write them rewritten to this run's tags."""
-    assert config.deploy is not None
-    objects = manifests.render_sources(
-        config.deploy.manifests,
-        config.root,
-        kustomize_args=config.deploy.kustomize_args,
-        log_file=artifacts / "logs" / "verify" / "render.log",
-    )
-    refs = {n: r for n, r in built_refs.items() if r}
-    errors, references = manifests.check_references(
-        objects,
-        root=config.root,
-        configured=list(config.images),
-        external=config.deploy.external_images,
-        from_registry=from_registry,
-        kustomize_args=config.deploy.kustomize_args,
-        rewritten=refs,
-    )
-    if config.e2e is not None:  # a port_forward entry naming what is not deployed: before deploy
-        errors += forward_problems(objects, config.e2e.port_forward)
-    in_values, left = manifests.value_references(objects, config.images)
-    references += in_values
-    rewritten = manifests.rewrite_images(objects, refs)
-    rendered = artifacts / "manifests.yaml"
-    write_text_atomic(rendered, manifests.to_yaml(rewritten))
-    summary = {
-        "source": ", ".join(config.relpath(path) for path in config.deploy.manifests),
-        "objects": len(objects),
-        "images": references,
-        "rendered": config.relpath(rendered),
-        "not_rewritten": [
-            {
-                "file": ref.source,
-                "resource": ref.resource,
-                "field": ref.field,
-                "value": ref.value,
-                "why": ref.why,
-            }
-            for ref in left
-        ],
-    }
-    return errors, summary
 
 
 def _built_images(ctx: StageContext) -> dict[str, BuiltImage]:
