@@ -74,7 +74,7 @@ MUTANTS = [
     ),
     (
         "daemon lost mid-build is BUILD_FAILED",
-        "tasks/stages/build.py",
+        "tasks/stages/build_image.py",
         "    if failure.daemon_down:",
         "    if False:",
         B + "test_the_daemon_lost_mid_build_is_docker_unavailable_not_build_failed",

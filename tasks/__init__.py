@@ -19,7 +19,8 @@ Where things are:
 - :mod:`stagegate.errors`      ``StagegateError`` and the catalogue of stable error codes
 - :mod:`stagegate.imageinputs` an image's inputs, hashed into its tag and saved for verify; the built image's record
 - :mod:`stagegate.imagerecord` an image's statuses in run.json and the reader of the images a run can use
-- :mod:`stagegate.stages`      one module per stage: preflight, build, verify, cluster, deploy, e2e
+- :mod:`stagegate.stages`      one module per stage: preflight, build, verify, cluster, deploy, e2e; a
+  stage's parts beside it (``build_image``, ``preflight_bases``, ``verify_smoke``…)
 - :mod:`stagegate.targets`     where images run: the ``Target`` interface, ``kind``, ``docker``, ``existing``
 - :mod:`stagegate.targets.docker` the docker target: translator, a small kubelet, the Job controller
 - :mod:`stagegate.targets.kubectl` what the kubectl-driven targets share: kind, and ``existing``

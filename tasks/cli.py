@@ -73,7 +73,7 @@ def teardown(root: Path, posargs: Sequence[str] = ()) -> str | None:
     from python_on_whales.exceptions import DockerException
 
     from .dockerclient import docker_client
-    from .stages.verify import remove_leftover_smoke_containers
+    from .stages.verify_smoke import remove_leftover_smoke_containers
     from .targets import open_target, select_target
 
     _quiet_libraries()

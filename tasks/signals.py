@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 #: The signals that stop a run, in the order CI systems tend to send them.
 STOP_SIGNALS: tuple[signal.Signals, ...] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+#: Stages wait on their worker threads in slices of this: the kernel may deliver a SIGINT to any
+#: thread, and a main thread blocked on a lock without a timeout would see it only once the lock
+#: is released (a whole build, or a whole smoke command, later).
+SIGNAL_POLL_S = 0.2
+
 
 class Interrupted(KeyboardInterrupt):
     """A stop signal arrived; ``signal_name`` says which (``SIGTERM``)."""

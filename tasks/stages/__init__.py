@@ -1,6 +1,10 @@
 """The gated stages. Each is a function ``run(ctx: StageContext) -> None`` that fills
 ``ctx.outputs`` as it goes and raises :class:`stagegate.errors.StagegateError` when it fails;
-:mod:`stagegate.pipeline` runs it, times it and records the result in the ledger."""
+:mod:`stagegate.pipeline` runs it, times it and records the result in the ledger.
+
+One module per stage (``build``, ``preflight``…); a stage's parts sit beside it as
+``<stage>_<part>`` (``build_image``, ``verify_smoke``…), and ``manifest_checks`` holds the
+manifests' checks that preflight and verify share."""
 
 from __future__ import annotations
 

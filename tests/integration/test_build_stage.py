@@ -399,7 +399,7 @@ def test_a_registry_that_accepts_but_never_answers_is_bounded(repo, docker, ns) 
     import time
 
     from stagegate.config import load_config
-    from stagegate.stages.preflight import check_base_images
+    from stagegate.stages.preflight_bases import check_base_images
 
     server = socket.create_server(("127.0.0.1", 0))
     port = server.getsockname()[1]

@@ -16,7 +16,7 @@ from stagegate.builder import client_runs_buildkit
 from stagegate.config import load_config
 from stagegate.dockerclient import docker_client
 from stagegate.init import init_repository
-from stagegate.stages.preflight import check_buildkit_needs
+from stagegate.stages.preflight_dockerfiles import check_buildkit_needs
 
 from tests.conftest import BUSYBOX_IMAGE, Repo, buildkit_client
 from tests.integration.conftest import image_table, images, pipeline, run

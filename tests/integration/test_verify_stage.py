@@ -15,7 +15,7 @@ import yaml
 from python_on_whales import DockerClient
 from stagegate import runlock
 from stagegate.ownership import OWNER_LABEL, owner_id
-from stagegate.stages.verify import remove_leftover_smoke_containers
+from stagegate.stages.verify_smoke import remove_leftover_smoke_containers
 
 from tests.conftest import signallable
 from tests.integration.conftest import ISOLATED

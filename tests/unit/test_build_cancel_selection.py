@@ -14,7 +14,7 @@ from pathlib import Path
 
 from rich.console import Console
 from stagegate.signals import _command_lines_from_ps, processes_below
-from stagegate.stages.build import _build_of
+from stagegate.stages.build_stop import _build_of
 from stagegate.ui import BuildProgress, Reporter
 
 TAGS = {"example/api:sg-0123456789abcdef": "example/api"}

@@ -20,7 +20,7 @@ from stagegate.config import Config, ImageSpec, load_config
 from stagegate.dockerfile import Dockerfile
 from stagegate.errors import Code
 from stagegate.runner import log_excerpt
-from stagegate.stages.build import build_error
+from stagegate.stages.build_image import build_error
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "build-output"
 ARGV = ["docker", "build", "--quiet", "app"]

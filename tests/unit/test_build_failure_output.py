@@ -29,7 +29,7 @@ from stagegate.dockerfile import Dockerfile
 from stagegate.errors import Code, StagegateError
 from stagegate.ledger import Ledger
 from stagegate.reports import RunReport, github_annotation, markdown_summary, write_junit
-from stagegate.stages.build import build_error
+from stagegate.stages.build_image import build_error
 from stagegate.ui import Reporter
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "build-output"

@@ -19,7 +19,7 @@ from stagegate.config import Config, ImageSpec, load_config
 from stagegate.errors import Code
 from stagegate.imageinputs import BuiltImage, image_inputs, onbuild_triggers
 from stagegate.runner import log_excerpt
-from stagegate.stages.build import build_error
+from stagegate.stages.build_image import build_error
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "build-output"
 BASE_REF = "t/base:sg-3f9a1c0d7e2b4a65"  # this run's exact tag of t/base

@@ -24,7 +24,7 @@ from stagegate.errors import Code, StagegateError
 from stagegate.imageinputs import image_inputs, save_inputs
 from stagegate.ledger import Ledger
 from stagegate.pipeline import publish_reports
-from stagegate.stages.build import build_error
+from stagegate.stages.build_image import build_error
 from stagegate.ui import Reporter
 
 from tests.conftest import LABEL_LINE, TEST_PREFIX

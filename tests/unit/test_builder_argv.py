@@ -23,7 +23,8 @@ from stagegate.config import Config, RegistryConfig, load_config
 from stagegate.errors import Code, StagegateError
 from stagegate.imageinputs import safe_name
 from stagegate.imagerecord import FAILED, NOT_STARTED, SKIPPED
-from stagegate.stages.build import ImageResult, _past, require_registry
+from stagegate.stages.build import _past, require_registry
+from stagegate.stages.build_image import ImageResult
 
 ENGINE = "tcp://127.0.0.1:2375"  # never connected to: only the client's connection flag
 

@@ -26,8 +26,8 @@ from stagegate.errors import (
 from stagegate.ledger import Ledger
 from stagegate.reports import RunReport, github_annotation, markdown_summary, write_junit
 from stagegate.runner import CommandFailed
-from stagegate.stages.build import build_error
-from stagegate.stages.preflight import check_base_images
+from stagegate.stages.build_image import build_error
+from stagegate.stages.preflight_bases import check_base_images
 from stagegate.ui import Reporter
 
 from tests.conftest import ROOT, SCHEMA, Repo

@@ -23,8 +23,7 @@ import yaml
 from stagegate.config import Config, load_config
 from stagegate.errors import Code, StagegateError
 from stagegate.manifests import ORIGIN_ANNOTATION, ManifestObject, check_references, render
-from stagegate.stages.preflight import check_manifest_references
-from stagegate.stages.verify import check_manifests
+from stagegate.stages.manifest_checks import check_manifest_references, check_manifests
 
 ROOT = Path(__file__).resolve().parents[2]
 TREES = ROOT / "tests" / "fixtures" / "manifests" / "kustomize"

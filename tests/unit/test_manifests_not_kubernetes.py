@@ -18,7 +18,7 @@ import pytest
 from stagegate.config import load_config
 from stagegate.errors import Code, StagegateError
 from stagegate.manifests import not_kubernetes, render, validation_errors
-from stagegate.stages.preflight import check_manifest_references
+from stagegate.stages.manifest_checks import check_manifest_references
 
 from tests.conftest import Repo
 

@@ -11,7 +11,7 @@ import pytest
 from stagegate.config import load_config
 from stagegate.dockerclient import DeferredDockerClient
 from stagegate.runner import CommandFailed
-from stagegate.stages.preflight import check_base_images, probe_registries
+from stagegate.stages.preflight_bases import check_base_images, probe_registries
 
 from tests.conftest import Repo
 

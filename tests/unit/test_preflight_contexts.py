@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from stagegate.config import load_config
-from stagegate.stages.preflight import check_build_contexts
+from stagegate.stages.preflight_dockerfiles import check_build_contexts
 
 from tests.conftest import Repo
 

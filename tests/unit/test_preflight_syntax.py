@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 from stagegate.config import load_config
-from stagegate.stages.preflight import check_buildkit_needs
+from stagegate.stages.preflight_dockerfiles import check_buildkit_needs
 
 from tests.conftest import Repo
 
