@@ -29,7 +29,8 @@ import pytest
 import yaml
 
 from tests.conftest import CLUSTER_PREFIX, KIND_NETWORK, TEST_PREFIX
-from tests.fakes import fake_k8s
+from tests.fakes.fake_k8s.node import kind_network, patched_containerd_config, toml_text
+from tests.fakes.fake_k8s.pulls import manifest_served
 from tests.k8s_schema import assert_api_shaped
 from tests.unit.test_fakes import PULL_REASONS, Cluster, Fakes, node_containers, ok, refused, remove_nodes
 
@@ -137,7 +138,7 @@ class RegistryContainer:
 
     def serves(self, name: str, reference: str) -> bool:
         """Asked from the host, on its published port."""
-        return fake_k8s.manifest_served(f"http://127.0.0.1:{self.port}/v2", name, reference)
+        return manifest_served(f"http://127.0.0.1:{self.port}/v2", name, reference)
 
 
 def start_registry(image: str, *run_args: str) -> RegistryContainer:
@@ -250,9 +251,9 @@ def cannot_pull(state: tuple[str, str | None, bool]) -> bool:
 
 def test_the_network_is_kind_unless_the_environment_names_one(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KIND_EXPERIMENTAL_DOCKER_NETWORK")
-    assert fake_k8s.kind_network() == "kind"
+    assert kind_network() == "kind"
     monkeypatch.setenv("KIND_EXPERIMENTAL_DOCKER_NETWORK", "elsewhere")
-    assert fake_k8s.kind_network() == "elsewhere"
+    assert kind_network() == "elsewhere"
 
 
 def test_the_suite_names_the_network_after_its_run() -> None:
@@ -275,11 +276,11 @@ def test_the_toml_writer_round_trips() -> None:
             "plain": {"nested": {"deeper": {"x": -1}}},
         },
     }
-    assert tomllib.loads(fake_k8s.toml_text(document)) == document
+    assert tomllib.loads(toml_text(document)) == document
 
 
 def test_patches_merge_into_the_base_and_a_patch_for_another_version_is_skipped() -> None:
-    config = fake_k8s.patched_containerd_config(
+    config = patched_containerd_config(
         [
             PATCH,
             '[plugins."io.containerd.grpc.v1.cri"]\nsandbox_image = "example/pause:1"',
@@ -293,7 +294,7 @@ def test_patches_merge_into_the_base_and_a_patch_for_another_version_is_skipped(
         "example/pause:1",
     )
     assert cri["containerd"]["snapshotter"] == "overlayfs"  # merged, not replaced
-    assert "registry" not in fake_k8s.patched_containerd_config([])["plugins"]["io.containerd.grpc.v1.cri"]
+    assert "registry" not in patched_containerd_config([])["plugins"]["io.containerd.grpc.v1.cri"]
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The fake kubectl apply refuses what a v1.32 API server refuses, in kubectl's words.
 
-The messages are checked twice: against tests/fakes/k8s_validation.py directly (no Docker), and
+The messages are checked twice: against tests/fakes/fake_k8s/validation.py directly (no Docker), and
 through `kubectl apply` on a fake cluster (Docker), where the exit code, the per-object
 ContinueOnError and "nothing of a refused object is stored" are checked too.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.fakes import k8s_validation
+from tests.fakes.fake_k8s import validation as k8s_validation
 from tests.unit.test_fakes import Cluster, fake_cluster, ok
 
 ROOT = Path(__file__).resolve().parents[2]
