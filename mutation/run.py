@@ -3,8 +3,8 @@
 mutmut names a mutant after the module path of its file and checks that the tests import the
 module under that name. The library lives in ``tasks/`` but imports as ``stagegate``, so this
 script runs mutmut in a workspace (``.nox/mutants-workspace/``) that holds ``tasks/`` as ``stagegate/``,
-the unit tests and their fixtures, and a pyproject.toml whose ``[tool.mutmut]`` is
-``mutation/mutmut.toml``. Only the modules and the unit tests listed there take part; mutmut
+the unit and integration tests and their fixtures, and a pyproject.toml whose ``[tool.mutmut]`` is
+``mutation/mutmut.toml``. Only the modules and the tests listed there take part; mutmut
 runs, for each mutant, only the tests that call the mutated function.
 
     python mutation/run.py            # mutate, test, write mutation/results.json
@@ -54,7 +54,7 @@ EQUIVALENT_PROBE = "stagegate.reports.x__e2e_suites__mutmut_6"
 
 
 def prepare() -> None:
-    """The workspace: stagegate/ (from tasks/), tests/ (unit only) and the config."""
+    """The workspace: stagegate/ (from tasks/), tests/ (unit and integration) and the config."""
     if WORK.exists():  # mutants/ is mutmut's own: its cache, which it invalidates itself
         for child in WORK.iterdir():
             if child.name != "mutants":
@@ -66,6 +66,8 @@ def prepare() -> None:
     for name in ("__init__.py", "conftest.py"):
         shutil.copy(ROOT / "tests" / name, WORK / "tests" / name)
     shutil.copytree(ROOT / "tests" / "unit", WORK / "tests" / "unit", ignore=ignore)
+    # the engine tests of the builder and the build stage that mutmut.toml selects, with their conftest
+    shutil.copytree(ROOT / "tests" / "integration", WORK / "tests" / "integration", ignore=ignore)
     shutil.copytree(ROOT / "tests" / "fixtures", WORK / "tests" / "fixtures", ignore=ignore)
     # tests/conftest.py reads the error schema from tasks/ of the checkout it sits in
     (WORK / "tasks").mkdir()

@@ -4,7 +4,7 @@ a build container behind, a build that finished stays "built", and nothing but t
 own ``docker`` clients is signalled — with the legacy builder and with BuildKit. With
 ``--keep-going`` nothing is cancelled.
 
-The stage is driven as the pipeline drives it (``tests.unit.test_build_scheduling.Stage``), on
+The stage is driven as the pipeline drives it (``tests.integration.test_build_scheduling.Stage``), on
 tiny busybox images under this run's TEST_PREFIX, removed at each test's end.
 """
 
@@ -21,7 +21,7 @@ from python_on_whales import DockerClient
 from stagegate.errors import Code
 
 from tests.conftest import LABEL_LINE, TEST_PREFIX, buildkit_client, remove_failed_build_steps, remove_images
-from tests.unit.test_build_scheduling import SHA, Stage, images_config, write
+from tests.integration.test_build_scheduling import SHA, Stage, images_config, write
 
 pytestmark = pytest.mark.docker
 

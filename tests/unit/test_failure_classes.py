@@ -25,15 +25,12 @@ from stagegate.errors import (
 )
 from stagegate.ledger import Ledger
 from stagegate.reports import RunReport, github_annotation, markdown_summary, write_junit
-from stagegate.runner import CommandFailed
 from stagegate.stages.build_image import build_error
-from stagegate.stages.preflight_bases import check_base_images
 from stagegate.ui import Reporter
 
-from tests.conftest import ROOT, SCHEMA, Repo
+from tests.conftest import ROOT, SCHEMA
 from tests.unit.test_build_errors import recorded
 from tests.unit.test_ledger import GIT, fixed_clock
-from tests.unit.test_preflight_base_images import NO_LOCAL_IMAGES, configure
 
 ENVIRONMENT, PRODUCT = FailureClass.ENVIRONMENT, FailureClass.PRODUCT
 CONFIGURATION, INTERNAL = FailureClass.CONFIGURATION, FailureClass.INTERNAL
@@ -298,25 +295,3 @@ def test_terminal_summary_annotation_and_junit_say_it(
     lines = texts["terminal"].splitlines()
     cross = next(i for i, line in enumerate(lines) if line.startswith("✗ "))
     assert f"  {advice}" in lines[cross:]
-
-
-# -- the one override preflight makes -----------------------------------------------------------
-
-
-@pytest.mark.docker
-@pytest.mark.parametrize(
-    ("answer", "klass"),
-    [(TimeoutError(), ENVIRONMENT), (CommandFailed(["docker"], 1, stderr="manifest unknown\n"), PRODUCT)],
-)
-def test_a_base_image_whose_registry_did_not_answer_may_pass_on_a_rerun(
-    repo: Repo, answer: Exception, klass: FailureClass
-) -> None:
-    names = configure(repo, ["FROM registry.test/base:1\n"])
-
-    def probe(image: str, timeout: float) -> None:
-        raise answer
-
-    checks = check_base_images(load_config(repo.root, env={}), NO_LOCAL_IMAGES, names, {}, probe=probe)
-    [error] = [check.error for check in checks if check.error is not None]
-    assert error.code == Code.BASE_IMAGE_MISSING
-    assert error.failure_class is klass

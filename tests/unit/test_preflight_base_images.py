@@ -1,16 +1,15 @@
-"""preflight's base-image check at scale: each distinct image probed once, the probes
-bounded together, an unset build arg named as such. The registry probe is a plain callable
-passed in; the Docker engine is the real one, which has none of the images they name."""
+"""preflight's base-image check at scale: the probes bounded together, an unset build arg named
+as such (and the configured image it meant, where no image is asked of the engine). The registry
+probe is a plain callable passed in. The checks that ask the real engine for the images they
+name: tests/integration/test_preflight_base_images.py."""
 
 from __future__ import annotations
 
 import threading
 import time
 
-import pytest
 from stagegate.config import load_config
 from stagegate.dockerclient import DeferredDockerClient
-from stagegate.runner import CommandFailed
 from stagegate.stages.preflight_bases import check_base_images, probe_registries
 
 from tests.conftest import Repo
@@ -30,52 +29,6 @@ def configure(repo: Repo, dockerfiles: list[str]) -> list[str]:
 
 def errors(checks):
     return [check.error for check in checks if check.error is not None]
-
-
-@pytest.mark.docker
-def test_an_image_named_by_ten_dockerfiles_is_probed_once_and_reported_once(repo: Repo) -> None:
-    names = configure(
-        repo,
-        ["# base\nFROM registry.test/base:1\n"] * 9
-        + ["FROM scratch\nCOPY --from=registry.test/base:1 /a /a\n"],
-    )
-    config = load_config(repo.root, env={})
-    calls: list[str] = []
-
-    def probe(image: str, timeout: float) -> None:
-        calls.append(image)
-        raise CommandFailed(["docker", "manifest", "inspect", image], 1, stderr="manifest unknown\n")
-
-    checks = check_base_images(config, NO_LOCAL_IMAGES, names, {}, probe=probe)
-
-    assert calls == ["registry.test/base:1"]
-    [error] = errors(checks)
-    assert error.code == "BASE_IMAGE_MISSING"
-    assert error.subject["reason"] == "manifest unknown"
-    assert error.subject["named_at"] == [
-        *({"file": f"img{i}/Dockerfile", "line": 2, "for_image": f"t/img{i}"} for i in range(9)),
-        {"file": "img9/Dockerfile", "line": 2, "for_image": "t/img9"},
-    ]
-    assert "img0/Dockerfile:2 (FROM, for t/img0); img1/Dockerfile:2" in error.message
-    assert "img9/Dockerfile:2 (COPY --from, for t/img9)" in error.message
-
-
-@pytest.mark.docker
-def test_distinct_images_are_each_one_error(repo: Repo) -> None:
-    names = configure(
-        repo, ["FROM registry.test/a:1\n", "FROM registry.test/b:1\n", "FROM registry.test/a:1\n"]
-    )
-    config = load_config(repo.root, env={})
-
-    def probe(image: str, timeout: float) -> None:
-        if image.endswith("b:1"):
-            return
-        raise CommandFailed(["docker"], 1, stderr="not found")
-
-    checks = check_base_images(config, NO_LOCAL_IMAGES, names, {}, probe=probe)
-
-    assert [e.subject["image"] for e in errors(checks)] == ["registry.test/a:1"]
-    assert [c.name for c in checks if c.ok] == ["base registry.test/b:1"]
 
 
 def test_probes_that_hang_are_bounded_by_one_total_time() -> None:
@@ -131,7 +84,6 @@ def test_each_probe_gets_at_most_the_time_left(repo: Repo) -> None:
     assert timeouts == [5]
 
 
-@pytest.mark.docker
 def test_an_unset_build_arg_is_named_not_probed(repo: Repo) -> None:
     names = configure(repo, ["ARG NODE_VERSION\n\nFROM node:${NODE_VERSION}-slim\n"] * 2)
     config = load_config(repo.root, env={})
@@ -156,7 +108,6 @@ def test_an_unset_build_arg_is_named_not_probed(repo: Repo) -> None:
     assert "docker pull" not in error.hint and "node:-slim" not in error.message + error.hint
 
 
-@pytest.mark.docker
 def test_an_undeclared_arg_asks_for_the_arg_line_too(repo: Repo) -> None:
     names = configure(repo, ["FROM node:${NODE_VERSION}-slim\n"])
     config = load_config(repo.root, env={})
@@ -167,73 +118,11 @@ def test_an_undeclared_arg_asks_for_the_arg_line_too(repo: Repo) -> None:
     assert "declare `ARG NODE_VERSION` before the first FROM" in error.hint
 
 
-def microservices(repo: Repo, images: list[str]) -> list[str]:
-    """Skaffold's microservices example in shape: leeroy-app and leeroy-web are built FROM $BASE."""
-    tables = []
-    for name in images:
-        text = "ARG BASE\nFROM $BASE\n" if name.startswith("leeroy") else "FROM busybox\n"
-        repo.write(f"{name}/Dockerfile", text)
-        tables.append(f'[[tool.stagegate.images]]\nname = "{name}"\ncontext = "{name}"\n')
-    repo.config("\n".join(tables))
-    return images
-
-
 def unset_hints(repo: Repo, names: list[str]) -> list[str]:
     config = load_config(repo.root, env={})
     return [
         e.hint for e in errors(check_base_images(config, NO_LOCAL_IMAGES, names, {}, probe=lambda i, t: None))
     ]
-
-
-def test_an_unset_image_arg_hint_names_the_key_and_the_configured_image_meant(repo: Repo) -> None:
-    names = microservices(repo, ["leeroy-app", "base", "leeroy-web"])
-
-    [app, web] = unset_hints(repo, names)
-
-    assert app == (
-        'set build_args = { BASE = "base" } in tool.stagegate.images[0] — a configured image\'s name is '
-        "replaced by this run's tag, or give the ARG a default in leeroy-app/Dockerfile"
-    )
-    assert web.startswith('set build_args = { BASE = "base" } in tool.stagegate.images[2]')
-
-
-@pytest.mark.parametrize(
-    ("arg", "configured", "meant"),
-    [
-        ("BASE_IMAGE", ["example/base", "example/api"], "example/base"),
-        ("RUNTIME", ["team/runtime-base"], "team/runtime-base"),  # the only other image
-        ("BUILDER", ["example/builder", "example/base"], "example/builder"),
-    ],
-)
-def test_the_configured_image_most_like_the_arg_is_suggested(
-    repo: Repo, arg: str, configured: list[str], meant: str
-) -> None:
-    repo.write("app/Dockerfile", f"ARG {arg}\nFROM ${{{arg}}}\n")
-    tables = ['[[tool.stagegate.images]]\nname = "t/app"\ncontext = "app"\n']
-    for index, name in enumerate(configured):
-        repo.write(f"c{index}/Dockerfile", "FROM busybox\n")
-        tables.append(f'[[tool.stagegate.images]]\nname = "{name}"\ncontext = "c{index}"\n')
-    repo.config("\n".join(tables))
-
-    [hint] = unset_hints(repo, ["t/app", *configured])
-
-    assert hint.startswith(f'set build_args = {{ {arg} = "{meant}" }} in tool.stagegate.images[0]')
-
-
-def test_no_configured_image_is_suggested_when_none_is_like_the_arg_or_there_is_none(repo: Repo) -> None:
-    names = microservices(repo, ["leeroy-app"])
-    [alone] = unset_hints(repo, names)
-    assert alone.startswith(
-        'set build_args = { BASE = "<image>" } in tool.stagegate.images[0] — an image reference (the '
-        "name of a configured image would be replaced by this run's tag)"
-    )
-
-    names = microservices(repo, ["leeroy-app", "cache", "queue"])
-    [unlike] = unset_hints(repo, names)
-    assert unlike.startswith(
-        'set build_args = { BASE = "<image>" } in tool.stagegate.images[0] — an image reference, or the '
-        "name of a configured image (cache, queue), which is replaced by this run's tag"
-    )
 
 
 def test_an_image_built_on_the_one_that_needs_the_arg_is_not_suggested(repo: Repo) -> None:
@@ -246,20 +135,3 @@ def test_an_image_built_on_the_one_that_needs_the_arg_is_not_suggested(repo: Rep
     )
     [hint] = unset_hints(repo, ["t/app", "t/base"])
     assert hint.startswith('set build_args = { BASE = "<image>" }') and "t/base" not in hint
-
-
-@pytest.mark.docker
-def test_a_set_build_arg_is_probed_with_its_value(repo: Repo) -> None:
-    repo.write("img0/Dockerfile", "ARG NODE_VERSION\nFROM node:${NODE_VERSION}-slim\n")
-    repo.config(
-        '[[tool.stagegate.images]]\nname = "t/img0"\ncontext = "img0"\nbuild_args = { NODE_VERSION = "20" }\n'
-    )
-    config = load_config(repo.root, env={})
-    calls: list[str] = []
-
-    checks = check_base_images(
-        config, NO_LOCAL_IMAGES, ["t/img0"], {}, probe=lambda image, timeout: calls.append(image)
-    )
-
-    assert calls == ["node:20-slim"]
-    assert errors(checks) == []

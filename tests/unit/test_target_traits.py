@@ -10,7 +10,6 @@ import pytest
 from stagegate.config import Config, load_config
 from stagegate.dockerclient import DeferredDockerClient
 from stagegate.errors import Code, StagegateError
-from stagegate.stages.preflight import environment_checks
 from stagegate.targets import open_target, traits_of
 from stagegate.targets.docker import DockerTarget
 from stagegate.targets.existing import ExistingTarget
@@ -72,31 +71,6 @@ def test_traits_of_each_target(tmp_path: Path, requested: str, local_registry: b
         traits.pulls_from_registry,
         traits.takes_context,
     ) == expected
-
-
-def _manifest_check(config: Config, target: str) -> list:
-    checks = environment_checks(config, DeferredDockerClient({}), ["example/app"], {}, {}, target=target)
-    return [check for check in checks if check.name == "manifests"]
-
-
-@pytest.mark.parametrize(
-    ("local_registry", "policy", "passes"),
-    [
-        (True, "Always", True),  # pulled from kind's local registry: a pull is right
-        (True, "Never", False),  # Never keeps it from the registry it is pushed to
-        (False, "Always", False),  # only on the nodes: a pull from a registry fails
-        (False, "Never", True),
-    ],
-)
-def test_preflight_judges_pull_policies_as_verify_does_for_kind_with_a_local_registry(
-    tmp_path: Path, local_registry: bool, policy: str, passes: bool
-) -> None:
-    """Preflight once judged kind with a local registry as a node-only target: `Always` failed
-    a stack verify and the cluster would pass, and `Never` passed one verify then refused."""
-    [check] = _manifest_check(repo(tmp_path, local_registry=local_registry, policy=policy), "kind")
-    assert check.ok is passes
-    if not passes:
-        assert check.error is not None and check.error.code is Code.PULL_POLICY_INVALID
 
 
 def test_one_factory_opens_every_target_new_or_as_the_cluster_stage_recorded_it(tmp_path: Path) -> None:
