@@ -581,11 +581,15 @@ def waiting_reason(status: dict) -> str | None:
 def test_a_never_loaded_image_fails_to_pull_then_backs_off(cluster: Cluster) -> None:
     """The default timeline on a real kind node: an image neither `kind load`ed nor pullable."""
     cluster.fakes.scenario(pullable=["example/worker"])  # api-server's image: neither
-    started = time.time()
-    ns = cluster.deploy()
-    applied = time.time()  # no earlier than the fake's apply time
-    first = cluster.fakes.json("get", "pods,events", "-n", ns)["items"]  # one call: one moment
-    assert time.time() - started < 1, "too slow to see the first second after the apply"
+    for _ in range(3):  # a busy machine may take a second to apply and ask: then a new namespace
+        started = time.time()
+        ns = cluster.deploy()
+        applied = time.time()  # no earlier than the fake's apply time
+        first = cluster.fakes.json("get", "pods,events", "-n", ns)["items"]  # one call: one moment
+        if time.time() - started < 1:
+            break
+    else:
+        pytest.fail("three times too slow to see the first second after the apply")
     pod = next(o for o in first if o["kind"] == "Pod" and o["metadata"]["labels"]["app"] == "api-server")
     name = pod["metadata"]["name"]
     status = pod["status"]["containerStatuses"][0]
