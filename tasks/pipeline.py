@@ -36,6 +36,7 @@ from .errors import Code, StagegateError, artifacts_unwritable
 from .ledger import PIPELINE, Ledger, Status
 from .options import Options, parse_options
 from .profiles import choose_profile
+from .redact import redact
 from .reports import RunReport, markdown_summary, publish_to_github, update_summary, write_junit
 from .stages import StageContext
 from .ui import Reporter
@@ -98,7 +99,7 @@ class StageResult:
         if self.document is not None and self.error_file is not None:
             where = os.path.relpath(self.error_file)
             return f"{self.document.get('code')}: {self.document.get('message')} (see {where})"
-        return f"{self.error.code}: {self.error.message}"
+        return redact(f"{self.error.code}: {self.error.message}")  # as error.json would hold it
 
 
 def run_stage(

@@ -124,3 +124,20 @@ def test_a_bundle_that_cannot_be_written_after_a_passing_stage_is_the_sessions_l
         f"BUNDLE_INVALID: the bundle {tmp_path / 'not-a-dir' / 'bundle'} cannot be written: "
         f"File exists ({tmp_path / 'not-a-dir'})"
     )
+
+
+def test_a_failure_line_without_an_error_file_is_redacted_as_error_json_would_be() -> None:
+    """The line of a failure no error.json holds (a refused run, a bundle that could not be
+    written) ends the session on the terminal and in CI's log: a registered secret is hidden."""
+    from stagegate import redact
+    from stagegate.pipeline import StageResult
+
+    redact.register("hunter2-hunter2")
+    try:
+        line = StageResult(
+            "build",
+            StagegateError(Code.BUNDLE_INVALID, "the bundle /x/hunter2-hunter2 cannot be written", ""),
+        ).failure_line()
+    finally:
+        redact.SECRETS.clear()
+    assert line == "BUNDLE_INVALID: the bundle /x/<redacted> cannot be written"
