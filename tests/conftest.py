@@ -6,6 +6,7 @@ start a child process that a test will send a signal to (`signallable`)."""
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import os
@@ -13,6 +14,7 @@ import secrets
 import shutil
 import signal
 import subprocess
+import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,6 +24,7 @@ import jsonschema
 import pytest
 from filelock import FileLock
 from python_on_whales import DockerClient
+from python_on_whales.components.image.cli_wrapper import ImageCLI
 from python_on_whales.exceptions import DockerException
 from rich.console import Console
 from stagegate import runlock
@@ -301,11 +304,24 @@ def _remove_kind_network(client: DockerClient) -> None:
         pass
 
 
+_REMOVED_AT_THE_END: list[str] = []  # the image name prefixes of remove_images
+
+
 def remove_images(docker: DockerClient, ns: str) -> None:
-    """Every tag of the images named ``{ns}/…``: ``docker image ls`` by reference pattern, so
-    only one test's images, whatever else the engine is doing meanwhile."""
-    listed = docker.image.list(filters=[("reference", f"{ns}/*")])
-    tagged = [tag for image in listed for tag in image.repo_tags if tag.startswith(ns + "/")]
+    """Every tag of the images named ``{ns}/…``, removed at the end of this test run (process):
+    a removal waits until no other process's test runs (see engine_alone), so the run's tests
+    give their images back in one removal at its end, not one each."""
+    _REMOVED_AT_THE_END.append(ns)
+
+
+def _remove_the_tests_images(docker: DockerClient) -> None:
+    """The images of :func:`remove_images`: ``docker image ls`` by reference pattern, so only
+    the tests' images, whatever else the engine is doing meanwhile."""
+    tagged = []
+    for ns in dict.fromkeys(_REMOVED_AT_THE_END):
+        listed = docker.image.list(filters=[("reference", f"{ns}/*")])
+        tagged += [tag for image in listed for tag in image.repo_tags if tag.startswith(ns + "/")]
+    _REMOVED_AT_THE_END.clear()
     if tagged:
         docker.image.remove(tagged, force=True)
 
@@ -317,6 +333,64 @@ def remove_failed_build_steps(client: DockerClient) -> None:
     for image in listed:
         with contextlib.suppress(DockerException):  # removed meanwhile, or in use: then a leak
             client.image.remove(image.id)
+
+
+# Builds and image removals, across the processes of a test run (pytest-xdist's workers) and
+# the runs of other checkouts: the legacy builder takes another build's intermediate image as
+# its cache, and removing an image removes its untagged parents, so a removal in one process
+# can pull a cache image from under a build in another ("unable to find image sha256:…").
+# A test marked `docker` holds the engine lock shared for its whole life; removing images takes
+# it alone (python-on-whales' image remove and prune, which stagegate in-process uses too).
+_ENGINE_LOCK: list[int] = []  # the file descriptor, once a test asked for it
+_ENGINE_HELD: list[int] = []  # the lock this process holds now: LOCK_SH, or nothing
+
+
+def _engine_lock_fd() -> int:
+    if not _ENGINE_LOCK:
+        path = Path(tempfile.gettempdir()) / f"stagegate-tests-engine-{os.getuid()}.lock"
+        _ENGINE_LOCK.append(os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600))
+    return _ENGINE_LOCK[0]
+
+
+@contextlib.contextmanager
+def engine_alone() -> Iterator[None]:
+    """No build of another process runs while this block removes images."""
+    fd = _engine_lock_fd()
+    held = list(_ENGINE_HELD)
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(fd, held[0] if held else fcntl.LOCK_UN)
+
+
+def _removing_images_alone(method: Callable[..., T]) -> Callable[..., T]:
+    def alone(*args: Any, **kwargs: Any) -> T:
+        with engine_alone():
+            return method(*args, **kwargs)
+
+    return alone
+
+
+ImageCLI.remove = _removing_images_alone(ImageCLI.remove)  # type: ignore[method-assign]
+ImageCLI.prune = _removing_images_alone(ImageCLI.prune)  # type: ignore[method-assign]
+
+
+@pytest.fixture(autouse=True)
+def _engine_shared(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that uses the engine builds beside others, never beside a removal of images."""
+    if request.node.get_closest_marker("docker") is None:
+        yield
+        return
+    fd = _engine_lock_fd()
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    _ENGINE_HELD.append(fcntl.LOCK_SH)
+    try:
+        yield
+    finally:
+        _ENGINE_HELD.clear()
+        fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 _TERMINAL = ("COLUMNS", "LINES")
@@ -353,6 +427,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         # imported: runs side by side share TEST_PREFIX and would see each other's objects
         return
     _remove_kind_network(_ENGINE[0])
+    _remove_the_tests_images(_ENGINE[0])
     remove_failed_build_steps(_ENGINE[0])
     leaked = _run_objects(_ENGINE[0])
     if not leaked:
