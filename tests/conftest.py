@@ -304,26 +304,31 @@ def _remove_kind_network(client: DockerClient) -> None:
         pass
 
 
-_REMOVED_AT_THE_END: list[str] = []  # the image name prefixes of remove_images
+def remove_images(docker: DockerClient, *prefixes: str) -> None:
+    """Every tag of the images named ``{ns}/…`` for each ``ns`` of ``prefixes``, now:
+    ``docker image ls`` by reference pattern, so only these tests' images, whatever else the
+    engine is doing meanwhile."""
+    tagged = []
+    for ns in dict.fromkeys(prefixes):
+        listed = docker.image.list(filters=[("reference", f"{ns}/*")])
+        tagged += [tag for image in listed for tag in image.repo_tags if tag.startswith(ns + "/")]
+    if tagged:
+        docker.image.remove(tagged, force=True)
 
 
-def remove_images(docker: DockerClient, ns: str) -> None:
+_REMOVED_AT_THE_END: list[str] = []  # the image name prefixes of remove_images_at_the_end
+
+
+def remove_images_at_the_end(ns: str) -> None:
     """Every tag of the images named ``{ns}/…``, removed at the end of this test run (process):
-    a removal waits until no other process's test runs (see engine_alone), so the run's tests
-    give their images back in one removal at its end, not one each."""
+    a removal waits until no other process's test runs (see engine_alone), so the tests' own
+    clean-ups give their images back in one removal at the end, not one each."""
     _REMOVED_AT_THE_END.append(ns)
 
 
 def _remove_the_tests_images(docker: DockerClient) -> None:
-    """The images of :func:`remove_images`: ``docker image ls`` by reference pattern, so only
-    the tests' images, whatever else the engine is doing meanwhile."""
-    tagged = []
-    for ns in dict.fromkeys(_REMOVED_AT_THE_END):
-        listed = docker.image.list(filters=[("reference", f"{ns}/*")])
-        tagged += [tag for image in listed for tag in image.repo_tags if tag.startswith(ns + "/")]
+    remove_images(docker, *_REMOVED_AT_THE_END)
     _REMOVED_AT_THE_END.clear()
-    if tagged:
-        docker.image.remove(tagged, force=True)
 
 
 def remove_failed_build_steps(client: DockerClient) -> None:
@@ -422,12 +427,15 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """Fail the run when a container, image, network or volume it created is still there
     (checked when a test of the run used the engine)."""
-    if not _ENGINE or os.environ.get("MUTANT_UNDER_TEST"):
+    if os.environ.get("MUTANT_UNDER_TEST"):
         # mutmut (nox -s mutants) forks one pytest run per mutant after this module was
         # imported: runs side by side share TEST_PREFIX and would see each other's objects
         return
+    if _REMOVED_AT_THE_END:  # a test may make its images with a client of its own
+        _remove_the_tests_images(_ENGINE[0] if _ENGINE else DockerClient())
+    if not _ENGINE:
+        return
     _remove_kind_network(_ENGINE[0])
-    _remove_the_tests_images(_ENGINE[0])
     remove_failed_build_steps(_ENGINE[0])
     leaked = _run_objects(_ENGINE[0])
     if not leaked:

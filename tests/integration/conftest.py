@@ -26,7 +26,7 @@ from tests.conftest import (
     TEST_PREFIX,
     Repo,
     listed_meanwhile,
-    remove_images,
+    remove_images_at_the_end,
     signallable,
 )
 
@@ -65,7 +65,7 @@ def ns() -> str:
 @pytest.fixture(autouse=True)
 def _remove_test_images(docker: DockerClient, ns: str):
     yield
-    remove_images(docker, ns)
+    remove_images_at_the_end(ns)
 
 
 def image_table(ns: str, *entries: tuple[str, str]) -> str:

@@ -20,7 +20,13 @@ import pytest
 from python_on_whales import DockerClient
 from stagegate.errors import Code
 
-from tests.conftest import LABEL_LINE, TEST_PREFIX, buildkit_client, remove_failed_build_steps, remove_images
+from tests.conftest import (
+    LABEL_LINE,
+    TEST_PREFIX,
+    buildkit_client,
+    remove_failed_build_steps,
+    remove_images_at_the_end,
+)
 from tests.integration.test_build_scheduling import SHA, Stage, images_config, write
 
 pytestmark = pytest.mark.docker
@@ -38,7 +44,7 @@ def ns(docker: DockerClient) -> Iterator[str]:
     LABEL_LINE)."""
     prefix = f"{TEST_PREFIX}-{secrets.token_hex(4)}"
     yield prefix
-    remove_images(docker, prefix)
+    remove_images_at_the_end(prefix)
     remove_failed_build_steps(docker)
 
 

@@ -35,7 +35,13 @@ from stagegate.stages import StageContext
 from stagegate.stages import build as build_stage
 from stagegate.ui import Reporter
 
-from tests.conftest import LABEL_LINE, TEST_PREFIX, remove_failed_build_steps, remove_images, signallable
+from tests.conftest import (
+    LABEL_LINE,
+    TEST_PREFIX,
+    remove_failed_build_steps,
+    remove_images_at_the_end,
+    signallable,
+)
 
 pytestmark = pytest.mark.docker
 SHA = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
@@ -47,7 +53,7 @@ def ns(docker: DockerClient) -> Iterator[str]:
     untagged step images its failing builds left (their Dockerfiles carry LABEL_LINE)."""
     prefix = f"{TEST_PREFIX}-{secrets.token_hex(4)}"
     yield prefix
-    remove_images(docker, prefix)
+    remove_images_at_the_end(prefix)
     remove_failed_build_steps(docker)
 
 

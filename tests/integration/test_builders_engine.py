@@ -30,7 +30,7 @@ from tests.conftest import (
     TEST_PREFIX,
     buildkit_client,
     remove_failed_build_steps,
-    remove_images,
+    remove_images_at_the_end,
 )
 from tests.unit.test_builders_engine import context, request
 
@@ -44,7 +44,7 @@ def name(docker: DockerClient) -> Iterator[str]:
     """An image name of this test; its tags removed at the end."""
     prefix = f"{TEST_PREFIX}-{secrets.token_hex(4)}"
     yield f"{prefix}/app"
-    remove_images(docker, prefix)
+    remove_images_at_the_end(prefix)
     remove_failed_build_steps(docker)  # the failing builds' step images
 
 

@@ -13,7 +13,14 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from tests.conftest import CLUSTER_PREFIX, REQUIRE_DOCKER, ROOT, Repo, remove_images, validate_error_file
+from tests.conftest import (
+    CLUSTER_PREFIX,
+    REQUIRE_DOCKER,
+    ROOT,
+    Repo,
+    remove_images_at_the_end,
+    validate_error_file,
+)
 from tests.integration.conftest import ISOLATED, unique_prefix
 
 pytestmark = pytest.mark.docker
@@ -43,7 +50,7 @@ def project(repo: Repo, busybox_image: str) -> Repo:
     repo.config(f'[[tool.stagegate.images]]\nname = "{name}"\ncontext = "app"\n')
     repo.image_name = name  # type: ignore[attr-defined]
     yield repo
-    remove_images(DockerClient(), prefix)  # :latest and the run's sg- tags alike
+    remove_images_at_the_end(prefix)  # :latest and the run's sg- tags alike
 
 
 def test_build_session_builds_and_records_the_image(project: Repo) -> None:

@@ -22,7 +22,13 @@ from pathlib import Path
 import pytest
 from python_on_whales import DockerClient
 
-from tests.conftest import ROOT, Repo, default_signal_dispositions, remove_images, validate_error_file
+from tests.conftest import (
+    ROOT,
+    Repo,
+    default_signal_dispositions,
+    remove_images_at_the_end,
+    validate_error_file,
+)
 from tests.integration.conftest import ISOLATED, unique_prefix
 
 pytestmark = pytest.mark.docker
@@ -92,7 +98,7 @@ def project(tmp_path: Path, docker: DockerClient) -> Iterator[Project]:
             docker.container.remove(container, force=True, volumes=True)
         for network in docker.network.list(filters=owned):
             docker.network.remove(network)
-    remove_images(docker, prefix)
+    remove_images_at_the_end(prefix)
 
 
 def child_env(tmp_path: Path) -> dict[str, str]:

@@ -15,9 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from python_on_whales import DockerClient
 
-from tests.conftest import ROOT, Repo, remove_images
+from tests.conftest import ROOT, Repo, remove_images_at_the_end
 from tests.integration.conftest import ISOLATED, unique_prefix
 
 pytestmark = pytest.mark.docker
@@ -58,7 +57,7 @@ def project(repo: Repo, busybox_image: str) -> Repo:
         f'depends_on = ["{prefix}/base"]\nbuild_args = {{ BASE = "{prefix}/base" }}\n'
     )
     yield repo
-    remove_images(DockerClient(), prefix)
+    remove_images_at_the_end(prefix)
 
 
 def test_listing_the_sessions_loads_none_of_the_libraries_they_use(project: Repo) -> None:
