@@ -16,6 +16,7 @@ from .. import kinds, redact
 
 KUSTOMIZATION_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 YAML_SUFFIXES = (".yaml", ".yml", ".json")
+MANIFESTS_KEY = "tool.stagegate.deploy.manifests"  # the key errors about a manifest name
 
 # Where each workload kind keeps its pod spec.
 POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {

@@ -26,9 +26,14 @@ from .kustomize import (
     load_restricted_error,
     remote_base_failure,
 )
-from .objects import YAML_SUFFIXES, ManifestObject, is_kustomization, relative_path, yaml_documents
-
-MANIFESTS_KEY = "tool.stagegate.deploy.manifests"
+from .objects import (
+    MANIFESTS_KEY,
+    YAML_SUFFIXES,
+    ManifestObject,
+    is_kustomization,
+    relative_path,
+    yaml_documents,
+)
 
 
 def manifest_error(source: str, message: str, hint: str, **subject: Any) -> StagegateError:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ..errors import Code, StagegateError
-from .objects import CONTAINER_FIELDS, POD_SPEC_PATHS, ManifestObject
+from .objects import CONTAINER_FIELDS, MANIFESTS_KEY, POD_SPEC_PATHS, ManifestObject
 
 # -- validation: the API server's rules that matter, before anything is applied ---------------
 
@@ -105,7 +105,7 @@ def validation_errors(objects: list[ManifestObject]) -> list[StagegateError]:
                     f"fix {invalid.field} of {resource} in {obj.source}; the API server would reject it"
                     + (f" ({invalid.api})" if invalid.api else ""),
                     {
-                        "key": "tool.stagegate.deploy.manifests",
+                        "key": MANIFESTS_KEY,
                         "file": obj.source,
                         "resource": resource,
                         "field": invalid.field,
